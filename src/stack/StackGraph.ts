@@ -1,0 +1,172 @@
+/**
+ * The dependency graph of a stack: order, cycles, subsets.
+ *
+ * Pure functions over anything that has a name and a list of dependencies (a `ServiceSpec` qualifies).
+ * Results are deterministic: wherever the graph leaves a choice, names are taken in alphabetical order.
+ * Dependencies that name no node of the graph are ignored by every function but `unknownDependencies`.
+ */
+
+/** A node of the graph: a service and the services it depends on. */
+export interface GraphNode {
+  readonly name: string
+  readonly dependsOn: ReadonlyArray<{ readonly name: string }>
+}
+
+const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
+
+/** Each node's known dependencies, sorted and without duplicates. */
+const adjacency = (nodes: ReadonlyArray<GraphNode>): Map<string, ReadonlyArray<string>> => {
+  const known = new Set(nodes.map((node) => node.name))
+  const result = new Map<string, ReadonlyArray<string>>()
+  for (const node of nodes) {
+    const deps = new Set(node.dependsOn.map((dep) => dep.name).filter((name) => known.has(name)))
+    result.set(node.name, [...deps].sort(byName))
+  }
+  return result
+}
+
+/** Each node's direct dependents (the reverse edges), sorted. */
+const reverseAdjacency = (nodes: ReadonlyArray<GraphNode>): Map<string, ReadonlyArray<string>> => {
+  const forward = adjacency(nodes)
+  const result = new Map<string, Array<string>>()
+  for (const name of forward.keys()) result.set(name, [])
+  for (const [name, deps] of forward) {
+    for (const dep of deps) result.get(dep)!.push(name)
+  }
+  for (const list of result.values()) list.sort(byName)
+  return result
+}
+
+/** Dependencies that name no node of the graph, in node order. */
+export const unknownDependencies = (
+  nodes: ReadonlyArray<GraphNode>
+): ReadonlyArray<{ readonly service: string; readonly dependency: string }> => {
+  const known = new Set(nodes.map((node) => node.name))
+  return nodes.flatMap((node) =>
+    node.dependsOn.filter((dep) => !known.has(dep.name)).map((dep) => ({ service: node.name, dependency: dep.name }))
+  )
+}
+
+/**
+ * A dependency cycle, if there is one, as a closed path: `["a", "b", "a"]` means a depends on b and b on a.
+ * A service that depends on itself gives `["a", "a"]`. Only the first cycle found is returned.
+ */
+export const findCycle = (nodes: ReadonlyArray<GraphNode>): ReadonlyArray<string> | undefined => {
+  const deps = adjacency(nodes)
+  const done = new Set<string>()
+  const onPath = new Map<string, number>()
+  const path: Array<string> = []
+
+  const visit = (name: string): ReadonlyArray<string> | undefined => {
+    if (done.has(name)) return undefined
+    const index = onPath.get(name)
+    if (index !== undefined) return [...path.slice(index), name]
+    onPath.set(name, path.length)
+    path.push(name)
+    for (const dep of deps.get(name) ?? []) {
+      const cycle = visit(dep)
+      if (cycle !== undefined) return cycle
+    }
+    path.pop()
+    onPath.delete(name)
+    done.add(name)
+    return undefined
+  }
+
+  for (const name of [...deps.keys()].sort(byName)) {
+    const cycle = visit(name)
+    if (cycle !== undefined) return cycle
+  }
+  return undefined
+}
+
+/**
+ * Levels of the graph: the first holds the nodes without dependencies, each next one the nodes whose
+ * dependencies all lie in earlier levels. Nodes of one level may start in parallel. Names sorted per level.
+ * Nodes on a cycle never become ready and are left out; check `findCycle` first.
+ */
+export const startLevels = (nodes: ReadonlyArray<GraphNode>): ReadonlyArray<ReadonlyArray<string>> => {
+  const deps = adjacency(nodes)
+  const placed = new Set<string>()
+  const levels: Array<ReadonlyArray<string>> = []
+  let remaining = [...deps.keys()].sort(byName)
+  while (remaining.length > 0) {
+    const level = remaining.filter((name) => deps.get(name)!.every((dep) => placed.has(dep)))
+    if (level.length === 0) break
+    for (const name of level) placed.add(name)
+    levels.push(level)
+    remaining = remaining.filter((name) => !placed.has(name))
+  }
+  return levels
+}
+
+/**
+ * Levels for stopping: dependents before their dependencies. The first level holds the nodes nothing
+ * depends on, each next one the nodes whose dependents all lie in earlier levels.
+ */
+export const stopLevels = (nodes: ReadonlyArray<GraphNode>): ReadonlyArray<ReadonlyArray<string>> => {
+  const reversed = reverseAdjacency(nodes)
+  return startLevels(
+    [...reversed].map(([name, dependents]) => ({ name, dependsOn: dependents.map((n) => ({ name: n })) }))
+  )
+}
+
+/**
+ * All names, dependencies before dependents; among nodes free to go next, alphabetical order.
+ * Assumes there is no cycle (nodes on a cycle are left out).
+ */
+export const topologicalOrder = (nodes: ReadonlyArray<GraphNode>): ReadonlyArray<string> => {
+  const deps = adjacency(nodes)
+  const placed = new Set<string>()
+  const order: Array<string> = []
+  const pending = [...deps.keys()].sort(byName)
+  let progress = true
+  while (progress) {
+    progress = false
+    for (const name of pending) {
+      if (!placed.has(name) && deps.get(name)!.every((dep) => placed.has(dep))) {
+        placed.add(name)
+        order.push(name)
+        progress = true
+        break
+      }
+    }
+  }
+  return order
+}
+
+const closure = (edges: Map<string, ReadonlyArray<string>>, start: ReadonlyArray<string>): Set<string> => {
+  const seen = new Set<string>()
+  const stack = [...start]
+  while (stack.length > 0) {
+    const name = stack.pop()!
+    if (seen.has(name)) continue
+    seen.add(name)
+    stack.push(...(edges.get(name) ?? []))
+  }
+  return seen
+}
+
+/**
+ * The given names plus everything they depend on, transitively, in topological order.
+ * Names that are not nodes of the graph are ignored.
+ */
+export const withDependencies = (
+  nodes: ReadonlyArray<GraphNode>,
+  names: ReadonlyArray<string>
+): ReadonlyArray<string> => {
+  const deps = adjacency(nodes)
+  const wanted = closure(
+    deps,
+    names.filter((name) => deps.has(name))
+  )
+  return topologicalOrder(nodes).filter((name) => wanted.has(name))
+}
+
+/** Every node that depends on `name`, directly or transitively, in topological order, without `name` itself. */
+export const dependentsOf = (nodes: ReadonlyArray<GraphNode>, name: string): ReadonlyArray<string> => {
+  const reversed = reverseAdjacency(nodes)
+  const found = closure(reversed, reversed.get(name) ?? [])
+  found.delete(name)
+  return topologicalOrder(nodes).filter((n) => found.has(n))
+}
