@@ -1,0 +1,139 @@
+/**
+ * Placeholders in manifest strings, resolved before anything runs.
+ *
+ * | placeholder                          | value                                                     |
+ * |--------------------------------------|-----------------------------------------------------------|
+ * | `${dep.NAME}`                        | absolute path of provisioned binary NAME (`.dep/NAME`)    |
+ * | `${data}`                            | absolute path of the stack's data directory (`.data`)     |
+ * | `${env.VAR}` / `${env.VAR:-default}` | environment (after `.env`); unset without default = error |
+ * | `${port.NAME}`                       | this service's port NAME                                  |
+ * | `${svc.SERVICE.port.NAME}`           | another service's port                                    |
+ * | `${dir}`                             | this service's folder (`services/<name>`)                 |
+ * | `$${...}`                            | a literal `${...}`                                        |
+ *
+ * `${env.VAR:-default}` uses the default when VAR is unset or empty, as the shell does. The default is
+ * taken literally (no nested placeholders). A `$` not followed by `{` is kept as it is.
+ */
+import { Either } from "effect"
+
+/** What a placeholder may refer to, for one service of one stack. */
+export interface PlaceholderContext {
+  /** Absolute `.data` directory of the stack. */
+  readonly dataDir: string
+  /** Absolute `.dep` directory of the stack. */
+  readonly depDir: string
+  /** Absolute folder of this service. */
+  readonly serviceDir: string
+  /** The environment, `.env` included. */
+  readonly env: Readonly<Record<string, string | undefined>>
+  /** This service's ports (after overrides). */
+  readonly ports: Readonly<Record<string, number>>
+  /** Every service's ports, by service name (this one included). */
+  readonly servicePorts: Readonly<Record<string, Readonly<Record<string, number>>>>
+  /** Names of the binaries declared by any service of the stack. */
+  readonly binaries: ReadonlySet<string>
+}
+
+/** The kinds a placeholder may have, for error messages. */
+export const placeholderKinds = [
+  "dep.NAME",
+  "data",
+  "env.VAR",
+  "env.VAR:-default",
+  "port.NAME",
+  "svc.SERVICE.port.NAME",
+  "dir"
+] as const
+
+const known = (names: Iterable<string>): string => {
+  const list = [...names].sort()
+  return list.length === 0 ? "none" : list.join(", ")
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/** The value of one placeholder body (the text between `${` and `}`), or why it has none. */
+const resolveOne = (body: string, ctx: PlaceholderContext): Either.Either<string, string> => {
+  const shown = "${" + body + "}"
+  if (body === "data") return Either.right(ctx.dataDir)
+  if (body === "dir") return Either.right(ctx.serviceDir)
+  if (body.startsWith("env.")) {
+    const rest = body.slice("env.".length)
+    const sep = rest.indexOf(":-")
+    const name = sep < 0 ? rest : rest.slice(0, sep)
+    if (!ENV_NAME.test(name)) return Either.left(`invalid variable name in ${shown}`)
+    const value = ctx.env[name]
+    if (sep >= 0) return Either.right(value === undefined || value === "" ? rest.slice(sep + 2) : value)
+    if (value === undefined) {
+      return Either.left(`${shown}: environment variable ${name} is not set (give a default: \${env.${name}:-value})`)
+    }
+    return Either.right(value)
+  }
+  if (body.startsWith("dep.")) {
+    const name = body.slice("dep.".length)
+    if (!ctx.binaries.has(name)) {
+      return Either.left(`${shown}: no service declares a binary "${name}" (declared: ${known(ctx.binaries)})`)
+    }
+    return Either.right(`${ctx.depDir}/${name}`)
+  }
+  if (body.startsWith("port.")) {
+    const name = body.slice("port.".length)
+    const port = ctx.ports[name]
+    if (port === undefined) {
+      return Either.left(`${shown}: this service has no port "${name}" (ports: ${known(Object.keys(ctx.ports))})`)
+    }
+    return Either.right(String(port))
+  }
+  if (body.startsWith("svc.")) {
+    const match = /^svc\.([^.]+)\.port\.([^.]+)$/.exec(body)
+    if (match === null) return Either.left(`${shown}: expected \${svc.SERVICE.port.NAME}`)
+    const [, service, name] = match as unknown as [string, string, string]
+    const ports = ctx.servicePorts[service]
+    if (ports === undefined) {
+      return Either.left(`${shown}: unknown service "${service}" (known: ${known(Object.keys(ctx.servicePorts))})`)
+    }
+    const port = ports[name]
+    if (port === undefined) {
+      return Either.left(`${shown}: service "${service}" has no port "${name}" (ports: ${known(Object.keys(ports))})`)
+    }
+    return Either.right(String(port))
+  }
+  return Either.left(
+    `unknown placeholder ${shown} (known: ${placeholderKinds.map((k) => "${" + k + "}").join(", ")}; write $\${...} for a literal \${...})`
+  )
+}
+
+/**
+ * Resolves every placeholder of `text`. Returns the resolved string, or every problem found in it
+ * (each message names the placeholder).
+ */
+export const resolvePlaceholders = (
+  text: string,
+  ctx: PlaceholderContext
+): Either.Either<string, ReadonlyArray<string>> => {
+  let out = ""
+  const problems: Array<string> = []
+  let i = 0
+  while (i < text.length) {
+    if (text.startsWith("$${", i)) {
+      out += "${"
+      i += 3
+      continue
+    }
+    if (text.startsWith("${", i)) {
+      const end = text.indexOf("}", i + 2)
+      if (end < 0) {
+        problems.push(`unterminated placeholder ${JSON.stringify(text.slice(i))} (missing "}")`)
+        break
+      }
+      const resolved = resolveOne(text.slice(i + 2, end), ctx)
+      if (Either.isRight(resolved)) out += resolved.right
+      else problems.push(resolved.left)
+      i = end + 1
+      continue
+    }
+    out += text[i]
+    i++
+  }
+  return problems.length > 0 ? Either.left(problems) : Either.right(out)
+}
