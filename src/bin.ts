@@ -1,2 +1,23 @@
 #!/usr/bin/env node
-console.log("core: under construction")
+/**
+ * Entry point of the `core` command.
+ *
+ * The first SIGINT/SIGTERM interrupts the program (runMain's handler): every service stops gracefully and the
+ * exit code is 0. runMain then drops its listeners, so this file keeps its own: a second signal SIGKILLs every
+ * process group at once and exits 130.
+ */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { main } from "./Main.js"
+import { killAllGroups } from "./supervisor/ProcessGroup.js"
+
+let signals = 0
+const onSignal = () => {
+  if (++signals < 2) return
+  process.stderr.write("core: second interrupt: killing every process group now\n")
+  killAllGroups()
+  process.exit(130)
+}
+process.on("SIGINT", onSignal)
+process.on("SIGTERM", onSignal)
+
+NodeRuntime.runMain(main(process.argv), { disableErrorReporting: true })

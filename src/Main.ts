@@ -1,0 +1,47 @@
+/**
+ * The one place where layers are composed: the CLI program with the Node platform, and the rendering of
+ * every expected error as one readable message and a non-zero exit.
+ */
+import { CliConfig, ValidationError } from "@effect/cli"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { Cause, Effect, Layer } from "effect"
+import { cli } from "./cli/Cli.js"
+
+export const MainLive = Layer.mergeAll(NodeContext.layer, CliConfig.layer({ showBuiltIns: false }))
+
+/** Exit status for a usage error (the CLI has printed it already). */
+const USAGE = 2
+
+/** The message of an expected error: our errors carry a readable `message`. */
+const describe = (error: unknown): string => {
+  if (error && typeof error === "object" && "message" in error && typeof error.message === "string" && error.message) {
+    return error.message
+  }
+  if (error && typeof error === "object" && "_tag" in error) return String(error._tag)
+  return String(error)
+}
+
+/**
+ * The CLI run on `argv`. Expected failures print `core: <message>` on stderr and set a non-zero exit code;
+ * defects print the cause, as a bug report.
+ */
+export const main = (argv: ReadonlyArray<string>) =>
+  cli(argv).pipe(
+    Effect.catchAll((error) =>
+      Effect.sync(() => {
+        if (ValidationError.isValidationError(error)) {
+          process.exitCode = USAGE
+          return
+        }
+        process.stderr.write(`core: ${describe(error)}\n`)
+        process.exitCode = 1
+      })
+    ),
+    Effect.catchAllDefect((defect) =>
+      Effect.sync(() => {
+        process.stderr.write(`core: internal error (please report it):\n${Cause.pretty(Cause.die(defect))}\n`)
+        process.exitCode = 70
+      })
+    ),
+    Effect.provide(MainLive)
+  )

@@ -1,0 +1,27 @@
+/**
+ * The command tree: `core stack <verb>` and `core <service> run`.
+ */
+import { Command } from "@effect/cli"
+import { downCommand } from "./StackDown.js"
+import { generateCommand } from "./StackGenerate.js"
+import { processCommand } from "./StackProcess.js"
+import { provisionCommand } from "./StackProvision.js"
+import { statusCommand } from "./StackStatus.js"
+import { upCommand } from "./StackUp.js"
+import { serviceCommands } from "./ServiceRun.js"
+
+export const stackCommand = Command.make("stack").pipe(
+  Command.withDescription("Run and inspect the stack of this directory"),
+  Command.withSubcommands([upCommand, downCommand, statusCommand, processCommand, generateCommand, provisionCommand])
+)
+
+/** The root command, with one `<service> run` command per service of the stack directory given in argv. */
+export const rootCommand = (argv: ReadonlyArray<string>) =>
+  Command.make("core").pipe(
+    Command.withDescription("Run a stack of native services from per-service manifests"),
+    Command.withSubcommands([stackCommand, ...serviceCommands(argv)])
+  )
+
+export const version = "0.1.0"
+
+export const cli = (argv: ReadonlyArray<string>) => Command.run(rootCommand(argv), { name: "core", version })(argv)

@@ -1,0 +1,60 @@
+/**
+ * `core stack up [SERVICE...] [-d]`: start the stack (or the named services and their dependencies) in the
+ * foreground, printing `name | line`, until Ctrl-C or SIGTERM; with `-d`, a background supervisor.
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Effect } from "effect"
+import { runStack, type StackRun, type StackRunOptions } from "../supervisor/StackRunner.js"
+import { dirOption } from "./CliOptions.js"
+import { detach } from "./Detach.js"
+import { dim, linePrefixer, useColour } from "./Output.js"
+
+const services = Args.text({ name: "SERVICE" }).pipe(
+  Args.withDescription("services to start, with their dependencies (default: all)"),
+  Args.repeated
+)
+const detachOption = Options.boolean("detach").pipe(
+  Options.withAlias("d"),
+  Options.withDescription("start a background supervisor and return once every service is ready")
+)
+
+/** The foreground printer: every line of every service, and the supervisor's own notes, dimmed. */
+const printLines = (run: StackRun) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const colour = useColour()
+      const prefix = linePrefixer(
+        run.supervisor.stack.services.map((s) => s.name),
+        colour
+      )
+      return run.supervisor.onLine((service, line) => {
+        const text = line.supervisor ? dim(`[core] ${line.text}`, colour) : line.text
+        process.stdout.write(`${prefix(service)}${text}\n`)
+      })
+    }),
+    (unsubscribe) => Effect.sync(unsubscribe)
+  )
+
+/** Runs services in the foreground until Ctrl-C, SIGTERM, or a service that ends the stack. */
+export const foreground = (options: Omit<StackRunOptions, "onProgress" | "beforeStart">) =>
+  Effect.scoped(
+    runStack({
+      ...options,
+      onProgress: (message) => process.stderr.write(`${message}\n`),
+      beforeStart: printLines
+    }).pipe(
+      Effect.tap((run) =>
+        Effect.sync(() =>
+          process.stderr.write(`core: ${run.started.length} service(s) ready in ${run.readyMs} ms; Ctrl-C to stop\n`)
+        )
+      ),
+      Effect.flatMap((run) => run.supervisor.exitRequested),
+      Effect.flatMap((reason) => Effect.sync(() => process.stderr.write(`core: stopping the stack: ${reason}\n`)))
+    )
+  )
+
+export const upCommand = Command.make(
+  "up",
+  { services, detach: detachOption, dir: dirOption },
+  ({ services, detach: background, dir }) => (background ? detach(dir, services) : foreground({ dir, services }))
+).pipe(Command.withDescription("Start the stack, or the named services and their dependencies"))

@@ -1,0 +1,20 @@
+/**
+ * Where the supervisor records the process groups it spawns, so that nothing outlives it: a guardian can
+ * end them if the supervisor dies hard, and the next `core` command can find leftovers of an older crash.
+ */
+import { Context, Effect, Layer } from "effect"
+
+export interface ProcessRegistryShape {
+  /** A process group was spawned for `service` (its leader's pid is the group id). */
+  readonly register: (service: string, pid: number) => Effect.Effect<void>
+  /** The group is gone (its leader exited and the group was swept). */
+  readonly unregister: (service: string, pid: number) => Effect.Effect<void>
+}
+
+export class ProcessRegistry extends Context.Tag("core/ProcessRegistry")<ProcessRegistry, ProcessRegistryShape>() {
+  /** Records nothing: for library use where the caller's scope is the only owner. */
+  static readonly none = Layer.succeed(ProcessRegistry, {
+    register: () => Effect.void,
+    unregister: () => Effect.void
+  })
+}

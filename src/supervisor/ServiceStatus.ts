@@ -1,0 +1,65 @@
+/**
+ * What the supervisor says about a service. It crosses the control API and is the `--json` shape of
+ * `stack status` / `stack process list`, so it is a Schema.
+ */
+import { Schema } from "effect"
+
+/**
+ * - `pending`: not started yet (or waiting to be asked)
+ * - `waiting`: waiting for its dependencies' conditions
+ * - `starting`: spawned, not ready yet
+ * - `running`: spawned, has no readiness check (or `process_started` is all it offers)
+ * - `ready`: readiness check passed (probe or `ready_log_line`)
+ * - `restarting`: exited, a restart is scheduled (backoff)
+ * - `stopping`: being stopped
+ * - `stopped`: stopped on request
+ * - `completed`: exited by itself and will not be restarted (see `exitCode`)
+ * - `failed`: could not start, or exited and gave up (see `reason`)
+ * - `skipped`: not started because a dependency failed
+ * - `disabled`: `disabled: true` in its manifest
+ */
+export const ServiceState = Schema.Literal(
+  "pending",
+  "waiting",
+  "starting",
+  "running",
+  "ready",
+  "restarting",
+  "stopping",
+  "stopped",
+  "completed",
+  "failed",
+  "skipped",
+  "disabled"
+)
+export type ServiceState = typeof ServiceState.Type
+
+/** `none`: no readiness probe. `unknown`: not probed yet. */
+export const Health = Schema.Literal("none", "unknown", "healthy", "unhealthy")
+export type Health = typeof Health.Type
+
+export const ServiceStatus = Schema.Struct({
+  name: Schema.String,
+  state: ServiceState,
+  health: Health,
+  /** Pid of the current process (also its process group id), or null. */
+  pid: Schema.NullOr(Schema.Int),
+  /** Restarts since the supervisor started it (restarts on request included). */
+  restarts: Schema.Int,
+  /** Epoch milliseconds when the current process was spawned, or null. */
+  startedAt: Schema.NullOr(Schema.Number),
+  /** Exit code of the last process (128+n for signal n), or null. */
+  exitCode: Schema.NullOr(Schema.Int),
+  /** Why it failed, was skipped or stopped, or null. */
+  reason: Schema.NullOr(Schema.String),
+  ports: Schema.Record({ key: Schema.String, value: Schema.Int })
+})
+export type ServiceStatus = typeof ServiceStatus.Type
+
+/** States in which the service's process is alive. */
+export const isAlive = (state: ServiceState): boolean =>
+  state === "starting" || state === "running" || state === "ready" || state === "stopping"
+
+/** States that end a service's run until someone starts it again. */
+export const isFinal = (state: ServiceState): boolean =>
+  state === "stopped" || state === "completed" || state === "failed" || state === "skipped" || state === "disabled"

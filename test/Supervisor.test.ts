@@ -1,0 +1,203 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Scope, Stream } from "effect"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
+import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
+import { ProcessRegistry } from "../src/supervisor/ProcessRegistry.js"
+import type { ServiceStatus } from "../src/supervisor/ServiceStatus.js"
+import { StartFailed } from "../src/supervisor/Supervisor.js"
+import { survivors } from "./support/Processes.js"
+import { fixtureBin, freshPort, httpProbe, service, stackOf, tempDir } from "./support/Specs.js"
+
+/** Runs `body` with a supervisor of `services`; afterwards checks that no process of any group is left. */
+const withSupervisor = <A, E>(
+  services: ReadonlyArray<ServiceSpec>,
+  body: (
+    sup: Effect.Effect.Success<ReturnType<typeof makeLocalSupervisor>>,
+    seen: Array<ServiceStatus>,
+    pids: Set<number>
+  ) => Effect.Effect<A, E>
+) =>
+  Effect.gen(function* () {
+    const dir = tempDir()
+    const seen: Array<ServiceStatus> = []
+    const pids = new Set<number>()
+    const scope = yield* Scope.make()
+    const sup = yield* makeLocalSupervisor(stackOf(dir, services)).pipe(
+      Effect.provide(ProcessRegistry.none),
+      Scope.extend(scope)
+    )
+    yield* sup.transitions.pipe(
+      Stream.runForEach((s) =>
+        Effect.sync(() => {
+          seen.push(s)
+          if (s.pid !== null) pids.add(s.pid)
+        })
+      ),
+      Effect.forkIn(scope)
+    )
+    yield* Effect.sleep("10 millis")
+    const result = yield* body(sup, seen, pids).pipe(Effect.exit)
+    yield* Scope.close(scope, Exit.void)
+    expect(survivors(pids)).toEqual([])
+    return yield* result
+  })
+
+const firstIndex = (seen: ReadonlyArray<ServiceStatus>, name: string, state: string) =>
+  seen.findIndex((s) => s.name === name && s.state === state)
+
+describe("LocalSupervisor", () => {
+  it.live("starts a dependent only after its dependency is ready, and stops in reverse order", () => {
+    const [pa, pb, pc] = [freshPort(), freshPort(), freshPort()]
+    const services = [
+      service("a", fixtureBin("http-server.mjs"), [String(pa), "300"], { readiness: httpProbe(pa) }),
+      service("b", fixtureBin("http-server.mjs"), [String(pb), "100"], {
+        readiness: httpProbe(pb),
+        dependsOn: { a: "process_healthy" }
+      }),
+      service("c", fixtureBin("http-server.mjs"), [String(pc)], {
+        readiness: httpProbe(pc),
+        dependsOn: { b: "process_healthy" }
+      })
+    ]
+    return withSupervisor(services, (sup, seen) =>
+      Effect.gen(function* () {
+        yield* sup.up()
+        const status = yield* sup.status
+        expect(status.map((s) => [s.name, s.state])).toEqual([
+          ["a", "ready"],
+          ["b", "ready"],
+          ["c", "ready"]
+        ])
+        expect(firstIndex(seen, "a", "ready")).toBeLessThan(firstIndex(seen, "b", "starting"))
+        expect(firstIndex(seen, "b", "ready")).toBeLessThan(firstIndex(seen, "c", "starting"))
+        yield* sup.shutdown
+        const stops = seen.filter((s) => s.state === "stopped").map((s) => s.name)
+        expect(stops).toEqual(["c", "b", "a"])
+      })
+    )
+  })
+
+  it.live("does not start the dependents of a service that fails, and reports its last lines", () =>
+    withSupervisor(
+      [
+        service("db", fixtureBin("crash.sh"), ["0.1", "3"], { readiness: httpProbe(freshPort()) }),
+        service("api", fixtureBin("http-server.mjs"), [String(freshPort())], { dependsOn: { db: "process_healthy" } })
+      ],
+      (sup) =>
+        Effect.gen(function* () {
+          const error = yield* Effect.flip(sup.up())
+          expect(error).toBeInstanceOf(StartFailed)
+          expect(error.message).toContain("db failed to start")
+          expect(error.message).toContain("exited with code 3")
+          expect(error.message).toContain("crash: exiting with 3")
+          const api = yield* sup.statusOf("api")
+          expect(api.state).toBe("skipped")
+          expect(api.pid).toBeNull()
+          expect(api.reason).toContain("db")
+        })
+    )
+  )
+
+  it.live("kills a service that ignores SIGTERM after its shutdown timeout", () =>
+    withSupervisor([service("stubborn", fixtureBin("ignore-term.sh"), [], { shutdown: { timeoutMs: 300 } })], (sup) =>
+      Effect.gen(function* () {
+        yield* sup.up()
+        const { pid } = yield* sup.statusOf("stubborn")
+        expect(pid).not.toBeNull()
+        yield* Effect.sleep("100 millis")
+        yield* sup.stop("stubborn")
+        expect(survivors([pid!])).toEqual([])
+        expect((yield* sup.statusOf("stubborn")).state).toBe("stopped")
+      })
+    )
+  )
+
+  it.live("ends the grandchildren with their service", () =>
+    withSupervisor([service("forker", fixtureBin("forker.sh"), [], { readyLogLine: "forker ready" })], (sup) =>
+      Effect.gen(function* () {
+        yield* sup.up()
+        const lines = yield* sup.logs("forker", 10)
+        const grandchildren = lines.flatMap((l) => (/^grandchild (\d+)/.exec(l.text) ? [Number(RegExp.$1)] : []))
+        expect(grandchildren).toHaveLength(2)
+        expect(survivors(grandchildren)).toHaveLength(2)
+        yield* sup.stop("forker")
+        expect(survivors(grandchildren)).toEqual([])
+      })
+    )
+  )
+
+  it.live("restarts on failure up to max_restarts, then gives up", () => {
+    const dir = tempDir()
+    const starts = join(dir, "starts")
+    return withSupervisor(
+      [
+        service("flaky", fixtureBin("counter.sh"), [starts, "1", "0.05"], {
+          restart: { policy: "on_failure", backoffMs: 50, maxRestarts: 2 }
+        })
+      ],
+      (sup) =>
+        Effect.gen(function* () {
+          yield* sup.up()
+          const final = yield* sup.transitions.pipe(
+            Stream.filter((s) => s.name === "flaky" && s.state === "failed"),
+            Stream.runHead,
+            Effect.timeout("10 seconds")
+          )
+          expect(final._tag).toBe("Some")
+          const status = yield* sup.statusOf("flaky")
+          expect(status.restarts).toBe(2)
+          expect(status.exitCode).toBe(1)
+          expect(status.reason).toContain("max_restarts (2) reached")
+          expect(readFileSync(starts, "utf8").trim().split("\n")).toHaveLength(3)
+        })
+    )
+  })
+
+  it.live("twenty concurrent restarts end with exactly one instance", () => {
+    const dir = tempDir()
+    const starts = join(dir, "starts")
+    return withSupervisor(
+      [service("svc", fixtureBin("counter.sh"), [starts], { readyLogLine: "counter started" })],
+      (sup) =>
+        Effect.gen(function* () {
+          yield* sup.up()
+          yield* Effect.forEach(Array.from({ length: 20 }), () => sup.restart("svc"), { concurrency: "unbounded" })
+          const status = yield* sup.statusOf("svc")
+          expect(status.state).toBe("ready")
+          expect(status.restarts).toBe(20)
+          const alive = readFileSync(starts, "utf8").trim().split("\n").length
+          expect(alive).toBe(21)
+          const { liveProcesses } = yield* Effect.promise(() => import("./support/Processes.js"))
+          const instances = liveProcesses().filter((p) => p.command === "counter.sh")
+          expect(instances.filter((p) => p.pgid === status.pid)).toHaveLength(1)
+        })
+    )
+  })
+
+  it.live("stopping a dependency stops its dependents first; start waits for dependency conditions", () => {
+    const pa = freshPort()
+    return withSupervisor(
+      [
+        service("a", fixtureBin("http-server.mjs"), [String(pa), "200"], { readiness: httpProbe(pa) }),
+        service("b", fixtureBin("ignore-term.sh"), [], {
+          dependsOn: { a: "process_healthy" },
+          shutdown: { timeoutMs: 200 }
+        })
+      ],
+      (sup, seen) =>
+        Effect.gen(function* () {
+          yield* sup.up()
+          yield* sup.stop("a")
+          expect(firstIndex(seen, "b", "stopped")).toBeLessThan(firstIndex(seen, "a", "stopped"))
+          const blocked = yield* Effect.flip(sup.start("b"))
+          expect(blocked.message).toContain("dependency a is stopped")
+          const fiber = yield* Effect.fork(sup.start("a"))
+          yield* sup.start("b").pipe(Effect.delay("20 millis"))
+          yield* Fiber.join(fiber)
+          expect((yield* sup.status).map((s) => s.state)).toEqual(["ready", "running"])
+        })
+    )
+  })
+})

@@ -1,0 +1,57 @@
+/**
+ * Test helpers about processes: which members of given process groups are still alive (zombies excluded).
+ */
+import { readdirSync, readFileSync } from "node:fs"
+
+interface ProcInfo {
+  readonly pid: number
+  readonly pgid: number
+  readonly state: string
+  readonly command: string
+}
+
+const readProc = (pid: number): ProcInfo | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    const close = stat.lastIndexOf(")")
+    const fields = stat.slice(close + 2).split(" ")
+    return { pid, pgid: Number(fields[2]), state: fields[0], command: stat.slice(stat.indexOf("(") + 1, close) }
+  } catch {
+    return undefined
+  }
+}
+
+/** Every live (non-zombie) process. */
+export const liveProcesses = (): ReadonlyArray<ProcInfo> =>
+  readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map((d) => readProc(Number(d)))
+    .filter((p): p is ProcInfo => p !== undefined && p.state !== "Z")
+
+/** Live processes in any of the given process groups, or with any of the given pids. */
+export const survivors = (ids: Iterable<number>): ReadonlyArray<ProcInfo> => {
+  const set = new Set(ids)
+  return liveProcesses().filter((p) => set.has(p.pgid) || set.has(p.pid))
+}
+
+/** Live processes whose command line mentions `marker` (a temp directory, say). */
+export const processesMentioning = (marker: string): ReadonlyArray<{ pid: number; cmdline: string }> =>
+  liveProcesses()
+    .map((p) => {
+      try {
+        return { pid: p.pid, cmdline: readFileSync(`/proc/${p.pid}/cmdline`, "utf8").replaceAll("\0", " ") }
+      } catch {
+        return { pid: p.pid, cmdline: "" }
+      }
+    })
+    .filter((p) => p.cmdline.includes(marker) && p.pid !== process.pid)
+
+/** Polls until `check` returns true or `ms` pass; returns the last result. */
+export const eventually = async (check: () => boolean, ms = 5000, every = 25): Promise<boolean> => {
+  const until = Date.now() + ms
+  while (Date.now() < until) {
+    if (check()) return true
+    await new Promise((r) => setTimeout(r, every))
+  }
+  return check()
+}

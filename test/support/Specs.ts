@@ -1,0 +1,64 @@
+/**
+ * Building resolved stacks directly (without manifests) for supervisor tests.
+ */
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+import type { DependencyCondition, ServiceName } from "../../src/manifest/ServiceManifest.js"
+import { Defaults, type ProbeSpec, type ServiceSpec, type StackSpec } from "../../src/manifest/ServiceSpec.js"
+
+export const fixtureBin = (name: string) => resolve(import.meta.dirname, "../fixtures/bin", name)
+
+export const tempDir = (prefix = "core-test-") => mkdtempSync(join(tmpdir(), prefix))
+
+type Overrides = Partial<Omit<ServiceSpec, "dependsOn" | "restart" | "shutdown">> & {
+  readonly dependsOn?: Record<string, DependencyCondition>
+  readonly restart?: Partial<ServiceSpec["restart"]>
+  readonly shutdown?: Partial<ServiceSpec["shutdown"]>
+}
+
+export const service = (
+  name: string,
+  command: string,
+  args: ReadonlyArray<string>,
+  o: Overrides = {}
+): ServiceSpec => ({
+  dir: "/nonexistent",
+  manifestPath: `/nonexistent/${name}/service.json`,
+  description: undefined,
+  env: {},
+  workingDir: process.cwd(),
+  ports: {},
+  readiness: undefined,
+  liveness: undefined,
+  readyLogLine: undefined,
+  readinessTimeoutMs: 10_000,
+  disabled: false,
+  binaries: {},
+  ...o,
+  name: name as ServiceName,
+  command,
+  args,
+  dependsOn: Object.entries(o.dependsOn ?? {}).map(([n, condition]) => ({ name: n as ServiceName, condition })),
+  restart: { ...Defaults.restart, exponential: false, exitOnEnd: false, ...o.restart },
+  shutdown: { ...Defaults.shutdown, command: undefined, timeoutMs: 2_000, ...o.shutdown }
+})
+
+export const httpProbe = (port: number, o: Partial<ProbeSpec> = {}): ProbeSpec => ({
+  ...Defaults.probe,
+  periodMs: 1_000,
+  ...o,
+  check: { _tag: "http_get", scheme: "http", host: "127.0.0.1", port, path: "/", headers: {} }
+})
+
+export const stackOf = (dir: string, services: ReadonlyArray<ServiceSpec>): StackSpec => ({
+  dir,
+  dataDir: join(dir, ".data"),
+  depDir: join(dir, ".dep"),
+  stateDir: join(dir, ".core-stack"),
+  services: [...services].sort((a, b) => a.name.localeCompare(b.name))
+})
+
+let nextPort = 20000 + Math.floor(Math.random() * 20000)
+/** A port number unlikely to be used by another test running at the same time. */
+export const freshPort = () => nextPort++
