@@ -92,3 +92,10 @@ describe("resolvePlaceholders", () => {
     expect(bad("${env.UNSET} ${port.nope} ${what} ${port.http}")).toHaveLength(3)
   })
 })
+
+describe("services with an invalid manifest", () => {
+  it("says so instead of calling them unknown", () => {
+    const result = resolvePlaceholders("${svc.db.port.sql}", { ...ctx, unavailable: new Set(["db"]) })
+    expect(Either.isLeft(result) && result.left[0]).toContain('the manifest of service "db" is invalid')
+  })
+})

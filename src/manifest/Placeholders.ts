@@ -32,6 +32,8 @@ export interface PlaceholderContext {
   readonly servicePorts: Readonly<Record<string, Readonly<Record<string, number>>>>
   /** Names of the binaries declared by any service of the stack. */
   readonly binaries: ReadonlySet<string>
+  /** Services that exist but whose ports are unknown (their manifest is invalid); not "unknown service". */
+  readonly unavailable?: ReadonlySet<string>
 }
 
 /** The kinds a placeholder may have, for error messages. */
@@ -89,6 +91,9 @@ const resolveOne = (body: string, ctx: PlaceholderContext): Either.Either<string
     if (match === null) return Either.left(`${shown}: expected \${svc.SERVICE.port.NAME}`)
     const [, service, name] = match as unknown as [string, string, string]
     const ports = ctx.servicePorts[service]
+    if (ports === undefined && ctx.unavailable?.has(service)) {
+      return Either.left(`${shown}: the manifest of service "${service}" is invalid, its ports are unknown`)
+    }
     if (ports === undefined) {
       return Either.left(`${shown}: unknown service "${service}" (known: ${known(Object.keys(ctx.servicePorts))})`)
     }
