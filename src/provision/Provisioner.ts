@@ -56,8 +56,8 @@ export interface Provisioned {
   readonly reused: boolean
 }
 
-/** Progress of provisioning, for a CLI to print. */
-export type ProvisionEvent =
+/** What happened, without its text. */
+type ProvisionEventBody =
   | { readonly _tag: "Reused"; readonly binary: string; readonly version: string; readonly source: string }
   | { readonly _tag: "SourceFailed"; readonly binary: string; readonly source: SourceKind; readonly reason: string }
   | { readonly _tag: "DownloadStarted"; readonly binary: string; readonly url: string }
@@ -82,20 +82,27 @@ export type ProvisionEvent =
       readonly elapsedMs: number
     }
 
+/** Progress of provisioning, for a CLI to print; `message` is a one-line text for people. */
+export type ProvisionEvent = ProvisionEventBody & { readonly message: string }
+
 /** Options of `provision`. */
 export interface ProvisionOptions {
   /** Called for each progress event (synchronously; keep it cheap). */
-  readonly onProgress?: (event: ProvisionEvent) => void
+  readonly onProgress?: ((event: ProvisionEvent) => void) | undefined
   /** Environment for `CORE_BIN_*`, `PATH` and `go`; default `process.env`. */
-  readonly env?: Readonly<Record<string, string | undefined>>
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined
   /** Download timeouts; default 10 s to the response headers, 20 s of silence in the body. */
-  readonly timeouts?: Partial<DownloadTimeouts>
+  readonly timeouts?: Partial<DownloadTimeouts> | undefined
   /** Seconds between build progress events; default 10. */
-  readonly buildProgressSeconds?: number
+  readonly buildProgressSeconds?: number | undefined
 }
 
 /** A source that did not deliver, with the reason. */
-class SourceFailed extends Data.TaggedError("SourceFailed")<{ readonly reason: string }> {}
+class SourceFailed extends Data.TaggedError("SourceFailed")<{
+  readonly reason: string
+  /** The source is not configured (not declared, variable not set): nothing was tried. */
+  readonly skipped: boolean
+}> {}
 
 /** What one provisioning run shares between binaries. */
 interface Context {
@@ -106,7 +113,7 @@ interface Context {
   readonly timeouts: DownloadTimeouts
   readonly buildLock: Effect.Semaphore
   readonly buildProgressMs: number
-  readonly emit: (event: ProvisionEvent) => void
+  readonly emit: (event: ProvisionEventBody) => void
 }
 
 /** A binary to provision, as declared by one or more services. */
@@ -118,7 +125,9 @@ interface Wanted {
   readonly services: ReadonlyArray<string>
 }
 
-const fail = (reason: string) => new SourceFailed({ reason })
+const fail = (reason: string) => new SourceFailed({ reason, skipped: false })
+
+const skip = (reason: string) => new SourceFailed({ reason, skipped: true })
 
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
@@ -270,7 +279,7 @@ const fromDep = (ctx: Context, wanted: Wanted, expected: Expectation) =>
 const fromOverride = (ctx: Context, wanted: Wanted, override: string | undefined) =>
   Effect.gen(function* () {
     const variable = overrideVariable(wanted.name)
-    if (override === undefined) return yield* fail(`${variable} is not set`)
+    if (override === undefined) return yield* skip(`${variable} is not set`)
     const executable = path.resolve(ctx.stackDir, override)
     if (!(yield* Effect.promise(() => isExecutableFile(executable)))) {
       return yield* fail(`${variable}=${override} is not an executable file`)
@@ -290,7 +299,7 @@ const searchPath = async (command: string, pathVariable: string | undefined, dep
 const fromPath = (ctx: Context, wanted: Wanted) =>
   Effect.gen(function* () {
     const source = wanted.spec.path
-    if (source === undefined) return yield* fail("no `path` source in the manifest")
+    if (source === undefined) return yield* skip("no `path` source in the manifest")
     const command = source.command ?? wanted.name
     const found = command.includes("/")
       ? path.resolve(ctx.stackDir, command)
@@ -318,7 +327,7 @@ const fromDownload = (ctx: Context, wanted: Wanted) =>
   Effect.scoped(
     Effect.gen(function* () {
       const download = wanted.spec.download
-      if (download === undefined) return yield* fail("no `download` source in the manifest")
+      if (download === undefined) return yield* skip("no `download` source in the manifest")
       if (ctx.platform === undefined) {
         return yield* fail(`no release for this platform (${process.platform}/${process.arch})`)
       }
@@ -402,7 +411,7 @@ const fromBuild = (ctx: Context, wanted: Wanted, inputs: string | undefined) =>
   Effect.scoped(
     Effect.gen(function* () {
       const build = wanted.spec.build
-      if (build === undefined) return yield* fail("no `build` source in the manifest")
+      if (build === undefined) return yield* skip("no `build` source in the manifest")
       if (build.module === undefined && build.main === undefined) return yield* fail("`build` names no module or main")
       const goVersion = yield* runGo(["env", "GOVERSION"], ctx.stackDir, ctx.env).pipe(
         Effect.map((output) => output.trim()),
@@ -492,7 +501,8 @@ const provisionOne = (ctx: Context, wanted: Wanted): Effect.Effect<Provisioned, 
         return provisioned
       }
       attempts.push({ source, reason: result.left.reason })
-      if (source !== "dep") ctx.emit({ _tag: "SourceFailed", binary: wanted.name, source, reason: result.left.reason })
+      if (source !== "dep" && !result.left.skipped)
+        ctx.emit({ _tag: "SourceFailed", binary: wanted.name, source, reason: result.left.reason })
     }
     return yield* Effect.fail({
       binary: wanted.name,
@@ -566,7 +576,7 @@ export const provision = Effect.fn("Provisioner.provision")(function* (
     timeouts: { ...defaultTimeouts, ...options.timeouts },
     buildLock: yield* Effect.makeSemaphore(1),
     buildProgressMs: (options.buildProgressSeconds ?? 10) * 1_000,
-    emit: (event) => options.onProgress?.(event)
+    emit: (event) => options.onProgress?.({ ...event, message: describeEvent(event) })
   }
   const results = yield* Effect.forEach(wanted.right, (one) => Effect.either(provisionOne(ctx, one)), {
     concurrency: "unbounded"
@@ -579,11 +589,11 @@ export const provision = Effect.fn("Provisioner.provision")(function* (
 /** The path a provisioned binary will have, whether or not it is there yet: `.dep/NAME`. */
 export const depPath = (stack: StackSpec, name: string): string => path.join(stack.depDir, name)
 
-/** One line for a progress event, or `undefined` for events not worth a line. */
-export const formatProvisionEvent = (event: ProvisionEvent): string | undefined => {
+/** The one-line text of a progress event. */
+const describeEvent = (event: ProvisionEventBody): string => {
   switch (event._tag) {
     case "Reused":
-      return undefined
+      return `${event.binary}: ${event.version} already provisioned (${event.source})`
     case "SourceFailed":
       return `${event.binary}: ${event.source} failed: ${lastLines(event.reason, 1)}`
     case "DownloadStarted":
