@@ -1,0 +1,316 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: manifest placeholders are the subject of these tests
+import { FileSystem, Path } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Option } from "effect"
+import * as net from "node:net"
+import { ManifestError } from "../src/manifest/ManifestError.js"
+import { checkPortsFree, loadStack, resolveDirectory, signalName } from "../src/manifest/StackLoader.js"
+import type { StackSpec } from "../src/manifest/ServiceSpec.js"
+import { malformedStacks } from "./fixtures/malformed.js"
+
+const json = (value: unknown): string => JSON.stringify(value, null, 2)
+
+/** A fresh temporary stack directory holding `files`; removed with the scope. */
+const makeStack = (files: Readonly<Record<string, string>>) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const dir = yield* fs.makeTempDirectoryScoped({ prefix: "core-stack-" })
+    for (const [name, content] of Object.entries(files)) {
+      const file = path.join(dir, name)
+      yield* fs.makeDirectory(path.dirname(file), { recursive: true })
+      yield* fs.writeFileString(file, content)
+    }
+    return dir
+  })
+
+/** Listens on a free port of 127.0.0.1 for the scope's lifetime. */
+const occupyPort = Effect.acquireRelease(
+  Effect.async<net.Server & { port: number }>((resume) => {
+    const server = net.createServer()
+    server.listen({ port: 0, host: "127.0.0.1" }, () => {
+      const address = server.address() as net.AddressInfo
+      resume(Effect.succeed(Object.assign(server, { port: address.port })))
+    })
+  }),
+  (server) =>
+    Effect.async<void>((resume) => {
+      server.close(() => resume(Effect.void))
+    })
+)
+
+/** What `stack up` does before spawning: load, then check the ports of the enabled services. */
+const loadForUp = (dir: string, env: Record<string, string | undefined>) =>
+  loadStack(dir, { env }).pipe(
+    Effect.tap((stack) =>
+      checkPortsFree(
+        stack,
+        stack.services.filter((s) => !s.disabled).map((s) => s.name)
+      )
+    )
+  )
+
+const baseEnv = { PATH: process.env["PATH"] }
+
+describe("malformed stacks", () => {
+  it("has at least 15 distinct cases with unique names", () => {
+    expect(malformedStacks.length).toBeGreaterThanOrEqual(15)
+    expect(new Set(malformedStacks.map((c) => c.name)).size).toBe(malformedStacks.length)
+  })
+
+  for (const stackCase of malformedStacks) {
+    it.scoped(`refuses: ${stackCase.name}`, () =>
+      Effect.gen(function* () {
+        const port = stackCase.occupyPort === true ? String((yield* occupyPort).port) : "{{PORT}}"
+        const fill = (text: string) => text.replaceAll("{{PORT}}", port)
+        const files = Object.fromEntries(Object.entries(stackCase.files).map(([k, v]) => [k, fill(v)]))
+        const dir = yield* makeStack(files)
+        const error = yield* Effect.flip(loadForUp(dir, { ...baseEnv, ...stackCase.env }))
+        expect(error).toBeInstanceOf(ManifestError)
+        for (const line of stackCase.expect) expect(error.message).toContain(fill(line))
+        expect(error.message).not.toMatch(/\n\s+at /)
+        // file paths are relative to the stack directory
+        for (const line of error.message.split("\n")) expect(line.startsWith(dir)).toBe(false)
+      }).pipe(Effect.provide(NodeContext.layer))
+    )
+  }
+})
+
+/** A stack in the shape of the default one, using `sh` so that every command exists. */
+const goodFiles = {
+  "services/nats/service.json": json({
+    description: "message bus",
+    binaries: {
+      "nats-server": {
+        version: "2.11.4",
+        download: {
+          url: "https://example.invalid/v${version}/nats-${os}-${arch}.tar.gz",
+          sha256: { "linux-amd64": "0".repeat(64) }
+        }
+      }
+    },
+    process: {
+      command: "${dep.nats-server}",
+      args: ["-p", "${port.client}", "-m", "${port.monitor}", "--store_dir", "${data}/nats"],
+      compose: {
+        readiness_probe: { http_get: { path: "/healthz", port: "${port.monitor}" }, period_seconds: 2 },
+        shutdown: { signal: 2, timeout_seconds: 3 },
+        availability: { restart: "on_failure", backoff_seconds: 0.5, max_restarts: 4, backoff_exponential: true }
+      }
+    },
+    ports: { client: 14222, monitor: 18222 }
+  }),
+  "services/pocketbase/service.json": json({
+    process: {
+      command: "sh",
+      args: ["-c", "echo $${HOME} ${env.GREETING:-hello}"],
+      env: { NATS_URL: "nats://127.0.0.1:${svc.nats.port.client}", FROM_DOTENV: "${env.FROM_DOTENV}" },
+      compose: {
+        depends_on: { nats: { condition: "process_healthy" } },
+        working_dir: "services/pocketbase",
+        liveness_probe: { exec: { command: "test -d ${dir}" } },
+        readiness_probe: { tcp: { port: "${port.http}" }, failure_threshold: 5 },
+        ready_log_line: "^listening on \\d+$",
+        shutdown: { signal: "TERM" }
+      },
+      "x-note": "extension keys are allowed"
+    },
+    ports: { http: 18090 }
+  }),
+  "services/caddy/service.json": json({
+    process: {
+      command: "./services/caddy/run.sh",
+      compose: { depends_on: { pocketbase: {} }, disabled: true }
+    },
+    ports: { http: 18091 }
+  }),
+  ".env": "FROM_DOTENV=from-file\nGREETING=from-file\n"
+}
+
+const loadGood = (env: Record<string, string | undefined> = {}) =>
+  Effect.gen(function* () {
+    const dir = yield* makeStack(goodFiles)
+    const stack = yield* loadStack(dir, { env: { ...baseEnv, ...env } })
+    return { dir, stack }
+  })
+
+const service = (stack: StackSpec, name: string) => stack.services.find((s) => s.name === name)!
+
+describe("loadStack", () => {
+  it.scoped("loads a good stack with placeholders resolved and defaults applied", () =>
+    Effect.gen(function* () {
+      const { dir, stack } = yield* loadGood()
+      expect(stack.dir).toBe(dir)
+      expect(stack.dataDir).toBe(`${dir}/.data`)
+      expect(stack.depDir).toBe(`${dir}/.dep`)
+      expect(stack.stateDir).toBe(`${dir}/.core-stack`)
+      expect(stack.services.map((s) => s.name)).toEqual(["caddy", "nats", "pocketbase"])
+
+      const nats = service(stack, "nats")
+      expect(nats.command).toBe(`${dir}/.dep/nats-server`)
+      expect(nats.args).toEqual(["-p", "14222", "-m", "18222", "--store_dir", `${dir}/.data/nats`])
+      expect(nats.dir).toBe(`${dir}/services/nats`)
+      expect(nats.manifestPath).toBe(`${dir}/services/nats/service.json`)
+      expect(nats.description).toBe("message bus")
+      expect(nats.workingDir).toBe(dir)
+      expect(nats.readiness).toEqual({
+        check: { _tag: "http_get", scheme: "http", host: "127.0.0.1", port: 18222, path: "/healthz", headers: {} },
+        initialDelayMs: 0,
+        periodMs: 2000,
+        timeoutMs: 1000,
+        successThreshold: 1,
+        failureThreshold: 3
+      })
+      expect(nats.liveness).toBeUndefined()
+      expect(nats.shutdown).toEqual({ signal: "SIGINT", timeoutMs: 3000, command: undefined })
+      expect(nats.restart).toEqual({
+        policy: "on_failure",
+        backoffMs: 500,
+        maxRestarts: 4,
+        exponential: true,
+        maxBackoffMs: 60_000,
+        exitOnEnd: false
+      })
+      expect(nats.readinessTimeoutMs).toBe(60_000)
+      expect(Object.keys(nats.binaries)).toEqual(["nats-server"])
+      expect(nats.dependsOn).toEqual([])
+
+      const pb = service(stack, "pocketbase")
+      expect(pb.command).toBe("sh")
+      expect(pb.args).toEqual(["-c", "echo ${HOME} from-file"])
+      expect(pb.env).toEqual({ NATS_URL: "nats://127.0.0.1:14222", FROM_DOTENV: "from-file" })
+      expect(pb.workingDir).toBe(`${dir}/services/pocketbase`)
+      expect(pb.dependsOn).toEqual([{ name: "nats", condition: "process_healthy" }])
+      expect(pb.liveness?.check).toEqual({
+        _tag: "exec",
+        command: `test -d ${dir}/services/pocketbase`,
+        workingDir: pb.workingDir
+      })
+      expect(pb.readiness?.check).toEqual({ _tag: "tcp", host: "127.0.0.1", port: 18090 })
+      expect(pb.readiness?.failureThreshold).toBe(5)
+      expect(pb.readyLogLine).toBe("^listening on \\d+$")
+      expect(pb.shutdown.signal).toBe("SIGTERM")
+      expect(pb.disabled).toBe(false)
+      expect(pb.restart.policy).toBe("no")
+
+      const caddy = service(stack, "caddy")
+      expect(caddy.disabled).toBe(true)
+      expect(caddy.command).toBe(`${dir}/services/caddy/run.sh`)
+      expect(caddy.dependsOn).toEqual([{ name: "pocketbase", condition: "process_started" }])
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+
+  it.scoped("lets the environment win over .env", () =>
+    Effect.gen(function* () {
+      const { stack } = yield* loadGood({ FROM_DOTENV: "from-env", GREETING: "" })
+      const pb = service(stack, "pocketbase")
+      expect(pb.env["FROM_DOTENV"]).toBe("from-env")
+      // an empty variable counts as set for .env, and `:-` then uses the default
+      expect(pb.args[1]).toBe("echo ${HOME} hello")
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+
+  it.scoped("applies port overrides everywhere the port is used", () =>
+    Effect.gen(function* () {
+      const { stack } = yield* loadGood({ CORE_PORT_NATS_CLIENT: "24222", CORE_PORT_POCKETBASE_HTTP: "28090" })
+      expect(service(stack, "nats").ports).toEqual({ client: 24222, monitor: 18222 })
+      expect(service(stack, "nats").args[1]).toBe("24222")
+      const pb = service(stack, "pocketbase")
+      expect(pb.env["NATS_URL"]).toBe("nats://127.0.0.1:24222")
+      expect(pb.readiness?.check).toMatchObject({ port: 28090 })
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+
+  it.scoped("accepts an executable script given as a path", () =>
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const dir = yield* makeStack({
+        "services/api/service.json": json({ process: { command: "${dir}/run.sh" } }),
+        "services/api/run.sh": "#!/bin/sh\nexit 0\n"
+      })
+      const refused = yield* Effect.flip(loadStack(dir, { env: baseEnv }))
+      expect(refused.message).toContain("is not executable")
+      yield* fs.chmod(`${dir}/services/api/run.sh`, 0o755)
+      const stack = yield* loadStack(dir, { env: baseEnv })
+      expect(stack.services[0]!.command).toBe(`${dir}/services/api/run.sh`)
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+
+  it.scoped("finds nothing wrong with free ports", () =>
+    Effect.gen(function* () {
+      const { stack } = yield* loadGood()
+      yield* checkPortsFree(
+        stack,
+        stack.services.map((s) => s.name)
+      )
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+
+  it.scoped("checks only the ports of the named services", () =>
+    Effect.gen(function* () {
+      const server = yield* occupyPort
+      const { stack } = yield* loadGood({ CORE_PORT_CADDY_HTTP: String(server.port) })
+      yield* checkPortsFree(stack, ["nats", "pocketbase"])
+      const error = yield* Effect.flip(checkPortsFree(stack, ["caddy"]))
+      expect(error.problems).toEqual([
+        {
+          step: "ports-free",
+          file: "services/caddy/service.json",
+          path: "ports.http",
+          message: `port ${server.port} of service "caddy" is already in use on 127.0.0.1`
+        }
+      ])
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+
+  it.scoped("reports a missing stack directory", () =>
+    Effect.gen(function* () {
+      const dir = yield* makeStack({})
+      const error = yield* Effect.flip(loadStack(`${dir}/nope`, { env: baseEnv }))
+      expect(error.message).toContain("does not exist")
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+})
+
+describe("ManifestError", () => {
+  it("prints every problem on its own line, with a heading in format()", () => {
+    const error = new ManifestError({
+      problems: [
+        {
+          step: "dependencies",
+          file: "services/api/service.json",
+          path: "process.compose.depends_on.db",
+          message: "x"
+        },
+        { step: "discover", file: "services/", path: "", message: "y" }
+      ]
+    })
+    expect(error.message).toBe("services/api/service.json: process.compose.depends_on.db: x\nservices/: y")
+    expect(error.format("/srv/stack")).toBe(
+      "stack /srv/stack: 2 problems\n  services/api/service.json: process.compose.depends_on.db: x\n  services/: y"
+    )
+  })
+})
+
+describe("signalName", () => {
+  it("maps numbers and names to Node signal names", () => {
+    expect(signalName(15)).toBe("SIGTERM")
+    expect(signalName("TERM")).toBe("SIGTERM")
+    expect(signalName("sigint")).toBe("SIGINT")
+    expect(signalName("9")).toBe("SIGKILL")
+    expect(signalName("SIGFOO")).toBeUndefined()
+    expect(signalName(64)).toBeUndefined()
+  })
+})
+
+describe("resolveDirectory", () => {
+  it.effect("prefers --dir, then CORE_DIR, then the current directory", () =>
+    Effect.gen(function* () {
+      expect(yield* resolveDirectory(Option.some("/a/b"), { CORE_DIR: "/c" })).toBe("/a/b")
+      expect(yield* resolveDirectory("rel", {})).toBe(`${process.cwd()}/rel`)
+      expect(yield* resolveDirectory(Option.none(), { CORE_DIR: "/c" })).toBe("/c")
+      expect(yield* resolveDirectory(undefined, { CORE_DIR: "" })).toBe(process.cwd())
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+})
