@@ -1,0 +1,473 @@
+/**
+ * Renders a loaded stack as a `process-compose.yaml` that process-compose (checked against v1.85.0) runs
+ * the way `core` does.
+ *
+ * The translation, and why:
+ * - `entrypoint: [command, ...args]`, never `command:`: process-compose would run a `command` string through
+ *   a shell. A bare command name is emitted as given unless `commandPaths` maps it to an absolute path (the
+ *   caller looks it up on PATH beforehand: see `writeComposeFile`); process-compose then looks it up on its own
+ *   PATH at start, as `core` does.
+ * - process-compose substitutes `$VAR` / `${VAR}` in the whole file text before parsing it, so every `$` is
+ *   written as `$$` (its escape). `disable_env_expansion` is not used: the substitution still runs (and can
+ *   fail on malformed input) before that key is read.
+ * - process-compose renders environment entries, `working_dir`, `log_location`, `description`, exec probe
+ *   commands and http probe host and path as Go templates, so `{{` is written as `{{"{{"}}` there.
+ * - Durations become whole seconds (process-compose reads integers), rounded up; probe periods and timeouts
+ *   and shutdown timeouts are at least 1 (process-compose treats 0 as "use the default" or "never SIGKILL").
+ * - Every process gets `shutdown.timeout_seconds`, so process-compose escalates to SIGKILL as `core` does.
+ * - A `tcp` probe becomes an `exec` probe that opens the connection with Node.
+ * - Whatever process-compose cannot express is said in a comment above the process.
+ *
+ * `writeComposeFile` writes it to `.core-stack/process-compose.yaml`: bare commands looked up on PATH first,
+ * the directory created with mode 0700, the file written with mode 0600 (it holds resolved environment) to a
+ * temporary name and renamed over the old one, so a reader never sees half a file.
+ */
+import { FileSystem, Path } from "@effect/platform"
+import { Data, Effect } from "effect"
+import { constants as osConstants } from "node:os"
+import * as path from "node:path"
+import { Document, isMap, isScalar, type Pair, type YAMLMap } from "yaml"
+import type { DependencyCondition } from "../manifest/ServiceManifest.js"
+import type { ProbeCheck, ProbeSpec, ServiceSpec, StackSpec } from "../manifest/ServiceSpec.js"
+
+/** The process-compose version the output is checked against (the compatibility test builds this one). */
+export const ProcessComposeVersion = "v1.85.0"
+
+/** Where the file lives inside a stack: `.core-stack/process-compose.yaml`. */
+export const composeFileName = "process-compose.yaml"
+
+/** Options of `renderComposeFile`. */
+export interface ComposeFileOptions {
+  /**
+   * Absolute paths of bare command names (a name without `/`), looked up on PATH by the caller. A name
+   * missing here is emitted as is, with a comment.
+   */
+  readonly commandPaths?: Readonly<Record<string, string>>
+  /** Node executable used by the `exec` probe that stands in for a `tcp` probe. Default `node`. */
+  readonly nodeExecutable?: string
+  /** Rotation of each process's log file in process-compose. Default 10 MB, 3 backups. */
+  readonly logRotation?: { readonly maxSizeMb: number; readonly maxBackups: number }
+}
+
+const defaultLogRotation = { maxSizeMb: 10, maxBackups: 3 } as const
+
+/** Go template escape for the fields process-compose renders as templates. */
+export const escapeTemplate = (value: string): string => value.replaceAll("{{", '{{"{{"}}')
+
+/** process-compose's escape for a literal `$`, applied to the whole file text. */
+export const escapeDollars = (text: string): string => text.replaceAll("$", "$$$$")
+
+/** Whole seconds, rounded up, at least `min`. */
+const seconds = (ms: number, min = 0): number => Math.max(min, Math.ceil(ms / 1000))
+
+/** Signal number on this platform (process-compose takes numbers only). */
+export const signalNumber = (signal: NodeJS.Signals): number | undefined =>
+  (osConstants.signals as Readonly<Record<string, number | undefined>>)[signal]
+
+const regexMeta = /[\\^$.|?*+()[\]{}]/
+
+/**
+ * The plain substring that a `ready_log_line` regular expression stands for, when it is one: anchors
+ * dropped (a substring match accepts every line the anchored pattern does), `\.`-style escapes undone.
+ * `undefined` when the pattern needs a real regular expression.
+ */
+export const readyLogLiteral = (pattern: string): string | undefined => {
+  const body = pattern.replace(/^\^/, "").replace(/(?<!\\)\$$/, "")
+  let literal = ""
+  for (let i = 0; i < body.length; i++) {
+    const char = body[i]!
+    if (char === "\\") {
+      const next = body[i + 1]
+      if (next === undefined || !regexMeta.test(next)) return undefined
+      literal += next
+      i++
+    } else if (regexMeta.test(char)) {
+      return undefined
+    } else {
+      literal += char
+    }
+  }
+  return literal.length > 0 ? literal : undefined
+}
+
+/** A shell single-quoted word. */
+const shellQuote = (word: string): string =>
+  /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'"'"'`)}'`
+
+/** The `exec` probe command that stands in for a `tcp` probe: exits 0 once a connection is accepted. */
+export const tcpProbeCommand = (nodeExecutable: string, host: string, port: number, timeoutMs: number): string => {
+  const script =
+    `const s=require("net").connect(${port},${JSON.stringify(host)});` +
+    `s.setTimeout(${Math.max(1, timeoutMs)},()=>process.exit(1));` +
+    `s.on("connect",()=>process.exit(0));s.on("error",()=>process.exit(1))`
+  return `${shellQuote(nodeExecutable)} -e ${shellQuote(script)}`
+}
+
+interface Translated {
+  readonly value: Record<string, unknown>
+  /** Comments above the process. */
+  readonly notes: ReadonlyArray<string>
+}
+
+const translateCheck = (
+  check: ProbeCheck,
+  timeoutMs: number,
+  options: ComposeFileOptions
+): { readonly probe: Record<string, unknown>; readonly note: string | undefined } => {
+  switch (check._tag) {
+    case "http_get": {
+      const headers = Object.keys(check.headers).length > 0 ? { headers: sortedRecord(check.headers) } : {}
+      return {
+        probe: {
+          http_get: {
+            scheme: check.scheme,
+            host: escapeTemplate(check.host),
+            port: check.port,
+            path: escapeTemplate(check.path),
+            ...headers
+          }
+        },
+        note: "an http_get probe passes on status 200 only in process-compose"
+      }
+    }
+    case "exec":
+      return {
+        probe: { exec: { command: escapeTemplate(check.command), working_dir: check.workingDir } },
+        note: undefined
+      }
+    case "tcp":
+      return {
+        probe: {
+          exec: {
+            command: escapeTemplate(
+              tcpProbeCommand(options.nodeExecutable ?? "node", check.host, check.port, timeoutMs)
+            )
+          }
+        },
+        note: `the tcp probe on ${check.host}:${check.port} is an exec probe here (process-compose has no tcp probe)`
+      }
+  }
+}
+
+const translateProbe = (
+  kind: "readiness" | "liveness",
+  probe: ProbeSpec,
+  options: ComposeFileOptions
+): { readonly probe: Record<string, unknown>; readonly notes: ReadonlyArray<string> } => {
+  const { probe: check, note } = translateCheck(probe.check, probe.timeoutMs, options)
+  const notes: Array<string> = []
+  if (note !== undefined) notes.push(`${kind}: ${note}`)
+  if (probe.initialDelayMs > 0) {
+    notes.push(
+      `${kind}: process-compose does not probe during initial_delay_seconds; core probes and counts only successes then`
+    )
+  }
+  return {
+    probe: {
+      ...check,
+      initial_delay_seconds: seconds(probe.initialDelayMs),
+      period_seconds: seconds(probe.periodMs, 1),
+      timeout_seconds: seconds(probe.timeoutMs, 1),
+      success_threshold: probe.successThreshold,
+      failure_threshold: probe.failureThreshold
+    },
+    notes
+  }
+}
+
+const sortedRecord = (record: Readonly<Record<string, string>>): Record<string, string> =>
+  Object.fromEntries(
+    Object.keys(record)
+      .sort()
+      .map((key) => [key, record[key]!])
+  )
+
+/** The condition process-compose accepts for a dependency on `target`, and why it differs, if it does. */
+const dependencyCondition = (
+  condition: DependencyCondition,
+  target: ServiceSpec | undefined
+): { readonly condition: DependencyCondition; readonly note: string | undefined } => {
+  if (target === undefined) return { condition, note: undefined }
+  const hasProbe = target.readiness !== undefined || target.liveness !== undefined
+  const hasLogLine = target.readyLogLine !== undefined && target.readiness === undefined
+  if (condition === "process_healthy" && !hasProbe) {
+    return hasLogLine
+      ? {
+          condition: "process_log_ready",
+          note: `${target.name} is ready by its log line, so process_healthy is process_log_ready here`
+        }
+      : {
+          condition: "process_started",
+          note: `${target.name} has no probe, which process-compose refuses for process_healthy: process_started here`
+        }
+  }
+  if (condition === "process_log_ready" && !hasLogLine) {
+    return target.readiness !== undefined
+      ? {
+          condition: "process_healthy",
+          note: `${target.name} has a readiness probe besides its log line, so process_log_ready is process_healthy here`
+        }
+      : {
+          condition: "process_started",
+          note: `${target.name} has no ready_log_line, which process-compose refuses for process_log_ready: process_started here`
+        }
+  }
+  return { condition, note: undefined }
+}
+
+const translateService = (
+  service: ServiceSpec,
+  byName: ReadonlyMap<string, ServiceSpec>,
+  stack: StackSpec,
+  options: ComposeFileOptions
+): Translated => {
+  const notes: Array<string> = []
+  const value: Record<string, unknown> = {}
+
+  if (service.description !== undefined) value.description = escapeTemplate(service.description)
+
+  let command = service.command
+  if (!command.includes("/")) {
+    const resolved = options.commandPaths?.[command]
+    if (resolved !== undefined) command = resolved
+    else
+      notes.push(`${command} was not found on PATH when this file was generated; process-compose looks it up at start`)
+  }
+  value.entrypoint = [command, ...service.args]
+  value.working_dir = escapeTemplate(service.workingDir)
+
+  const envKeys = Object.keys(service.env).sort()
+  if (envKeys.length > 0) value.environment = envKeys.map((key) => escapeTemplate(`${key}=${service.env[key]}`))
+
+  const rotation = options.logRotation ?? defaultLogRotation
+  value.log_location = escapeTemplate(path.join(stack.stateDir, "logs", `${service.name}.log`))
+  value.log_configuration = {
+    fields_order: ["message"],
+    disable_json: true,
+    no_color: true,
+    no_metadata: true,
+    flush_each_line: true,
+    rotation: { max_size_mb: rotation.maxSizeMb, max_backups: rotation.maxBackups }
+  }
+
+  const dependsOn: Record<string, { condition: DependencyCondition }> = {}
+  for (const dependency of [...service.dependsOn].sort((a, b) => a.name.localeCompare(b.name))) {
+    const target = byName.get(dependency.name)
+    if (target?.disabled === true && !service.disabled) {
+      notes.push(
+        `depends on ${dependency.name} (${dependency.condition}), which is disabled: left out, process-compose refuses it`
+      )
+      continue
+    }
+    const { condition, note } = dependencyCondition(dependency.condition, target)
+    if (note !== undefined) notes.push(note)
+    dependsOn[dependency.name] = { condition }
+  }
+  if (Object.keys(dependsOn).length > 0) value.depends_on = dependsOn
+
+  if (service.readiness !== undefined) {
+    const { probe, notes: probeNotes } = translateProbe("readiness", service.readiness, options)
+    value.readiness_probe = probe
+    notes.push(...probeNotes)
+  }
+  if (service.liveness !== undefined) {
+    const { probe, notes: probeNotes } = translateProbe("liveness", service.liveness, options)
+    value.liveness_probe = probe
+    notes.push(...probeNotes)
+  }
+
+  if (service.readyLogLine !== undefined) {
+    if (service.readiness !== undefined) {
+      notes.push(
+        `ready_log_line ${JSON.stringify(service.readyLogLine)} left out: process-compose refuses it beside a readiness probe`
+      )
+    } else {
+      const literal = readyLogLiteral(service.readyLogLine)
+      value.ready_log_line = escapeTemplate(literal ?? service.readyLogLine)
+      if (literal === undefined) {
+        notes.push("ready_log_line is a regular expression for core but a plain substring for process-compose")
+      }
+    }
+  }
+
+  if (service.readiness !== undefined || service.readyLogLine !== undefined) {
+    notes.push(
+      `readiness timeout: core fails the start after ${seconds(service.readinessTimeoutMs)} s; process-compose waits without limit`
+    )
+  }
+
+  const restart = service.restart
+  value.availability = {
+    restart: restart.policy,
+    backoff_seconds: seconds(restart.backoffMs, 1),
+    max_restarts: restart.maxRestarts,
+    ...(restart.exitOnEnd ? { exit_on_end: true } : {})
+  }
+  if (restart.policy !== "no") {
+    if (restart.exponential) {
+      notes.push(
+        `restart backoff: core doubles it after each restart up to ${seconds(restart.maxBackoffMs)} s; process-compose keeps it fixed`
+      )
+    }
+    if (restart.backoffMs < 1000) notes.push("restart backoff: process-compose waits at least 1 s")
+  }
+
+  const shutdown = service.shutdown
+  const signal = signalNumber(shutdown.signal)
+  value.shutdown = {
+    ...(shutdown.command !== undefined ? { command: shutdown.command } : {}),
+    ...(signal !== undefined ? { signal } : {}),
+    timeout_seconds: seconds(shutdown.timeoutMs, 1)
+  }
+  if (signal === undefined || signal > 31) {
+    notes.push(`shutdown signal ${shutdown.signal}: process-compose sends only signals 1 to 31, SIGTERM otherwise`)
+  }
+  if (shutdown.command !== undefined) {
+    notes.push("shutdown command: process-compose sends no SIGKILL once it succeeds; core always kills what is left")
+  }
+  if (shutdown.timeoutMs < 1000) notes.push("shutdown timeout: process-compose waits at least 1 s before SIGKILL")
+
+  if (service.disabled) value.disabled = true
+
+  return { value, notes }
+}
+
+const header = (stack: StackSpec): string =>
+  [
+    " Generated by `core stack generate` (and by `core stack up`) from services/*/service.json.",
+    " Do not edit: it is rewritten from the manifests. It holds resolved environment: keep it private.",
+    ` Checked with process-compose ${ProcessComposeVersion}. Run it from the stack directory:`,
+    `   process-compose up -f ${path.join(path.relative(stack.dir, stack.stateDir) || ".", composeFileName)}`,
+    " Every dollar sign is doubled, process-compose's escape, so that it expands no variable.",
+    " Probes: core probes at once and fast, then settles to period_seconds; process-compose probes once at",
+    " start, then every period_seconds, so it can see a service ready up to period_seconds later than core.",
+    " Where process-compose cannot do what core does, a comment above the process says so;",
+    " docs/PROCESS-COMPOSE.md lists the differences."
+  ].join("\n")
+
+/**
+ * The `process-compose.yaml` of a loaded stack: deterministic (processes sorted by name, fixed key order,
+ * environment sorted by name), with a header comment and a comment above each process that
+ * process-compose runs differently. Pure: bare commands are resolved only through `options.commandPaths`.
+ */
+export const renderComposeFile = (stack: StackSpec, options: ComposeFileOptions = {}): string => {
+  const services = [...stack.services].sort((a, b) => a.name.localeCompare(b.name))
+  const byName = new Map(services.map((service) => [service.name as string, service]))
+  const translated = services.map(
+    (service) => [service.name, translateService(service, byName, stack, options)] as const
+  )
+
+  const doc = new Document(
+    {
+      version: "0.5",
+      is_strict: true,
+      ordered_shutdown: true,
+      shell: { shell_command: "sh", shell_argument: "-c" },
+      processes: Object.fromEntries(translated.map(([name, { value }]) => [name, value]))
+    },
+    { version: "1.1" }
+  )
+  doc.commentBefore = header(stack)
+
+  const processes = doc.get("processes", true)
+  if (isMap(processes)) {
+    for (const pair of (processes as YAMLMap<unknown, unknown>).items as Array<Pair<unknown, unknown>>) {
+      const name = isScalar(pair.key) ? String(pair.key.value) : ""
+      const notes = translated.find(([n]) => n === name)?.[1].notes ?? []
+      if (notes.length > 0 && isScalar(pair.key)) pair.key.commentBefore = notes.map((note) => ` ${note}`).join("\n")
+    }
+  }
+  return escapeDollars(doc.toString({ lineWidth: 0 }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// writing
+
+/** The compose file could not be written. */
+export class ComposeWriteError extends Data.TaggedError("ComposeWriteError")<{
+  readonly path: string
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    return `cannot write ${this.path}: ${this.reason}`
+  }
+}
+
+/** Options of `writeComposeFile`. */
+export interface WriteComposeFileOptions {
+  /** PATH used to resolve bare command names. Default: this process's PATH. */
+  readonly searchPath?: string
+  /** Default: this Node executable. */
+  readonly nodeExecutable?: string
+  readonly logRotation?: ComposeFileOptions["logRotation"]
+}
+
+/** Absolute path of `name` on `searchPath`: the first regular file there with an execute bit. */
+export const findOnPath = Effect.fn("ComposeFile.findOnPath")(function* (name: string, searchPath: string) {
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  for (const dir of searchPath.split(":")) {
+    if (dir === "" || !path.isAbsolute(dir)) continue
+    const candidate = path.join(dir, name)
+    const info = yield* fs.stat(candidate).pipe(Effect.option)
+    if (info._tag === "Some" && info.value.type === "File" && (info.value.mode & 0o111) !== 0) return candidate
+  }
+  return undefined
+})
+
+/** The absolute paths of the stack's bare command names that are found on `searchPath`. */
+export const resolveCommandPaths = Effect.fn("ComposeFile.resolveCommandPaths")(function* (
+  stack: StackSpec,
+  searchPath: string
+) {
+  const names = [...new Set(stack.services.map((service) => service.command).filter((c) => !c.includes("/")))]
+  const found: Record<string, string> = {}
+  for (const name of names) {
+    const resolved = yield* findOnPath(name, searchPath)
+    if (resolved !== undefined) found[name] = resolved
+  }
+  return found
+})
+
+/** Path of the compose file of a stack. */
+export const composeFilePath = (stack: StackSpec): string => `${stack.stateDir}/${composeFileName}`
+
+/**
+ * Renders and writes `.core-stack/process-compose.yaml` (mode 0600, directory 0700, atomically).
+ * Returns the path written.
+ */
+export const writeComposeFile = Effect.fn("ComposeFile.writeComposeFile")(function* (
+  stack: StackSpec,
+  options: WriteComposeFileOptions = {}
+) {
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const target = path.join(stack.stateDir, composeFileName)
+  const fail = (reason: string) => (cause: unknown) => new ComposeWriteError({ path: target, reason, cause })
+
+  const commandPaths = yield* resolveCommandPaths(stack, options.searchPath ?? process.env.PATH ?? "")
+  const text = renderComposeFile(stack, {
+    commandPaths,
+    nodeExecutable: options.nodeExecutable ?? process.execPath,
+    ...(options.logRotation !== undefined ? { logRotation: options.logRotation } : {})
+  })
+
+  const exists = yield* fs.exists(stack.stateDir).pipe(Effect.mapError(fail("cannot look at its directory")))
+  if (!exists) {
+    yield* fs
+      .makeDirectory(stack.stateDir, { recursive: true, mode: 0o700 })
+      .pipe(Effect.mapError(fail("cannot create its directory")))
+  }
+  const temp = path.join(stack.stateDir, `.${composeFileName}.${process.pid}.${Date.now()}.tmp`)
+  yield* Effect.gen(function* () {
+    yield* fs.writeFileString(temp, text, { mode: 0o600 })
+    yield* fs.chmod(temp, 0o600)
+    yield* fs.rename(temp, target)
+  }).pipe(
+    Effect.mapError(fail("cannot write it")),
+    Effect.tapError(() => fs.remove(temp).pipe(Effect.ignore))
+  )
+  yield* Effect.logDebug(`wrote ${target}`)
+  return target
+})
