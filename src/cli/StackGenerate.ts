@@ -1,0 +1,27 @@
+/**
+ * `core stack generate [--dir PATH]`: write `.core-stack/process-compose.yaml` for the stack (the same file
+ * `core stack up` writes) and exit. Starts nothing and needs no provisioned binary: `${dep.NAME}` is the
+ * `.dep` path whether or not the binary is there yet.
+ */
+import { Command } from "@effect/cli"
+import { Console, Effect } from "effect"
+import { writeComposeFile } from "../compose/ComposeFile.js"
+import { loadStack, resolveDirectory } from "../manifest/StackLoader.js"
+import { dirOption } from "./CliOptions.js"
+
+/** `core stack generate`. */
+export const generateCommand = Command.make("generate", { dir: dirOption }, ({ dir }) =>
+  Effect.gen(function* () {
+    const stackDir = yield* resolveDirectory(dir)
+    const stack = yield* loadStack(stackDir)
+    const written = yield* writeComposeFile(stack)
+    yield* Console.log(written)
+  })
+).pipe(
+  Command.withDescription(
+    "Write .core-stack/process-compose.yaml for process-compose (see docs/PROCESS-COMPOSE.md) and exit"
+  )
+)
+
+/** The same command under the name the task gave it. */
+export const generate = generateCommand
