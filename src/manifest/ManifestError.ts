@@ -110,6 +110,7 @@ export const locateJsonError = (text: string): { readonly offset: number; readon
       }
       for (;;) {
         space()
+        if (text[i] === "}") fail("trailing comma before '}'")
         if (text[i] !== '"') fail(`${found()}, expected a quoted key`)
         string()
         space()
@@ -136,6 +137,8 @@ export const locateJsonError = (text: string): { readonly offset: number; readon
         return
       }
       for (;;) {
+        space()
+        if (text[i] === "]") fail("trailing comma before ']'")
         value()
         space()
         if (text[i] === ",") {

@@ -49,7 +49,12 @@ export const DownloadSource = strict({
   /** Path of the member to extract, templated like `url`; default: the binary's name anywhere in the archive. */
   member: opt(Schema.String),
   /** sha256 of the archive per platform, keyed `${os}-${arch}` (e.g. `linux-amd64`). Required. */
-  sha256: Schema.Record({ key: Schema.String, value: Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/)) }),
+  sha256: Schema.Record({
+    key: Schema.String,
+    value: Schema.String.pipe(
+      Schema.pattern(/^[0-9a-f]{64}$/, { message: () => "a sha256 digest: 64 lowercase hexadecimal digits" })
+    )
+  }),
   /** How the release names an OS where it differs from ours, e.g. `{ "darwin": "mac" }`; used for `${os}` in `url` and `member`. */
   os_names: opt(Schema.Record({ key: Schema.String, value: Schema.String })),
   /** How the release names an architecture where it differs from ours (`amd64`, `arm64`), e.g. `{ "amd64": "x86_64" }`. */

@@ -16,7 +16,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import { findCycle } from "../stack/StackGraph.js"
 import { mergeDotEnv, parseDotEnv } from "./DotEnv.js"
-import { describeJsonError, describeParseIssue, ManifestError, type Problem } from "./ManifestError.js"
+import { describeJsonError, describeParseIssue, formatPath, ManifestError, type Problem } from "./ManifestError.js"
 import { type PlaceholderContext, resolvePlaceholders } from "./Placeholders.js"
 import { type Probe, ServiceManifest, type ServiceName } from "./ServiceManifest.js"
 import { Defaults, type ProbeCheck, type ProbeSpec, type ServiceSpec, type StackSpec } from "./ServiceSpec.js"
@@ -56,6 +56,9 @@ export const signalName = (ref: number | string): NodeJS.Signals | undefined => 
 
 const seconds = (value: number | undefined, fallbackMs: number): number =>
   value === undefined ? fallbackMs : Math.round(value * 1000)
+
+/** A key as a JSON path suffix: `.name`, or `["odd.name"]`. */
+const keyPath = (key: string): string => formatPath(["_", key]).slice(1)
 
 const list = (names: Iterable<string>): string => {
   const sorted = [...names].sort()
@@ -261,7 +264,7 @@ const portOverridesStep: Step = {
               problem(
                 "port-overrides",
                 entry.file,
-                `ports.${portName}`,
+                formatPath(["ports", portName]),
                 `${variable}=${JSON.stringify(override)} in the environment: expected a port number between 1 and 65535`
               )
             )
@@ -346,7 +349,7 @@ const placeholdersStep: Step = {
                 headers: Object.fromEntries(
                   Object.entries(httpGet.headers ?? {}).map(([key, value]) => [
                     key,
-                    resolve(value, `${at}.http_get.headers.${key}`)
+                    resolve(value, `${at}.http_get.headers${keyPath(key)}`)
                   ])
                 )
               }
@@ -372,7 +375,10 @@ const placeholdersStep: Step = {
           command: resolve(proc.command, "process.command"),
           args: (proc.args ?? []).map((arg, index) => resolve(arg, `process.args[${index}]`)),
           env: Object.fromEntries(
-            Object.entries(proc.env ?? {}).map(([key, value]) => [key, resolve(value, `process.env.${key}`)])
+            Object.entries(proc.env ?? {}).map(([key, value]) => [
+              key,
+              resolve(value, formatPath(["process", "env", key]))
+            ])
           ),
           workingDir:
             compose.working_dir === undefined
@@ -510,7 +516,7 @@ const dependenciesStep: Step = {
             problem(
               "dependencies",
               entry.file,
-              `process.compose.depends_on.${dependency}`,
+              formatPath(["process", "compose", "depends_on", dependency]),
               `unknown service "${dependency}" (known: ${list(names.filter((name) => name !== entry.name))})`
             )
           )
@@ -540,7 +546,7 @@ const cyclesStep: Step = {
         problem(
           "cycles",
           first.file,
-          `process.compose.depends_on.${cycle[1]}`,
+          formatPath(["process", "compose", "depends_on", cycle[1]!]),
           cycle.length === 2 ? `service "${cycle[0]}" depends on itself` : `dependency cycle: ${cycle.join(" -> ")}`
         )
       )
@@ -564,7 +570,7 @@ const portsStep: Step = {
             problem(
               "ports",
               entry.file,
-              `ports.${portName}`,
+              formatPath(["ports", portName]),
               `port ${port} is used twice: by service "${owner.service}" (ports.${owner.port}) and by service "${entry.name}" (ports.${portName})`
             )
           )
@@ -721,7 +727,7 @@ export const checkPortsFree = Effect.fn("StackLoader.checkPortsFree")(function* 
           problem(
             "ports-free",
             relativeTo(stack.dir, service.manifestPath),
-            `ports.${portName}`,
+            formatPath(["ports", portName]),
             `port ${port} of service "${service.name}" is ${why}`
           )
         )
