@@ -1,0 +1,96 @@
+/**
+ * The control API: defined once, served by the supervisor on `.core-stack/control.sock`, and the source of
+ * the CLI's client (`ControlClient`). Every payload crosses it through these Schemas.
+ */
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema } from "@effect/platform"
+import { Schema } from "effect"
+import { ServiceStatus } from "../supervisor/ServiceStatus.js"
+
+/** One line of a service's output, as `logs` returns it and `follow` streams it (one JSON object per line). */
+export const LogLineJson = Schema.Struct({
+  /** Position in the service's output since the supervisor started (across restarts). */
+  seq: Schema.Number,
+  /** Epoch milliseconds when the line was read. */
+  time: Schema.Number,
+  stream: Schema.Literal("stdout", "stderr"),
+  text: Schema.String
+})
+export type LogLineJson = typeof LogLineJson.Type
+
+/** Who answers on the socket: lets a client tell a live supervisor from a stale socket, and `down` wait for it. */
+export class SupervisorIdentity extends Schema.Class<SupervisorIdentity>("SupervisorIdentity")({
+  pid: Schema.Int,
+  /** Process start time in clock ticks since boot (`/proc/<pid>/stat` field 22), or null where unknown. */
+  startTime: Schema.NullOr(Schema.Number),
+  /** Absolute stack directory. */
+  dir: Schema.String,
+  /** The stack's services, in start order. */
+  services: Schema.Array(Schema.String)
+}) {}
+
+/** A verb named a service the stack does not have. */
+export class ApiUnknownService extends Schema.TaggedError<ApiUnknownService>()(
+  "UnknownService",
+  { name: Schema.String, known: Schema.Array(Schema.String) },
+  HttpApiSchema.annotations({ status: 404 })
+) {}
+
+/** A service could not be started: the reason and its last log lines. */
+export class ApiStartFailed extends Schema.TaggedError<ApiStartFailed>()(
+  "StartFailed",
+  { service: Schema.String, reason: Schema.String, lastLines: Schema.Array(Schema.String) },
+  HttpApiSchema.annotations({ status: 409 })
+) {}
+
+const name = HttpApiSchema.param("name", Schema.String)
+
+/** `n`: how many past lines (default 100). */
+export const TailParams = Schema.Struct({ n: Schema.optional(Schema.NumberFromString.pipe(Schema.int())) })
+
+/** Default number of past lines for `logs` and `follow`. */
+export const DefaultTail = 100
+
+export class StackGroup extends HttpApiGroup.make("stack")
+  .add(HttpApiEndpoint.get("hello", "/hello").addSuccess(SupervisorIdentity))
+  .add(HttpApiEndpoint.get("status", "/status").addSuccess(Schema.Array(ServiceStatus)))
+  .add(
+    HttpApiEndpoint.post("up", "/up")
+      .setPayload(Schema.Struct({ services: Schema.Array(Schema.String) }))
+      .addSuccess(Schema.Array(ServiceStatus))
+      .addError(ApiUnknownService)
+      .addError(ApiStartFailed)
+  )
+  /** Stops every service, dependents first; answers when their processes have exited, then the supervisor exits. */
+  .add(HttpApiEndpoint.post("down", "/down").addSuccess(SupervisorIdentity)) {}
+
+export class ServicesGroup extends HttpApiGroup.make("services")
+  .add(HttpApiEndpoint.get("statusOf")`/services/${name}`.addSuccess(ServiceStatus).addError(ApiUnknownService))
+  .add(
+    HttpApiEndpoint.post("start")`/services/${name}/start`
+      .addSuccess(ServiceStatus)
+      .addError(ApiUnknownService)
+      .addError(ApiStartFailed)
+  )
+  .add(HttpApiEndpoint.post("stop")`/services/${name}/stop`.addSuccess(ServiceStatus).addError(ApiUnknownService))
+  .add(
+    HttpApiEndpoint.post("restart")`/services/${name}/restart`
+      .addSuccess(ServiceStatus)
+      .addError(ApiUnknownService)
+      .addError(ApiStartFailed)
+  )
+  .add(
+    HttpApiEndpoint.get("logs")`/services/${name}/logs`
+      .setUrlParams(TailParams)
+      .addSuccess(Schema.Array(LogLineJson))
+      .addError(ApiUnknownService)
+  )
+  /** NDJSON: one `LogLineJson` per line, until the client disconnects. Read it with a plain HttpClient. */
+  .add(
+    HttpApiEndpoint.get("follow")`/services/${name}/follow`
+      .setUrlParams(TailParams)
+      .addSuccess(Schema.String)
+      .addError(ApiUnknownService)
+  ) {}
+
+/** The control API. */
+export class ControlApi extends HttpApi.make("control").add(StackGroup).add(ServicesGroup) {}

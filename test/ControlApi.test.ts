@@ -1,0 +1,202 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Effect, Exit, Fiber, Schema, Scope, Stream } from "effect"
+import * as fs from "node:fs"
+import { spawn } from "node:child_process"
+import { join } from "node:path"
+import { LogLineJson } from "../src/api/ControlApi.js"
+import { connect, NoSupervisor } from "../src/api/ControlClient.js"
+import { ensureNoSupervisor, serveControl } from "../src/api/ControlServer.js"
+import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
+import { ServiceStatus } from "../src/supervisor/ServiceStatus.js"
+import { makeFakeSupervisor } from "./support/FakeSupervisor.js"
+import { service, stackOf, tempDir } from "./support/Specs.js"
+
+/**
+ * An in-memory supervisor of `services` served on a temp stack directory, and a client. Afterwards the
+ * socket and the pid file are gone. (The real supervisor through the real CLI: ControlPlane.test.ts.)
+ */
+const withServed = <A, E>(
+  services: ReadonlyArray<ServiceSpec>,
+  body: (ctx: {
+    readonly dir: string
+    readonly client: Effect.Effect.Success<ReturnType<typeof connect>>
+  }) => Effect.Effect<A, E, Scope.Scope>
+) =>
+  Effect.gen(function* () {
+    const dir = tempDir("core-api-")
+    const stack = stackOf(dir, services)
+    const scope = yield* Scope.make()
+    const sup = yield* makeFakeSupervisor(stack)
+    yield* serveControl(sup, stack.stateDir).pipe(Scope.extend(scope))
+    const result = yield* Effect.scoped(Effect.flatMap(connect(dir), (client) => body({ dir, client }))).pipe(
+      Effect.exit
+    )
+    yield* Scope.close(scope, Exit.void)
+    expect(fs.existsSync(join(stack.stateDir, "control.sock"))).toBe(false)
+    expect(fs.existsSync(join(stack.stateDir, "supervisor.pid"))).toBe(false)
+    return yield* result
+  })
+
+const counter = (name: string, _marks: string, o: Parameters<typeof service>[3] = {}) => service(name, "true", [], o)
+
+describe("ControlApi over a Unix socket", () => {
+  it.live("status, statusOf, unknown service, socket and directory modes, second server refused", () => {
+    const marks = tempDir("core-marks-")
+    return withServed(
+      [counter("a", marks), counter("b", marks, { dependsOn: { a: "process_started" } })],
+      ({ client, dir }) =>
+        Effect.gen(function* () {
+          yield* client.up([])
+          const rows = yield* client.status
+          expect(rows.map((r) => [r.name, r.state])).toEqual([
+            ["a", "running"],
+            ["b", "running"]
+          ])
+          // the rows decode with the Schema the API uses: the --json shape
+          expect(Schema.decodeUnknownSync(Schema.Array(ServiceStatus))(JSON.parse(JSON.stringify(rows)))).toEqual(rows)
+          expect((yield* client.statusOf("b")).pid).toBeTypeOf("number")
+          const unknown = yield* Effect.flip(client.statusOf("nope"))
+          expect(unknown._tag).toBe("UnknownService")
+          expect(unknown.message).toContain('unknown service "nope"')
+
+          const stateDir = join(dir, ".core-stack")
+          expect(fs.statSync(join(stateDir, "control.sock")).mode & 0o777).toBe(0o600)
+          expect(fs.statSync(stateDir).mode & 0o777).toBe(0o700)
+          expect(client.identity.pid).toBe(process.pid)
+
+          const again = yield* Effect.flip(ensureNoSupervisor(stateDir))
+          expect(again._tag).toBe("SupervisorRunning")
+        })
+    )
+  })
+
+  it.live("stop stops dependents first; start waits for dependency conditions; restart keeps dependents", () => {
+    const marks = tempDir("core-marks-")
+    const services = [counter("a", marks), counter("b", marks, { dependsOn: { a: "process_started" } })]
+    return withServed(services, ({ client }) =>
+      Effect.gen(function* () {
+        yield* client.up([])
+        const bPid = (yield* client.statusOf("b")).pid
+        const restarted = yield* client.restart("a")
+        expect(restarted.state).toBe("running")
+        expect(restarted.restarts).toBe(1)
+        expect((yield* client.statusOf("b")).pid).toBe(bPid)
+
+        yield* client.stop("a")
+        const rows = yield* client.status
+        expect(rows.map((r) => [r.name, r.state])).toEqual([
+          ["a", "stopped"],
+          ["b", "stopped"]
+        ])
+        const refused = yield* Effect.flip(client.start("b"))
+        expect(refused._tag).toBe("StartFailed")
+        expect(refused.message).toContain("dependency a")
+        expect((yield* client.start("a")).state).toBe("running")
+        expect((yield* client.start("b")).state).toBe("running")
+      })
+    )
+  })
+
+  it.live("twenty concurrent restart requests each reach the supervisor and get an answer", () => {
+    const marks = tempDir("core-marks-")
+    return withServed([counter("a", marks)], ({ client }) =>
+      Effect.gen(function* () {
+        yield* client.up([])
+        const answers = yield* Effect.forEach(
+          Array.from({ length: 20 }, () => client.restart("a")),
+          (e) => e,
+          {
+            concurrency: "unbounded"
+          }
+        )
+        expect(answers.length).toBe(20)
+        const row = yield* client.statusOf("a")
+        expect(row.state).toBe("running")
+        expect(row.restarts).toBe(20)
+      })
+    )
+  })
+
+  it.live("logs -n and follow across a restart", () => {
+    const marks = tempDir("core-marks-")
+    return withServed([counter("a", marks)], ({ client }) =>
+      Effect.gen(function* () {
+        yield* client.up([])
+        const tail = yield* client.logs("a", 1)
+        expect(tail.length).toBe(1)
+        const all = yield* client.logs("a", 1000)
+        expect(all.map((l) => l.text)).toEqual(["a started"])
+        const followed = yield* client.follow("a", 0).pipe(
+          Stream.filter((l) => l.text === "a started"),
+          Stream.take(2),
+          Stream.runCollect,
+          Effect.fork
+        )
+        yield* Effect.sleep("200 millis")
+        yield* client.restart("a")
+        yield* client.restart("a")
+        const lines = Chunk.toArray(yield* Fiber.join(followed))
+        expect(lines.map((l) => l.text)).toEqual(["a started", "a started"])
+        expect(lines.every((l) => Schema.is(LogLineJson)(l))).toBe(true)
+        const unknown = yield* Effect.flip(Stream.runDrain(client.follow("nope")))
+        expect(unknown._tag).toBe("UnknownService")
+      })
+    )
+  })
+
+  it.live("a follower still attached does not hold up the server's shutdown", () =>
+    Effect.gen(function* () {
+      const marks = tempDir("core-marks-")
+      const dir = tempDir("core-api-")
+      const stack = stackOf(dir, [counter("a", marks)])
+      const scope = yield* Scope.make()
+      const sup = yield* makeFakeSupervisor(stack)
+      yield* serveControl(sup, stack.stateDir).pipe(Scope.extend(scope))
+      yield* sup.up([])
+      const clientScope = yield* Scope.make()
+      const client = yield* connect(dir).pipe(Scope.extend(clientScope))
+      const follower = yield* client.follow("a", 5).pipe(Stream.runDrain, Effect.fork)
+      yield* Effect.sleep("100 millis")
+      yield* Scope.close(scope, Exit.void)
+      // the follower sees end-of-stream when the server goes away
+      const exit = yield* Fiber.await(follower)
+      yield* Scope.close(clientScope, Exit.void)
+      expect(exit).toEqual(Exit.void)
+    })
+  )
+})
+
+describe("ControlClient without a supervisor", () => {
+  it.live("fails with NoSupervisor: no state directory at all", () =>
+    Effect.gen(function* () {
+      const dir = tempDir("core-none-")
+      const error = yield* Effect.flip(Effect.scoped(connect(dir)))
+      expect(error).toBeInstanceOf(NoSupervisor)
+      expect(error.message).toBe(`no stack running in ${dir} (start one with: core stack up -d)`)
+    })
+  )
+
+  it.live("a stale socket and pid file of a dead supervisor are removed, and never make a verb hang", () =>
+    Effect.gen(function* () {
+      const dir = tempDir("core-stale-")
+      const stateDir = join(dir, ".core-stack")
+      fs.mkdirSync(stateDir, { mode: 0o700 })
+      const socket = join(stateDir, "control.sock")
+      // a socket file whose server was killed with SIGKILL: it stays, and refuses connections
+      const child = spawn(process.execPath, ["-e", `require("net").createServer().listen(${JSON.stringify(socket)})`])
+      while (!fs.existsSync(socket)) yield* Effect.sleep("10 millis")
+      child.kill("SIGKILL")
+      yield* Effect.async<void>((resume) => {
+        if (child.exitCode !== null || child.signalCode !== null) resume(Effect.void)
+        else child.once("exit", () => resume(Effect.void))
+      })
+      expect(fs.statSync(socket).isSocket()).toBe(true)
+      fs.writeFileSync(join(stateDir, "supervisor.pid"), JSON.stringify({ pid: 999_999_999, startTime: 1, dir }))
+
+      const error = yield* Effect.flip(Effect.scoped(connect(dir)))
+      expect(error._tag).toBe("NoSupervisor")
+      expect(fs.existsSync(socket)).toBe(false)
+      expect(fs.existsSync(join(stateDir, "supervisor.pid"))).toBe(false)
+    })
+  )
+})
