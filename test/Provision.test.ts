@@ -276,7 +276,7 @@ describe("provision", () => {
     })
   )
 
-  it.scopedLive("installs from a zip, finding the binary by name", () =>
+  it.scopedLive("installs from a zip, finding the binary by name, and clears a dead run's leftovers", () =>
     Effect.gen(function* () {
       const dir = yield* tempDir
       const archive = makeZip({ "README.md": "read me", "bin/tool": script("2.0.0") })
@@ -286,9 +286,15 @@ describe("provision", () => {
           tool: { version: "2.0.0", download: { url: `${base}/tool.zip`, sha256: { [key]: sha256(archive) } } }
         })
       ])
+      // leftovers of a provisioning process killed hard are removed; a live one's are not
+      const dead = spawnSync("true").pid
+      fs.mkdirSync(path.join(dir, ".dep"))
+      fs.mkdirSync(path.join(dir, ".dep", `.tool.${dead}-abc.build`))
+      fs.writeFileSync(path.join(dir, ".dep", `.tool.${dead}-abc.tmp`), "partial")
+      fs.writeFileSync(path.join(dir, ".dep", `.tool.${process.pid}-abc.tmp`), "in progress")
       yield* provision(stack, [], { env: bareEnv() })
       expect(runBinary(path.join(dir, ".dep", "tool"))).toBe("tool 2.0.0")
-      expect(depListing(dir).sort()).toEqual(["tool", "tool.json"])
+      expect(depListing(dir).sort()).toEqual([`.tool.${process.pid}-abc.tmp`, "tool", "tool.json"])
     })
   )
 

@@ -212,6 +212,28 @@ const isExecutableFile = async (file: string): Promise<boolean> => {
   }
 }
 
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/** Removes temp files of `name` left in `.dep` by a provisioning process that no longer runs (killed hard). */
+const removeStaleTemps = (ctx: Context, name: string) =>
+  Effect.promise(async () => {
+    const prefix = `.${name}.`
+    const entries = await fs.readdir(ctx.depDir).catch(() => [] as Array<string>)
+    for (const entry of entries) {
+      if (!entry.startsWith(prefix)) continue
+      const match = /^(\d+)-[a-z0-9]+\.(tmp|build|download|link)$/.exec(entry.slice(prefix.length))
+      if (match && !isAlive(Number(match[1])))
+        await fs.rm(path.join(ctx.depDir, entry), { recursive: true, force: true })
+    }
+  })
+
 // ---------------------------------------------------------------------------------------------
 // Go sources of a `build.main`
 
@@ -457,6 +479,7 @@ const fromBuild = (ctx: Context, wanted: Wanted, inputs: string | undefined) =>
 const provisionOne = (ctx: Context, wanted: Wanted): Effect.Effect<Provisioned, BinaryFailure> =>
   Effect.gen(function* () {
     const started = Date.now()
+    yield* removeStaleTemps(ctx, wanted.name)
     const override = ctx.env[overrideVariable(wanted.name)] || undefined
     const dir = mainDir(wanted)
     const inputs =
