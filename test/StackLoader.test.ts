@@ -5,7 +5,13 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import * as net from "node:net"
 import { ManifestError } from "../src/manifest/ManifestError.js"
-import { checkPortsFree, loadStack, resolveDirectory, signalName } from "../src/manifest/StackLoader.js"
+import {
+  checkPortsFree,
+  loadEnvironment,
+  loadStack,
+  resolveDirectory,
+  signalName
+} from "../src/manifest/StackLoader.js"
 import type { StackSpec } from "../src/manifest/ServiceSpec.js"
 import { malformedStacks } from "./fixtures/malformed.js"
 
@@ -269,6 +275,20 @@ describe("loadStack", () => {
       const dir = yield* makeStack({})
       const error = yield* Effect.flip(loadStack(`${dir}/nope`, { env: baseEnv }))
       expect(error.message).toContain("does not exist")
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+})
+
+describe("loadEnvironment", () => {
+  it.scoped("adds .env under the given environment", () =>
+    Effect.gen(function* () {
+      const dir = yield* makeStack({ ".env": "A=file\nB=file\n" })
+      expect(yield* loadEnvironment(dir, { A: "env" })).toEqual({ A: "env", B: "file" })
+      const empty = yield* makeStack({})
+      expect(yield* loadEnvironment(empty, { A: "env" })).toEqual({ A: "env" })
+      const bad = yield* makeStack({ ".env": "oops\n" })
+      const error = yield* Effect.flip(loadEnvironment(bad, {}))
+      expect(error.message).toBe('.env: line 1: expected KEY=VALUE, got "oops"')
     }).pipe(Effect.provide(NodeContext.layer))
   )
 })

@@ -131,25 +131,31 @@ const errorText = (error: unknown): string =>
 // ---------------------------------------------------------------------------------------------
 // steps
 
+/** The variables of `<dir>/.env` (none when there is no such file), or the problems found in it. */
+const readDotEnv = (dir: string) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const file = path.join(dir, ".env")
+    if (!(yield* fs.exists(file).pipe(Effect.orElseSucceed(() => false)))) {
+      return Either.right<Record<string, string>>({})
+    }
+    const text = yield* fs.readFileString(file).pipe(Effect.either)
+    if (Either.isLeft(text)) {
+      return Either.left([problem("dotenv", ".env", "", `cannot read: ${errorText(text.left)}`)])
+    }
+    return Either.mapLeft(parseDotEnv(text.right), (problems) =>
+      problems.map((p) => problem("dotenv", ".env", `line ${p.line}`, p.message))
+    )
+  })
+
 const dotenvStep: Step = {
   name: "dotenv",
   run: (state) =>
     Effect.gen(function* () {
-      const fs = yield* FileSystem.FileSystem
-      const path = yield* Path.Path
-      const file = path.join(state.dir, ".env")
-      if (!(yield* fs.exists(file).pipe(Effect.orElseSucceed(() => false)))) return
-      const text = yield* fs.readFileString(file).pipe(Effect.either)
-      if (Either.isLeft(text)) {
-        state.problems.push(problem("dotenv", ".env", "", `cannot read: ${errorText(text.left)}`))
-        return
-      }
-      const parsed = parseDotEnv(text.right)
-      if (Either.isLeft(parsed)) {
-        for (const p of parsed.left) state.problems.push(problem("dotenv", ".env", `line ${p.line}`, p.message))
-        return
-      }
-      state.env = mergeDotEnv(state.env, parsed.right)
+      const result = yield* readDotEnv(state.dir)
+      if (Either.isLeft(result)) state.problems.push(...result.left)
+      else state.env = mergeDotEnv(state.env, result.right)
     })
 }
 
@@ -679,6 +685,21 @@ export const loadStack = Effect.fn("StackLoader.loadStack")(function* (dir: stri
     services: state.entries.map((entry) => entry.spec!).sort((a, b) => (a.name < b.name ? -1 : 1))
   }
   return stack
+})
+
+/**
+ * The environment of the stack in `dir`: `env` (default `process.env`) with the variables of `.env`
+ * added underneath (a variable already in `env` wins). What the loader resolves `${env.*}` against, and
+ * what the services' processes should inherit.
+ */
+export const loadEnvironment = Effect.fn("StackLoader.loadEnvironment")(function* (
+  dir: string,
+  env: Readonly<Record<string, string | undefined>> = process.env
+) {
+  const path = yield* Path.Path
+  const result = yield* readDotEnv(path.resolve(dir))
+  if (Either.isLeft(result)) return yield* new ManifestError({ problems: result.left })
+  return mergeDotEnv(env, result.right)
 })
 
 /** Whether `port` can be bound on `host` right now: undefined if so, else why not. */
