@@ -1,0 +1,221 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Scope } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import { join, resolve } from "node:path"
+import {
+  groupMembers,
+  parseProcStat,
+  type ProcStat,
+  readProcStat,
+  readStartTime,
+  startGuardian
+} from "../src/supervisor/Guardian.js"
+import { cleanLeftovers, holdSupervisorLock } from "../src/supervisor/PidRegistry.js"
+import { eventually, liveProcesses, survivors } from "./support/Processes.js"
+import { tempDir } from "./support/Specs.js"
+
+const standIn = resolve(import.meta.dirname, "fixtures/control/standin-supervisor.ts")
+
+interface StandIn {
+  readonly child: ChildProcess
+  readonly groups: ReadonlyArray<number>
+}
+
+/**
+ * Starts the stand-in supervisor (its own process group) and waits for the pgids of its services. Whatever
+ * the test does, the scope's end SIGKILLs the stand-in, its guardian and its groups if they are still there.
+ */
+const startStandIn = (stateDir: string, groups = 2) =>
+  Effect.acquireRelease(spawnStandIn(stateDir, groups), ({ child, groups }) =>
+    Effect.sync(() => {
+      for (const g of guardianOf(child.pid!)) sigkill(g.pid)
+      sigkill(child.pid!)
+      for (const g of groups) sigkill(-g)
+    })
+  )
+
+const spawnStandIn = (stateDir: string, groups: number) =>
+  Effect.async<StandIn, Error>((resume) => {
+    const child = spawn(process.execPath, ["--import", "tsx", standIn, stateDir, String(groups)], {
+      stdio: ["ignore", "pipe", "inherit"],
+      detached: true
+    })
+    let out = ""
+    child.stdout!.on("data", (b: Buffer) => {
+      out += b.toString()
+      const m = /ready ([\d ]+)\n/.exec(out)
+      if (m) resume(Effect.succeed({ child, groups: m[1]!.trim().split(" ").map(Number) }))
+    })
+    child.once("exit", (code) => resume(Effect.fail(new Error(`stand-in exited with ${code}: ${out}`))))
+  })
+
+/** The guardian started by `supervisorPid`: the child of it that runs the guardian script. */
+const guardianOf = (supervisorPid: number): ReadonlyArray<ProcStat> =>
+  liveProcesses()
+    .filter((p) => parentOf(p.pid) === supervisorPid && cmdline(p.pid).includes("trap '' INT HUP PIPE"))
+    .map((p) => readProcStat(p.pid))
+    .filter((s): s is ProcStat => s !== undefined)
+
+const cmdline = (pid: number): string => {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8")
+  } catch {
+    return ""
+  }
+}
+
+const parentOf = (pid: number): number | undefined => {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+  } catch {
+    return undefined
+  }
+}
+
+const sigkill = (pid: number) => {
+  try {
+    process.kill(pid, "SIGKILL")
+  } catch {}
+}
+
+/** A process that is not ours: a plain `sleep` in its own group. */
+const bystander = () =>
+  Effect.acquireRelease(
+    Effect.sync(() => spawn("sleep", ["60"], { detached: true, stdio: "ignore" })),
+    (child) => Effect.sync(() => sigkill(-child.pid!))
+  )
+
+describe("parseProcStat", () => {
+  it("reads pid, state, pgid, sid and start time, whatever the command name holds", () => {
+    const line = "4242 (we (ird) name) S 1 4240 4239 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1 2 3"
+    expect(parseProcStat(line)).toEqual({ pid: 4242, state: "S", pgid: 4240, sid: 4239, startTime: 987654 })
+    expect(parseProcStat("garbage")).toBeUndefined()
+  })
+
+  it("groupMembers: a live leader with another start time is a reused pid, and nothing is ours", () => {
+    const table: ReadonlyArray<ProcStat> = [
+      { pid: 10, state: "S", pgid: 10, sid: 10, startTime: 500 },
+      { pid: 11, state: "S", pgid: 10, sid: 10, startTime: 510 }
+    ]
+    expect(groupMembers({ service: "x", pid: 10, startTime: 400, notBefore: 400 }, table)).toEqual([])
+    expect(groupMembers({ service: "x", pid: 10, startTime: 500, notBefore: 500 }, table).map((p) => p.pid)).toEqual([
+      10, 11
+    ])
+    // leader gone: members that started no earlier than the leader did
+    const orphans = table.filter((p) => p.pid !== 10)
+    expect(groupMembers({ service: "x", pid: 10, startTime: 500, notBefore: 500 }, orphans).map((p) => p.pid)).toEqual([
+      11
+    ])
+    expect(groupMembers({ service: "x", pid: 10, startTime: 500, notBefore: 600 }, orphans)).toEqual([])
+  })
+})
+
+describe("Guardian", () => {
+  it.scopedLive("kill -9 of the supervisor: every group, grandchildren included, and the guardian are gone", () =>
+    Effect.gen(function* () {
+      const dir = tempDir("core-guard-")
+      const stateDir = join(dir, ".core-stack")
+      const { child, groups } = yield* startStandIn(stateDir)
+      const guardian = guardianOf(child.pid!)
+      expect(guardian.length).toBe(1)
+      // the guardian has its own session: in none of the service groups, nor in the supervisor's
+      expect(guardian[0]!.sid).toBe(guardian[0]!.pid)
+      for (const g of groups) expect(guardian[0]!.pgid).not.toBe(g)
+      expect(survivors(groups).length).toBeGreaterThanOrEqual(groups.length * 3)
+      expect(fs.readdirSync(join(stateDir, "pids")).length).toBe(groups.length)
+
+      child.kill("SIGKILL")
+      const gone = yield* Effect.promise(() => eventually(() => survivors(groups).length === 0, 2_000))
+      expect(survivors(groups)).toEqual([])
+      expect(gone).toBe(true)
+      expect(yield* Effect.promise(() => eventually(() => readProcStat(guardian[0]!.pid) === undefined, 2_000))).toBe(
+        true
+      )
+    })
+  )
+
+  it.scopedLive("leftovers of a crash that took the guardian too are ended by the next command", () =>
+    Effect.gen(function* () {
+      const dir = tempDir("core-guard-")
+      const stateDir = join(dir, ".core-stack")
+      const { child, groups } = yield* startStandIn(stateDir)
+      const guardian = guardianOf(child.pid!)
+      expect(guardian.length).toBe(1)
+      // while the supervisor lives, its records are not leftovers
+      expect(yield* cleanLeftovers(stateDir)).toEqual([])
+      const taken = yield* Effect.flip(Effect.scoped(holdSupervisorLock(stateDir)))
+      expect(taken._tag).toBe("SupervisorRunning")
+
+      sigkill(guardian[0]!.pid)
+      yield* Effect.promise(() => eventually(() => readProcStat(guardian[0]!.pid) === undefined))
+      child.kill("SIGKILL")
+      yield* Effect.promise(() => eventually(() => readProcStat(child.pid!) === undefined))
+      const before = survivors(groups)
+      expect(before.length).toBeGreaterThanOrEqual(groups.length * 3)
+
+      const leftovers = yield* cleanLeftovers(stateDir)
+      expect(leftovers.map((l) => l.pid).sort()).toEqual([...groups].sort())
+      expect(leftovers.flatMap((l) => l.killed).sort()).toEqual(before.map((p) => p.pid).sort())
+      expect(yield* Effect.promise(() => eventually(() => survivors(groups).length === 0))).toBe(true)
+      expect(fs.readdirSync(join(stateDir, "pids"))).toEqual([])
+      expect(fs.existsSync(join(stateDir, "supervisor.pid"))).toBe(false)
+      // and the directory can be taken over
+      yield* Effect.scoped(holdSupervisorLock(stateDir))
+    })
+  )
+
+  it.scopedLive("a reused pid is never signalled: a recorded start time that differs spares the process", () =>
+    Effect.gen(function* () {
+      const other = yield* bystander()
+      const pid = other.pid!
+      yield* Effect.promise(() => eventually(() => readStartTime(pid) !== undefined))
+      const start = readStartTime(pid)!
+
+      // the guardian, ending with a record whose start time is not the process's
+      const scope = yield* Scope.make()
+      const guardian = yield* startGuardian.pipe(Scope.extend(scope))
+      yield* guardian.watch({ service: "x", pid, startTime: start + 1, notBefore: start + 1 })
+      yield* Scope.close(scope, Exit.void)
+      expect(readProcStat(guardian.pid)).toBeUndefined()
+      expect(survivors([pid]).length).toBe(1)
+
+      // cleanLeftovers, with a record of a dead supervisor
+      const stateDir = join(tempDir("core-guard-"), ".core-stack")
+      fs.mkdirSync(join(stateDir, "pids"), { recursive: true })
+      const record = { service: "x", pid, startTime: start + 1, notBefore: start + 1, supervisorPid: 999_999_999 }
+      fs.writeFileSync(join(stateDir, "pids", `${pid}.json`), JSON.stringify({ ...record, supervisorStart: 1 }))
+      fs.writeFileSync(join(stateDir, "supervisor.pid"), JSON.stringify({ pid: 999_999_999, startTime: 1, dir: "x" }))
+      const leftovers = yield* cleanLeftovers(stateDir)
+      expect(leftovers).toEqual([{ service: "x", pid, killed: [] }])
+      expect(survivors([pid]).length).toBe(1)
+      expect(fs.readdirSync(join(stateDir, "pids"))).toEqual([])
+
+      // the same record with the right start time: the group is ended
+      const scope2 = yield* Scope.make()
+      const guardian2 = yield* startGuardian.pipe(Scope.extend(scope2))
+      yield* guardian2.watch({ service: "x", pid, startTime: start, notBefore: start })
+      yield* Scope.close(scope2, Exit.void)
+      expect(yield* Effect.promise(() => eventually(() => survivors([pid]).length === 0))).toBe(true)
+    })
+  )
+
+  it.live("a group forgotten by the supervisor is not killed when the guardian ends", () =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const other = yield* bystander().pipe(Scope.extend(scope))
+      const pid = other.pid!
+      yield* Effect.promise(() => eventually(() => readStartTime(pid) !== undefined))
+      const start = readStartTime(pid)!
+      const inner = yield* Scope.make()
+      const guardian = yield* startGuardian.pipe(Scope.extend(inner))
+      yield* guardian.watch({ service: "x", pid, startTime: start, notBefore: start })
+      yield* guardian.forget(pid)
+      yield* Scope.close(inner, Exit.void)
+      expect(survivors([pid]).length).toBe(1)
+      yield* Scope.close(scope, Exit.void)
+      expect(yield* Effect.promise(() => eventually(() => survivors([pid]).length === 0))).toBe(true)
+    })
+  )
+})
