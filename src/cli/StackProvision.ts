@@ -5,7 +5,7 @@
 import * as path from "node:path"
 import { Args, Command } from "@effect/cli"
 import { Console, Effect } from "effect"
-import { loadStack, resolveDirectory } from "../manifest/StackLoader.js"
+import { loadEnvironment, loadStack, resolveDirectory } from "../manifest/StackLoader.js"
 import { provision } from "../provision/Provisioner.js"
 import { dirOption } from "./CliOptions.js"
 
@@ -19,7 +19,10 @@ export const provisionCommand = Command.make("provision", { services, dir: dirOp
   Effect.gen(function* () {
     const stackDir = yield* resolveDirectory(dir)
     const stack = yield* loadStack(stackDir)
+    // `.env` counts for CORE_BIN_* overrides, PATH and Go's variables, as for the services.
+    const env = yield* loadEnvironment(stackDir)
     const results = yield* provision(stack, services, {
+      env,
       onProgress: (event) => process.stderr.write(`${event.message}\n`)
     })
     for (const result of results) {
