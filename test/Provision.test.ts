@@ -337,6 +337,36 @@ describe("provision", () => {
     })
   )
 
+  it.scopedLive("leaves no partial binary when provisioning is interrupted mid-download", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const archive = makeTarGz(dir, "tool", script("1.0.0") + "#".repeat(200_000))
+      let sent = false
+      const { base } = yield* serve({
+        "/tool.tar.gz": (_request, response) => {
+          response.writeHead(200, { "content-length": archive.length })
+          response.write(archive.subarray(0, archive.length / 2), () => {
+            sent = true
+          })
+        }
+      })
+      const stack = stackOf(dir, [
+        service(dir, "svc", {
+          tool: { version: "1.0.0", download: { url: `${base}/tool.tar.gz`, sha256: { [key]: sha256(archive) } } }
+        })
+      ])
+      const events: Array<ProvisionEvent> = []
+      const outcome = yield* provision(stack, [], {
+        env: bareEnv(),
+        onProgress: (event) => events.push(event)
+      }).pipe(Effect.timeoutOption("1 second"))
+      expect(outcome._tag).toBe("None")
+      expect(sent).toBe(true)
+      expect(events.some((event) => event._tag === "DownloadProgress" && event.received > 0)).toBe(true)
+      expect(depListing(dir)).toEqual([])
+    })
+  )
+
   it.scopedLive("falls through a dead URL, and lists every source's reason when all fail", () =>
     Effect.gen(function* () {
       const dir = yield* tempDir
