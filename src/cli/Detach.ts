@@ -1,0 +1,169 @@
+/**
+ * `core stack up -d`: the same CLI started again as `stack up` (foreground mode) in its own session, its
+ * output in `.core-stack/supervisor.log`; this process polls the control API until every selected service
+ * is ready, or reports why the supervisor ended and leaves nothing running.
+ */
+import { Console, Data, Effect, type Option } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import { connect } from "../api/ControlClient.js"
+import { ensureNoSupervisor } from "../api/ControlServer.js"
+import { resolveDirectory } from "../manifest/StackLoader.js"
+import { cleanLeftovers, ensureStateDir, stateDirOf, statePaths } from "../supervisor/PidRegistry.js"
+import type { ServiceState, ServiceStatus } from "../supervisor/ServiceStatus.js"
+
+/** Lines of the supervisor's output quoted when it fails. */
+const TAIL_LINES = 20
+
+/** The background supervisor ended before the stack was ready. */
+export class DetachFailed extends Data.TaggedError("DetachFailed")<{
+  readonly dir: string
+  /** The service that failed, when the supervisor said so. */
+  readonly service: string | undefined
+  readonly reason: string
+  /** The last lines of `.core-stack/supervisor.log`. */
+  readonly lastLines: ReadonlyArray<string>
+}> {
+  override get message() {
+    const head = this.service
+      ? `${this.service} failed to start: ${this.reason}`
+      : `the stack in ${this.dir} did not start: ${this.reason}`
+    const tail =
+      this.lastLines.length > 0 ? `\nlast lines of the supervisor's output:\n  ${this.lastLines.join("\n  ")}` : ""
+    return `${head}${tail}\nnothing is left running`
+  }
+}
+
+/** Where a polled stack stands. */
+export type Progress =
+  | { readonly _tag: "Starting" }
+  | { readonly _tag: "Ready"; readonly services: ReadonlyArray<string> }
+  | { readonly _tag: "Failed"; readonly service: string; readonly reason: string }
+
+const settled = (row: ServiceStatus) =>
+  row.state === "running" || row.state === "ready" || (row.state === "completed" && row.exitCode === 0)
+const broken: ReadonlyArray<ServiceState> = ["failed", "skipped"]
+
+/**
+ * Decides from the status rows whether `up` is done: every named service (all enabled ones when none is
+ * named) and every service that was launched for them is running, ready, or completed successfully.
+ */
+export const progressOf = (rows: ReadonlyArray<ServiceStatus>, selected: ReadonlyArray<string>): Progress => {
+  const wanted =
+    selected.length > 0 ? rows.filter((r) => selected.includes(r.name)) : rows.filter((r) => r.state !== "disabled")
+  const involved = rows.filter((r) => wanted.includes(r) || (r.state !== "pending" && r.state !== "disabled"))
+  const bad = involved.find((r) => broken.includes(r.state) || (r.state === "completed" && r.exitCode !== 0))
+  if (bad) return { _tag: "Failed", service: bad.name, reason: bad.reason ?? `it is ${bad.state}` }
+  if (wanted.length > 0 && involved.every(settled)) return { _tag: "Ready", services: involved.map((r) => r.name) }
+  return { _tag: "Starting" }
+}
+
+const lastLines = (file: string, n: number): ReadonlyArray<string> => {
+  try {
+    return fs
+      .readFileSync(file, "utf8")
+      .split("\n")
+      .filter((l) => l.trim().length > 0)
+      .slice(-n)
+  } catch {
+    return []
+  }
+}
+
+const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null
+
+const waitExit = (child: ChildProcess) =>
+  Effect.async<void>((resume) => {
+    if (exited(child)) return resume(Effect.void)
+    child.once("exit", () => resume(Effect.void))
+  })
+
+/** Ends the background supervisor: SIGTERM (graceful), then SIGKILL after 15 s. */
+const stopChild = (child: ChildProcess) =>
+  Effect.gen(function* () {
+    if (exited(child)) return
+    yield* Effect.sync(() => child.kill("SIGTERM"))
+    yield* waitExit(child).pipe(
+      Effect.timeout("15 seconds"),
+      Effect.catchAll(() => Effect.sync(() => child.kill("SIGKILL")).pipe(Effect.zipRight(waitExit(child))))
+    )
+  })
+
+/**
+ * Starts a background supervisor for the stack directory (`--dir`, `CORE_DIR`, or the current directory)
+ * running `services` (all when empty) and returns once every one is ready, printing a one-line summary.
+ * Fails with `SupervisorRunning` when the directory has a supervisor already, and with `DetachFailed`
+ * (the failing service, the reason and the supervisor's last lines) when the stack cannot start; then
+ * nothing is left running.
+ */
+export const detach = (dir: Option.Option<string>, services: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const root = yield* resolveDirectory(dir)
+    const stateDir = stateDirOf(root)
+    const paths = statePaths(stateDir)
+    yield* ensureNoSupervisor(stateDir)
+    yield* ensureStateDir(stateDir)
+    const began = Date.now()
+    const child = yield* Effect.sync(() => {
+      const log = fs.openSync(paths.supervisorLog, "w", 0o600)
+      try {
+        const entry = process.argv[1]!
+        return spawn(process.execPath, [...process.execArgv, entry, "stack", "up", "--dir", root, ...services], {
+          cwd: root,
+          detached: true,
+          stdio: ["ignore", log, log],
+          env: { ...process.env, CORE_SUPERVISOR: "1", NO_COLOR: "1" }
+        })
+      } finally {
+        fs.closeSync(log)
+      }
+    })
+    child.unref()
+
+    const failWith = (service: string | undefined, reason: string) =>
+      Effect.gen(function* () {
+        yield* stopChild(child)
+        yield* cleanLeftovers(stateDir)
+        return yield* new DetachFailed({
+          dir: root,
+          service,
+          reason,
+          lastLines: lastLines(paths.supervisorLog, TAIL_LINES)
+        })
+      })
+
+    let lastRows: ReadonlyArray<ServiceStatus> = []
+    const poll: Effect.Effect<Progress> = Effect.scoped(
+      Effect.gen(function* () {
+        const client = yield* connect(root)
+        lastRows = yield* client.status
+        return progressOf(lastRows, services)
+      })
+    ).pipe(Effect.orElseSucceed((): Progress => ({ _tag: "Starting" })))
+
+    const waitReady: Effect.Effect<Progress | "exited"> = Effect.suspend(() =>
+      exited(child)
+        ? Effect.succeed("exited" as const)
+        : Effect.flatMap(poll, (p) =>
+            p._tag === "Starting" ? Effect.zipRight(Effect.sleep("100 millis"), waitReady) : Effect.succeed(p)
+          )
+    )
+    const outcome = yield* waitReady.pipe(Effect.onInterrupt(() => stopChild(child)))
+
+    if (outcome === "exited") {
+      const failed = progressOf(lastRows, services)
+      const code = child.exitCode ?? child.signalCode
+      return yield* failed._tag === "Failed"
+        ? failWith(failed.service, failed.reason)
+        : failWith(undefined, `the supervisor exited (${code})`)
+    }
+    if (outcome._tag === "Failed") {
+      // the supervisor ends by itself when `up` fails; give it the time to stop what it started
+      yield* waitExit(child).pipe(Effect.timeout("30 seconds"), Effect.ignore)
+      return yield* failWith(outcome.service, outcome.reason)
+    }
+    const ready = outcome._tag === "Ready" ? outcome.services : []
+    yield* Console.log(
+      `core: ${ready.length} service(s) ready in ${Date.now() - began} ms; supervisor pid ${child.pid}, output in ${paths.supervisorLog}; stop with: core stack down`
+    )
+  })

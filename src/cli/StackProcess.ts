@@ -1,0 +1,91 @@
+/**
+ * `core stack process list|logs|restart|stop|start`: one service of the running stack.
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Console, Effect, Stream } from "effect"
+import { DefaultTail } from "../api/ControlApi.js"
+import { withClient } from "../api/ControlClient.js"
+import { resolveDirectory } from "../manifest/StackLoader.js"
+import type { ServiceStatus } from "../supervisor/ServiceStatus.js"
+import { dirOption, jsonOption } from "./CliOptions.js"
+import { formatStatusJson, formatTable } from "./StackStatus.js"
+
+const name = Args.text({ name: "name" }).pipe(Args.withDescription("service name"))
+
+/** The `process list` table: NAME STATE PID RESTARTS EXIT REASON. */
+export const formatProcessTable = (rows: ReadonlyArray<ServiceStatus>): string =>
+  formatTable(
+    ["NAME", "STATE", "PID", "RESTARTS", "EXIT", "REASON"],
+    rows.map((r) => [
+      r.name,
+      r.state,
+      r.pid === null ? "-" : String(r.pid),
+      String(r.restarts),
+      r.exitCode === null ? "-" : String(r.exitCode),
+      r.reason ?? ""
+    ])
+  )
+
+/** One line about a service after a verb: `a: running (pid 123, restarts 1)`. */
+export const describeStatus = (row: ServiceStatus): string => {
+  const details = [row.pid === null ? undefined : `pid ${row.pid}`, `restarts ${row.restarts}`]
+  if (row.reason) details.push(row.reason)
+  return `${row.name}: ${row.state} (${details.filter(Boolean).join(", ")})`
+}
+
+const listCommand = Command.make("list", { dir: dirOption, json: jsonOption }, ({ dir, json }) =>
+  Effect.gen(function* () {
+    const rows = yield* withClient(yield* resolveDirectory(dir), (client) => client.status)
+    yield* Console.log(json ? formatStatusJson(rows) : formatProcessTable(rows))
+  })
+).pipe(Command.withDescription("List the processes of the running stack"))
+
+const follow = Options.boolean("follow").pipe(
+  Options.withAlias("f"),
+  Options.withDescription("keep printing new lines, across restarts and log rotation, until Ctrl-C")
+)
+const tail = Options.integer("tail").pipe(
+  Options.withAlias("n"),
+  Options.withDefault(DefaultTail),
+  Options.withDescription("number of past lines to print")
+)
+
+const logsCommand = Command.make("logs", { name, follow, tail, dir: dirOption }, ({ name, follow, tail, dir }) =>
+  Effect.gen(function* () {
+    const root = yield* resolveDirectory(dir)
+    const n = Math.max(0, tail)
+    yield* withClient(root, (client) =>
+      follow
+        ? Stream.runForEach(client.follow(name, n), (line) => Console.log(line.text))
+        : Effect.flatMap(client.logs(name, n), (lines) => Effect.forEach(lines, (line) => Console.log(line.text)))
+    )
+  })
+).pipe(Command.withDescription("Print a service's output: the last N lines, then new ones with --follow"))
+
+const restartCommand = Command.make("restart", { name, dir: dirOption }, ({ name, dir }) =>
+  Effect.gen(function* () {
+    const row = yield* withClient(yield* resolveDirectory(dir), (client) => client.restart(name))
+    yield* Console.log(describeStatus(row))
+  })
+).pipe(Command.withDescription("Restart a service and wait until it is ready; its dependents keep running"))
+
+const stopCommand = Command.make("stop", { name, dir: dirOption }, ({ name, dir }) =>
+  Effect.gen(function* () {
+    const row = yield* withClient(yield* resolveDirectory(dir), (client) => client.stop(name))
+    yield* Console.log(describeStatus(row))
+  })
+).pipe(Command.withDescription("Stop a service, after the services that depend on it"))
+
+const startCommand = Command.make("start", { name, dir: dirOption }, ({ name, dir }) =>
+  Effect.gen(function* () {
+    const row = yield* withClient(yield* resolveDirectory(dir), (client) => client.start(name))
+    yield* Console.log(describeStatus(row))
+  })
+).pipe(
+  Command.withDescription("Start a stopped service once its dependencies' conditions hold; wait until it is ready")
+)
+
+export const processCommand = Command.make("process").pipe(
+  Command.withDescription("Inspect and control one process of the running stack"),
+  Command.withSubcommands([listCommand, logsCommand, restartCommand, stopCommand, startCommand])
+)

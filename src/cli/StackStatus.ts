@@ -1,0 +1,62 @@
+/**
+ * `core stack status [--json]`: one row per service of the running stack.
+ */
+import { Command } from "@effect/cli"
+import { Console, Effect, Schema } from "effect"
+import { withClient } from "../api/ControlClient.js"
+import { resolveDirectory } from "../manifest/StackLoader.js"
+import { isAlive, ServiceStatus } from "../supervisor/ServiceStatus.js"
+import { dirOption, jsonOption } from "./CliOptions.js"
+
+/** A duration as the table shows it: `45s`, `3m04s`, `2h05m`, `3d04h`. */
+export const formatUptime = (ms: number): string => {
+  const s = Math.max(0, Math.floor(ms / 1000))
+  const pad = (n: number) => String(n).padStart(2, "0")
+  if (s < 60) return `${s}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m${pad(s % 60)}s`
+  if (s < 86400) return `${Math.floor(s / 3600)}h${pad(Math.floor((s % 3600) / 60))}m`
+  return `${Math.floor(s / 86400)}d${pad(Math.floor((s % 86400) / 3600))}h`
+}
+
+/** Left-aligned columns separated by two spaces; the last column is not padded. */
+export const formatTable = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd()
+  return [line(header), ...rows.map(line)].join("\n")
+}
+
+/** The `stack status` table: SERVICE STATE HEALTH PID RESTARTS UPTIME PORTS. `now` in epoch ms. */
+export const formatStatusTable = (rows: ReadonlyArray<ServiceStatus>, now: number): string =>
+  formatTable(
+    ["SERVICE", "STATE", "HEALTH", "PID", "RESTARTS", "UPTIME", "PORTS"],
+    rows.map((r) => [
+      r.name,
+      r.state,
+      r.health,
+      r.pid === null ? "-" : String(r.pid),
+      String(r.restarts),
+      isAlive(r.state) && r.startedAt !== null ? formatUptime(now - r.startedAt) : "-",
+      Object.entries(r.ports)
+        .map(([name, port]) => `${name}=${port}`)
+        .join(",") || "-"
+    ])
+  )
+
+/** The documented `--json` shape of `stack status` and `stack process list`: an array of `ServiceStatus`. */
+export const StatusJson = Schema.Array(ServiceStatus)
+
+/** The `--json` text: the rows encoded with the API's Schema, two-space indented. */
+export const formatStatusJson = (rows: ReadonlyArray<ServiceStatus>): string =>
+  JSON.stringify(Schema.encodeSync(StatusJson)(rows), null, 2)
+
+export const statusCommand = Command.make("status", { dir: dirOption, json: jsonOption }, ({ dir, json }) =>
+  Effect.gen(function* () {
+    const root = yield* resolveDirectory(dir)
+    const rows = yield* withClient(root, (client) => client.status)
+    yield* Console.log(json ? formatStatusJson(rows) : formatStatusTable(rows, Date.now()))
+  })
+).pipe(Command.withDescription("Show every service of the running stack: state, health, pid, restarts, uptime, ports"))
