@@ -27,7 +27,7 @@ const withServed = <A, E>(
     const stack = stackOf(dir, services)
     const scope = yield* Scope.make()
     const sup = yield* makeFakeSupervisor(stack)
-    yield* serveControl(sup, stack.stateDir).pipe(Scope.extend(scope))
+    yield* serveControl(sup, stack.stateDir, { onDown: Effect.void }).pipe(Scope.extend(scope))
     const result = yield* Effect.scoped(Effect.flatMap(connect(dir), (client) => body({ dir, client }))).pipe(
       Effect.exit
     )
@@ -151,7 +151,7 @@ describe("ControlApi over a Unix socket", () => {
       const stack = stackOf(dir, [counter("a", marks)])
       const scope = yield* Scope.make()
       const sup = yield* makeFakeSupervisor(stack)
-      yield* serveControl(sup, stack.stateDir).pipe(Scope.extend(scope))
+      yield* serveControl(sup, stack.stateDir, { onDown: Effect.void }).pipe(Scope.extend(scope))
       yield* sup.up([])
       const clientScope = yield* Scope.make()
       const client = yield* connect(dir).pipe(Scope.extend(clientScope))

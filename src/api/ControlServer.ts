@@ -42,6 +42,18 @@ export class ControlServeError extends Data.TaggedError("ControlServeError")<{
   }
 }
 
+/** Options of `serveControl`. */
+export interface ServeOptions {
+  /**
+   * Runs after `down` has stopped every service and answered: how the supervisor ends. Default: SIGTERM to
+   * this process, the path of Ctrl-C (runMain interrupts the program, every finalizer runs, exit 0). A
+   * library or a test passes its own (e.g. `Effect.void`, and awaits `downRequested`).
+   */
+  readonly onDown?: Effect.Effect<void>
+}
+
+const signalSelf = Effect.sync(() => process.kill(process.pid, "SIGTERM"))
+
 /** A control API being served. */
 export interface ControlServer {
   readonly socket: string
@@ -191,7 +203,8 @@ const unixServer = (socket: string) =>
  */
 export const serveControl = (
   supervisor: SupervisorShape,
-  stateDir: string
+  stateDir: string,
+  options: ServeOptions = {}
 ): Effect.Effect<ControlServer, SupervisorRunning | StateDirError | ControlServeError | ServeError, Scope.Scope> =>
   Effect.gen(function* () {
     yield* holdSupervisorLock(stateDir)
@@ -215,6 +228,7 @@ export const serveControl = (
       dir: supervisor.stack.dir,
       services: supervisor.stack.services.map((s) => s.name)
     })
+    yield* Deferred.await(down).pipe(Effect.zipRight(options.onDown ?? signalSelf), Effect.forkIn(scope))
     const api = HttpApiBuilder.api(ControlApi).pipe(Layer.provide(handlers(supervisor, identity, down, scope)))
     const served = HttpApiBuilder.serve().pipe(
       Layer.provide(api),
