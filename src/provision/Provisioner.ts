@@ -466,7 +466,7 @@ const fromBuild = (ctx: Context, wanted: Wanted, inputs: string | undefined) =>
         Effect.gen(function* () {
           yield* runGo(["mod", "init", "core.provision/build"], work, env)
           yield* runGo(["get", ref], work, env)
-          yield* runGo(["build", ...flags, "-o", binary, pkg], work, env)
+          yield* runGo(["build", "-buildvcs=false", ...flags, "-o", binary, pkg], work, env)
         })
       )
       return yield* install(ctx, wanted, binary, "build", ref, undefined)
@@ -478,7 +478,13 @@ const fromBuild = (ctx: Context, wanted: Wanted, inputs: string | undefined) =>
 
 const provisionOne = (ctx: Context, wanted: Wanted): Effect.Effect<Provisioned, BinaryFailure> =>
   Effect.gen(function* () {
-    const started = Date.now()
+    let started = Date.now()
+    /** Restarts the clock when a source really begins (a build after waiting for the build lock). */
+    const timed = <A, E>(effect: Effect.Effect<A, E>) =>
+      Effect.suspend(() => {
+        started = Date.now()
+        return effect
+      })
     yield* removeStaleTemps(ctx, wanted.name)
     const override = ctx.env[overrideVariable(wanted.name)] || undefined
     const dir = mainDir(wanted)
@@ -488,11 +494,11 @@ const provisionOne = (ctx: Context, wanted: Wanted): Effect.Effect<Provisioned, 
         : yield* Effect.promise(() => goInputsHash(dir).catch(() => undefined))
     const expected: Expectation = { version: wanted.spec.version, override, inputs }
     const sources: ReadonlyArray<readonly [SourceKind, Effect.Effect<Provisioned, SourceFailed>]> = [
-      ["dep", fromDep(ctx, wanted, expected)],
-      ["override", fromOverride(ctx, wanted, override)],
-      ["path", fromPath(ctx, wanted)],
-      ["download", fromDownload(ctx, wanted)],
-      ["build", ctx.buildLock.withPermits(1)(fromBuild(ctx, wanted, inputs))]
+      ["dep", timed(fromDep(ctx, wanted, expected))],
+      ["override", timed(fromOverride(ctx, wanted, override))],
+      ["path", timed(fromPath(ctx, wanted))],
+      ["download", timed(fromDownload(ctx, wanted))],
+      ["build", ctx.buildLock.withPermits(1)(timed(fromBuild(ctx, wanted, inputs)))]
     ]
     const attempts: Array<SourceAttempt> = []
     for (const [source, attempt] of sources) {
