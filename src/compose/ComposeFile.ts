@@ -149,10 +149,23 @@ const translateCheck = (
   }
 }
 
+/**
+ * process-compose stops a process after `failure_threshold` failed readiness checks in a row, even before it
+ * was ever ready; core keeps checking until the readiness timeout. The threshold that lets process-compose
+ * check for as long as core waits: every check from the initial delay to the timeout, at least the manifest's.
+ */
+export const readinessFailureThreshold = (probe: ProbeSpec, readinessTimeoutMs: number): number => {
+  const checks =
+    Math.floor(Math.max(0, seconds(readinessTimeoutMs) - seconds(probe.initialDelayMs)) / seconds(probe.periodMs, 1)) +
+    1
+  return Math.max(probe.failureThreshold, checks)
+}
+
 const translateProbe = (
   kind: "readiness" | "liveness",
   probe: ProbeSpec,
-  options: ComposeFileOptions
+  options: ComposeFileOptions,
+  failureThreshold = probe.failureThreshold
 ): { readonly probe: Record<string, unknown>; readonly notes: ReadonlyArray<string> } => {
   const { probe: check, note } = translateCheck(probe.check, probe.timeoutMs, options)
   const notes: Array<string> = []
@@ -169,7 +182,7 @@ const translateProbe = (
       period_seconds: seconds(probe.periodMs, 1),
       timeout_seconds: seconds(probe.timeoutMs, 1),
       success_threshold: probe.successThreshold,
-      failure_threshold: probe.failureThreshold
+      failure_threshold: failureThreshold
     },
     notes
   }
@@ -266,9 +279,15 @@ const translateService = (
   if (Object.keys(dependsOn).length > 0) value.depends_on = dependsOn
 
   if (service.readiness !== undefined) {
-    const { probe, notes: probeNotes } = translateProbe("readiness", service.readiness, options)
+    const threshold = readinessFailureThreshold(service.readiness, service.readinessTimeoutMs)
+    const { probe, notes: probeNotes } = translateProbe("readiness", service.readiness, options, threshold)
     value.readiness_probe = probe
     notes.push(...probeNotes)
+    notes.push(
+      `readiness: failure_threshold ${service.readiness.failureThreshold} is ${threshold} here, to cover core's ` +
+        `readiness timeout of ${seconds(service.readinessTimeoutMs)} s: process-compose kills a process after that ` +
+        "many failed checks in a row; core fails a start not ready in time and checks readiness no more once ready"
+    )
   }
   if (service.liveness !== undefined) {
     const { probe, notes: probeNotes } = translateProbe("liveness", service.liveness, options)
@@ -290,9 +309,10 @@ const translateService = (
     }
   }
 
-  if (service.readiness !== undefined || service.readyLogLine !== undefined) {
+  if (service.readiness === undefined && service.readyLogLine !== undefined) {
     notes.push(
-      `readiness timeout: core fails the start after ${seconds(service.readinessTimeoutMs)} s; process-compose waits without limit`
+      `readiness timeout: core fails the start without the log line after ${seconds(service.readinessTimeoutMs)} s; ` +
+        "process-compose waits without limit"
     )
   }
 
@@ -330,6 +350,21 @@ const translateService = (
   if (service.disabled) value.disabled = true
 
   return { value, notes }
+}
+
+/** A note as comment lines of at most about 110 characters, continuation lines indented. */
+const wrapNote = (note: string): ReadonlyArray<string> => {
+  const lines: Array<string> = []
+  let line = ""
+  for (const word of note.split(" ")) {
+    if (line !== "" && line.length + word.length + 1 > 106) {
+      lines.push(line)
+      line = " "
+    }
+    line = line === "" || line === " " ? `${line}${word}` : `${line} ${word}`
+  }
+  lines.push(line)
+  return lines.map((text) => ` ${text}`)
 }
 
 const header = (stack: StackSpec): string =>
@@ -374,7 +409,7 @@ export const renderComposeFile = (stack: StackSpec, options: ComposeFileOptions 
     for (const pair of (processes as YAMLMap<unknown, unknown>).items as Array<Pair<unknown, unknown>>) {
       const name = isScalar(pair.key) ? String(pair.key.value) : ""
       const notes = translated.find(([n]) => n === name)?.[1].notes ?? []
-      if (notes.length > 0 && isScalar(pair.key)) pair.key.commentBefore = notes.map((note) => ` ${note}`).join("\n")
+      if (notes.length > 0 && isScalar(pair.key)) pair.key.commentBefore = notes.flatMap(wrapNote).join("\n")
     }
   }
   return escapeDollars(doc.toString({ lineWidth: 0 }))
