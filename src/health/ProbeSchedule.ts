@@ -1,0 +1,109 @@
+/**
+ * When to probe next, and what the results so far mean. Pure: the effectful loop in `Probe.ts` feeds it.
+ *
+ * Schedule. A readiness probe starts at once and fast, then backs off to `periodMs`: the delays after each
+ * check are 10, 15, 23, 35, 53, ... ms (x1.5 each time) up to `periodMs`. A service that is up is seen within a
+ * few tens of milliseconds, one that takes t to start is seen at most about t/2 late, and every probe backs
+ * off, so a stack of hundreds of services is not flooded (about 17 checks in the first 30 s with the default
+ * 10 s period, then one per period). A liveness probe checks at once, then every `periodMs`: it watches a
+ * service already up, and fast retries would turn a blip into `failureThreshold` failures.
+ *
+ * Verdict (as Kubernetes): `pending` until `successThreshold` consecutive successes make it `healthy`, or
+ * `failureThreshold` consecutive counted failures make it `unhealthy`; it then stays so until the opposite
+ * threshold is reached. Failures within `initialDelayMs` of the start (the grace period) do not count
+ * towards the failure threshold; they still break a run of successes. Successes always count.
+ */
+import type { ProbeSpec } from "../manifest/ServiceSpec.js"
+
+/** What a probe says about its service. */
+export type ProbeVerdict = "pending" | "healthy" | "unhealthy"
+
+/** How the schedule starts: readiness probes start fast and back off, liveness probes keep to the period. */
+export type ProbeKind = "readiness" | "liveness"
+
+/** The state of one probe between checks. */
+export interface ProbeState {
+  readonly kind: ProbeKind
+  readonly initialDelayMs: number
+  readonly periodMs: number
+  readonly successThreshold: number
+  readonly failureThreshold: number
+  /** Checks done so far. */
+  readonly checks: number
+  readonly consecutiveSuccesses: number
+  /** Consecutive failures outside the grace period. */
+  readonly consecutiveFailures: number
+  readonly verdict: ProbeVerdict
+  /** The delay used after the previous check; the next grows from it. */
+  readonly delayMs: number
+}
+
+/** Delay after the first check of a readiness probe. */
+export const FIRST_DELAY_MS = 10
+/** Growth of the readiness delay after each check, until it reaches the period. */
+export const BACKOFF_FACTOR = 1.5
+
+/** The state before the first check. */
+export const initial = (
+  spec: Pick<ProbeSpec, "initialDelayMs" | "periodMs" | "successThreshold" | "failureThreshold">,
+  kind: ProbeKind = "readiness"
+): ProbeState => ({
+  kind,
+  initialDelayMs: Math.max(0, spec.initialDelayMs),
+  periodMs: Math.max(1, spec.periodMs),
+  successThreshold: Math.max(1, spec.successThreshold),
+  failureThreshold: Math.max(1, spec.failureThreshold),
+  checks: 0,
+  consecutiveSuccesses: 0,
+  consecutiveFailures: 0,
+  verdict: "pending",
+  delayMs: 0
+})
+
+/** Milliseconds to wait before the next check: 0 before the first. */
+export const nextDelay = (state: ProbeState): number => {
+  if (state.checks === 0) return 0
+  if (state.kind === "liveness") return state.periodMs
+  return Math.min(state.periodMs, state.delayMs === 0 ? FIRST_DELAY_MS : Math.round(state.delayMs * BACKOFF_FACTOR))
+}
+
+/** Whether a failure at `elapsedMs` after the start falls in the grace period. */
+export const inGracePeriod = (state: ProbeState, elapsedMs: number): boolean => elapsedMs < state.initialDelayMs
+
+/**
+ * Folds in the result of one check, done `elapsedMs` after the probe started.
+ * Returns the new state and its verdict (the same as `state.verdict`).
+ */
+export const onResult = (
+  state: ProbeState,
+  ok: boolean,
+  elapsedMs: number
+): { readonly state: ProbeState; readonly verdict: ProbeVerdict } => {
+  const delayMs = nextDelay(state)
+  const checks = state.checks + 1
+  let next: ProbeState
+  if (ok) {
+    const consecutiveSuccesses = state.consecutiveSuccesses + 1
+    next = {
+      ...state,
+      checks,
+      delayMs,
+      consecutiveSuccesses,
+      consecutiveFailures: 0,
+      verdict: consecutiveSuccesses >= state.successThreshold ? "healthy" : state.verdict
+    }
+  } else {
+    const consecutiveFailures = inGracePeriod(state, elapsedMs)
+      ? state.consecutiveFailures
+      : state.consecutiveFailures + 1
+    next = {
+      ...state,
+      checks,
+      delayMs,
+      consecutiveSuccesses: 0,
+      consecutiveFailures,
+      verdict: consecutiveFailures >= state.failureThreshold ? "unhealthy" : state.verdict
+    }
+  }
+  return { state: next, verdict: next.verdict }
+}
