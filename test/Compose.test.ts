@@ -15,7 +15,8 @@ import {
   tcpProbeCommand,
   writeComposeFile
 } from "../src/compose/ComposeFile.js"
-import { goldenCases, service, stack } from "./fixtures/compose/specs.js"
+import { loadStack } from "../src/manifest/StackLoader.js"
+import { fakeStackDir, goldenCases, service, stack } from "./fixtures/compose/specs.js"
 
 const fixtures = join(import.meta.dirname, "fixtures", "compose")
 
@@ -42,6 +43,19 @@ describe("renderComposeFile golden files", () => {
       expect(actual).toBe(readFileSync(file, "utf8"))
     })
   }
+
+  it.live("the compat fixture stack, loaded from its manifests, matches compat/expected.yaml", () =>
+    Effect.gen(function* () {
+      const spec = yield* loadStack(join(fixtures, "compat"), { env: { PATH: "/usr/bin:/bin" } })
+      const actual = renderComposeFile(spec, { commandPaths: {}, nodeExecutable: "node" }).replaceAll(
+        spec.dir,
+        fakeStackDir
+      )
+      const file = join(fixtures, "compat", "expected.yaml")
+      if (process.env.UPDATE_GOLDEN === "1") writeFileSync(file, actual)
+      expect(actual).toBe(readFileSync(file, "utf8"))
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
 
   it("is deterministic whatever the order of services and environment", () => {
     const spec = goldenCases.basic!
