@@ -1,0 +1,462 @@
+/**
+ * The control plane end to end: real supervisors started by the built CLI (dist/core.cjs, made by `npm
+ * test`'s build step) in temp stack directories, driven by the CLI's verbs. Every test ends by checking that
+ * no process of its stack directory is left (supervisor, services, grandchildren, guardian).
+ */
+import { afterEach, describe, expect, it } from "@effect/vitest"
+import { Schema } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import { join, resolve } from "node:path"
+import { formatStatusJson, formatStatusTable, formatUptime, StatusJson } from "../src/cli/StackStatus.js"
+import { progressOf } from "../src/cli/Detach.js"
+import type { ServiceStatus } from "../src/supervisor/ServiceStatus.js"
+import { eventually, liveProcesses, processesMentioning } from "./support/Processes.js"
+import { tempDir } from "./support/Specs.js"
+
+const cli = resolve(import.meta.dirname, "../dist/core.cjs")
+const svcScript = resolve(import.meta.dirname, "fixtures/control/svc.sh")
+
+interface Done {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly output: string
+  readonly stdout: string
+  readonly ms: number
+}
+
+interface Started {
+  readonly child: ChildProcess
+  output: string
+  readonly done: Promise<Done>
+}
+
+const started: Array<Started> = []
+const stacks: Array<string> = []
+
+/** Runs `core ARGS --dir DIR` as a child process. */
+const startCore = (args: ReadonlyArray<string>, dir: string): Started => {
+  const began = Date.now()
+  const child = spawn(process.execPath, [cli, ...args, "--dir", dir], {
+    env: { ...process.env, NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let stdout = ""
+  const run: Started = {
+    child,
+    output: "",
+    done: new Promise((r) =>
+      child.once("close", (code, signal) => r({ code, signal, output: run.output, stdout, ms: Date.now() - began }))
+    )
+  }
+  child.stdout!.on("data", (b) => {
+    run.output += b
+    stdout += b
+  })
+  child.stderr!.on("data", (b) => (run.output += b))
+  started.push(run)
+  return run
+}
+
+/** Runs `core ARGS --dir DIR` to its end. */
+const core = (args: ReadonlyArray<string>, dir: string) => startCore(args, dir).done
+
+interface Svc {
+  readonly mode?: "fork" | "fail"
+  readonly dependsOn?: ReadonlyArray<string>
+}
+
+/** A stack directory of svc.sh services, each ready when it prints "NAME started". */
+const makeStack = (services: Record<string, Svc>) => {
+  const dir = join(tempDir("core-ctl-"), "stack")
+  fs.mkdirSync(join(dir, "bin"), { recursive: true })
+  fs.copyFileSync(svcScript, join(dir, "bin", "svc.sh"))
+  fs.chmodSync(join(dir, "bin", "svc.sh"), 0o755)
+  for (const [name, svc] of Object.entries(services)) {
+    fs.mkdirSync(join(dir, "services", name), { recursive: true })
+    const manifest = {
+      process: {
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a manifest placeholder
+        command: "${dir}/../../bin/svc.sh",
+        args: svc.mode ? [name, svc.mode] : [name],
+        compose: {
+          ready_log_line: `^${name} started`,
+          shutdown: { timeout_seconds: 2 },
+          ...(svc.dependsOn
+            ? { depends_on: Object.fromEntries(svc.dependsOn.map((d) => [d, { condition: "process_log_ready" }])) }
+            : {})
+        }
+      }
+    }
+    fs.writeFileSync(join(dir, "services", name, "service.json"), JSON.stringify(manifest, null, 2))
+  }
+  stacks.push(dir)
+  return dir
+}
+
+const stateDir = (dir: string) => join(dir, ".core-stack")
+
+const supervisorPid = (dir: string): number =>
+  JSON.parse(fs.readFileSync(join(stateDir(dir), "supervisor.pid"), "utf8")).pid
+
+/** Children of `pid` running the guardian script. */
+const guardiansOf = (pid: number) =>
+  liveProcesses()
+    .filter((p) => {
+      try {
+        const stat = fs.readFileSync(`/proc/${p.pid}/stat`, "utf8")
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+        return ppid === pid && fs.readFileSync(`/proc/${p.pid}/cmdline`, "utf8").includes("trap '' INT HUP PIPE")
+      } catch {
+        return false
+      }
+    })
+    .map((p) => p.pid)
+
+const alive = (pid: number) => liveProcesses().some((p) => p.pid === pid)
+
+const statusOf = async (dir: string): Promise<ReadonlyArray<ServiceStatus>> => {
+  const run = await core(["stack", "status", "--json"], dir)
+  expect(run.code).toBe(0)
+  return Schema.decodeUnknownSync(StatusJson)(JSON.parse(run.stdout))
+}
+
+const pidsOf = (dir: string, name: string) =>
+  processesMentioning(dir)
+    .filter((p) => p.cmdline.includes("bin/svc.sh") && p.cmdline.split(" ").includes(name))
+    .filter((p) => !p.cmdline.includes("grandchild"))
+    .map((p) => p.pid)
+
+afterEach(async () => {
+  for (const run of started.splice(0)) run.child.kill("SIGKILL")
+  for (const dir of stacks.splice(0)) {
+    try {
+      process.kill(supervisorPid(dir), "SIGKILL")
+    } catch {}
+    // the guardian ends the services; anything else of the directory is a failure the test has reported
+    await eventually(() => processesMentioning(dir).length === 0, 2_000)
+    for (const p of processesMentioning(dir)) {
+      try {
+        process.kill(p.pid, "SIGKILL")
+      } catch {}
+    }
+  }
+})
+
+/** The test's end: nothing of the stack directory is running, and the guardian is gone. */
+const expectNothingLeft = async (dir: string, guardians: ReadonlyArray<number> = []) => {
+  expect(await eventually(() => processesMentioning(dir).length === 0, 2_000)).toBe(true)
+  expect(processesMentioning(dir)).toEqual([])
+  for (const g of guardians) expect(alive(g)).toBe(false)
+}
+
+describe("pure parts", () => {
+  it("formatUptime", () => {
+    expect([0, 45_000, 184_000, 7_500_000, 277_000_000].map(formatUptime)).toEqual([
+      "0s",
+      "45s",
+      "3m04s",
+      "2h05m",
+      "3d04h"
+    ])
+  })
+
+  const row = (o: Partial<ServiceStatus>): ServiceStatus => ({
+    name: "a",
+    state: "pending",
+    health: "none",
+    pid: null,
+    restarts: 0,
+    startedAt: null,
+    exitCode: null,
+    reason: null,
+    ports: {},
+    ...o
+  })
+
+  it("formatStatusTable: columns, uptime only while alive, ports", () => {
+    const table = formatStatusTable(
+      [
+        row({
+          name: "nats",
+          state: "ready",
+          health: "healthy",
+          pid: 42,
+          startedAt: 1_000,
+          ports: { client: 4222, monitor: 8222 }
+        }),
+        row({ name: "pocketbase", state: "stopped", restarts: 2 })
+      ],
+      61_000
+    )
+    expect(table.split("\n")).toEqual([
+      "SERVICE     STATE    HEALTH   PID  RESTARTS  UPTIME  PORTS",
+      "nats        ready    healthy  42   0         1m00s   client=4222,monitor=8222",
+      "pocketbase  stopped  none     -    2         -       -"
+    ])
+  })
+
+  it("the --json text decodes with the API's Schema", () => {
+    const rows = [row({ name: "x", state: "ready", pid: 7, startedAt: 5, ports: { http: 80 } })]
+    expect(Schema.decodeUnknownSync(StatusJson)(JSON.parse(formatStatusJson(rows)))).toEqual(rows)
+  })
+
+  it("progressOf: ready when every wanted and launched service settled; failed names the service", () => {
+    const up = [row({ name: "a", state: "ready" }), row({ name: "b", state: "running" }), row({ name: "c" })]
+    expect(progressOf(up, ["b"])).toEqual({ _tag: "Ready", services: ["a", "b"] })
+    expect(progressOf(up, [])).toEqual({ _tag: "Starting" })
+    expect(progressOf([row({ name: "a", state: "starting" })], [])).toEqual({ _tag: "Starting" })
+    expect(
+      progressOf([row({ name: "a", state: "disabled" }), row({ name: "b", state: "completed", exitCode: 0 })], [])
+    ).toEqual({
+      _tag: "Ready",
+      services: ["b"]
+    })
+    expect(
+      progressOf(
+        [row({ name: "a", state: "failed", reason: "exited with code 7" }), row({ name: "b", state: "skipped" })],
+        []
+      )
+    ).toEqual({
+      _tag: "Failed",
+      service: "a",
+      reason: "exited with code 7"
+    })
+  })
+})
+
+describe("core stack (control plane, end to end)", () => {
+  it("up -d, status, a second up refused, socket mode, down; then every verb says no stack", async () => {
+    const dir = makeStack({ a: {}, b: { dependsOn: ["a"] }, c: { dependsOn: ["b"] } })
+    const up = await core(["stack", "up", "-d"], dir)
+    expect(up.output).toContain("3 service(s) ready")
+    expect(up.code).toBe(0)
+    const supervisor = supervisorPid(dir)
+    const guardians = guardiansOf(supervisor)
+    expect(guardians.length).toBe(1)
+
+    const rows = await statusOf(dir)
+    expect(rows.map((r) => [r.name, r.state])).toEqual([
+      ["a", "ready"],
+      ["b", "ready"],
+      ["c", "ready"]
+    ])
+    for (const r of rows) expect(pidsOf(dir, r.name)).toEqual([r.pid])
+    const table = await core(["stack", "status"], dir)
+    expect(table.stdout.split("\n")[0]).toMatch(/^SERVICE\s+STATE\s+HEALTH\s+PID\s+RESTARTS\s+UPTIME\s+PORTS$/)
+    const list = await core(["stack", "process", "list", "--json"], dir)
+    expect(Schema.decodeUnknownSync(StatusJson)(JSON.parse(list.stdout)).map((r) => r.name)).toEqual(["a", "b", "c"])
+
+    expect(fs.statSync(join(stateDir(dir), "control.sock")).mode & 0o777).toBe(0o600)
+    expect(fs.statSync(stateDir(dir)).mode & 0o777).toBe(0o700)
+
+    const again = await core(["stack", "up", "-d"], dir)
+    expect(again.code).not.toBe(0)
+    expect(again.output).toContain(`a stack is already running in ${dir}`)
+    const foreground = await core(["stack", "up"], dir)
+    expect(foreground.code).not.toBe(0)
+    expect(foreground.output).toContain("already running")
+    expect(alive(supervisor)).toBe(true)
+
+    const down = await core(["stack", "down"], dir)
+    expect(down.code).toBe(0)
+    // down returns when every process has exited
+    expect(processesMentioning(dir)).toEqual([])
+    expect(alive(supervisor)).toBe(false)
+    expect(fs.existsSync(join(stateDir(dir), "control.sock"))).toBe(false)
+    expect(fs.existsSync(join(stateDir(dir), "supervisor.pid"))).toBe(false)
+    await expectNothingLeft(dir, guardians)
+  })
+
+  it("every client verb without a supervisor: one line, non-zero, at once", async () => {
+    const dir = makeStack({ a: {} })
+    const verbs = [
+      ["stack", "status"],
+      ["stack", "status", "--json"],
+      ["stack", "down"],
+      ["stack", "process", "list"],
+      ["stack", "process", "logs", "a"],
+      ["stack", "process", "logs", "a", "-f"],
+      ["stack", "process", "restart", "a"],
+      ["stack", "process", "stop", "a"],
+      ["stack", "process", "start", "a"]
+    ]
+    const runs = await Promise.all(verbs.map((v) => core(v, dir)))
+    for (const run of runs) {
+      expect(run.code).toBe(1)
+      expect(run.output).toBe(`core: no stack running in ${dir} (start one with: core stack up -d)\n`)
+      // "at once": a hang would be caught here (the bound is generous for a loaded machine)
+      expect(run.ms).toBeLessThan(10_000)
+    }
+    await expectNothingLeft(dir)
+  })
+
+  it("a stale socket and pid file: detected, cleaned, never a hang; up works after", async () => {
+    const dir = makeStack({ a: {} })
+    fs.mkdirSync(stateDir(dir), { mode: 0o700 })
+    const socket = join(stateDir(dir), "control.sock")
+    // a listener killed with SIGKILL leaves its socket file behind
+    const ghost = spawn(process.execPath, ["-e", `require("net").createServer().listen(${JSON.stringify(socket)})`])
+    expect(await eventually(() => fs.existsSync(socket))).toBe(true)
+    ghost.kill("SIGKILL")
+    await new Promise((r) => ghost.once("exit", r))
+    expect(fs.statSync(socket).isSocket()).toBe(true)
+    expect(await new Promise((r) => net.connect(socket).once("error", (e: NodeJS.ErrnoException) => r(e.code)))).toBe(
+      "ECONNREFUSED"
+    )
+    fs.writeFileSync(join(stateDir(dir), "supervisor.pid"), JSON.stringify({ pid: ghost.pid, startTime: 1, dir }))
+
+    const status = await core(["stack", "status"], dir)
+    expect(status.code).toBe(1)
+    expect(status.output).toContain("no stack running")
+    expect(fs.existsSync(socket)).toBe(false)
+    expect(fs.existsSync(join(stateDir(dir), "supervisor.pid"))).toBe(false)
+
+    // and with only a stale socket (no pid file), up takes the directory over
+    const ghost2 = spawn(process.execPath, ["-e", `require("net").createServer().listen(${JSON.stringify(socket)})`])
+    expect(await eventually(() => fs.existsSync(socket))).toBe(true)
+    ghost2.kill("SIGKILL")
+    await new Promise((r) => ghost2.once("exit", r))
+    const up = await core(["stack", "up", "-d"], dir)
+    expect(up.code).toBe(0)
+    expect((await statusOf(dir)).map((r) => r.state)).toEqual(["ready"])
+    expect((await core(["stack", "down"], dir)).code).toBe(0)
+    await expectNothingLeft(dir)
+  })
+
+  it("stop takes dependents first, start waits for dependency conditions, restart keeps dependents", async () => {
+    const dir = makeStack({ a: {}, b: { dependsOn: ["a"] }, c: { dependsOn: ["b"] }, d: {} })
+    expect((await core(["stack", "up", "-d"], dir)).code).toBe(0)
+    const before = await statusOf(dir)
+    const pidOf = (rows: ReadonlyArray<ServiceStatus>, name: string) => rows.find((r) => r.name === name)!.pid
+
+    const restart = await core(["stack", "process", "restart", "a"], dir)
+    expect(restart.code).toBe(0)
+    expect(restart.stdout).toMatch(/^a: ready \(pid \d+, restarts 1\)/)
+    const afterRestart = await statusOf(dir)
+    expect(pidOf(afterRestart, "a")).not.toBe(pidOf(before, "a"))
+    expect(pidOf(afterRestart, "b")).toBe(pidOf(before, "b"))
+    expect(pidOf(afterRestart, "c")).toBe(pidOf(before, "c"))
+    expect(pidsOf(dir, "a")).toEqual([pidOf(afterRestart, "a")])
+
+    const stop = await core(["stack", "process", "stop", "b"], dir)
+    expect(stop.code).toBe(0)
+    const afterStop = await statusOf(dir)
+    expect(afterStop.map((r) => [r.name, r.state])).toEqual([
+      ["a", "ready"],
+      ["b", "stopped"],
+      ["c", "stopped"],
+      ["d", "ready"]
+    ])
+    expect(pidsOf(dir, "b")).toEqual([])
+    expect(pidsOf(dir, "c")).toEqual([])
+    // c is stopped after... before b: c's log shows it stopped first
+    const logC = await core(["stack", "process", "logs", "c", "-n", "1000"], dir)
+    expect(logC.code).toBe(0)
+
+    const early = await core(["stack", "process", "start", "c"], dir)
+    expect(early.code).toBe(1)
+    expect(early.output).toContain("c failed to start")
+    expect(early.output).toContain("dependency b")
+    expect((await core(["stack", "process", "start", "b"], dir)).code).toBe(0)
+    const startC = await core(["stack", "process", "start", "c"], dir)
+    expect(startC.code).toBe(0)
+    expect(startC.stdout).toMatch(/^c: ready/)
+
+    const unknown = await core(["stack", "process", "restart", "nope"], dir)
+    expect(unknown.code).toBe(1)
+    expect(unknown.output).toContain('unknown service "nope"')
+
+    expect((await core(["stack", "down"], dir)).code).toBe(0)
+    await expectNothingLeft(dir)
+  })
+
+  it("logs -n N, and --follow across restarts until interrupted", async () => {
+    const dir = makeStack({ a: {} })
+    expect((await core(["stack", "up", "-d"], dir)).code).toBe(0)
+    const one = await core(["stack", "process", "logs", "a", "-n", "1"], dir)
+    expect(one.code).toBe(0)
+    expect(one.stdout.trimEnd().split("\n").length).toBe(1)
+    const all = await core(["stack", "process", "logs", "a"], dir)
+    expect(all.stdout).toMatch(/a started \(pid \d+\)/)
+
+    const follower = startCore(["stack", "process", "logs", "a", "--follow", "-n", "0"], dir)
+    await new Promise((r) => setTimeout(r, 500))
+    expect((await core(["stack", "process", "restart", "a"], dir)).code).toBe(0)
+    expect((await core(["stack", "process", "restart", "a"], dir)).code).toBe(0)
+    expect(await eventually(() => (follower.output.match(/a started/g) ?? []).length >= 2, 10_000)).toBe(true)
+    expect(follower.child.exitCode).toBeNull()
+    follower.child.kill("SIGINT")
+    const end = await follower.done
+    expect(end.code).toBe(0)
+
+    expect((await core(["stack", "down"], dir)).code).toBe(0)
+    await expectNothingLeft(dir)
+  })
+
+  it("twenty concurrent restarts end with exactly one instance running", async () => {
+    const dir = makeStack({ a: {}, b: { dependsOn: ["a"] } })
+    expect((await core(["stack", "up", "-d"], dir)).code).toBe(0)
+    const runs = await Promise.all(Array.from({ length: 20 }, () => core(["stack", "process", "restart", "a"], dir)))
+    for (const run of runs) expect(run.code).toBe(0)
+    const rows = await statusOf(dir)
+    const a = rows.find((r) => r.name === "a")!
+    expect(a.state).toBe("ready")
+    expect(a.restarts).toBe(20)
+    expect(pidsOf(dir, "a")).toEqual([a.pid])
+    expect((await core(["stack", "down"], dir)).code).toBe(0)
+    await expectNothingLeft(dir)
+  })
+
+  it("up -d with a failing service: non-zero, names the service, the reason and its last lines; nothing left", async () => {
+    const dir = makeStack({ a: {}, db: { mode: "fail", dependsOn: ["a"] } })
+    const up = await core(["stack", "up", "-d"], dir)
+    expect(up.code).not.toBe(0)
+    expect(up.output).toContain("db failed to start")
+    expect(up.output).toContain("exited with code 7")
+    expect(up.output).toContain("db cannot open its database")
+    expect(fs.existsSync(join(stateDir(dir), "supervisor.pid"))).toBe(false)
+    await expectNothingLeft(dir)
+    const status = await core(["stack", "status"], dir)
+    expect(status.output).toContain("no stack running")
+  })
+
+  it("kill -9 of the supervisor: services and their grandchildren are gone within 2 s", async () => {
+    const dir = makeStack({ a: { mode: "fork" }, b: { mode: "fork", dependsOn: ["a"] } })
+    expect((await core(["stack", "up", "-d"], dir)).code).toBe(0)
+    const supervisor = supervisorPid(dir)
+    const guardians = guardiansOf(supervisor)
+    expect(guardians.length).toBe(1)
+    const grandchildren = processesMentioning(dir).filter((p) => p.cmdline.includes("grandchild"))
+    expect(grandchildren.length).toBe(2)
+
+    process.kill(supervisor, "SIGKILL")
+    expect(await eventually(() => processesMentioning(dir).length === 0, 2_000)).toBe(true)
+    await expectNothingLeft(dir, guardians)
+
+    // the next command cleans the dead supervisor's files and says so in one line
+    const status = await core(["stack", "status"], dir)
+    expect(status.output).toContain("no stack running")
+    expect(fs.existsSync(join(stateDir(dir), "supervisor.pid"))).toBe(false)
+    expect(fs.existsSync(join(stateDir(dir), "control.sock"))).toBe(false)
+  })
+
+  it("leftovers of an older crash (guardian gone too) are ended by the next command", async () => {
+    const dir = makeStack({ a: { mode: "fork" } })
+    expect((await core(["stack", "up", "-d"], dir)).code).toBe(0)
+    const supervisor = supervisorPid(dir)
+    const [guardian] = guardiansOf(supervisor)
+    process.kill(guardian!, "SIGKILL")
+    process.kill(supervisor, "SIGKILL")
+    expect(await eventually(() => !alive(supervisor) && !alive(guardian!))).toBe(true)
+    const leftovers = processesMentioning(dir)
+    expect(leftovers.length).toBe(2) // a and its grandchild
+
+    const status = await core(["stack", "status"], dir)
+    expect(status.code).toBe(1)
+    expect(status.output).toContain("no stack running")
+    await expectNothingLeft(dir)
+    expect(fs.readdirSync(join(stateDir(dir), "pids"))).toEqual([])
+  })
+})
