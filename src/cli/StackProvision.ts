@@ -23,7 +23,9 @@ export const provisionCommand = Command.make("provision", { services, dir: dirOp
     const env = yield* loadEnvironment(stackDir)
     const results = yield* provision(stack, services, {
       env,
-      onProgress: (event) => process.stderr.write(`${event.message}\n`)
+      onProgress: (event) => {
+        if (event._tag !== "Reused") process.stderr.write(`${event.message}\n`)
+      }
     })
     for (const result of results) {
       const where = path.relative(stack.dir, result.path)
