@@ -7,7 +7,7 @@ import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
 import { ProcessRegistry } from "../src/supervisor/ProcessRegistry.js"
 import type { ServiceStatus } from "../src/supervisor/ServiceStatus.js"
 import { StartFailed } from "../src/supervisor/Supervisor.js"
-import { survivors } from "./support/Processes.js"
+import { processesMentioning, survivors } from "./support/Processes.js"
 import { fixtureBin, freshPort, httpProbe, service, stackOf, tempDir } from "./support/Specs.js"
 
 /** Runs `body` with a supervisor of `services`; afterwards checks that no process of any group is left. */
@@ -167,11 +167,13 @@ describe("LocalSupervisor", () => {
           const status = yield* sup.statusOf("svc")
           expect(status.state).toBe("ready")
           expect(status.restarts).toBe(20)
-          const alive = readFileSync(starts, "utf8").trim().split("\n").length
-          expect(alive).toBe(21)
-          const { liveProcesses } = yield* Effect.promise(() => import("./support/Processes.js"))
-          const instances = liveProcesses().filter((p) => p.command === "counter.sh")
-          expect(instances.filter((p) => p.pgid === status.pid)).toHaveLength(1)
+          // a restart that supersedes one still starting may never spawn: at most one spawn per restart
+          const spawned = readFileSync(starts, "utf8").trim().split("\n").length
+          expect(spawned).toBeGreaterThanOrEqual(2)
+          expect(spawned).toBeLessThanOrEqual(21)
+          const instances = processesMentioning(starts)
+          expect(instances).toHaveLength(1)
+          expect(instances[0]!.pid).toBe(status.pid)
         })
     )
   })

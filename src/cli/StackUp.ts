@@ -3,6 +3,7 @@
  * foreground, printing `name | line`, until Ctrl-C or SIGTERM; with `-d`, a background supervisor.
  */
 import { Args, Command, Options } from "@effect/cli"
+import type { FileSystem, Path } from "@effect/platform"
 import { Effect } from "effect"
 import { runStack, type StackRun, type StackRunOptions } from "../supervisor/StackRunner.js"
 import { dirOption } from "./CliOptions.js"
@@ -18,22 +19,22 @@ const detachOption = Options.boolean("detach").pipe(
   Options.withDescription("start a background supervisor and return once every service is ready")
 )
 
-/** The foreground printer: every line of every service, and the supervisor's own notes, dimmed. */
+/**
+ * The foreground printer: every line of every service, and the supervisor's own notes, dimmed. It stays
+ * subscribed to the end, so that the shutdown's notes are printed too.
+ */
 const printLines = (run: StackRun) =>
-  Effect.acquireRelease(
-    Effect.sync(() => {
-      const colour = useColour()
-      const prefix = linePrefixer(
-        run.supervisor.stack.services.map((s) => s.name),
-        colour
-      )
-      return run.supervisor.onLine((service, line) => {
-        const text = line.supervisor ? dim(`[core] ${line.text}`, colour) : line.text
-        process.stdout.write(`${prefix(service)}${text}\n`)
-      })
-    }),
-    (unsubscribe) => Effect.sync(unsubscribe)
-  )
+  Effect.sync(() => {
+    const colour = useColour()
+    const prefix = linePrefixer(
+      run.supervisor.stack.services.map((s) => s.name),
+      colour
+    )
+    run.supervisor.onLine((service, line) => {
+      const text = line.supervisor ? dim(`[core] ${line.text}`, colour) : line.text
+      process.stdout.write(`${prefix(service)}${text}\n`)
+    })
+  })
 
 /** Runs services in the foreground until Ctrl-C, SIGTERM, or a service that ends the stack. */
 export const foreground = (options: Omit<StackRunOptions, "onProgress" | "beforeStart">) =>
@@ -56,5 +57,8 @@ export const foreground = (options: Omit<StackRunOptions, "onProgress" | "before
 export const upCommand = Command.make(
   "up",
   { services, detach: detachOption, dir: dirOption },
-  ({ services, detach: background, dir }) => (background ? detach(dir, services) : foreground({ dir, services }))
+  ({ services, detach: background, dir }) =>
+    background
+      ? Effect.asVoid<unknown, unknown, FileSystem.FileSystem | Path.Path>(detach(dir, services))
+      : Effect.asVoid(foreground({ dir, services }))
 ).pipe(Command.withDescription("Start the stack, or the named services and their dependencies"))

@@ -6,7 +6,7 @@
  * policy when the process ends. Stopping a service interrupts its fiber, whose scope stops the group.
  * A per-service semaphore makes start, stop and restart of one service happen one at a time.
  */
-import { Deferred, Effect, FiberMap, Option, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
+import { Clock, Deferred, Effect, FiberMap, Option, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
 import { waitReady, watchLiveness } from "../health/Probe.js"
 import { type LogError, type LogLine, makeServiceLog, type ServiceLog } from "../logs/ServiceLog.js"
 import type { DependencyCondition } from "../manifest/ServiceManifest.js"
@@ -17,6 +17,12 @@ import { spawnGroup } from "./ProcessGroup.js"
 import { decideRestart } from "./RestartPolicy.js"
 import type { ServiceState, ServiceStatus } from "./ServiceStatus.js"
 import { type LocalSupervisorShape, StartFailed, type SupervisorShape, UnknownService } from "./Supervisor.js"
+
+/**
+ * A run that ends after it was ready (or, without a readiness check, after this long) resets the count of
+ * consecutive failures that the exponential backoff grows with.
+ */
+const SETTLED_MS = 10_000
 
 /** Lines of a failed service's output quoted in its error. */
 const FAILURE_TAIL = 15
@@ -36,7 +42,7 @@ interface Entry {
 
 /** How one run of a process ended. */
 type RunOutcome =
-  | { readonly _tag: "Exited"; readonly code: number; readonly wasReady: boolean }
+  | { readonly _tag: "Exited"; readonly code: number; readonly settled: boolean }
   | { readonly _tag: "SpawnFailed"; readonly reason: string }
   | { readonly _tag: "NotReady"; readonly reason: string }
   | { readonly _tag: "Unhealthy"; readonly reason: string }
@@ -82,7 +88,11 @@ const settledBad = (state: ServiceState) =>
  * down in reverse dependency order, then closes the log files.
  */
 export const makeLocalSupervisor = (
-  stack: StackSpec
+  stack: StackSpec,
+  options: {
+    /** The environment the services inherit (their own `env` goes over it). Default `process.env`. */
+    readonly env?: Readonly<Record<string, string | undefined>>
+  } = {}
 ): Effect.Effect<LocalSupervisorShape, LogError, Scope.Scope | ProcessRegistry> =>
   Effect.gen(function* () {
     const registry = yield* ProcessRegistry
@@ -183,7 +193,7 @@ export const makeLocalSupervisor = (
           command: spec.command,
           args: spec.args,
           cwd: spec.workingDir,
-          env: { ...process.env, ...spec.env },
+          env: { ...(options.env ?? process.env), ...spec.env },
           shutdown: spec.shutdown,
           onOutput: log.write,
           onEnd: log.end
@@ -201,6 +211,7 @@ export const makeLocalSupervisor = (
           health: spec.readiness ? "unknown" : "none"
         }))
         let ready = !hasReadiness
+        const spawnedAt = yield* Clock.currentTimeMillis
         let lastProbeFailure: string | undefined
 
         const readiness = Effect.all(
@@ -251,7 +262,16 @@ export const makeLocalSupervisor = (
             outcome._tag === "Unhealthy" ? update(entry, () => ({ health: "unhealthy" })) : Effect.void
           )
         )
-        const exited = proc.exit.pipe(Effect.map((code): RunOutcome => ({ _tag: "Exited", code, wasReady: ready })))
+        const exited = proc.exit.pipe(
+          Effect.zip(Clock.currentTimeMillis),
+          Effect.map(
+            ([code, now]): RunOutcome => ({
+              _tag: "Exited",
+              code,
+              settled: hasReadiness ? ready : now - spawnedAt >= SETTLED_MS
+            })
+          )
+        )
         return yield* Effect.raceFirst(exited, watch)
       }).pipe(Effect.scoped)
 
@@ -277,8 +297,8 @@ export const makeLocalSupervisor = (
             return
           }
           const code = outcome._tag === "Exited" ? outcome.code : 1
-          const wasReady = outcome._tag === "Exited" ? outcome.wasReady : true
-          if (wasReady) consecutiveFailures = 0
+          const settled = outcome._tag === "Exited" ? outcome.settled : true
+          if (settled) consecutiveFailures = 0
           const decision = decideRestart(spec.restart, { code, requested: false }, policyRestarts, consecutiveFailures)
           const reason = outcome._tag === "Unhealthy" ? outcome.reason : undefined
           switch (decision._tag) {
@@ -293,7 +313,7 @@ export const makeLocalSupervisor = (
                 reason: `${reason ?? `exited with code ${code}`}; restarting in ${decision.delayMs} ms`
               }))
               yield* Effect.sleep(decision.delayMs)
-              if (wasReady) deadline = Date.now() + spec.readinessTimeoutMs
+              if (settled) deadline = Date.now() + spec.readinessTimeoutMs
               continue
             }
             case "Done":

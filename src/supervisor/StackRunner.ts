@@ -7,7 +7,7 @@ import { Effect, Layer, type Option, type Scope } from "effect"
 import { ensureNoSupervisor, serveControl } from "../api/ControlServer.js"
 import { writeComposeFile } from "../compose/ComposeFile.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
-import { checkPortsFree, loadStack, resolveDirectory } from "../manifest/StackLoader.js"
+import { checkPortsFree, loadEnvironment, loadStack, resolveDirectory } from "../manifest/StackLoader.js"
 import { provision } from "../provision/Provisioner.js"
 import { withDependencies } from "../stack/StackGraph.js"
 import { PidRegistry } from "./PidRegistry.js"
@@ -21,6 +21,8 @@ export interface StackRunOptions {
   readonly services: ReadonlyArray<string>
   /** Start only the named services, not their dependencies (`core <service> run --no-deps`). */
   readonly noDeps?: boolean
+  /** Prepare everything (provisioning included) and start no service: callers start them with `up`. */
+  readonly startNothing?: boolean
   /** Serve the control API on `.core-stack/control.sock` (default true). */
   readonly serve?: boolean
   /** Progress of provisioning and start-up, one line per message. */
@@ -72,10 +74,11 @@ export const runStack = (options: StackRunOptions) =>
     })
     yield* writeComposeFile(stack)
     const registry = yield* Layer.build(PidRegistry.layer(stack.stateDir))
-    const supervisor = yield* makeLocalSupervisor(stack).pipe(Effect.provide(registry))
+    const env = yield* loadEnvironment(stack.dir)
+    const supervisor = yield* makeLocalSupervisor(stack, { env }).pipe(Effect.provide(registry))
     const run: StackRun = { stack, supervisor, started: selected, readyMs: 0 }
     if (options.beforeStart) yield* options.beforeStart(run)
     if (serve) yield* serveControl(supervisor, stack.stateDir)
-    yield* supervisor.up(selected)
+    if (!options.startNothing) yield* supervisor.up(selected)
     return { ...run, readyMs: Date.now() - began }
   })
