@@ -1,0 +1,227 @@
+/**
+ * Readiness and liveness probes: one check (`runCheck`), and the loops that run checks on the adaptive
+ * schedule of `ProbeSchedule` (`waitReady`, `watchLiveness`). No layers needed (R = never): the supervisor
+ * calls them directly.
+ */
+import { Clock, Data, Duration, Effect, Either } from "effect"
+import { spawn } from "node:child_process"
+import * as http from "node:http"
+import * as https from "node:https"
+import * as net from "node:net"
+import type { ProbeCheck, ProbeSpec } from "../manifest/ServiceSpec.js"
+import * as ProbeSchedule from "./ProbeSchedule.js"
+
+/** One check failed; `reason` is a short human-readable sentence (status, exit code, connection error, timeout). */
+export class ProbeError extends Data.TaggedError("ProbeError")<{ readonly reason: string }> {}
+
+/** A liveness probe reached `failureThreshold` consecutive failures outside its grace period. */
+export class LivenessFailed extends Data.TaggedError("LivenessFailed")<{
+  /** The reason of the last failed check. */
+  readonly reason: string
+  readonly consecutiveFailures: number
+}> {}
+
+/** Bytes of an exec probe's output kept for its failure reason. */
+const EXEC_OUTPUT_LIMIT = 2048
+
+const describeError = (error: unknown): string => {
+  if (error instanceof Error) {
+    const code = (error as NodeJS.ErrnoException).code
+    return code !== undefined && !error.message.includes(code) ? `${code}: ${error.message}` : error.message
+  }
+  return String(error)
+}
+
+/** Effect.async, with the resume callback made safe to call more than once. */
+const once = <A>(register: (done: (result: Either.Either<A, ProbeError>) => void) => Effect.Effect<void> | void) =>
+  Effect.async<A, ProbeError>((resume) => {
+    let resumed = false
+    const cleanup = register((result) => {
+      if (resumed) return
+      resumed = true
+      resume(Either.isRight(result) ? Effect.succeed(result.right) : Effect.fail(result.left))
+    })
+    return cleanup ?? Effect.void
+  })
+
+const failure = (reason: string) => Either.left(new ProbeError({ reason }))
+const success = Either.right(undefined)
+
+const httpGet = (check: Extract<ProbeCheck, { _tag: "http_get" }>) =>
+  once<void>((done) => {
+    const url = `${check.scheme}://${check.host}:${check.port}${check.path}`
+    const options: https.RequestOptions = {
+      host: check.host,
+      port: check.port,
+      path: check.path,
+      method: "GET",
+      headers: { ...check.headers, connection: "close" },
+      agent: false,
+      // A probe asks whether the service answers, not who it is: local services often use self-signed certificates.
+      rejectUnauthorized: false
+    }
+    const request = (check.scheme === "https" ? https : http).request(options, (response) => {
+      const status = response.statusCode ?? 0
+      response.resume()
+      request.destroy()
+      done(status >= 200 && status < 400 ? success : failure(`GET ${url} answered ${status}`))
+    })
+    request.on("error", (error) => done(failure(`GET ${url}: ${describeError(error)}`)))
+    request.end()
+    return Effect.sync(() => request.destroy())
+  })
+
+const tcpConnect = (check: Extract<ProbeCheck, { _tag: "tcp" }>) =>
+  once<void>((done) => {
+    const socket = net.connect({ host: check.host, port: check.port })
+    socket.once("connect", () => {
+      socket.destroy()
+      done(success)
+    })
+    socket.once("error", (error) => done(failure(`connect to ${check.host}:${check.port}: ${describeError(error)}`)))
+    return Effect.sync(() => socket.destroy())
+  })
+
+const killGroup = (pid: number | undefined) => {
+  if (pid === undefined) return
+  try {
+    process.kill(-pid, "SIGKILL")
+  } catch {
+    // ESRCH: the group is gone already.
+  }
+}
+
+const execCommand = (check: Extract<ProbeCheck, { _tag: "exec" }>) =>
+  once<void>((done) => {
+    const child = spawn("sh", ["-c", check.command], {
+      cwd: check.workingDir,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let output = ""
+    const collect = (chunk: Buffer) => {
+      output = (output + chunk.toString("utf8")).slice(-EXEC_OUTPUT_LIMIT)
+    }
+    child.stdout.on("data", collect)
+    child.stderr.on("data", collect)
+    let exited = false
+    const exit = new Promise<void>((resolve) => {
+      child.once("exit", () => {
+        exited = true
+        resolve()
+      })
+    })
+    child.once("error", (error) => done(failure(`exec \`${check.command}\`: ${describeError(error)}`)))
+    child.once("exit", (code, signal) => {
+      // Sweep whatever the command left running in its group.
+      killGroup(child.pid)
+      child.stdout.destroy()
+      child.stderr.destroy()
+      if (code === 0) return done(success)
+      const lastLine = output.trim().split("\n").pop()?.trim()
+      const status = code !== null ? `exited with ${code}` : `was killed by ${signal}`
+      done(failure(`exec \`${check.command}\` ${status}${lastLine ? `: ${lastLine}` : ""}`))
+    })
+    return Effect.promise(() => {
+      if (exited || child.pid === undefined) return Promise.resolve()
+      killGroup(child.pid)
+      return exit
+    })
+  })
+
+/**
+ * One check with a timeout: `http_get` (status 200-399 = ok, like process-compose; no keep-alive; TLS
+ * certificates not verified), `exec` (`sh -c` in its own process group, exit 0 = ok; the group is killed on
+ * timeout and swept after the command exits) and `tcp` (connection accepted = ok).
+ * The timeout uses the Effect clock.
+ */
+export const runCheck = (check: ProbeCheck, timeoutMs: number): Effect.Effect<void, ProbeError> => {
+  const attempt =
+    check._tag === "http_get" ? httpGet(check) : check._tag === "tcp" ? tcpConnect(check) : execCommand(check)
+  return attempt.pipe(
+    Effect.timeoutFail({
+      duration: Duration.millis(Math.max(1, timeoutMs)),
+      onTimeout: () => new ProbeError({ reason: `${describeCheck(check)} gave no answer within ${timeoutMs} ms` })
+    })
+  )
+}
+
+/** A short description of a check, for messages: `GET http://127.0.0.1:8222/healthz`, `exec \`...\``, `tcp 127.0.0.1:4222`. */
+export const describeCheck = (check: ProbeCheck): string => {
+  switch (check._tag) {
+    case "http_get":
+      return `GET ${check.scheme}://${check.host}:${check.port}${check.path}`
+    case "tcp":
+      return `tcp ${check.host}:${check.port}`
+    case "exec":
+      return `exec \`${check.command}\``
+  }
+}
+
+const reasonOf = (result: Either.Either<void, ProbeError>): string | undefined =>
+  Either.isLeft(result) ? result.left.reason : undefined
+
+/**
+ * `waitReady` with any check in place of the spec's own (the spec gives only schedule and thresholds).
+ * For tests with `TestClock`, and for checks that are not one of the three kinds.
+ */
+export const waitReadyWith = Effect.fn("Probe.waitReady")(function* (
+  check: Effect.Effect<void, ProbeError>,
+  spec: Omit<ProbeSpec, "check">,
+  onResult?: (ok: boolean, reason?: string) => void
+) {
+  const start = yield* Clock.currentTimeMillis
+  let state = ProbeSchedule.initial(spec, "readiness")
+  while (true) {
+    const delay = ProbeSchedule.nextDelay(state)
+    if (delay > 0) yield* Effect.sleep(Duration.millis(delay))
+    const result = yield* Effect.either(check)
+    const now = yield* Clock.currentTimeMillis
+    const step = ProbeSchedule.onResult(state, Either.isRight(result), now - start)
+    state = step.state
+    onResult?.(Either.isRight(result), reasonOf(result))
+    if (step.verdict === "healthy") return
+  }
+})
+
+/**
+ * Resolves when the probe has reached `successThreshold` consecutive successes. Never fails by itself: the
+ * caller imposes the readiness timeout. `onResult` is called after every check, with the failure's reason,
+ * so the caller can name the last one in its message.
+ */
+export const waitReady = (spec: ProbeSpec, onResult?: (ok: boolean, reason?: string) => void): Effect.Effect<void> =>
+  waitReadyWith(runCheck(spec.check, spec.timeoutMs), spec, onResult)
+
+/** `watchLiveness` with any check in place of the spec's own. */
+export const watchLivenessWith = Effect.fn("Probe.watchLiveness")(function* (
+  check: Effect.Effect<void, ProbeError>,
+  spec: Omit<ProbeSpec, "check">,
+  onResult?: (ok: boolean, reason?: string) => void
+) {
+  const start = yield* Clock.currentTimeMillis
+  let state = ProbeSchedule.initial(spec, "liveness")
+  while (true) {
+    const delay = ProbeSchedule.nextDelay(state)
+    if (delay > 0) yield* Effect.sleep(Duration.millis(delay))
+    const result = yield* Effect.either(check)
+    const now = yield* Clock.currentTimeMillis
+    const step = ProbeSchedule.onResult(state, Either.isRight(result), now - start)
+    state = step.state
+    onResult?.(Either.isRight(result), reasonOf(result))
+    if (step.verdict === "unhealthy") {
+      return yield* new LivenessFailed({
+        reason: reasonOf(result) ?? "unknown",
+        consecutiveFailures: state.consecutiveFailures
+      })
+    }
+  }
+})
+
+/**
+ * Runs for the life of the process: checks at once, then every `periodMs`; fails with `LivenessFailed` after
+ * `failureThreshold` consecutive failures outside the grace period (`initialDelayMs` from the call).
+ */
+export const watchLiveness = (
+  spec: ProbeSpec,
+  onResult?: (ok: boolean, reason?: string) => void
+): Effect.Effect<never, LivenessFailed> => watchLivenessWith(runCheck(spec.check, spec.timeoutMs), spec, onResult)

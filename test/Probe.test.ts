@@ -1,0 +1,315 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Ref, TestClock } from "effect"
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as http from "node:http"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+import {
+  LivenessFailed,
+  ProbeError,
+  runCheck,
+  waitReady,
+  waitReadyWith,
+  watchLiveness,
+  watchLivenessWith
+} from "../src/health/Probe.js"
+import type { ProbeCheck, ProbeSpec } from "../src/manifest/ServiceSpec.js"
+
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "core-probe-"))),
+  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+/** A loopback HTTP server: /ok 200, /redirect 302, /error 500, /slow never answers. */
+const httpServer = Effect.acquireRelease(
+  Effect.async<http.Server>((resume) => {
+    const server = http.createServer((req, res) => {
+      if (req.url === "/ok") res.writeHead(200).end("ok")
+      else if (req.url === "/redirect") res.writeHead(302, { location: "/ok" }).end()
+      else if (req.url === "/error") res.writeHead(500).end("boom")
+      else if (req.url === "/header") res.writeHead(req.headers["x-probe"] === "yes" ? 204 : 400).end()
+      // /slow: no answer
+    })
+    server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+  }),
+  (server) =>
+    Effect.async<void>((resume) => {
+      server.closeAllConnections()
+      server.close(() => resume(Effect.void))
+    })
+).pipe(Effect.map((server) => (server.address() as net.AddressInfo).port))
+
+/** A port nothing listens on: bound, then released. */
+const closedPort = Effect.async<number>((resume) => {
+  const server = net.createServer().listen(0, "127.0.0.1", () => {
+    const { port } = server.address() as net.AddressInfo
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+const get = (port: number, p: string, headers: Record<string, string> = {}): ProbeCheck => ({
+  _tag: "http_get",
+  scheme: "http",
+  host: "127.0.0.1",
+  port,
+  path: p,
+  headers
+})
+
+const failureReason = <A>(effect: Effect.Effect<A, ProbeError>) =>
+  effect.pipe(
+    Effect.flip,
+    Effect.map((e) => e.reason)
+  )
+
+/** Members of process group `pgid` still alive (zombies excluded). */
+const groupMembers = (pgid: number): Array<string> =>
+  execFileSync("ps", ["-eo", "pgid=,stat=,args="])
+    .toString()
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => {
+      const [group, stat] = l.split(/\s+/)
+      return Number(group) === pgid && stat !== undefined && !stat.startsWith("Z")
+    })
+
+describe("runCheck http_get", () => {
+  it.scopedLive("200 and 3xx are ok, 500 fails with the status, custom headers are sent", () =>
+    Effect.gen(function* () {
+      const port = yield* httpServer
+      yield* runCheck(get(port, "/ok"), 2000)
+      yield* runCheck(get(port, "/redirect"), 2000)
+      yield* runCheck(get(port, "/header", { "x-probe": "yes" }), 2000)
+      expect(yield* failureReason(runCheck(get(port, "/header"), 2000))).toContain("answered 400")
+      const reason = yield* failureReason(runCheck(get(port, "/error"), 2000))
+      expect(reason).toBe(`GET http://127.0.0.1:${port}/error answered 500`)
+    })
+  )
+
+  it.live("a closed port fails with the connection error", () =>
+    Effect.gen(function* () {
+      const port = yield* closedPort
+      expect(yield* failureReason(runCheck(get(port, "/"), 2000))).toContain("ECONNREFUSED")
+    })
+  )
+
+  it.scopedLive("a response slower than the timeout fails with a timeout", () =>
+    Effect.gen(function* () {
+      const port = yield* httpServer
+      const reason = yield* failureReason(runCheck(get(port, "/slow"), 200))
+      expect(reason).toBe(`GET http://127.0.0.1:${port}/slow gave no answer within 200 ms`)
+    })
+  )
+})
+
+describe("runCheck tcp", () => {
+  it.scopedLive("a listening port is ok, a closed one fails", () =>
+    Effect.gen(function* () {
+      const port = yield* httpServer
+      yield* runCheck({ _tag: "tcp", host: "127.0.0.1", port }, 2000)
+      const closed = yield* closedPort
+      const reason = yield* failureReason(runCheck({ _tag: "tcp", host: "127.0.0.1", port: closed }, 2000))
+      expect(reason).toContain(`connect to 127.0.0.1:${closed}`)
+      expect(reason).toContain("ECONNREFUSED")
+    })
+  )
+})
+
+describe("runCheck exec", () => {
+  it.scopedLive("exit 0 is ok; non-zero fails with the code and the last output line; runs in workingDir", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      fs.writeFileSync(path.join(dir, "marker"), "")
+      yield* runCheck({ _tag: "exec", command: "test -f marker", workingDir: dir }, 5000)
+      const reason = yield* failureReason(
+        runCheck({ _tag: "exec", command: "echo not ready yet >&2; exit 3", workingDir: dir }, 5000)
+      )
+      expect(reason).toBe("exec `echo not ready yet >&2; exit 3` exited with 3: not ready yet")
+      const missing = yield* failureReason(
+        runCheck({ _tag: "exec", command: "true", workingDir: path.join(dir, "missing") }, 5000)
+      )
+      expect(missing).toContain("ENOENT")
+    })
+  )
+
+  it.scopedLive("a command over its timeout is killed with its whole group", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const pidFile = path.join(dir, "pid")
+      const command = `echo $$ > ${pidFile}; sleep 300 & sleep 301; wait`
+      const reason = yield* failureReason(runCheck({ _tag: "exec", command, workingDir: dir }, 500))
+      expect(reason).toContain("gave no answer within 500 ms")
+      const pgid = Number(fs.readFileSync(pidFile, "utf8").trim())
+      expect(pgid).toBeGreaterThan(1)
+      expect(groupMembers(pgid)).toEqual([])
+    })
+  )
+
+  it.scopedLive("background processes left by a successful command are swept", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const pidFile = path.join(dir, "pid")
+      yield* runCheck(
+        { _tag: "exec", command: `echo $$ > ${pidFile}; sleep 302 >/dev/null 2>&1 &`, workingDir: dir },
+        5000
+      )
+      const pgid = Number(fs.readFileSync(pidFile, "utf8").trim())
+      expect(groupMembers(pgid)).toEqual([])
+    })
+  )
+})
+
+const timing = { initialDelayMs: 0, periodMs: 1000, timeoutMs: 100, successThreshold: 1, failureThreshold: 3 }
+
+/** A check that fails `failures` times, then succeeds; counts its calls. */
+const scripted = (failures: number) =>
+  Effect.map(Ref.make(0), (calls) => ({
+    calls,
+    check: Ref.updateAndGet(calls, (n) => n + 1).pipe(
+      Effect.flatMap((n) => (n > failures ? Effect.void : Effect.fail(new ProbeError({ reason: `not yet ${n}` }))))
+    )
+  }))
+
+describe("waitReady (TestClock)", () => {
+  it.effect("checks at once: an up service is ready without any time passing", () =>
+    Effect.gen(function* () {
+      const { calls, check } = yield* scripted(0)
+      yield* waitReadyWith(check, timing)
+      expect(yield* Ref.get(calls)).toBe(1)
+    })
+  )
+
+  it.effect("retries fast, then backs off; reports every result with its reason", () =>
+    Effect.gen(function* () {
+      const { calls, check } = yield* scripted(3)
+      const results: Array<[boolean, string | undefined]> = []
+      const fiber = yield* Effect.fork(waitReadyWith(check, timing, (ok, reason) => results.push([ok, reason])))
+      yield* TestClock.adjust("9 millis")
+      expect(yield* Ref.get(calls)).toBe(1)
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Ref.get(calls)).toBe(2)
+      yield* TestClock.adjust("15 millis")
+      expect(yield* Ref.get(calls)).toBe(3)
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("23 millis")
+      yield* Fiber.join(fiber)
+      expect(yield* Ref.get(calls)).toBe(4)
+      expect(results).toEqual([
+        [false, "not yet 1"],
+        [false, "not yet 2"],
+        [false, "not yet 3"],
+        [true, undefined]
+      ])
+    })
+  )
+
+  it.effect("never fails by itself, however many failures; waits for successThreshold in a row", () =>
+    Effect.gen(function* () {
+      const { calls, check } = yield* scripted(50)
+      const fiber = yield* Effect.fork(waitReadyWith(check, { ...timing, successThreshold: 2 }))
+      yield* TestClock.adjust("30 seconds")
+      expect(fiber.unsafePoll()).toBeNull()
+      expect(yield* Ref.get(calls)).toBeLessThan(50)
+      yield* TestClock.adjust("60 seconds")
+      expect(Exit.isSuccess(yield* Fiber.await(fiber))).toBe(true)
+      expect(yield* Ref.get(calls)).toBe(52)
+    })
+  )
+
+  it.effect("a hanging check counts as a failure after timeoutMs (real checks time out on the Effect clock)", () =>
+    Effect.gen(function* () {
+      const hang = yield* Ref.make(true)
+      const check = Effect.flatMap(Ref.get(hang), (h) =>
+        h
+          ? Effect.never.pipe(
+              Effect.timeoutFail({ duration: "100 millis", onTimeout: () => new ProbeError({ reason: "slow" }) })
+            )
+          : Effect.void
+      )
+      const reasons: Array<string | undefined> = []
+      const fiber = yield* Effect.fork(waitReadyWith(check, timing, (_, r) => reasons.push(r)))
+      yield* TestClock.adjust("100 millis")
+      expect(reasons).toEqual(["slow"])
+      yield* Ref.set(hang, false)
+      yield* TestClock.adjust("10 millis")
+      yield* Fiber.join(fiber)
+      expect(reasons).toEqual(["slow", undefined])
+    })
+  )
+})
+
+describe("watchLiveness (TestClock)", () => {
+  it.effect("fails with LivenessFailed after failureThreshold failures, one period apart", () =>
+    Effect.gen(function* () {
+      const failing = yield* Ref.make(false)
+      const check = Effect.flatMap(Ref.get(failing), (f) =>
+        f ? Effect.fail(new ProbeError({ reason: "down" })) : Effect.void
+      )
+      const fiber = yield* Effect.fork(watchLivenessWith(check, timing))
+      yield* TestClock.adjust("5 seconds")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* Ref.set(failing, true)
+      yield* TestClock.adjust("2 seconds")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 seconds")
+      const error = yield* Fiber.join(fiber).pipe(Effect.flip)
+      expect(error).toBeInstanceOf(LivenessFailed)
+      expect(error.reason).toBe("down")
+      expect(error.consecutiveFailures).toBe(3)
+    })
+  )
+
+  it.effect("failures in the grace period do not count", () =>
+    Effect.gen(function* () {
+      const check = Effect.fail(new ProbeError({ reason: "down" }))
+      const fiber = yield* Effect.fork(
+        watchLivenessWith(check, { ...timing, initialDelayMs: 5000, failureThreshold: 1 })
+      )
+      yield* TestClock.adjust("4999 millis")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      expect(fiber.unsafePoll()).not.toBeNull()
+    })
+  )
+})
+
+describe("waitReady / watchLiveness with real checks", () => {
+  it.scopedLive("waitReady sees a server that starts listening later", () =>
+    Effect.gen(function* () {
+      const port = yield* closedPort
+      const spec: ProbeSpec = { ...timing, check: { _tag: "tcp", host: "127.0.0.1", port } }
+      const reasons: Array<string | undefined> = []
+      const fiber = yield* Effect.fork(waitReady(spec, (ok, r) => reasons.push(ok ? "ok" : r)))
+      yield* Effect.sleep("50 millis")
+      const server = net.createServer((s) => s.destroy())
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => {
+          server.listen(port, "127.0.0.1", () => resume(Effect.void))
+        }),
+        () =>
+          Effect.async<void>((resume) => {
+            server.close(() => resume(Effect.void))
+          })
+      )
+      yield* Fiber.join(fiber)
+      expect(reasons.at(-1)).toBe("ok")
+      expect(reasons[0]).toContain("ECONNREFUSED")
+    })
+  )
+
+  it.live("watchLiveness fails against a closed port", () =>
+    Effect.gen(function* () {
+      const port = yield* closedPort
+      const error = yield* watchLiveness({
+        ...timing,
+        periodMs: 20,
+        failureThreshold: 2,
+        check: { _tag: "tcp", host: "127.0.0.1", port }
+      }).pipe(Effect.flip)
+      expect(error._tag).toBe("LivenessFailed")
+      expect(error.reason).toContain("ECONNREFUSED")
+    })
+  )
+})
