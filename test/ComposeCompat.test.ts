@@ -62,9 +62,20 @@ const survivors = (groups: ReadonlySet<number>, marker: string): ReadonlyArray<s
 
 /** A process-compose client command over the project's socket. */
 const pcClient = (socket: string, args: ReadonlyArray<string>) =>
-  Effect.try(() =>
-    execFileSync(processCompose, [...args, "-U", "-u", socket], { stdio: ["ignore", "pipe", "pipe"], timeout: 10_000 })
-  ).pipe(Effect.map((out) => out.toString()))
+  Effect.try({
+    try: () =>
+      execFileSync(processCompose, [...args, "-U", "-u", socket], {
+        stdio: ["ignore", "pipe", "pipe"],
+        timeout: 10_000
+      }).toString(),
+    catch: (error) =>
+      new Error(
+        `process-compose ${args.join(" ")}: ${String((error as { stderr?: unknown }).stderr ?? error)
+          .split("\n")
+          .filter((line) => !line.includes("config home"))
+          .join("\n")}`
+      )
+  })
 
 const exited = (child: ChildProcess) =>
   child.exitCode !== null || child.signalCode !== null
@@ -155,9 +166,15 @@ const upReadyDown = (
       for (const row of rows) groups.add(row.pid)
       yield* check(rows)
 
-      yield* pcClient(socket, ["down"])
+      // process-compose answers `down` only after the shutdown and may close the socket first (the client then
+      // reports EOF): what counts is that it exits and leaves nothing
+      const down = yield* pcClient(socket, ["down"]).pipe(Effect.either)
       yield* exited(child).pipe(
-        Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error("process-compose did not exit") })
+        Effect.timeoutFail({
+          duration: "60 seconds",
+          onTimeout: () =>
+            new Error(`process-compose did not exit after down (${down._tag === "Left" ? down.left.message : "ok"})`)
+        })
       )
       // killed grandchildren may linger for a moment as orphans before they are gone
       let left = survivors(groups, dir)
