@@ -127,7 +127,7 @@ const translateCheck = (
             ...headers
           }
         },
-        note: "an http_get probe passes on status 200 only in process-compose"
+        note: "http_get passes on status 200 only in process-compose, on 200 to 399 in core"
       }
     }
     case "exec":
