@@ -62,6 +62,7 @@ const httpGet = (check: Extract<ProbeCheck, { _tag: "http_get" }>) =>
     }
     const request = (check.scheme === "https" ? https : http).request(options, (response) => {
       const status = response.statusCode ?? 0
+      response.on("error", () => {})
       response.resume()
       request.destroy()
       done(status >= 200 && status < 400 ? success : failure(`GET ${url} answered ${status}`))
