@@ -10,7 +10,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import { join, resolve } from "node:path"
 import { formatStatusJson, formatStatusTable, formatUptime, StatusJson } from "../src/cli/StackStatus.js"
-import { progressOf } from "../src/cli/Detach.js"
+import { failureIn, progressOf } from "../src/cli/Detach.js"
 import type { ServiceStatus } from "../src/supervisor/ServiceStatus.js"
 import { eventually, liveProcesses, processesMentioning } from "./support/Processes.js"
 import { tempDir } from "./support/Specs.js"
@@ -224,6 +224,12 @@ describe("pure parts", () => {
       reason: "exited with code 7"
     })
   })
+
+  it("failureIn: the supervisor's last report of a failed start", () => {
+    const lines = ["a    | [core] ready", "core: db failed to start: exited with code 7", "last lines of db:", "  boom"]
+    expect(failureIn(lines)).toEqual({ service: "db", reason: "exited with code 7" })
+    expect(failureIn(["db   | core: db failed to start: fake"])).toBeUndefined()
+  })
 })
 
 describe("core stack (control plane, end to end)", () => {
@@ -413,8 +419,7 @@ describe("core stack (control plane, end to end)", () => {
     const dir = makeStack({ a: {}, db: { mode: "fail", dependsOn: ["a"] } })
     const up = await core(["stack", "up", "-d"], dir)
     expect(up.code).not.toBe(0)
-    expect(up.output).toContain("db failed to start")
-    expect(up.output).toContain("exited with code 7")
+    expect(up.output).toMatch(/^core: db failed to start: exited with code 7\n/)
     expect(up.output).toContain("db cannot open its database")
     expect(fs.existsSync(join(stateDir(dir), "supervisor.pid"))).toBe(false)
     await expectNothingLeft(dir)

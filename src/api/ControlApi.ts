@@ -13,7 +13,9 @@ export const LogLineJson = Schema.Struct({
   /** Epoch milliseconds when the line was read. */
   time: Schema.Number,
   stream: Schema.Literal("stdout", "stderr"),
-  text: Schema.String
+  text: Schema.String,
+  /** True on the supervisor's own notes (state transitions), absent on the service's output. */
+  supervisor: Schema.optional(Schema.Boolean)
 })
 export type LogLineJson = typeof LogLineJson.Type
 

@@ -108,12 +108,10 @@ const toApiError = (e: UnknownService | StartFailed): ApiUnknownService | ApiSta
     ? toApiUnknown(e)
     : new ApiStartFailed({ service: e.service, reason: e.reason, lastLines: e.lastLines })
 
-const toJsonLine = (line: LogLine): LogLineJson => ({
-  seq: line.seq,
-  time: line.time,
-  stream: line.stream,
-  text: line.text
-})
+const toJsonLine = (line: LogLine): LogLineJson => {
+  const json = { seq: line.seq, time: line.time, stream: line.stream, text: line.text }
+  return line.supervisor ? { ...json, supervisor: true } : json
+}
 
 const encodeLine = Schema.encodeSync(Schema.parseJson(LogLineJson))
 

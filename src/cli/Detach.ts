@@ -58,6 +58,17 @@ export const progressOf = (rows: ReadonlyArray<ServiceStatus>, selected: Readonl
   return { _tag: "Starting" }
 }
 
+/** The supervisor's own report of a failed start (`core: NAME failed to start: REASON`), the last one. */
+export const failureIn = (
+  lines: ReadonlyArray<string>
+): { readonly service: string; readonly reason: string } | undefined => {
+  for (const line of [...lines].reverse()) {
+    const m = /^core: (\S+) failed to start: (.*)$/.exec(line)
+    if (m) return { service: m[1]!, reason: m[2]! }
+  }
+  return undefined
+}
+
 const lastLines = (file: string, n: number): ReadonlyArray<string> => {
   try {
     return fs
@@ -152,10 +163,10 @@ export const detach = (dir: Option.Option<string>, services: ReadonlyArray<strin
 
     if (outcome === "exited") {
       const failed = progressOf(lastRows, services)
-      const code = child.exitCode ?? child.signalCode
-      return yield* failed._tag === "Failed"
-        ? failWith(failed.service, failed.reason)
-        : failWith(undefined, `the supervisor exited (${code})`)
+      if (failed._tag === "Failed") return yield* failWith(failed.service, failed.reason)
+      const said = failureIn(lastLines(paths.supervisorLog, 200))
+      if (said) return yield* failWith(said.service, said.reason)
+      return yield* failWith(undefined, `the supervisor exited (${child.exitCode ?? child.signalCode})`)
     }
     if (outcome._tag === "Failed") {
       // the supervisor ends by itself when `up` fails; give it the time to stop what it started

@@ -3,7 +3,7 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Stream } from "effect"
-import { DefaultTail } from "../api/ControlApi.js"
+import { DefaultTail, type LogLineJson } from "../api/ControlApi.js"
 import { withClient } from "../api/ControlClient.js"
 import { resolveDirectory } from "../manifest/StackLoader.js"
 import type { ServiceStatus } from "../supervisor/ServiceStatus.js"
@@ -40,6 +40,9 @@ const listCommand = Command.make("list", { dir: dirOption, json: jsonOption }, (
   })
 ).pipe(Command.withDescription("List the processes of the running stack"))
 
+/** A line as `logs` prints it: the service's text as is, the supervisor's notes as `[core] …`. */
+export const formatLogLine = (line: LogLineJson): string => (line.supervisor ? `[core] ${line.text}` : line.text)
+
 const follow = Options.boolean("follow").pipe(
   Options.withAlias("f"),
   Options.withDescription("keep printing new lines, across restarts and log rotation, until Ctrl-C")
@@ -56,8 +59,10 @@ const logsCommand = Command.make("logs", { name, follow, tail, dir: dirOption },
     const n = Math.max(0, tail)
     yield* withClient(root, (client) =>
       follow
-        ? Stream.runForEach(client.follow(name, n), (line) => Console.log(line.text))
-        : Effect.flatMap(client.logs(name, n), (lines) => Effect.forEach(lines, (line) => Console.log(line.text)))
+        ? Stream.runForEach(client.follow(name, n), (line) => Console.log(formatLogLine(line)))
+        : Effect.flatMap(client.logs(name, n), (lines) =>
+            Effect.forEach(lines, (line) => Console.log(formatLogLine(line)))
+          )
     )
   })
 ).pipe(Command.withDescription("Print a service's output: the last N lines, then new ones with --follow"))
