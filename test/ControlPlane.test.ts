@@ -275,6 +275,23 @@ describe("core stack (control plane, end to end)", () => {
     await expectNothingLeft(dir, guardians)
   })
 
+  it("a foreground up serves the verbs too, and down from another terminal ends it", async () => {
+    const dir = makeStack({ a: {}, b: { dependsOn: ["a"] } })
+    const foreground = startCore(["stack", "up"], dir)
+    expect(await eventually(() => foreground.output.includes("service(s) ready"), 30_000)).toBe(true)
+    const supervisor = supervisorPid(dir)
+    expect(supervisor).toBe(foreground.child.pid)
+    const guardians = guardiansOf(supervisor)
+    expect((await statusOf(dir)).map((r) => r.state)).toEqual(["ready", "ready"])
+    expect((await core(["stack", "process", "restart", "b"], dir)).code).toBe(0)
+    expect(foreground.output).toMatch(/b\s+\| b started \(pid \d+\)[\s\S]*b\s+\| b started/)
+    const down = await core(["stack", "down"], dir)
+    expect(down.code).toBe(0)
+    const end = await foreground.done
+    expect(end.code).toBe(0)
+    await expectNothingLeft(dir, guardians)
+  })
+
   it("every client verb without a supervisor: one line, non-zero, at once", async () => {
     const dir = makeStack({ a: {} })
     const verbs = [

@@ -182,6 +182,8 @@ export const startGuardian: Effect.Effect<Guardian, GuardianError, Scope.Scope> 
       stdio: ["pipe", "ignore", "ignore"]
     })
     child.once("error", (cause) => resume(Effect.fail(new GuardianError({ cause }))))
+    // a guardian killed from outside must not take the supervisor down with EPIPE
+    child.stdin?.on("error", () => {})
     child.once("spawn", () => {
       child.unref()
       resume(Effect.succeed(child))
