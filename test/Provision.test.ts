@@ -7,8 +7,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { crc32, deflateRawSync } from "node:zlib"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
-import type { BinarySpec, ServiceName } from "../src/manifest/ServiceManifest.js"
+import { Effect, Schema } from "effect"
+import { type BinarySpec, ServiceManifest, type ServiceName } from "../src/manifest/ServiceManifest.js"
 import { Defaults, type ServiceSpec, type StackSpec } from "../src/manifest/ServiceSpec.js"
 import { extractMember } from "../src/provision/Archive.js"
 import {
@@ -239,6 +239,37 @@ describe("Archive", () => {
     expect(extractMember(zip, "zip", "tool", undefined).toString()).toBe("A")
     expect(extractMember(zip, "zip", "x", "dir/other").toString()).toBe("B")
     expect(() => extractMember(zip, "zip", "nope", undefined)).toThrow(/no member named nope.*dir\/tool/)
+  })
+})
+
+describe("the default stack's binaries", () => {
+  const manifest = (name: string) =>
+    Schema.decodeUnknownSync(ServiceManifest)(
+      JSON.parse(fs.readFileSync(path.join(__dirname, "..", "services", name, "service.json"), "utf8"))
+    )
+  const platforms = ["linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64"]
+
+  it("each can be built with Go, and downloads only for known platforms", () => {
+    for (const name of ["nats", "pocketbase", "caddy"]) {
+      for (const [binary, spec] of Object.entries(manifest(name).binaries ?? {})) {
+        expect(spec.build, `${name}/${binary}`).toBeDefined()
+        for (const key of Object.keys(spec.download?.sha256 ?? {})) expect(platforms).toContain(key)
+      }
+    }
+  })
+
+  it("expand to the official release URLs and archive members", () => {
+    const nats = manifest("nats").binaries!["nats-server"]!
+    const natsValues = templateValues(nats.download!, nats.version, { os: "linux", arch: "arm64" })
+    expect(expandTemplate(nats.download!.url, natsValues)).toBe(
+      "https://github.com/nats-io/nats-server/releases/download/v2.15.0/nats-server-v2.15.0-linux-arm64.tar.gz"
+    )
+    expect(expandTemplate(nats.download!.member!, natsValues)).toBe("nats-server-v2.15.0-linux-arm64/nats-server")
+    const caddy = manifest("caddy").binaries!.caddy!
+    const caddyValues = templateValues(caddy.download!, caddy.version, { os: "darwin", arch: "arm64" })
+    expect(expandTemplate(caddy.download!.url, caddyValues)).toBe(
+      "https://github.com/caddyserver/caddy/releases/download/v2.11.7/caddy_2.11.7_mac_arm64.tar.gz"
+    )
   })
 })
 
