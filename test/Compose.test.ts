@@ -2,7 +2,7 @@ import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { execFileSync, spawnSync } from "node:child_process"
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -157,33 +157,29 @@ describe("translation helpers", () => {
 })
 
 describe("writeComposeFile", () => {
-  it.live("writes .core-stack/process-compose.yaml with mode 0600 in a 0700 directory, atomically", () =>
+  it.scopedLive("writes .core-stack/process-compose.yaml with mode 0600 in a 0700 directory, atomically", () =>
     Effect.gen(function* () {
       const dir = mkdtempSync(join(tmpdir(), "core-compose-"))
-      try {
-        const sh = execFileSync("sh", ["-c", "command -v sh"]).toString().trim()
-        const spec = stack(
-          [service("a", { command: "sh", args: ["-c", "sleep 1"], env: { SECRET: "$ecret" } }, dir)],
-          dir
-        )
-        const written = yield* writeComposeFile(spec)
-        expect(written).toBe(join(dir, ".core-stack", "process-compose.yaml"))
-        expect(statSync(written).mode & 0o777).toBe(0o600)
-        expect(statSync(join(dir, ".core-stack")).mode & 0o777).toBe(0o700)
-        expect(readdirSync(join(dir, ".core-stack"))).toEqual(["process-compose.yaml"])
-        const loaded = loadLikeProcessCompose(readFileSync(written, "utf8"))
-        expect(loaded.processes.a.entrypoint).toEqual([sh, "-c", "sleep 1"])
-        expect(loaded.processes.a.environment).toEqual(["SECRET=$ecret"])
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+      const sh = execFileSync("sh", ["-c", "command -v sh"]).toString().trim()
+      const spec = stack(
+        [service("a", { command: "sh", args: ["-c", "sleep 1"], env: { SECRET: "$ecret" } }, dir)],
+        dir
+      )
+      const written = yield* writeComposeFile(spec)
+      expect(written).toBe(join(dir, ".core-stack", "process-compose.yaml"))
+      expect(statSync(written).mode & 0o777).toBe(0o600)
+      expect(statSync(join(dir, ".core-stack")).mode & 0o777).toBe(0o700)
+      expect(readdirSync(join(dir, ".core-stack"))).toEqual(["process-compose.yaml"])
+      const loaded = loadLikeProcessCompose(readFileSync(written, "utf8"))
+      expect(loaded.processes.a.entrypoint).toEqual([sh, "-c", "sleep 1"])
+      expect(loaded.processes.a.environment).toEqual(["SECRET=$ecret"])
 
-        // a second write replaces the file and leaves no temporary file behind
-        yield* writeComposeFile({ ...spec, services: [] })
-        expect(readdirSync(join(dir, ".core-stack"))).toEqual(["process-compose.yaml"])
-        expect(loadLikeProcessCompose(readFileSync(written, "utf8")).processes).toEqual({})
-        expect(statSync(written).mode & 0o777).toBe(0o600)
-      } finally {
-        rmSync(dir, { recursive: true, force: true })
-      }
-      expect(existsSync(dir)).toBe(false)
+      // a second write replaces the file and leaves no temporary file behind
+      yield* writeComposeFile({ ...spec, services: [] })
+      expect(readdirSync(join(dir, ".core-stack"))).toEqual(["process-compose.yaml"])
+      expect(loadLikeProcessCompose(readFileSync(written, "utf8")).processes).toEqual({})
+      expect(statSync(written).mode & 0o777).toBe(0o600)
     }).pipe(Effect.provide(NodeContext.layer))
   )
 })
