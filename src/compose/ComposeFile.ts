@@ -293,6 +293,9 @@ const translateService = (
     const { probe, notes: probeNotes } = translateProbe("liveness", service.liveness, options)
     value.liveness_probe = probe
     notes.push(...probeNotes)
+    if (service.readiness !== undefined || service.readyLogLine !== undefined) {
+      notes.push("liveness: process-compose checks it from the start, core once the service is ready")
+    }
   }
 
   if (service.readyLogLine !== undefined) {
