@@ -275,6 +275,20 @@ describe("core stack (control plane, end to end)", () => {
     await expectNothingLeft(dir, guardians)
   })
 
+  it("two up -d at once: one supervisor wins, the other says the stack is running", async () => {
+    const dir = makeStack({ a: {} })
+    const [one, two] = await Promise.all([core(["stack", "up", "-d"], dir), core(["stack", "up", "-d"], dir)])
+    const codes = [one!.code, two!.code].sort()
+    expect(codes).toEqual([0, 1])
+    const loser = one!.code === 0 ? two! : one!
+    expect(loser.output).toContain("already running")
+    const supervisors = processesMentioning(dir).filter((p) => p.cmdline.includes("stack up"))
+    expect(supervisors.map((p) => p.pid)).toEqual([supervisorPid(dir)])
+    expect(pidsOf(dir, "a").length).toBe(1)
+    expect((await core(["stack", "down"], dir)).code).toBe(0)
+    await expectNothingLeft(dir)
+  })
+
   it("a foreground up serves the verbs too, and down from another terminal ends it", async () => {
     const dir = makeStack({ a: {}, b: { dependsOn: ["a"] } })
     const foreground = startCore(["stack", "up"], dir)

@@ -147,6 +147,8 @@ export const detach = (dir: Option.Option<string>, services: ReadonlyArray<strin
     const poll: Effect.Effect<Progress> = Effect.scoped(
       Effect.gen(function* () {
         const client = yield* connect(root)
+        // another supervisor that won the directory is not ours: ours will exit and say so
+        if (client.identity.pid !== child.pid) return { _tag: "Starting" } as const
         lastRows = yield* client.status
         return progressOf(lastRows, services)
       })
