@@ -68,7 +68,9 @@ export const runTool = (
       if (timer) clearTimeout(timer)
       resume(
         Effect.fail(
-          error.code === "ENOENT" ? `${command} not found (PATH or cwd)` : `cannot run ${command}: ${error.message}`
+          error.code === "ENOENT"
+            ? `${command} not found${command.includes("/") ? "" : " on PATH"}`
+            : `cannot run ${command}: ${error.message}`
         )
       )
     })
