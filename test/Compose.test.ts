@@ -85,6 +85,8 @@ describe("renderComposeFile meaning", () => {
     )
     expect(renderTemplate(proc.working_dir)).toBe(original.workingDir)
     expect(renderTemplate(proc.description)).toBe(original.description)
+    // not rendered as a template by process-compose, so not escaped
+    expect(proc.ready_log_line).toBe("ready {{ now }} costs $5")
   })
 
   it("gives every process a shutdown timeout of at least 1 s and a numeric signal", () => {

@@ -305,7 +305,7 @@ const translateService = (
       )
     } else {
       const literal = readyLogLiteral(service.readyLogLine)
-      value.ready_log_line = escapeTemplate(literal ?? service.readyLogLine)
+      value.ready_log_line = literal ?? service.readyLogLine
       if (literal === undefined) {
         notes.push("ready_log_line is a regular expression for core but a plain substring for process-compose")
       }
