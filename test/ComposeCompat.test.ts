@@ -84,9 +84,22 @@ const exited = (child: ChildProcess) =>
         child.once("exit", () => resume(Effect.void))
       })
 
+/** SIGKILL to every group; a group already gone is fine. */
+const killGroups = (groups: ReadonlySet<number>) =>
+  Effect.sync(() => {
+    for (const group of groups) {
+      try {
+        process.kill(-group, "SIGKILL")
+      } catch {
+        // already gone
+      }
+    }
+  })
+
 /**
- * Runs `process-compose up` for `file` in `dir`, in its own process group, for the scope. The release
- * (for failures: the test itself shuts down with `down`) kills that group and every group seen.
+ * Runs `process-compose up` for `file` in `dir`, in its own process group, for the scope. The release is for
+ * a test that failed before its own `down`: it asks process-compose to shut down (its processes' groups are
+ * not all known yet), then kills its group and every group seen, and any process left in `dir`'s name.
  */
 const runProcessCompose = (dir: string, file: string, groups: Set<number>) =>
   Effect.acquireRelease(
@@ -101,23 +114,28 @@ const runProcessCompose = (dir: string, file: string, groups: Set<number>) =>
       groups.add(child.pid!)
       return { child, socket }
     }),
-    ({ child }) =>
-      Effect.sync(() => {
-        for (const group of groups) {
-          try {
-            process.kill(-group, "SIGKILL")
-          } catch {
-            // already gone
-          }
+    ({ child, socket }) =>
+      Effect.gen(function* () {
+        if (child.exitCode === null && child.signalCode === null) {
+          yield* pcClient(socket, ["down"]).pipe(Effect.ignore)
+          yield* exited(child).pipe(Effect.timeout("30 seconds"), Effect.ignore)
         }
-      }).pipe(Effect.zipRight(exited(child).pipe(Effect.timeout("5 seconds"), Effect.ignore)))
+        yield* killGroups(groups)
+        yield* Effect.suspend(() => killGroups(new Set(survivors(groups, dir).map((l) => Number(l.split(/\s+/)[1])))))
+        yield* exited(child).pipe(Effect.timeout("5 seconds"), Effect.ignore)
+      })
   )
 
 /**
  * Polls `process list` until every expected process is running and ready; fails with the last states at
  * once when one has ended (process-compose gave up on it), or when `within` has passed.
  */
-const waitAllReady = (socket: string, expected: ReadonlyArray<string>, within: Duration.DurationInput) => {
+const waitAllReady = (
+  socket: string,
+  expected: ReadonlyArray<string>,
+  within: Duration.DurationInput,
+  groups: Set<number>
+) => {
   let last = "no answer yet"
   const ended = (r: PcProcess) => ["Completed", "Skipped", "Error", "Terminating"].includes(r.status)
   return pcClient(socket, ["process", "list", "-o", "json"]).pipe(
@@ -125,6 +143,8 @@ const waitAllReady = (socket: string, expected: ReadonlyArray<string>, within: D
     Effect.map((text) => JSON.parse(text) as ReadonlyArray<PcProcess>),
     Effect.tap((rows) => {
       last = rows.map((r) => `${r.name}: ${r.status}/${r.is_ready}`).join(", ")
+      // each process runs in a process group of its own, which process-compose signals as a whole
+      for (const row of rows) if (row.pid > 0) groups.add(row.pid)
     }),
     Effect.filterOrFail(
       (rows) => !rows.some(ended),
@@ -160,10 +180,8 @@ const upReadyDown = (
       const groups = new Set<number>()
       const { child, socket } = yield* runProcessCompose(dir, file, groups)
 
-      const rows = yield* waitAllReady(socket, expected, "90 seconds")
+      const rows = yield* waitAllReady(socket, expected, "90 seconds", groups)
       expect(rows.map((r) => r.name).sort()).toEqual([...expected].sort())
-      // each process runs in a process group of its own, which process-compose signals as a whole
-      for (const row of rows) groups.add(row.pid)
       yield* check(rows)
 
       // process-compose answers `down` only after the shutdown and may close the socket first (the client then
