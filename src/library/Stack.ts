@@ -12,7 +12,7 @@
  * ```
  */
 import type { FileSystem, Path } from "@effect/platform"
-import { Context, Effect, Layer, Option, type Stream } from "effect"
+import { Clock, Context, Effect, Layer, Option, type Stream } from "effect"
 import type { LogLine } from "../logs/ServiceLog.js"
 import type { ServiceSpec, StackSpec } from "../manifest/ServiceSpec.js"
 import type { ServiceStatus } from "../supervisor/ServiceStatus.js"
@@ -51,6 +51,13 @@ export interface StackOptions {
   readonly onProgress?: (message: string) => void
 }
 
+/**
+ * Processes live in real time: the stack's probes, timeouts and backoffs use the real clock even inside a
+ * test whose clock is the TestClock (as `it.effect` and `layer(...)` provide).
+ */
+const liveClock = Clock.make()
+const live = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.withClock(effect, liveClock)
+
 const handleOf = (supervisor: LocalSupervisorShape, spec: ServiceSpec): ServiceHandle => {
   const name = spec.name
   const status = Effect.orDie(supervisor.statusOf(name))
@@ -65,11 +72,11 @@ const handleOf = (supervisor: LocalSupervisorShape, spec: ServiceSpec): ServiceH
     },
     pid: Effect.map(status, (s) => s.pid),
     status,
-    ready: supervisor.up([name]),
+    ready: live(supervisor.up([name])),
     logs: (n = 100) => Effect.orDie(supervisor.logs(name, n)),
     follow: (n = 100) => supervisor.follow(name, n).pipe((s) => s as Stream.Stream<LogLine>),
-    restart: supervisor.restart(name),
-    stop: Effect.orDie(supervisor.stop(name))
+    restart: live(supervisor.restart(name)),
+    stop: live(Effect.orDie(supervisor.stop(name)))
   }
 }
 
@@ -87,13 +94,15 @@ export class Stack extends Context.Tag("core/Stack")<Stack, StackShape>() {
     return Layer.scoped(
       Stack,
       Effect.gen(function* () {
-        const run = yield* runStack({
-          dir: Option.some(options.dir),
-          services: options.services ?? [],
-          startNothing: options.services !== undefined && options.services.length === 0,
-          serve: options.serve ?? false,
-          ...(options.onProgress ? { onProgress: options.onProgress } : {})
-        })
+        const run = yield* live(
+          runStack({
+            dir: Option.some(options.dir),
+            services: options.services ?? [],
+            startNothing: options.services !== undefined && options.services.length === 0,
+            serve: options.serve ?? false,
+            ...(options.onProgress ? { onProgress: options.onProgress } : {})
+          })
+        )
         const known = run.stack.services.map((s) => s.name as string)
         return {
           stack: run.stack,
