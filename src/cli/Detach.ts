@@ -9,7 +9,14 @@ import * as fs from "node:fs"
 import { connect } from "../api/ControlClient.js"
 import { ensureNoSupervisor } from "../api/ControlServer.js"
 import { resolveDirectory } from "../manifest/StackLoader.js"
-import { cleanLeftovers, ensureStateDir, stateDirOf, statePaths } from "../supervisor/PidRegistry.js"
+import {
+  cleanLeftovers,
+  ensureStateDir,
+  liveSupervisor,
+  SupervisorRunning,
+  stateDirOf,
+  statePaths
+} from "../supervisor/PidRegistry.js"
 import type { ServiceState, ServiceStatus } from "../supervisor/ServiceStatus.js"
 
 /** Lines of the supervisor's output quoted when it fails. */
@@ -69,15 +76,35 @@ export const failureIn = (
   return undefined
 }
 
-const lastLines = (file: string, n: number): ReadonlyArray<string> => {
+/** The last `n` non-empty lines written to `file` from byte `from` on. */
+const lastLines = (file: string, n: number, from = 0): ReadonlyArray<string> => {
   try {
     return fs
-      .readFileSync(file, "utf8")
+      .readFileSync(file)
+      .subarray(from)
+      .toString("utf8")
       .split("\n")
       .filter((l) => l.trim().length > 0)
       .slice(-n)
   } catch {
     return []
+  }
+}
+
+const sizeOf = (file: string): number => {
+  try {
+    return fs.statSync(file).size
+  } catch {
+    return 0
+  }
+}
+
+/** Keeps one older `supervisor.log` (as `.1`) once it passes 5 MiB. */
+const rotate = (file: string) => {
+  if (sizeOf(file) > 5 * 1024 * 1024) {
+    try {
+      fs.renameSync(file, `${file}.1`)
+    } catch {}
   }
 }
 
@@ -115,8 +142,11 @@ export const detach = (dir: Option.Option<string>, services: ReadonlyArray<strin
     yield* ensureNoSupervisor(stateDir)
     yield* ensureStateDir(stateDir)
     const began = Date.now()
+    rotate(paths.supervisorLog)
+    const logStart = sizeOf(paths.supervisorLog)
     const child = yield* Effect.sync(() => {
-      const log = fs.openSync(paths.supervisorLog, "w", 0o600)
+      // appended, never truncated: a second `up -d` racing this one must not overwrite its output
+      const log = fs.openSync(paths.supervisorLog, "a", 0o600)
       try {
         const entry = process.argv[1]!
         return spawn(process.execPath, [...process.execArgv, entry, "stack", "up", "--dir", root, ...services], {
@@ -139,7 +169,7 @@ export const detach = (dir: Option.Option<string>, services: ReadonlyArray<strin
           dir: root,
           service,
           reason,
-          lastLines: lastLines(paths.supervisorLog, TAIL_LINES)
+          lastLines: lastLines(paths.supervisorLog, TAIL_LINES, logStart)
         })
       })
 
@@ -166,8 +196,11 @@ export const detach = (dir: Option.Option<string>, services: ReadonlyArray<strin
     if (outcome === "exited") {
       const failed = progressOf(lastRows, services)
       if (failed._tag === "Failed") return yield* failWith(failed.service, failed.reason)
-      const said = failureIn(lastLines(paths.supervisorLog, 200))
+      const said = failureIn(lastLines(paths.supervisorLog, 200, logStart))
       if (said) return yield* failWith(said.service, said.reason)
+      // lost the race for the directory to another `up`
+      const other = liveSupervisor(stateDir)
+      if (other) return yield* new SupervisorRunning({ dir: root, pid: other.pid })
       return yield* failWith(undefined, `the supervisor exited (${child.exitCode ?? child.signalCode})`)
     }
     if (outcome._tag === "Failed") {
