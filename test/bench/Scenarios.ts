@@ -1,0 +1,382 @@
+/**
+ * The measurements: each scenario runs one stack under one orchestrator (or the floor, the same servers
+ * without any orchestrator) and returns raw samples. `bench.ts` repeats them and builds the table.
+ */
+import type { ChildProcess } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { LogFollower } from "./LogFollower.js"
+import type { Orchestrator, Running } from "./Orchestrators.js"
+import {
+  answers200,
+  cpuMs,
+  exitOf,
+  freePorts,
+  groupMembers,
+  isAlive,
+  killGroup,
+  killPid,
+  launch,
+  now,
+  run,
+  sleep,
+  statusMb,
+  waitAllGone
+} from "./Proc.js"
+import { type BenchService, httpService, PORT_PLACEHOLDER, type StackDir, writeStack } from "./Stacks.js"
+
+/** Everything started, so that nothing outlives the benchmark, whatever happens. */
+export class Cleanup {
+  private readonly groups = new Set<number>()
+  private readonly running = new Set<Running>()
+  private readonly stacks = new Set<StackDir>()
+
+  /** Remembers a process group (a service, a floor server, a supervisor). */
+  group(pgid: number | undefined): void {
+    if (pgid !== undefined && pgid > 0) this.groups.add(pgid)
+  }
+  /** Remembers a running stack (its services' groups too, once known). */
+  stack(running: Running): void {
+    this.running.add(running)
+    this.group(running.supervisorPid)
+  }
+  /** A running stack that was stopped cleanly. */
+  stopped(running: Running): void {
+    this.running.delete(running)
+  }
+  /** Remembers a temp stack directory. */
+  dir(stack: StackDir): StackDir {
+    this.stacks.add(stack)
+    return stack
+  }
+  /** Adds the current services' groups of `running`. */
+  async track(running: Running): Promise<void> {
+    for (const s of await running.states()) this.group(s.pid ?? undefined)
+  }
+
+  /** Kills whatever is left; returns the processes that were still there (`pid (group g)`). */
+  async finish(): Promise<ReadonlyArray<string>> {
+    for (const running of this.running) running.abort()
+    let left = [...this.groups].flatMap((g) => groupMembers(g).map((pid) => `${pid} (group ${g})`))
+    for (let i = 0; i < 40 && left.length > 0; i++) {
+      await sleep(50)
+      left = [...this.groups].flatMap((g) => groupMembers(g).map((pid) => `${pid} (group ${g})`))
+    }
+    for (const g of this.groups) killGroup(g)
+    for (const stack of this.stacks) stack.remove()
+    return left
+  }
+}
+
+/** The bench's settings (see `bench.ts --help`). */
+export interface Settings {
+  readonly runs: number
+  /** Services of the scale scenario. */
+  readonly scale: number
+  /** Lines of the log scenario. */
+  readonly lines: number
+  /** Seconds of the idle CPU window. */
+  readonly idleSeconds: number
+  /** Kills per run of the restart scenario, CLI calls per run of the CLI scenario. */
+  readonly repeats: number
+  readonly binary: string
+}
+
+/** Ready delays of the chain's three levels, first to last. */
+export const CHAIN_DELAYS = [100, 200, 300] as const
+/** The restart scenario's service start time (ready after this long). */
+export const RESTART_DELAY = 100
+
+/** Polls `check` every `everyMs` until it is true (a rejection counts as false); rejects after `timeoutMs`. */
+const until = async (check: () => Promise<boolean>, everyMs: number, timeoutMs: number, what: string) => {
+  const deadline = now() + timeoutMs
+  for (;;) {
+    if (await check().catch(() => false)) return
+    if (now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`)
+    await sleep(everyMs)
+  }
+}
+
+/** Starts `service` directly (no orchestrator) in its own group. */
+const launchDirect = (cleanup: Cleanup, binary: string, service: BenchService): ChildProcess => {
+  const args = service.args.map((a) => a.replace(PORT_PLACEHOLDER, String(service.port)))
+  const child = launch(binary, args)
+  cleanup.group(child.pid)
+  return child
+}
+
+const stopDirect = async (children: ReadonlyArray<ChildProcess>): Promise<number> => {
+  const began = now()
+  for (const child of children) killPid(child.pid!, "SIGTERM")
+  await Promise.all(children.map(exitOf))
+  return now() - began
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 1. ready latency of a 3-level chain, and 4. the CLI round trip on it
+
+/** A chain stack: c depends on b, b on a (each `process_healthy`), ready after `CHAIN_DELAYS`. */
+export const chainStack = async (cleanup: Cleanup, binary: string): Promise<StackDir> => {
+  const [pa, pb, pc] = await freePorts(3)
+  return cleanup.dir(
+    writeStack("chain", binary, [
+      httpService("a", pa!, CHAIN_DELAYS[0]),
+      httpService("b", pb!, CHAIN_DELAYS[1], { dependsOn: "a" }),
+      httpService("c", pc!, CHAIN_DELAYS[2], { dependsOn: "b" })
+    ])
+  )
+}
+
+/** The floor of the chain: the same servers started one after the other, each polled every 5 ms. */
+export const chainFloor = async (cleanup: Cleanup, settings: Settings, stack: StackDir): Promise<number> => {
+  const children: Array<ChildProcess> = []
+  const began = now()
+  try {
+    for (const service of stack.services) {
+      children.push(launchDirect(cleanup, settings.binary, service))
+      await until(() => answers200(service.port!), 5, 10_000, `${service.name} directly`)
+    }
+    return now() - began
+  } finally {
+    await stopDirect(children)
+  }
+}
+
+/** `up` of the chain: time to all ready; then `repeats` status CLI round trips; then down. */
+export const chainRun = async (
+  cleanup: Cleanup,
+  settings: Settings,
+  orchestrator: Orchestrator,
+  stack: StackDir
+): Promise<{ readonly readyMs: number; readonly cliMs: ReadonlyArray<number> }> => {
+  const { running, readyMs } = await orchestrator.up(stack, { pollMs: 5 })
+  cleanup.stack(running)
+  await cleanup.track(running)
+  const cliMs: Array<number> = []
+  for (let i = 0; i < settings.repeats; i++) cliMs.push(await running.statusCli())
+  await running.down()
+  cleanup.stopped(running)
+  return { readyMs, cliMs }
+}
+
+/** `node -e 0`: the floor of any Node CLI. */
+export const nodeFloor = async (): Promise<number> => (await run(process.execPath, ["-e", "0"])).ms
+
+// ---------------------------------------------------------------------------------------------------------
+// 2. scale and 3. shutdown
+
+/** `settings.scale` independent HTTP services, each with a readiness probe, ready at once. */
+export const scaleStack = async (cleanup: Cleanup, settings: Settings): Promise<StackDir> => {
+  const ports = await freePorts(settings.scale)
+  const width = String(settings.scale).length
+  return cleanup.dir(
+    writeStack(
+      "scale",
+      settings.binary,
+      ports.map((port, i) => httpService(`s${String(i + 1).padStart(width, "0")}`, port, 0))
+    )
+  )
+}
+
+/** Figures of one scale run. */
+export interface ScaleSample {
+  readonly readyMs: number
+  /** Peak RSS of the supervisor (VmHWM) after the idle window. */
+  readonly peakRssMb: number
+  /** Supervisor CPU over the idle window, in % of one core. */
+  readonly idleCpuPercent: number
+  readonly downMs: number
+}
+
+/** The floor of scale: every server started at once, each polled every 5 ms; then SIGTERM to all. */
+export const scaleFloor = async (
+  cleanup: Cleanup,
+  settings: Settings,
+  stack: StackDir
+): Promise<{ readonly readyMs: number; readonly downMs: number }> => {
+  const began = now()
+  const children = stack.services.map((s) => launchDirect(cleanup, settings.binary, s))
+  try {
+    await Promise.all(stack.services.map((s) => until(() => answers200(s.port!), 5, 30_000, `${s.name} directly`)))
+  } catch (e) {
+    await stopDirect(children)
+    throw e
+  }
+  const readyMs = now() - began
+  return { readyMs, downMs: await stopDirect(children) }
+}
+
+/** Seconds after ready before the idle window starts. */
+const SETTLE_MS = 1000
+
+/** `up` of the scale stack, its peak RSS and idle CPU, then `down` timed until every process has exited. */
+export const scaleRun = async (
+  cleanup: Cleanup,
+  settings: Settings,
+  orchestrator: Orchestrator,
+  stack: StackDir
+): Promise<ScaleSample> => {
+  const { running, readyMs } = await orchestrator.up(stack, { pollMs: 20 })
+  cleanup.stack(running)
+  await cleanup.track(running)
+  const pid = running.supervisorPid
+  await sleep(SETTLE_MS)
+  const cpu0 = cpuMs(pid) ?? 0
+  const t0 = now()
+  await sleep(settings.idleSeconds * 1000)
+  const idleCpuPercent = (((cpuMs(pid) ?? 0) - cpu0) / (now() - t0)) * 100
+  const peakRssMb = statusMb(pid, "VmHWM") ?? Number.NaN
+  const downMs = await running.down()
+  cleanup.stopped(running)
+  return { readyMs, peakRssMb, idleCpuPercent, downMs }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 5. log throughput
+
+/** One service writing `settings.lines` lines of 50 bytes, then exiting 0. */
+export const logStack = (cleanup: Cleanup, settings: Settings): StackDir =>
+  cleanup.dir(writeStack("logs", settings.binary, [{ name: "flood", args: ["flood", String(settings.lines)] }]))
+
+/** Figures of one log run. */
+export interface LogSample {
+  /** From the writer's start to the last line read back from the log file. */
+  readonly ms: number
+  /** Lines expected but not in the file (or out of order). */
+  readonly lost: number
+  /** Supervisor CPU time meanwhile. */
+  readonly cpuMs: number
+}
+
+/** The floor: the writer straight into a file (spawn to exit). */
+export const logFloor = async (settings: Settings, dir: string): Promise<number> => {
+  const file = path.join(dir, "floor.out")
+  const out = fs.openSync(file, "w")
+  try {
+    const began = now()
+    const { spawn } = await import("node:child_process")
+    const child = spawn(settings.binary, ["flood", String(settings.lines)], { stdio: ["ignore", out, "ignore"] })
+    await exitOf(child)
+    return now() - began
+  } finally {
+    fs.closeSync(out)
+    fs.rmSync(file, { force: true })
+  }
+}
+
+/** Runs the log stack, following `.core-stack/logs/flood.log` until every line is in or it stalls. */
+export const logRun = async (
+  cleanup: Cleanup,
+  settings: Settings,
+  orchestrator: Orchestrator,
+  stack: StackDir
+): Promise<LogSample> => {
+  const logFile = path.join(stack.dir, ".core-stack", "logs", "flood.log")
+  fs.rmSync(path.join(stack.dir, ".core-stack", "logs"), { recursive: true, force: true })
+  const follower = new LogFollower(logFile)
+  let stop = false
+  let cpuStart: number | undefined
+  let cpuEnd: number | undefined
+  let supervisorPid = 0
+  // follow from before the start: the file may rotate before `up` returns
+  const following = (async () => {
+    let idleSince = now()
+    while (!stop) {
+      const read = follower.poll()
+      const r = follower.result
+      if (cpuStart === undefined && r.startEpochMs !== undefined && supervisorPid > 0) cpuStart = cpuMs(supervisorPid)
+      if (r.lines >= settings.lines) {
+        if (supervisorPid > 0) cpuEnd = cpuMs(supervisorPid)
+        return
+      }
+      if (read > 0) idleSince = now()
+      else if (r.startEpochMs !== undefined && now() - idleSince > 5000) return // stalled: lines are missing
+      await sleep(read > 0 ? 0 : 1)
+    }
+  })()
+  let running: Running | undefined
+  try {
+    const up = orchestrator.up(stack, { pollMs: 5 })
+    running = (await up).running
+    supervisorPid = running.supervisorPid
+    cleanup.stack(running)
+    await following
+    cpuEnd ??= cpuMs(supervisorPid)
+  } finally {
+    stop = true
+    await following
+    follower.close()
+  }
+  await running.down()
+  cleanup.stopped(running)
+  const r = follower.result
+  return {
+    ms: (r.lastLineEpochMs ?? Number.NaN) - (r.startEpochMs ?? Number.NaN),
+    lost: settings.lines - r.lines + r.outOfOrder,
+    cpuMs: (cpuEnd ?? Number.NaN) - (cpuStart ?? cpuMs(supervisorPid) ?? Number.NaN)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 6. restart after SIGKILL
+
+/** One HTTP service, ready `RESTART_DELAY` after its start, `restart: always` with no backoff. */
+export const restartStack = async (cleanup: Cleanup, settings: Settings): Promise<StackDir> => {
+  const [port] = await freePorts(1)
+  return cleanup.dir(
+    writeStack("restart", settings.binary, [httpService("svc", port!, RESTART_DELAY, { restart: "always" })])
+  )
+}
+
+/** The floor: the service's own start time (spawned, polled every 5 ms until it answers 200). */
+export const restartFloor = async (cleanup: Cleanup, settings: Settings, stack: StackDir): Promise<number> => {
+  const service = stack.services[0]!
+  const began = now()
+  const child = launchDirect(cleanup, settings.binary, service)
+  try {
+    await until(() => answers200(service.port!), 5, 10_000, "svc directly")
+    return now() - began
+  } finally {
+    await stopDirect([child])
+  }
+}
+
+/** `repeats` times: SIGKILL the service, time until the orchestrator reports a new process of it ready. */
+export const restartRun = async (
+  cleanup: Cleanup,
+  settings: Settings,
+  orchestrator: Orchestrator,
+  stack: StackDir
+): Promise<ReadonlyArray<number>> => {
+  const { running } = await orchestrator.up(stack, { pollMs: 5 })
+  cleanup.stack(running)
+  const samples: Array<number> = []
+  for (let i = 0; i < settings.repeats; i++) {
+    const [before] = await running.states()
+    const pid = before!.pid!
+    cleanup.group(pid)
+    const began = now()
+    killPid(pid, "SIGKILL")
+    let seen = false
+    await until(
+      async () => {
+        const [s] = await running.states()
+        seen = s?.ready === true && s.pid !== null && s.pid !== pid
+        if (s?.pid) cleanup.group(s.pid)
+        return seen
+      },
+      5,
+      30_000,
+      "restart"
+    )
+    samples.push(now() - began)
+    await waitAllGone([pid], now(), { timeoutMs: 5000 }).catch(() => 0)
+    await sleep(200)
+  }
+  await running.down()
+  cleanup.stopped(running)
+  return samples
+}
+
+/** Whether any of `pids` is alive (for the end-of-run check). */
+export const anyAlive = (pids: ReadonlyArray<number>): boolean => pids.some(isAlive)

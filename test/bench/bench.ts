@@ -1,0 +1,322 @@
+/**
+ * `npm run bench [-- options]`: core against the real process-compose, side by side, on the same manifests
+ * and the same service program. Prints one table (median and range of every figure, the ratio, the floor,
+ * the target); progress goes to stderr. See docs/BENCHMARKS.md.
+ */
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { core, type Orchestrator, processCompose } from "./Orchestrators.js"
+import { runOk } from "./Proc.js"
+import {
+  CHAIN_DELAYS,
+  Cleanup,
+  chainFloor,
+  chainRun,
+  chainStack,
+  logFloor,
+  logRun,
+  logStack,
+  nodeFloor,
+  RESTART_DELAY,
+  restartFloor,
+  restartRun,
+  restartStack,
+  type Settings,
+  scaleFloor,
+  scaleRun,
+  scaleStack
+} from "./Scenarios.js"
+import { ensureBenchService, repoRoot } from "./Stacks.js"
+import { count, mb, ms, percent, type Row, renderMarkdown, renderText, type Summary, summarize } from "./Table.js"
+
+const SCENARIOS = ["chain", "cli", "scale", "logs", "restart"] as const
+type Scenario = (typeof SCENARIOS)[number]
+
+const USAGE = `usage: npm run bench -- [options]
+  --quick          a short pass: 2 runs, 20 services, 200000 log lines, 3 s idle window
+  --runs N         runs of every scenario (default 5)
+  --scale N        services of the scale scenario (default 200)
+  --lines N        lines of the log scenario (default 2000000, about 100 MB)
+  --idle S         seconds of the idle CPU window (default 10)
+  --repeats N      CLI calls and kills per run (default 3)
+  --only LIST      scenarios, comma-separated: ${SCENARIOS.join(",")}
+  --no-pc          core alone (process-compose is otherwise built when missing)
+  --markdown FILE  also write the machine and the table as Markdown
+  --json FILE      also write every raw sample as JSON`
+
+interface Options {
+  readonly settings: Omit<Settings, "binary">
+  readonly only: ReadonlySet<Scenario>
+  readonly pc: boolean
+  readonly markdown: string | undefined
+  readonly json: string | undefined
+}
+
+const parseOptions = (argv: ReadonlyArray<string>): Options => {
+  const quick = argv.includes("--quick")
+  const value = (flag: string): string | undefined => {
+    const i = argv.indexOf(flag)
+    if (i < 0) return undefined
+    const v = argv[i + 1]
+    if (v === undefined) throw new Error(`${flag} needs a value\n${USAGE}`)
+    return v
+  }
+  const int = (flag: string, fallback: number, min: number): number => {
+    const v = value(flag)
+    if (v === undefined) return fallback
+    const n = Number(v)
+    if (!Number.isInteger(n) || n < min) throw new Error(`${flag} wants an integer of at least ${min}\n${USAGE}`)
+    return n
+  }
+  const known = new Set([
+    "--quick",
+    "--no-pc",
+    "--runs",
+    "--scale",
+    "--lines",
+    "--idle",
+    "--repeats",
+    "--only",
+    "--markdown",
+    "--json"
+  ])
+  for (const [i, arg] of argv.entries()) {
+    if (arg === "--help" || arg === "-h") throw new Error(USAGE)
+    const prev = argv[i - 1]
+    const isValue = prev !== undefined && known.has(prev) && !["--quick", "--no-pc"].includes(prev)
+    if (!isValue && !known.has(arg)) throw new Error(`unknown argument ${arg}\n${USAGE}`)
+  }
+  const only = value("--only")
+  const selected = only === undefined ? SCENARIOS : only.split(",").map((s) => s.trim())
+  for (const s of selected) {
+    if (!(SCENARIOS as ReadonlyArray<string>).includes(s)) throw new Error(`unknown scenario ${s}\n${USAGE}`)
+  }
+  return {
+    settings: {
+      runs: int("--runs", quick ? 2 : 5, 1),
+      scale: int("--scale", quick ? 20 : 200, 1),
+      lines: int("--lines", quick ? 200_000 : 2_000_000, 1),
+      idleSeconds: int("--idle", quick ? 3 : 10, 1),
+      repeats: int("--repeats", 3, 1)
+    },
+    only: new Set(selected as ReadonlyArray<Scenario>),
+    pc: !argv.includes("--no-pc"),
+    markdown: value("--markdown"),
+    json: value("--json")
+  }
+}
+
+const progress = (line: string) => process.stderr.write(`bench: ${line}\n`)
+
+const versionOf = (command: string, args: ReadonlyArray<string>, pattern: RegExp): string => {
+  try {
+    const out = execFileSync(command, args, { stdio: ["ignore", "pipe", "pipe"] }).toString()
+    return pattern.exec(out)?.[1] ?? out.trim().split("\n")[0]!
+  } catch {
+    return "unknown"
+  }
+}
+
+/** The machine, in one Markdown list. */
+const machine = (pcBinary: string | undefined): ReadonlyArray<string> => {
+  const cpus = os.cpus()
+  return [
+    `cores: ${cpus.length} (${cpus[0]?.model.trim() ?? "unknown"})`,
+    `memory: ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    `kernel: ${os.type()} ${os.release()}`,
+    `node: ${process.version}; go: ${versionOf("go", ["version"], /go version (\S+)/)}`,
+    `process-compose: ${pcBinary === undefined ? "not run" : versionOf(pcBinary, ["version"], /Version:\s*(\S+)/)}`,
+    `core: ${JSON.parse(fs.readFileSync(path.join(repoRoot, "package.json"), "utf8")).version} (${versionOf("git", ["-C", repoRoot, "rev-parse", "--short", "HEAD"], /(\S+)/)})`
+  ]
+}
+
+/** Samples per figure and orchestrator. */
+type Samples = Record<string, { core: Array<number>; pc: Array<number>; floor: Array<number> }>
+
+const main = async () => {
+  const options = parseOptions(process.argv.slice(2))
+  const binary = await ensureBenchService()
+  const settings: Settings = { ...options.settings, binary }
+  let pcBinary: string | undefined
+  if (options.pc) {
+    pcBinary = process.env.PROCESS_COMPOSE_BIN ?? path.join(repoRoot, ".dep", "tools", "process-compose")
+    if (!fs.existsSync(pcBinary) && process.env.PROCESS_COMPOSE_BIN === undefined) {
+      progress("building process-compose (once) with test/fixtures/compose/build-process-compose.sh")
+      await runOk("bash", [path.join(repoRoot, "test", "fixtures", "compose", "build-process-compose.sh")], {
+        timeoutMs: 900_000
+      })
+    }
+  }
+  const pc = pcBinary === undefined ? undefined : processCompose(pcBinary)
+  if (options.pc && pc === undefined) throw new Error(`process-compose is missing: ${pcBinary}`)
+  const orchestrators: ReadonlyArray<Orchestrator> = pc === undefined ? [core] : [core, pc]
+
+  const samples: Samples = {}
+  const add = (figure: string, who: "core" | "pc" | "floor", ...values: ReadonlyArray<number>) => {
+    samples[figure] ??= { core: [], pc: [], floor: [] }
+    samples[figure][who].push(...values)
+  }
+  const key = (o: Orchestrator): "core" | "pc" => (o.name === "core" ? "core" : "pc")
+
+  const cleanup = new Cleanup()
+  const interrupted = () => {
+    void cleanup.finish().then(() => process.exit(130))
+  }
+  process.once("SIGINT", interrupted)
+  process.once("SIGTERM", interrupted)
+
+  const { runs } = settings
+  try {
+    const chain = await chainStack(cleanup, binary)
+    const scale = options.only.has("scale") ? await scaleStack(cleanup, settings) : undefined
+    const logs = logStack(cleanup, settings)
+    const restart = await restartStack(cleanup, settings)
+    for (let r = 1; r <= runs; r++) {
+      // alternate who goes first, so that neither always runs on a warmer machine
+      const order = r % 2 === 1 ? orchestrators : [...orchestrators].reverse()
+      if (options.only.has("chain") || options.only.has("cli")) {
+        add("chain", "floor", await chainFloor(cleanup, settings, chain))
+        for (let i = 0; i < settings.repeats; i++) add("cli", "floor", await nodeFloor())
+        for (const o of order) {
+          const { readyMs, cliMs } = await chainRun(cleanup, settings, o, chain)
+          add("chain", key(o), readyMs)
+          add("cli", key(o), ...cliMs)
+          progress(
+            `run ${r}/${runs} chain ${o.name}: ready in ${readyMs.toFixed(0)} ms, CLI ${cliMs.map((x) => x.toFixed(0)).join("/")} ms`
+          )
+        }
+      }
+      if (scale !== undefined) {
+        const floor = await scaleFloor(cleanup, settings, scale)
+        add("scale.ready", "floor", floor.readyMs)
+        add("scale.down", "floor", floor.downMs)
+        for (const o of order) {
+          const s = await scaleRun(cleanup, settings, o, scale)
+          add("scale.ready", key(o), s.readyMs)
+          add("scale.rss", key(o), s.peakRssMb)
+          add("scale.cpu", key(o), s.idleCpuPercent)
+          add("scale.down", key(o), s.downMs)
+          progress(
+            `run ${r}/${runs} scale ${o.name}: ${settings.scale} ready in ${s.readyMs.toFixed(0)} ms, peak RSS ${s.peakRssMb.toFixed(1)} MB, idle CPU ${s.idleCpuPercent.toFixed(2)} %, down in ${s.downMs.toFixed(0)} ms`
+          )
+        }
+      }
+      if (options.only.has("logs")) {
+        add("logs.ms", "floor", await logFloor(settings, logs.dir))
+        for (const o of order) {
+          const s = await logRun(cleanup, settings, o, logs)
+          add("logs.ms", key(o), s.ms)
+          add("logs.lost", key(o), s.lost)
+          add("logs.cpu", key(o), s.cpuMs)
+          progress(
+            `run ${r}/${runs} logs ${o.name}: ${settings.lines} lines in ${s.ms.toFixed(0)} ms, lost ${s.lost}, supervisor CPU ${s.cpuMs.toFixed(0)} ms`
+          )
+        }
+      }
+      if (options.only.has("restart")) {
+        for (let i = 0; i < settings.repeats; i++)
+          add("restart", "floor", await restartFloor(cleanup, settings, restart))
+        for (const o of order) {
+          const s = await restartRun(cleanup, settings, o, restart)
+          add("restart", key(o), ...s)
+          progress(`run ${r}/${runs} restart ${o.name}: ${s.map((x) => x.toFixed(0)).join("/")} ms`)
+        }
+      }
+    }
+  } finally {
+    const left = await cleanup.finish()
+    if (left.length > 0) {
+      process.exitCode = 1
+      progress(`processes left behind (now killed): ${left.join(", ")}`)
+    }
+  }
+
+  const fig = (name: string, who: "core" | "pc" | "floor"): Summary | undefined => summarize(samples[name]?.[who] ?? [])
+  const row = (name: string, figure: string, unit: Row["unit"], extra: Partial<Row> = {}): Row => ({
+    name,
+    unit,
+    ...(fig(figure, "core") ? { core: fig(figure, "core")! } : {}),
+    ...(fig(figure, "pc") ? { pc: fig(figure, "pc")! } : {}),
+    ...(fig(figure, "floor") ? { floor: fig(figure, "floor")! } : {}),
+    ...extra
+  })
+  const has = (figure: string) => samples[figure] !== undefined
+  const rows: Array<Row> = []
+  if (has("chain")) {
+    rows.push(
+      row(`1. ready, 3-level chain (${CHAIN_DELAYS.join("+")} ms)`, "chain", ms, {
+        floorText: "in sequence, polled 5 ms",
+        target: {
+          text: "< floor + 150 ms and < pc",
+          limit: (r) =>
+            r.floor === undefined ? undefined : Math.min(r.floor.median + 150, r.pc?.median ?? Number.POSITIVE_INFINITY)
+        }
+      })
+    )
+  }
+  if (has("scale.ready")) {
+    const n = settings.scale
+    rows.push(
+      row(`2. scale: ${n} services ready`, "scale.ready", ms, {
+        floorText: "started directly",
+        target: { text: "< 3000 ms", limit: () => 3000 }
+      }),
+      row("2. scale: supervisor peak RSS", "scale.rss", mb, { target: { text: "< 150 MB", limit: () => 150 } }),
+      row(`2. scale: supervisor CPU, ${settings.idleSeconds} s idle`, "scale.cpu", percent, {
+        target: { text: "< 2 % of a core", limit: () => 2 }
+      }),
+      row(`3. shutdown: down of ${n}, all exited`, "scale.down", ms, { floorText: "SIGTERM to each" })
+    )
+  }
+  if (has("cli")) {
+    rows.push(
+      row("4. CLI round trip (status / process list)", "cli", ms, {
+        floorText: "node -e 0",
+        target: { text: "< 2.5 x node -e 0", limit: (r) => (r.floor === undefined ? undefined : r.floor.median * 2.5) }
+      })
+    )
+  }
+  if (has("logs.ms")) {
+    const mbytes = ((settings.lines * 50) / 1e6).toFixed(0)
+    rows.push(
+      row(`5. logs: ${settings.lines} lines (${mbytes} MB) in the file`, "logs.ms", ms, {
+        floorText: "writer into a file",
+        target: { text: "< 5000 ms", limit: () => 5000 }
+      }),
+      row("5. logs: lines lost", "logs.lost", count, { target: { text: "0", limit: () => 0, atMost: true } }),
+      row("5. logs: supervisor CPU time meanwhile", "logs.cpu", ms)
+    )
+  }
+  if (has("restart")) {
+    rows.push(
+      row(`6. restart after SIGKILL (service ready after ${RESTART_DELAY} ms)`, "restart", ms, {
+        floorText: "service start",
+        target: {
+          text: "< floor + 300 ms",
+          limit: (r) => (r.floor === undefined ? undefined : r.floor.median + 300)
+        }
+      })
+    )
+  }
+
+  const header = `${runs} run(s); median (min–max); core/pc is the ratio of the medians`
+  process.stdout.write(`${header}\n${renderText(rows)}\n`)
+  const info = machine(pcBinary)
+  if (options.markdown !== undefined) {
+    const command = `npm run bench -- ${process.argv.slice(2).join(" ")}`.trim()
+    fs.writeFileSync(
+      options.markdown,
+      `${info.map((l) => `- ${l}`).join("\n")}\n- command: \`${command}\`; ${header}\n\n${renderMarkdown(rows)}\n`
+    )
+  }
+  if (options.json !== undefined) {
+    fs.writeFileSync(options.json, `${JSON.stringify({ machine: info, settings, samples }, null, 2)}\n`)
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`)
+  process.exitCode = 1
+})
