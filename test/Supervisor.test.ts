@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Scope, Stream } from "effect"
-import { readFileSync } from "node:fs"
+import { readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
 import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
@@ -199,6 +199,78 @@ describe("LocalSupervisor", () => {
           yield* sup.start("b").pipe(Effect.delay("20 millis"))
           yield* Fiber.join(fiber)
           expect((yield* sup.status).map((s) => s.state)).toEqual(["ready", "running"])
+        })
+    )
+  })
+
+  it.live("starts a dependent after a one-shot job completed successfully, and skips it after a failed one", () =>
+    withSupervisor(
+      [
+        service("migrate", "sh", ["-c", "echo migrated"]),
+        service("app", fixtureBin("counter.sh"), [join(tempDir(), "starts")], {
+          dependsOn: { migrate: "process_completed_successfully" }
+        }),
+        service("badjob", "sh", ["-c", "exit 2"]),
+        service("other", fixtureBin("counter.sh"), [join(tempDir(), "starts")], {
+          dependsOn: { badjob: "process_completed_successfully" }
+        })
+      ],
+      (sup) =>
+        Effect.gen(function* () {
+          yield* sup.up(["app"])
+          expect((yield* sup.statusOf("migrate")).state).toBe("completed")
+          expect((yield* sup.statusOf("app")).state).toBe("running")
+          const error = yield* Effect.flip(sup.up(["other"]))
+          expect(error.message).toContain("badjob")
+          const other = yield* sup.statusOf("other")
+          expect(other.state).toBe("skipped")
+          expect(other.reason).toContain("dependency badjob")
+        })
+    )
+  )
+
+  it.live("restarts a service whose liveness check fails, per its policy", () => {
+    const dir = tempDir()
+    const sick = join(dir, "sick")
+    return withSupervisor(
+      [
+        service("svc", fixtureBin("counter.sh"), [join(dir, "starts")], {
+          readyLogLine: "counter started",
+          liveness: {
+            check: { _tag: "exec", command: `test ! -e ${sick}`, workingDir: dir },
+            initialDelayMs: 0,
+            periodMs: 50,
+            timeoutMs: 1000,
+            successThreshold: 1,
+            failureThreshold: 2
+          },
+          restart: { policy: "on_failure", backoffMs: 10 }
+        })
+      ],
+      (sup) =>
+        Effect.gen(function* () {
+          yield* sup.up()
+          const first = (yield* sup.statusOf("svc")).pid
+          const restarting = yield* Effect.fork(
+            sup.transitions.pipe(
+              Stream.filter((s) => s.state === "restarting"),
+              Stream.runHead
+            )
+          )
+          yield* Effect.sync(() => writeFileSync(sick, ""))
+          const seen = yield* Fiber.join(restarting)
+          expect(seen._tag).toBe("Some")
+          if (seen._tag === "Some") expect(seen.value.reason).toContain("liveness check failed")
+          yield* Effect.sync(() => rmSync(sick))
+          const ready = yield* sup.transitions.pipe(
+            Stream.filter((s) => s.state === "ready"),
+            Stream.runHead
+          )
+          expect(ready._tag).toBe("Some")
+          const status = yield* sup.statusOf("svc")
+          expect(status.restarts).toBe(1)
+          expect(status.pid).not.toBe(first)
+          expect(survivors([first!])).toEqual([])
         })
     )
   })
