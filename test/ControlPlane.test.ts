@@ -77,7 +77,6 @@ const makeStack = (services: Record<string, Svc>) => {
     fs.mkdirSync(join(dir, "services", name), { recursive: true })
     const manifest = {
       process: {
-        // biome-ignore lint/suspicious/noTemplateCurlyInString: a manifest placeholder
         command: "${dir}/../../bin/svc.sh",
         args: svc.mode ? [name, svc.mode] : [name],
         compose: {
@@ -388,9 +387,14 @@ describe("core stack (control plane, end to end)", () => {
     ])
     expect(pidsOf(dir, "b")).toEqual([])
     expect(pidsOf(dir, "c")).toEqual([])
-    // c is stopped after... before b: c's log shows it stopped first
-    const logC = await core(["stack", "process", "logs", "c", "-n", "1000"], dir)
-    expect(logC.code).toBe(0)
+    // c (the dependent) has stopped before b begins to stop: the supervisor's output is in order
+    const out = fs.readFileSync(join(stateDir(dir), "supervisor.log"), "utf8")
+    const cStopped = out.lastIndexOf("c    | [core] stopped")
+    const bStopping = out.lastIndexOf("b    | [core] stopping")
+    expect(cStopped).toBeGreaterThan(0)
+    expect(bStopping).toBeGreaterThan(cStopped)
+    const logC = await core(["stack", "process", "logs", "c", "-n", "2"], dir)
+    expect(logC.stdout).toMatch(/\[core\] stopping\n\[core\] stopped: stopped on request\n$/)
 
     const early = await core(["stack", "process", "start", "c"], dir)
     expect(early.code).toBe(1)

@@ -8,7 +8,7 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Data, Effect, type ParseResult, Schedule, Schema, type Scope, Stream } from "effect"
 import * as path from "node:path"
 import { Agent } from "undici"
-import { cleanLeftovers, isAlive, stateDirOf, statePaths } from "../supervisor/PidRegistry.js"
+import { cleanLeftovers, isAlive, liveSupervisor, stateDirOf, statePaths } from "../supervisor/PidRegistry.js"
 import type { ServiceStatus } from "../supervisor/ServiceStatus.js"
 import { StartFailed, UnknownService } from "../supervisor/Supervisor.js"
 import {
@@ -94,7 +94,14 @@ export const connect = (dir: string): Effect.Effect<ControlClient, NoSupervisor 
     yield* cleanLeftovers(stateDir)
     const probe = yield* probeSocket(socket)
     if (probe !== "answers") {
-      // a refused socket without a live supervisor behind it: cleanLeftovers removes it with the pid file
+      const starting = liveSupervisor(stateDir)
+      if (starting) {
+        return yield* new ControlError({
+          dir: root,
+          reason: `it (pid ${starting.pid}) is starting and not answering yet; try again in a moment`
+        })
+      }
+      // a refused socket without a live supervisor behind it: cleanLeftovers removed it with the pid file
       return yield* new NoSupervisor({ dir: root })
     }
     const agent = yield* Effect.acquireRelease(
