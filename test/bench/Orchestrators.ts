@@ -25,7 +25,7 @@ import { coreCli, repoRoot, type StackDir } from "./Stacks.js"
 export interface ServiceState {
   readonly name: string
   readonly pid: number | null
-  /** Running and ready (its readiness probe passed, or it has none). */
+  /** Running and ready (its readiness probe passed, or it has none), or completed successfully. */
   readonly ready: boolean
   readonly restarts: number
 }
@@ -44,14 +44,19 @@ export interface Running {
   readonly abort: () => void
 }
 
+/** Options of `Orchestrator.up`. */
+export interface UpOptions {
+  /** How often the bench polls an API for readiness (process-compose). Default 5 ms. */
+  readonly pollMs?: number
+  /** Called once the supervisor's pid is known, possibly before `up` resolves. */
+  readonly onSupervisor?: (pid: number) => void
+}
+
 /** One orchestrator. */
 export interface Orchestrator {
   readonly name: "core" | "process-compose"
   /** Starts `stack` and resolves once every service is ready, with the time it took from the command. */
-  readonly up: (
-    stack: StackDir,
-    options?: { readonly pollMs?: number }
-  ) => Promise<{ running: Running; readyMs: number }>
+  readonly up: (stack: StackDir, options?: UpOptions) => Promise<{ running: Running; readyMs: number }>
 }
 
 const node = process.execPath
@@ -63,16 +68,33 @@ const serviceGroups = (states: ReadonlyArray<ServiceState>): ReadonlyArray<numbe
 /** core, through `dist/core.cjs`. */
 export const core: Orchestrator = {
   name: "core",
-  up: async (stack) => {
+  up: async (stack, options = {}) => {
     const cli = (...args: ReadonlyArray<string>) => [coreCli, "stack", ...args, "--dir", stack.dir]
-    const up = await run(node, cli("up", "-d"), { env: { ...process.env, NO_COLOR: "1" } })
     const stateDir = path.join(stack.dir, ".core-stack")
-    let supervisorPid = 0
-    try {
-      supervisorPid = JSON.parse(fs.readFileSync(path.join(stateDir, "supervisor.pid"), "utf8")).pid
-    } catch {
-      // no supervisor (up failed): reported below
+    const pidFile = path.join(stateDir, "supervisor.pid")
+    const readPid = (): number => {
+      try {
+        return JSON.parse(fs.readFileSync(pidFile, "utf8")).pid
+      } catch {
+        return 0 // not there yet, or up failed: reported below
+      }
     }
+    let told = false
+    const watch =
+      options.onSupervisor === undefined
+        ? undefined
+        : setInterval(() => {
+            const pid = readPid()
+            if (pid > 0 && !told) {
+              told = true
+              options.onSupervisor?.(pid)
+            }
+          }, 1)
+    const up = await run(node, cli("up", "-d"), { env: { ...process.env, NO_COLOR: "1" } }).finally(() =>
+      clearInterval(watch)
+    )
+    const supervisorPid = readPid()
+    if (supervisorPid > 0 && !told) options.onSupervisor?.(supervisorPid)
     const socketPath = path.join(stateDir, "control.sock")
     const states = async (): Promise<ReadonlyArray<ServiceState>> => {
       const answer = await httpGet({ socketPath }, "/status")
@@ -84,12 +106,16 @@ export const core: Orchestrator = {
           health: string
           pid: number | null
           restarts: number
+          exitCode: number | null
         }>
       ).map((s) => ({
         name: s.name,
         pid: s.pid,
         restarts: s.restarts,
-        ready: s.state === "ready" || (s.state === "running" && s.health === "none")
+        ready:
+          s.state === "ready" ||
+          (s.state === "running" && s.health === "none") ||
+          (s.state === "completed" && s.exitCode === 0)
       }))
     }
     let known: ReadonlyArray<number> = []
@@ -147,13 +173,16 @@ export const processCompose = (
               has_ready_probe: boolean
               pid: number
               restarts: number
+              exit_code: number
             }>
           }
         ).data.map((s) => ({
           name: s.name,
           pid: s.pid > 0 ? s.pid : null,
           restarts: s.restarts,
-          ready: s.status === "Running" && (!s.has_ready_probe || s.is_ready === "Ready")
+          ready:
+            (s.status === "Running" && (!s.has_ready_probe || s.is_ready === "Ready")) ||
+            (s.status === "Completed" && s.exit_code === 0)
         }))
       }
 
@@ -164,6 +193,7 @@ export const processCompose = (
         { cwd: stack.dir }
       )
       const supervisorPid = child.pid ?? 0
+      options.onSupervisor?.(supervisorPid)
       let known: ReadonlyArray<number> = []
       const abort = () => {
         killGroup(supervisorPid)
@@ -197,10 +227,11 @@ export const processCompose = (
         },
         statusCli: async () => (await runOk(binary, client("process", "list"))).ms,
         down: async () => {
-          const pids = serviceGroups(await running.states())
+          // process-compose ends by itself once every process has completed
+          const pids = hasExited(child) ? known : await running.states().then(serviceGroups, () => known)
           const t0 = now()
           // process-compose may close the socket before it answers `down`: what counts is that everything exits
-          await run(binary, client("down"))
+          if (!hasExited(child)) await run(binary, client("down"))
           await exitOf(child)
           return waitAllGone(
             pids.filter((p) => isAlive(p)),

@@ -296,9 +296,14 @@ export const logRun = async (
   })()
   let running: Running | undefined
   try {
-    const up = orchestrator.up(stack, { pollMs: 5 })
-    running = (await up).running
-    supervisorPid = running.supervisorPid
+    running = (
+      await orchestrator.up(stack, {
+        pollMs: 5,
+        onSupervisor: (pid) => {
+          supervisorPid = pid
+        }
+      })
+    ).running
     cleanup.stack(running)
     await following
     cpuEnd ??= cpuMs(supervisorPid)

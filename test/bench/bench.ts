@@ -317,6 +317,6 @@ const main = async () => {
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`)
+  process.stderr.write(`bench: ${e instanceof Error ? (process.env.BENCH_DEBUG ? e.stack : e.message) : String(e)}\n`)
   process.exitCode = 1
 })
