@@ -10,7 +10,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import { join, resolve } from "node:path"
 import { formatStatusJson, formatStatusTable, formatUptime, StatusJson } from "../src/cli/StackStatus.js"
-import { failureIn, progressOf } from "../src/cli/Detach.js"
+import { failureIn, progressForwarder, progressOf } from "../src/cli/Detach.js"
 import type { ServiceStatus } from "../src/supervisor/ServiceStatus.js"
 import { eventually, liveProcesses, processesMentioning } from "./support/Processes.js"
 import { tempDir } from "./support/Specs.js"
@@ -222,6 +222,19 @@ describe("pure parts", () => {
       service: "a",
       reason: "exited with code 7"
     })
+  })
+
+  it("progressForwarder: the supervisor's own complete lines since the start, until a service line", () => {
+    const file = join(tempDir("core-fwd-"), "supervisor.log")
+    fs.writeFileSync(file, "old run line\n")
+    const next = progressForwarder(file, fs.statSync(file).size)
+    expect(next()).toEqual([])
+    fs.appendFileSync(file, "provisioning nats: downloading\nbuilding pocket")
+    expect(next()).toEqual(["provisioning nats: downloading"])
+    fs.appendFileSync(file, "base with go\n\nnats | [core] pending\nlater note\n")
+    expect(next()).toEqual(["building pocketbase with go"])
+    fs.appendFileSync(file, "more\n")
+    expect(next()).toEqual([])
   })
 
   it("failureIn: the supervisor's last report of a failed start", () => {

@@ -77,17 +77,55 @@ export const failureIn = (
 }
 
 /** The last `n` non-empty lines written to `file` from byte `from` on. */
-const lastLines = (file: string, n: number, from = 0): ReadonlyArray<string> => {
+const lastLines = (file: string, n: number, from = 0): ReadonlyArray<string> =>
+  readFrom(file, from)
+    .toString("utf8")
+    .split("\n")
+    .filter((l) => l.trim().length > 0)
+    .slice(-n)
+
+/** The bytes of `file` from `offset` to its end (empty when it cannot be read). */
+const readFrom = (file: string, offset: number): Buffer => {
+  let fd: number | undefined
   try {
-    return fs
-      .readFileSync(file)
-      .subarray(from)
-      .toString("utf8")
-      .split("\n")
-      .filter((l) => l.trim().length > 0)
-      .slice(-n)
+    fd = fs.openSync(file, "r")
+    const size = fs.fstatSync(fd).size
+    const buffer = Buffer.alloc(Math.max(0, size - offset))
+    const read = fs.readSync(fd, buffer, 0, buffer.length, offset)
+    return buffer.subarray(0, read)
   } catch {
-    return []
+    return Buffer.alloc(0)
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd)
+  }
+}
+
+/** Lines of the supervisor's output that are its own (not `name | line` of a service). */
+const serviceLine = /^\S+\s+\| /
+
+/**
+ * Which new lines of the supervisor's output to show while waiting: its own progress lines, until the first
+ * service line (from then on the stack starts, and its outcome is reported at the end). Each call returns
+ * the complete lines written since the previous one.
+ */
+export const progressForwarder = (file: string, from: number) => {
+  let offset = from
+  let servicesStarted = false
+  return (): ReadonlyArray<string> => {
+    if (servicesStarted) return []
+    const chunk = readFrom(file, offset)
+    const end = chunk.lastIndexOf(10)
+    if (end < 0) return []
+    offset += end + 1
+    const out: Array<string> = []
+    for (const line of chunk.subarray(0, end).toString("utf8").split("\n")) {
+      if (serviceLine.test(line)) {
+        servicesStarted = true
+        break
+      }
+      if (line.trim().length > 0) out.push(line)
+    }
+    return out
   }
 }
 
@@ -184,13 +222,20 @@ export const detach = (dir: Option.Option<string>, services: ReadonlyArray<strin
       })
     ).pipe(Effect.orElseSucceed((): Progress => ({ _tag: "Starting" })))
 
-    const waitReady: Effect.Effect<Progress | "exited"> = Effect.suspend(() =>
-      exited(child)
-        ? Effect.succeed("exited" as const)
-        : Effect.flatMap(poll, (p) =>
-            p._tag === "Starting" ? Effect.zipRight(Effect.sleep("100 millis"), waitReady) : Effect.succeed(p)
+    // the supervisor's own lines before any service starts (provisioning can take minutes) are shown
+    const forwarder = progressForwarder(paths.supervisorLog, logStart)
+    const waitReady: Effect.Effect<Progress | "exited"> = Effect.suspend(() => {
+      const news = forwarder()
+      const show = news.length > 0 ? Console.error(news.join("\n")) : Effect.void
+      return exited(child)
+        ? Effect.as(show, "exited" as const)
+        : Effect.zipRight(
+            show,
+            Effect.flatMap(poll, (p) =>
+              p._tag === "Starting" ? Effect.zipRight(Effect.sleep("100 millis"), waitReady) : Effect.succeed(p)
+            )
           )
-    )
+    })
     const outcome = yield* waitReady.pipe(Effect.onInterrupt(() => stopChild(child)))
 
     if (outcome === "exited") {
