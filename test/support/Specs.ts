@@ -59,6 +59,10 @@ export const stackOf = (dir: string, services: ReadonlyArray<ServiceSpec>): Stac
   services: [...services].sort((a, b) => a.name.localeCompare(b.name))
 })
 
-let nextPort = 20000 + Math.floor(Math.random() * 20000)
-/** A port number unlikely to be used by another test running at the same time. */
+/**
+ * Ports for tests: below Linux's ephemeral range (32768+, where outgoing connections take theirs), and in a
+ * band of its own per vitest worker, so that test files running at the same time do not collide.
+ */
+let nextPort = 20000 + (Number(process.env.VITEST_POOL_ID ?? 0) % 10) * 1200 + Math.floor(Math.random() * 1000)
+/** A port number that no other test running at the same time uses. */
 export const freshPort = () => nextPort++
