@@ -97,8 +97,11 @@ export const ensureNoSupervisor = (stateDir: string): Effect.Effect<void, Superv
     if (live) return yield* new SupervisorRunning({ dir, pid: live.pid })
     yield* cleanLeftovers(stateDir)
     const probe = yield* probeSocket(paths.socket)
-    if (probe === "answers") return yield* new SupervisorRunning({ dir, pid: 0 })
-    if (probe === "refused") yield* Effect.sync(() => fs.rmSync(paths.socket, { force: true }))
+    if (probe === "answers") return yield* new SupervisorRunning({ dir, pid: liveSupervisor(stateDir)?.pid ?? 0 })
+    // a supervisor that took the lock meanwhile may be binding this very socket: leave it to it
+    if (probe === "refused" && !liveSupervisor(stateDir)) {
+      yield* Effect.sync(() => fs.rmSync(paths.socket, { force: true }))
+    }
   })
 
 const toApiUnknown = (e: UnknownService) => new ApiUnknownService({ name: e.name, known: e.known })

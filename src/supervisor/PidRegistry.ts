@@ -35,13 +35,14 @@ export interface SupervisorRecord {
   readonly dir: string
 }
 
-/** Another supervisor is running for this stack directory. */
+/** Another supervisor is running for this stack directory (`pid` 0: it answers on the socket, pid unknown). */
 export class SupervisorRunning extends Data.TaggedError("SupervisorRunning")<{
   readonly dir: string
   readonly pid: number
 }> {
   override get message() {
-    return `a stack is already running in ${this.dir} (supervisor pid ${this.pid}; stop it with: core stack down)`
+    const who = this.pid > 0 ? `supervisor pid ${this.pid}; ` : ""
+    return `a stack is already running in ${this.dir} (${who}stop it with: core stack down)`
   }
 }
 
