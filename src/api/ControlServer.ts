@@ -69,7 +69,10 @@ export const probeSocket = (socket: string, timeoutMs = 1_000): Effect.Effect<So
   Effect.async<SocketProbe>((resume) => {
     if (!fs.existsSync(socket)) return resume(Effect.succeed("missing"))
     const conn = net.connect({ path: socket })
+    let settled = false
     const done = (result: SocketProbe) => {
+      if (settled) return
+      settled = true
       clearTimeout(timer)
       conn.destroy()
       resume(Effect.succeed(result))
@@ -77,7 +80,7 @@ export const probeSocket = (socket: string, timeoutMs = 1_000): Effect.Effect<So
     // a server that accepts but is too busy to answer still holds the socket
     const timer = setTimeout(() => done("answers"), timeoutMs)
     conn.once("connect", () => done("answers"))
-    conn.once("error", (e: NodeJS.ErrnoException) => done(e.code === "ENOENT" ? "missing" : "refused"))
+    conn.on("error", (e: NodeJS.ErrnoException) => done(e.code === "ENOENT" ? "missing" : "refused"))
     return Effect.sync(() => {
       clearTimeout(timer)
       conn.destroy()
