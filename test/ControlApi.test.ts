@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Schema, Scope, Stream } from "effect"
 import * as fs from "node:fs"
 import { spawn } from "node:child_process"
+import * as net from "node:net"
 import { join } from "node:path"
 import { LogLineJson } from "../src/api/ControlApi.js"
 import { connect, NoSupervisor } from "../src/api/ControlClient.js"
@@ -167,6 +168,27 @@ describe("ControlApi over a Unix socket", () => {
 })
 
 describe("ControlClient without a supervisor", () => {
+  it.live("a socket that accepts but never answers: ControlError after the hello timeout, not a hang", () =>
+    Effect.gen(function* () {
+      const dir = tempDir("core-mute-")
+      const stateDir = join(dir, ".core-stack")
+      fs.mkdirSync(stateDir, { mode: 0o700 })
+      const sockets: Array<net.Socket> = []
+      const mute = net.createServer((s) => sockets.push(s))
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => mute.listen(join(stateDir, "control.sock"), () => resume(Effect.void))),
+        () =>
+          Effect.async<void>((resume) => {
+            for (const s of sockets) s.destroy()
+            mute.close(() => resume(Effect.void))
+          })
+      )
+      const error = yield* Effect.flip(Effect.scoped(connect(dir)))
+      expect(error._tag).toBe("ControlError")
+      expect(error.message).toContain("no answer on")
+    }).pipe(Effect.scoped)
+  )
+
   it.live("fails with NoSupervisor: no state directory at all", () =>
     Effect.gen(function* () {
       const dir = tempDir("core-none-")
