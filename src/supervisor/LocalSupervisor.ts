@@ -15,7 +15,7 @@ import { dependentsOf, stopLevels, topologicalOrder, withDependencies } from "..
 import { ProcessRegistry } from "./ProcessRegistry.js"
 import { spawnGroup } from "./ProcessGroup.js"
 import { decideRestart } from "./RestartPolicy.js"
-import type { ServiceState, ServiceStatus } from "./ServiceStatus.js"
+import { isAlive, type ServiceState, type ServiceStatus } from "./ServiceStatus.js"
 import { type LocalSupervisorShape, StartFailed, type SupervisorShape, UnknownService } from "./Supervisor.js"
 
 /**
@@ -131,7 +131,18 @@ export const makeLocalSupervisor = (
 
     const update = (entry: Entry, f: (status: ServiceStatus) => Partial<ServiceStatus>, logReady?: boolean) =>
       SubscriptionRef.modify(entry.state, (current) => {
-        const status = { ...current.status, ...f(current.status) }
+        const next = { ...current.status, ...f(current.status) }
+        const status: ServiceStatus = isAlive(next.state)
+          ? next
+          : {
+              ...next,
+              health:
+                next.health === "unhealthy" && (next.state === "restarting" || next.state === "failed")
+                  ? "unhealthy"
+                  : entry.spec.readiness
+                    ? "unknown"
+                    : "none"
+            }
         return [status, { status, logReady: logReady ?? current.logReady }] as const
       }).pipe(
         Effect.tap((status) => PubSub.publish(transitionsHub, status)),
