@@ -52,14 +52,15 @@ if (missing.length > 0 && !inCi()) {
       return pid as number
     })
 
-  const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
-
   /** The first message of a subscription, or an error naming the subject if none comes in time. */
-  const firstMessage = (sub: Subscription): Promise<Msg> =>
-    (async () => {
+  const firstMessage = async (sub: Subscription): Promise<Msg> => {
+    try {
       for await (const msg of sub) return msg
-      throw new Error(`no message on ${sub.getSubject()}`)
-    })()
+    } catch (cause) {
+      throw new Error(`no message on ${sub.getSubject()}: ${String(cause)}`)
+    }
+    throw new Error(`no message on ${sub.getSubject()}`)
+  }
 
   /** A NATS connection for `f`, closed after it. */
   const natsSession = async <A>(url: string, f: (nc: NatsConnection) => Promise<A>): Promise<A> => {
@@ -70,7 +71,7 @@ if (missing.length > 0 && !inCi()) {
       await nc.close()
     }
   }
-  const withNats = <A>(url: string, f: (nc: NatsConnection) => Promise<A>) => promise(() => natsSession(url, f))
+  const withNats = <A>(url: string, f: (nc: NatsConnection) => Promise<A>) => Effect.promise(() => natsSession(url, f))
 
   const superuserClient = async (url: string) => {
     const client = new PocketBaseClient(url)
@@ -97,7 +98,7 @@ if (missing.length > 0 && !inCi()) {
         // each runs from the temp stack (its .dep/ links to the repository's binaries), not the repository's
         const running = processesMentioning(copy.dir).map((p) => p.pid)
         expect(running.sort()).toEqual([...pids].sort())
-        const health = yield* promise(() => fetch(`${caddy.httpUrl}/api/health`).then((r) => r.status))
+        const health = yield* Effect.promise(() => fetch(`${caddy.httpUrl}/api/health`).then((r) => r.status))
         expect(health).toBe(200)
       })
     )
