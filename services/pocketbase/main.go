@@ -27,7 +27,10 @@ type Event struct {
 }
 
 func main() {
-	app := pocketbase.New()
+	// Not pocketbase.New(): it turns dev mode (every SQL statement on the console) on when the binary's path
+	// is under the temp directory, taking it for `go run`; a stack in a temp directory (tests, CI) is not.
+	// Dev mode stays available with --dev.
+	app := pocketbase.NewWithConfig(pocketbase.Config{})
 
 	natsURL := os.Getenv("NATS_URL")
 	if natsURL == "" {
