@@ -21,10 +21,10 @@ const withServed = <A, E>(
   body: (ctx: {
     readonly dir: string
     readonly client: Effect.Effect.Success<ReturnType<typeof connect>>
-  }) => Effect.Effect<A, E, Scope.Scope>
+  }) => Effect.Effect<A, E, Scope.Scope>,
+  dir = tempDir("core-api-")
 ) =>
   Effect.gen(function* () {
-    const dir = tempDir("core-api-")
     const stack = stackOf(dir, services)
     const scope = yield* Scope.make()
     const sup = yield* makeFakeSupervisor(stack)
@@ -95,6 +95,24 @@ describe("ControlApi over a Unix socket", () => {
         expect((yield* client.start("a")).state).toBe("running")
         expect((yield* client.start("b")).state).toBe("running")
       })
+    )
+  })
+
+  it.live("a stack directory too deep for a socket address is served and reached all the same", () => {
+    const marks = tempDir("core-marks-")
+    const deep = join(tempDir("core-deep-"), "a-directory-name-long-enough".repeat(3), "and-more-of-it".repeat(2))
+    fs.mkdirSync(deep, { recursive: true })
+    expect(Buffer.byteLength(join(deep, ".core-stack", "control.sock"))).toBeGreaterThan(107)
+    return withServed(
+      [counter("a", marks)],
+      ({ client, dir }) =>
+        Effect.gen(function* () {
+          expect(dir).toBe(deep)
+          yield* client.up([])
+          expect((yield* client.status).map((r) => r.state)).toEqual(["running"])
+          expect(fs.statSync(join(deep, ".core-stack", "control.sock")).isSocket()).toBe(true)
+        }),
+      deep
     )
   })
 
@@ -176,7 +194,9 @@ describe("ControlClient without a supervisor", () => {
       const sockets: Array<net.Socket> = []
       const mute = net.createServer((s) => sockets.push(s))
       yield* Effect.acquireRelease(
-        Effect.async<void>((resume) => mute.listen(join(stateDir, "control.sock"), () => resume(Effect.void))),
+        Effect.async<void>((resume) => {
+          mute.listen(join(stateDir, "control.sock"), () => resume(Effect.void))
+        }),
         () =>
           Effect.async<void>((resume) => {
             for (const s of sockets) s.destroy()

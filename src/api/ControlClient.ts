@@ -19,7 +19,7 @@ import {
   LogLineJson,
   type SupervisorIdentity
 } from "./ControlApi.js"
-import { probeSocket } from "./ControlServer.js"
+import { probeSocket, socketAddress } from "./ControlServer.js"
 
 /** No supervisor runs for this stack directory. */
 export class NoSupervisor extends Data.TaggedError("NoSupervisor")<{ readonly dir: string }> {
@@ -106,7 +106,7 @@ export const connect = (dir: string): Effect.Effect<ControlClient, NoSupervisor 
     }
     // node:http, not undici: undici alone is a third of the bundle and about 90 ms of every CLI start. An
     // Agent's own options go into every connection it makes, so `socketPath` sends each request to the socket.
-    const agentOptions: AgentOptions & { readonly socketPath: string } = { socketPath: socket }
+    const agentOptions: AgentOptions & { readonly socketPath: string } = { socketPath: yield* socketAddress(socket) }
     const agent = yield* NodeHttpClient.makeAgent(agentOptions)
     const http = yield* NodeHttpClient.make.pipe(Effect.provideService(NodeHttpClient.HttpAgent, agent))
     const api = yield* HttpApiClient.make(ControlApi, { baseUrl: "http://localhost" }).pipe(

@@ -5,10 +5,11 @@
 import { HttpApiBuilder, HttpServer, HttpServerResponse } from "@effect/platform"
 import type { ServeError } from "@effect/platform/HttpServerError"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Data, Deferred, Effect, Fiber, Layer, Schema, type Scope, Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, Schema, type Scope, Stream } from "effect"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as net from "node:net"
+import * as path from "node:path"
 import type { LogLine } from "../logs/ServiceLog.js"
 import { readStartTime } from "../supervisor/Guardian.js"
 import {
@@ -32,15 +33,24 @@ import {
 /** Longest Unix socket path Linux accepts (sun_path is 108 bytes with its terminating NUL). */
 const MAX_SOCKET_PATH = 107
 
-/** The control socket cannot be served. */
-export class ControlServeError extends Data.TaggedError("ControlServeError")<{
-  readonly socket: string
-  readonly reason: string
-}> {
-  override get message() {
-    return `cannot serve the control socket ${this.socket}: ${this.reason}`
-  }
-}
+/**
+ * A name under which `socket` can be bound or connected to: the path itself when it fits a socket address,
+ * else (Linux) the same file reached through an open descriptor of its directory,
+ * `/proc/self/fd/<fd>/control.sock`, valid until the scope closes. The socket file stays in `.core-stack/`.
+ */
+export const socketAddress = (socket: string): Effect.Effect<string, never, Scope.Scope> =>
+  Buffer.byteLength(socket) <= MAX_SOCKET_PATH || !fs.existsSync("/proc/self/fd")
+    ? Effect.succeed(socket)
+    : Effect.acquireRelease(
+        Effect.sync(() => {
+          try {
+            return fs.openSync(path.dirname(socket), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY)
+          } catch {
+            return undefined
+          }
+        }),
+        (fd) => Effect.sync(() => fd !== undefined && fs.closeSync(fd))
+      ).pipe(Effect.map((fd) => (fd === undefined ? socket : `/proc/self/fd/${fd}/${path.basename(socket)}`)))
 
 /** Options of `serveControl`. */
 export interface ServeOptions {
@@ -66,9 +76,12 @@ export type SocketProbe = "answers" | "refused" | "missing"
 
 /** Tries to connect to a Unix socket: a live server answers; a stale file refuses. */
 export const probeSocket = (socket: string, timeoutMs = 1_000): Effect.Effect<SocketProbe> =>
+  Effect.scoped(Effect.flatMap(socketAddress(socket), (address) => probeAddress(socket, address, timeoutMs)))
+
+const probeAddress = (socket: string, address: string, timeoutMs: number) =>
   Effect.async<SocketProbe>((resume) => {
     if (!fs.existsSync(socket)) return resume(Effect.succeed("missing"))
-    const conn = net.connect({ path: socket })
+    const conn = net.connect({ path: address })
     let settled = false
     const done = (result: SocketProbe) => {
       if (settled) return
@@ -184,15 +197,17 @@ const unixServer = (socket: string) =>
   Layer.scoped(
     HttpServer.HttpServer,
     Effect.gen(function* () {
+      const address = yield* socketAddress(socket)
       const server = http.createServer()
       // requests like `restart` wait for readiness; a follow stream never ends by itself
       server.requestTimeout = 0
-      const served = yield* NodeHttpServer.make(() => server, { path: socket })
+      const served = yield* NodeHttpServer.make(() => server, { path: address })
       yield* Effect.sync(() => fs.chmodSync(socket, 0o600))
       yield* Effect.addFinalizer(() =>
         Effect.sync(() => {
           server.close()
           server.closeAllConnections()
+          fs.rmSync(socket, { force: true })
         })
       )
       return served
@@ -209,16 +224,10 @@ export const serveControl = (
   supervisor: SupervisorShape,
   stateDir: string,
   options: ServeOptions = {}
-): Effect.Effect<ControlServer, SupervisorRunning | StateDirError | ControlServeError | ServeError, Scope.Scope> =>
+): Effect.Effect<ControlServer, SupervisorRunning | StateDirError | ServeError, Scope.Scope> =>
   Effect.gen(function* () {
     yield* holdSupervisorLock(stateDir)
     const paths = statePaths(stateDir)
-    if (Buffer.byteLength(paths.socket) > MAX_SOCKET_PATH) {
-      return yield* new ControlServeError({
-        socket: paths.socket,
-        reason: `the path is longer than ${MAX_SOCKET_PATH} bytes; use a shorter stack directory path`
-      })
-    }
     const probe = yield* probeSocket(paths.socket)
     if (probe === "answers") {
       return yield* new SupervisorRunning({ dir: supervisor.stack.dir, pid: 0 })
