@@ -22,3 +22,41 @@ export const linePrefixer = (names: ReadonlyArray<string>, colour: boolean) => {
 
 /** Dim text for the supervisor's own lines. */
 export const dim = (text: string, colour: boolean) => (colour ? `\x1b[2m${text}\x1b[0m` : text)
+
+/** A batcher of output text: `push` queues, `flush` writes whatever is queued in one call. */
+export interface LineBatcher {
+  readonly push: (text: string) => void
+  readonly flush: () => void
+}
+
+/**
+ * Joins the text pushed within one turn of the event loop into one `write`, so that a flood of lines costs a few
+ * large writes instead of a system call per line (stdout is written synchronously when it is a file, as for the
+ * background supervisor's `supervisor.log`). Order is kept. Writes at once when `maxChars` are queued; call
+ * `flush` before the process exits.
+ */
+export const lineBatcher = (write: (text: string) => void, maxChars = 64 * 1024): LineBatcher => {
+  let parts: Array<string> = []
+  let size = 0
+  let scheduled = false
+  const flush = (): void => {
+    scheduled = false
+    if (parts.length === 0) return
+    const text = parts.join("")
+    parts = []
+    size = 0
+    write(text)
+  }
+  return {
+    push: (text) => {
+      parts.push(text)
+      size += text.length
+      if (size >= maxChars) flush()
+      else if (!scheduled) {
+        scheduled = true
+        setImmediate(flush)
+      }
+    },
+    flush
+  }
+}

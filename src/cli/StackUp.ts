@@ -8,7 +8,7 @@ import { Effect } from "effect"
 import { runStack, type StackRun, type StackRunOptions } from "../supervisor/StackRunner.js"
 import { dirOption } from "./CliOptions.js"
 import { detach } from "./Detach.js"
-import { dim, linePrefixer, useColour } from "./Output.js"
+import { dim, lineBatcher, linePrefixer, useColour } from "./Output.js"
 
 const services = Args.text({ name: "SERVICE" }).pipe(
   Args.withDescription("services to start, with their dependencies (default: all)"),
@@ -30,9 +30,13 @@ const printLines = (run: StackRun) =>
       run.supervisor.stack.services.map((s) => s.name),
       colour
     )
+    // one write per turn of the event loop, not per line: a service flooding its output would otherwise cost a
+    // synchronous write per line to supervisor.log (about 0.85 ms of CPU per thousand lines)
+    const out = lineBatcher((text) => process.stdout.write(text))
+    process.once("exit", out.flush)
     run.supervisor.onLine((service, line) => {
       const text = line.supervisor ? dim(`[core] ${line.text}`, colour) : line.text
-      process.stdout.write(`${prefix(service)}${text}\n`)
+      out.push(`${prefix(service)}${text}\n`)
     })
   })
 
