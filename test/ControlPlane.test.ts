@@ -63,7 +63,7 @@ const startCore = (args: ReadonlyArray<string>, dir: string): Started => {
 const core = (args: ReadonlyArray<string>, dir: string) => startCore(args, dir).done
 
 interface Svc {
-  readonly mode?: "fork" | "fail"
+  readonly mode?: "fork" | "fail" | "slow"
   readonly dependsOn?: ReadonlyArray<string>
 }
 
@@ -422,6 +422,29 @@ describe("core stack (control plane, end to end)", () => {
     expect(unknown.code).toBe(1)
     expect(unknown.output).toContain('unknown service "nope"')
 
+    expect((await core(["stack", "down"], dir)).code).toBe(0)
+    await expectNothingLeft(dir)
+  })
+
+  it("start waits for its dependency's condition while the dependency is starting", async () => {
+    const dir = makeStack({ a: { mode: "slow" }, b: { dependsOn: ["a"] } })
+    expect((await core(["stack", "up", "-d"], dir)).code).toBe(0)
+    expect((await core(["stack", "process", "stop", "a"], dir)).code).toBe(0)
+    const startA = startCore(["stack", "process", "start", "a"], dir)
+    expect(
+      await eventually(
+        () => fs.readFileSync(join(stateDir(dir), "supervisor.log"), "utf8").endsWith("a    | [core] starting\n"),
+        10_000
+      )
+    ).toBe(true)
+    const startB = await core(["stack", "process", "start", "b"], dir)
+    expect(startB.code).toBe(0)
+    expect(startB.stdout).toMatch(/^b: ready/)
+    expect((await startA.done).code).toBe(0)
+    const out = fs.readFileSync(join(stateDir(dir), "supervisor.log"), "utf8")
+    // b was asked while a was starting, and started only once a was ready
+    expect(out.lastIndexOf("b    | [core] starting")).toBeGreaterThan(out.lastIndexOf("a    | [core] ready"))
+    expect((await statusOf(dir)).map((r) => r.state)).toEqual(["ready", "ready"])
     expect((await core(["stack", "down"], dir)).code).toBe(0)
     await expectNothingLeft(dir)
   })
