@@ -498,6 +498,25 @@ describe("core stack (control plane, end to end)", () => {
     expect(status.output).toContain("no stack running")
   })
 
+  it("Ctrl-C while up -d waits stops the background supervisor too", async () => {
+    const dir = makeStack({ a: {}, b: { mode: "slow", dependsOn: ["a"] } })
+    const up = startCore(["stack", "up", "-d"], dir)
+    expect(
+      await eventually(() => {
+        try {
+          return fs.readFileSync(join(stateDir(dir), "supervisor.log"), "utf8").includes("b    | [core] starting")
+        } catch {
+          return false
+        }
+      }, 20_000)
+    ).toBe(true)
+    up.child.kill("SIGINT")
+    const end = await up.done
+    expect(end.code).not.toBeNull()
+    await expectNothingLeft(dir)
+    expect(fs.existsSync(join(stateDir(dir), "supervisor.pid"))).toBe(false)
+  })
+
   it("kill -9 of the supervisor: services and their grandchildren are gone within 2 s", async () => {
     const dir = makeStack({ a: { mode: "fork" }, b: { mode: "fork", dependsOn: ["a"] } })
     expect((await core(["stack", "up", "-d"], dir)).code).toBe(0)
