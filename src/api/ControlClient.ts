@@ -86,8 +86,8 @@ const describe = (e: unknown): string => {
  * none (no socket, or a stale one: then it and the leftovers of the dead supervisor are cleaned up), and
  * with `ControlError` when one holds the socket but does not answer within 3 s.
  */
-export const connect = (dir: string): Effect.Effect<ControlClient, NoSupervisor | ControlError, Scope.Scope> =>
-  Effect.gen(function* () {
+export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor | ControlError, Scope.Scope> =
+  Effect.fn("ControlClient.connect")(function* (dir: string) {
     const root = path.resolve(dir)
     const stateDir = stateDirOf(root)
     const { socket } = statePaths(stateDir)

@@ -105,20 +105,21 @@ const probeAddress = (socket: string, address: string, timeoutMs: number) =>
  * pid file names a live process, or something answers on its socket); otherwise removes what a dead one
  * left (its groups, after an identity check, its records, pid file and socket).
  */
-export const ensureNoSupervisor = (stateDir: string): Effect.Effect<void, SupervisorRunning> =>
-  Effect.gen(function* () {
-    const paths = statePaths(stateDir)
-    const dir = paths.stateDir.replace(/\/\.core-stack$/, "")
-    const live = liveSupervisor(stateDir)
-    if (live) return yield* new SupervisorRunning({ dir, pid: live.pid })
-    yield* cleanLeftovers(stateDir)
-    const probe = yield* probeSocket(paths.socket)
-    if (probe === "answers") return yield* new SupervisorRunning({ dir, pid: liveSupervisor(stateDir)?.pid ?? 0 })
-    // a supervisor that took the lock meanwhile may be binding this very socket: leave it to it
-    if (probe === "refused" && !liveSupervisor(stateDir)) {
-      yield* Effect.sync(() => fs.rmSync(paths.socket, { force: true }))
-    }
-  })
+export const ensureNoSupervisor: (stateDir: string) => Effect.Effect<void, SupervisorRunning> = Effect.fn(
+  "ControlServer.ensureNoSupervisor"
+)(function* (stateDir: string) {
+  const paths = statePaths(stateDir)
+  const dir = paths.stateDir.replace(/\/\.core-stack$/, "")
+  const live = liveSupervisor(stateDir)
+  if (live) return yield* new SupervisorRunning({ dir, pid: live.pid })
+  yield* cleanLeftovers(stateDir)
+  const probe = yield* probeSocket(paths.socket)
+  if (probe === "answers") return yield* new SupervisorRunning({ dir, pid: liveSupervisor(stateDir)?.pid ?? 0 })
+  // a supervisor that took the lock meanwhile may be binding this very socket: leave it to it
+  if (probe === "refused" && !liveSupervisor(stateDir)) {
+    yield* Effect.sync(() => fs.rmSync(paths.socket, { force: true }))
+  }
+})
 
 const toApiUnknown = (e: UnknownService) => new ApiUnknownService({ name: e.name, known: e.known })
 
@@ -220,35 +221,36 @@ const unixServer = (socket: string) =>
  * same directory fails with `SupervisorRunning`. A socket file left by a dead supervisor is removed; one
  * that still answers is never touched.
  */
-export const serveControl = (
+export const serveControl: (
   supervisor: SupervisorShape,
   stateDir: string,
-  options: ServeOptions = {}
-): Effect.Effect<ControlServer, SupervisorRunning | StateDirError | ServeError, Scope.Scope> =>
-  Effect.gen(function* () {
-    yield* holdSupervisorLock(stateDir)
-    const paths = statePaths(stateDir)
-    const probe = yield* probeSocket(paths.socket)
-    if (probe === "answers") {
-      return yield* new SupervisorRunning({ dir: supervisor.stack.dir, pid: 0 })
-    }
-    if (probe === "refused") yield* Effect.sync(() => fs.rmSync(paths.socket, { force: true }))
-    const scope = yield* Effect.scope
-    const down = yield* Deferred.make<void>()
-    const identity = new SupervisorIdentity({
-      pid: process.pid,
-      startTime: readStartTime(process.pid) ?? null,
-      dir: supervisor.stack.dir,
-      services: supervisor.stack.services.map((s) => s.name)
-    })
-    yield* Deferred.await(down).pipe(Effect.zipRight(options.onDown ?? signalSelf), Effect.forkIn(scope))
-    const api = HttpApiBuilder.api(ControlApi).pipe(Layer.provide(handlers(supervisor, identity, down, scope)))
-    const served = HttpApiBuilder.serve().pipe(
-      Layer.provide(api),
-      Layer.provide(unixServer(paths.socket)),
-      Layer.provide(NodeHttpServer.layerContext)
-    )
-    yield* Layer.buildWithScope(served, scope)
-    yield* Effect.logDebug(`control API on ${paths.socket}`)
-    return { socket: paths.socket, downRequested: Deferred.await(down) }
+  options?: ServeOptions
+) => Effect.Effect<ControlServer, SupervisorRunning | StateDirError | ServeError, Scope.Scope> = Effect.fn(
+  "ControlServer.serveControl"
+)(function* (supervisor: SupervisorShape, stateDir: string, options: ServeOptions = {}) {
+  yield* holdSupervisorLock(stateDir)
+  const paths = statePaths(stateDir)
+  const probe = yield* probeSocket(paths.socket)
+  if (probe === "answers") {
+    return yield* new SupervisorRunning({ dir: supervisor.stack.dir, pid: 0 })
+  }
+  if (probe === "refused") yield* Effect.sync(() => fs.rmSync(paths.socket, { force: true }))
+  const scope = yield* Effect.scope
+  const down = yield* Deferred.make<void>()
+  const identity = new SupervisorIdentity({
+    pid: process.pid,
+    startTime: readStartTime(process.pid) ?? null,
+    dir: supervisor.stack.dir,
+    services: supervisor.stack.services.map((s) => s.name)
   })
+  yield* Deferred.await(down).pipe(Effect.zipRight(options.onDown ?? signalSelf), Effect.forkIn(scope))
+  const api = HttpApiBuilder.api(ControlApi).pipe(Layer.provide(handlers(supervisor, identity, down, scope)))
+  const served = HttpApiBuilder.serve().pipe(
+    Layer.provide(api),
+    Layer.provide(unixServer(paths.socket)),
+    Layer.provide(NodeHttpServer.layerContext)
+  )
+  yield* Layer.buildWithScope(served, scope)
+  yield* Effect.logDebug(`control API on ${paths.socket}`)
+  return { socket: paths.socket, downRequested: Deferred.await(down) }
+})

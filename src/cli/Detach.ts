@@ -172,89 +172,91 @@ const stopChild = (child: ChildProcess) =>
  * (the failing service, the reason and the supervisor's last lines) when the stack cannot start; then
  * nothing is left running.
  */
-export const detach = (dir: Option.Option<string>, services: ReadonlyArray<string>) =>
-  Effect.gen(function* () {
-    const root = yield* resolveDirectory(dir)
-    const stateDir = stateDirOf(root)
-    const paths = statePaths(stateDir)
-    yield* ensureNoSupervisor(stateDir)
-    yield* ensureStateDir(stateDir)
-    const began = Date.now()
-    rotate(paths.supervisorLog)
-    const logStart = sizeOf(paths.supervisorLog)
-    const child = yield* Effect.sync(() => {
-      // appended, never truncated: a second `up -d` racing this one must not overwrite its output
-      const log = fs.openSync(paths.supervisorLog, "a", 0o600)
-      try {
-        const entry = process.argv[1]!
-        return spawn(process.execPath, [...process.execArgv, entry, "stack", "up", "--dir", root, ...services], {
-          cwd: root,
-          detached: true,
-          stdio: ["ignore", log, log],
-          env: { ...process.env, CORE_SUPERVISOR: "1", NO_COLOR: "1" }
-        })
-      } finally {
-        fs.closeSync(log)
-      }
-    })
-    child.unref()
-
-    const failWith = (service: string | undefined, reason: string) =>
-      Effect.gen(function* () {
-        yield* stopChild(child)
-        yield* cleanLeftovers(stateDir)
-        return yield* new DetachFailed({
-          dir: root,
-          service,
-          reason,
-          lastLines: lastLines(paths.supervisorLog, TAIL_LINES, logStart)
-        })
+export const detach = Effect.fn("Detach.detach")(function* (
+  dir: Option.Option<string>,
+  services: ReadonlyArray<string>
+) {
+  const root = yield* resolveDirectory(dir)
+  const stateDir = stateDirOf(root)
+  const paths = statePaths(stateDir)
+  yield* ensureNoSupervisor(stateDir)
+  yield* ensureStateDir(stateDir)
+  const began = Date.now()
+  rotate(paths.supervisorLog)
+  const logStart = sizeOf(paths.supervisorLog)
+  const child = yield* Effect.sync(() => {
+    // appended, never truncated: a second `up -d` racing this one must not overwrite its output
+    const log = fs.openSync(paths.supervisorLog, "a", 0o600)
+    try {
+      const entry = process.argv[1]!
+      return spawn(process.execPath, [...process.execArgv, entry, "stack", "up", "--dir", root, ...services], {
+        cwd: root,
+        detached: true,
+        stdio: ["ignore", log, log],
+        env: { ...process.env, CORE_SUPERVISOR: "1", NO_COLOR: "1" }
       })
-
-    let lastRows: ReadonlyArray<ServiceStatus> = []
-    const poll: Effect.Effect<Progress> = Effect.scoped(
-      Effect.gen(function* () {
-        const client = yield* connect(root)
-        // another supervisor that won the directory is not ours: ours will exit and say so
-        if (client.identity.pid !== child.pid) return { _tag: "Starting" } as const
-        lastRows = yield* client.status
-        return progressOf(lastRows, services)
-      })
-    ).pipe(Effect.orElseSucceed((): Progress => ({ _tag: "Starting" })))
-
-    // the supervisor's own lines before any service starts (provisioning can take minutes) are shown
-    const forwarder = progressForwarder(paths.supervisorLog, logStart)
-    const waitReady: Effect.Effect<Progress | "exited"> = Effect.suspend(() => {
-      const news = forwarder()
-      const show = news.length > 0 ? Console.error(news.join("\n")) : Effect.void
-      return exited(child)
-        ? Effect.as(show, "exited" as const)
-        : Effect.zipRight(
-            show,
-            Effect.flatMap(poll, (p) =>
-              p._tag === "Starting" ? Effect.zipRight(Effect.sleep("100 millis"), waitReady) : Effect.succeed(p)
-            )
-          )
-    })
-    const outcome = yield* waitReady.pipe(Effect.onInterrupt(() => stopChild(child)))
-
-    if (outcome === "exited") {
-      const failed = progressOf(lastRows, services)
-      if (failed._tag === "Failed") return yield* failWith(failed.service, failed.reason)
-      const said = failureIn(lastLines(paths.supervisorLog, 200, logStart))
-      if (said) return yield* failWith(said.service, said.reason)
-      // lost the race for the directory to another `up`
-      const other = liveSupervisor(stateDir)
-      if (other) return yield* new SupervisorRunning({ dir: root, pid: other.pid })
-      return yield* failWith(undefined, `the supervisor exited (${child.exitCode ?? child.signalCode})`)
+    } finally {
+      fs.closeSync(log)
     }
-    if (outcome._tag === "Failed") {
-      // the supervisor ends by itself when `up` fails; give it the time to stop what it started
-      yield* waitExit(child).pipe(Effect.timeout("30 seconds"), Effect.ignore)
-      return yield* failWith(outcome.service, outcome.reason)
-    }
-    const ready = outcome._tag === "Ready" ? outcome.services : []
-    yield* Console.log(
-      `core: ${ready.length} service(s) ready in ${Date.now() - began} ms; supervisor pid ${child.pid}, output in ${paths.supervisorLog}; stop with: core stack down`
-    )
   })
+  child.unref()
+
+  const failWith = (service: string | undefined, reason: string) =>
+    Effect.gen(function* () {
+      yield* stopChild(child)
+      yield* cleanLeftovers(stateDir)
+      return yield* new DetachFailed({
+        dir: root,
+        service,
+        reason,
+        lastLines: lastLines(paths.supervisorLog, TAIL_LINES, logStart)
+      })
+    })
+
+  let lastRows: ReadonlyArray<ServiceStatus> = []
+  const poll: Effect.Effect<Progress> = Effect.scoped(
+    Effect.gen(function* () {
+      const client = yield* connect(root)
+      // another supervisor that won the directory is not ours: ours will exit and say so
+      if (client.identity.pid !== child.pid) return { _tag: "Starting" } as const
+      lastRows = yield* client.status
+      return progressOf(lastRows, services)
+    })
+  ).pipe(Effect.orElseSucceed((): Progress => ({ _tag: "Starting" })))
+
+  // the supervisor's own lines before any service starts (provisioning can take minutes) are shown
+  const forwarder = progressForwarder(paths.supervisorLog, logStart)
+  const waitReady: Effect.Effect<Progress | "exited"> = Effect.suspend(() => {
+    const news = forwarder()
+    const show = news.length > 0 ? Console.error(news.join("\n")) : Effect.void
+    return exited(child)
+      ? Effect.as(show, "exited" as const)
+      : Effect.zipRight(
+          show,
+          Effect.flatMap(poll, (p) =>
+            p._tag === "Starting" ? Effect.zipRight(Effect.sleep("100 millis"), waitReady) : Effect.succeed(p)
+          )
+        )
+  })
+  const outcome = yield* waitReady.pipe(Effect.onInterrupt(() => stopChild(child)))
+
+  if (outcome === "exited") {
+    const failed = progressOf(lastRows, services)
+    if (failed._tag === "Failed") return yield* failWith(failed.service, failed.reason)
+    const said = failureIn(lastLines(paths.supervisorLog, 200, logStart))
+    if (said) return yield* failWith(said.service, said.reason)
+    // lost the race for the directory to another `up`
+    const other = liveSupervisor(stateDir)
+    if (other) return yield* new SupervisorRunning({ dir: root, pid: other.pid })
+    return yield* failWith(undefined, `the supervisor exited (${child.exitCode ?? child.signalCode})`)
+  }
+  if (outcome._tag === "Failed") {
+    // the supervisor ends by itself when `up` fails; give it the time to stop what it started
+    yield* waitExit(child).pipe(Effect.timeout("30 seconds"), Effect.ignore)
+    return yield* failWith(outcome.service, outcome.reason)
+  }
+  const ready = outcome._tag === "Ready" ? outcome.services : []
+  yield* Console.log(
+    `core: ${ready.length} service(s) ready in ${Date.now() - began} ms; supervisor pid ${child.pid}, output in ${paths.supervisorLog}; stop with: core stack down`
+  )
+})

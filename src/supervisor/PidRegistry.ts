@@ -144,88 +144,88 @@ export const ensureStateDir = (stateDir: string): Effect.Effect<void, StateDirEr
  * its pid file and its socket. Does nothing while the recorded supervisor is alive. Never fails: what
  * cannot be removed is logged and left.
  */
-export const cleanLeftovers = (stateDir: string): Effect.Effect<ReadonlyArray<Leftover>> =>
-  Effect.gen(function* () {
-    const paths = statePaths(stateDir)
-    if (!fs.existsSync(stateDir)) return []
-    const owner = readJson(paths.pidFile)
-    if (isSupervisorRecord(owner) && isAlive(owner)) return []
-    let files: Array<string> = []
-    try {
-      files = fs.readdirSync(paths.pidsDir).filter((f) => f.endsWith(".json"))
-    } catch {
-      files = []
+export const cleanLeftovers: (stateDir: string) => Effect.Effect<ReadonlyArray<Leftover>> = Effect.fn(
+  "PidRegistry.cleanLeftovers"
+)(function* (stateDir: string) {
+  const paths = statePaths(stateDir)
+  if (!fs.existsSync(stateDir)) return []
+  const owner = readJson(paths.pidFile)
+  if (isSupervisorRecord(owner) && isAlive(owner)) return []
+  let files: Array<string> = []
+  try {
+    files = fs.readdirSync(paths.pidsDir).filter((f) => f.endsWith(".json"))
+  } catch {
+    files = []
+  }
+  const leftovers: Array<Leftover> = []
+  for (const file of files) {
+    const record = readJson(path.join(paths.pidsDir, file))
+    if (isRecordFile(record)) {
+      // a record of another, live supervisor (one that took the lock since we looked) is not ours to end
+      if (isAlive({ pid: record.supervisorPid, startTime: record.supervisorStart })) continue
+      leftovers.push({ service: record.service, pid: record.pid, killed: killGroup(record) })
     }
-    const leftovers: Array<Leftover> = []
-    for (const file of files) {
-      const record = readJson(path.join(paths.pidsDir, file))
-      if (isRecordFile(record)) {
-        // a record of another, live supervisor (one that took the lock since we looked) is not ours to end
-        if (isAlive({ pid: record.supervisorPid, startTime: record.supervisorStart })) continue
-        leftovers.push({ service: record.service, pid: record.pid, killed: killGroup(record) })
-      }
-      rm(path.join(paths.pidsDir, file))
+    rm(path.join(paths.pidsDir, file))
+  }
+  for (const l of leftovers.filter((l) => l.killed.length > 0)) {
+    yield* Effect.logWarning(`ended leftover processes of ${l.service}: ${l.killed.join(", ")}`)
+  }
+  // Only the files of the dead supervisor read above: its socket cannot answer any more.
+  if (isSupervisorRecord(owner)) {
+    const now = readJson(paths.pidFile)
+    if (isSupervisorRecord(now) && now.pid === owner.pid && now.startTime === owner.startTime) {
+      rm(paths.pidFile)
+      rm(paths.socket)
     }
-    for (const l of leftovers.filter((l) => l.killed.length > 0)) {
-      yield* Effect.logWarning(`ended leftover processes of ${l.service}: ${l.killed.join(", ")}`)
-    }
-    // Only the files of the dead supervisor read above: its socket cannot answer any more.
-    if (isSupervisorRecord(owner)) {
-      const now = readJson(paths.pidFile)
-      if (isSupervisorRecord(now) && now.pid === owner.pid && now.startTime === owner.startTime) {
-        rm(paths.pidFile)
-        rm(paths.socket)
-      }
-    }
-    return leftovers
-  })
+  }
+  return leftovers
+})
 
 /**
  * Holds `supervisor.pid` for the current process until the scope closes: the one-supervisor-per-directory
  * lock. A stale file of a dead supervisor is cleaned up (with its leftovers) and taken over. Holding it
  * already (from an enclosing scope of the same process) is fine and leaves the release to that scope.
  */
-export const holdSupervisorLock = (stateDir: string) =>
-  Effect.gen(function* () {
-    yield* ensureStateDir(stateDir)
-    const paths = statePaths(stateDir)
-    const me = selfRecord(stateDir)
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const current = readJson(paths.pidFile)
-      if (isSupervisorRecord(current) && current.pid === me.pid && current.startTime === me.startTime) return
-      if (isSupervisorRecord(current) && isAlive(current)) {
-        return yield* new SupervisorRunning({ dir: me.dir, pid: current.pid })
-      }
-      yield* cleanLeftovers(stateDir)
-      if (current !== undefined && !isSupervisorRecord(current)) rm(paths.pidFile)
-      const tmp = `${paths.pidFile}.${me.pid}.tmp`
-      const linked = yield* Effect.try({
-        try: () => {
-          fs.writeFileSync(tmp, JSON.stringify(me), { mode: 0o600 })
-          try {
-            fs.linkSync(tmp, paths.pidFile)
-            return true
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code === "EEXIST") return false
-            throw e
-          } finally {
-            rm(tmp)
-          }
-        },
-        catch: (cause) => new StateDirError({ path: paths.pidFile, cause })
-      })
-      if (linked) {
-        yield* Effect.addFinalizer(() =>
-          Effect.sync(() => {
-            const held = readJson(paths.pidFile)
-            if (isSupervisorRecord(held) && held.pid === me.pid) rm(paths.pidFile)
-          })
-        )
-        return
-      }
+export const holdSupervisorLock = Effect.fn("PidRegistry.holdSupervisorLock")(function* (stateDir: string) {
+  yield* ensureStateDir(stateDir)
+  const paths = statePaths(stateDir)
+  const me = selfRecord(stateDir)
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const current = readJson(paths.pidFile)
+    if (isSupervisorRecord(current) && current.pid === me.pid && current.startTime === me.startTime) return
+    if (isSupervisorRecord(current) && isAlive(current)) {
+      return yield* new SupervisorRunning({ dir: me.dir, pid: current.pid })
     }
-    return yield* new StateDirError({ path: paths.pidFile, cause: new Error("could not take the supervisor lock") })
-  })
+    yield* cleanLeftovers(stateDir)
+    if (current !== undefined && !isSupervisorRecord(current)) rm(paths.pidFile)
+    const tmp = `${paths.pidFile}.${me.pid}.tmp`
+    const linked = yield* Effect.try({
+      try: () => {
+        fs.writeFileSync(tmp, JSON.stringify(me), { mode: 0o600 })
+        try {
+          fs.linkSync(tmp, paths.pidFile)
+          return true
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === "EEXIST") return false
+          throw e
+        } finally {
+          rm(tmp)
+        }
+      },
+      catch: (cause) => new StateDirError({ path: paths.pidFile, cause })
+    })
+    if (linked) {
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          const held = readJson(paths.pidFile)
+          if (isSupervisorRecord(held) && held.pid === me.pid) rm(paths.pidFile)
+        })
+      )
+      return
+    }
+  }
+  return yield* new StateDirError({ path: paths.pidFile, cause: new Error("could not take the supervisor lock") })
+})
 
 /**
  * The registry of a real supervisor: takes the supervisor lock, starts the guardian, and records each
