@@ -7,6 +7,7 @@ import { join } from "node:path"
 import { LogLineJson } from "../src/api/ControlApi.js"
 import { connect, NoSupervisor } from "../src/api/ControlClient.js"
 import { ensureNoSupervisor, serveControl } from "../src/api/ControlServer.js"
+import { readStartTime } from "../src/supervisor/Guardian.js"
 import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
 import { ServiceStatus } from "../src/supervisor/ServiceStatus.js"
 import { makeFakeSupervisor } from "./support/FakeSupervisor.js"
@@ -215,6 +216,29 @@ describe("ControlClient without a supervisor", () => {
       const error = yield* Effect.flip(Effect.scoped(connect(dir)))
       expect(error).toBeInstanceOf(NoSupervisor)
       expect(error.message).toBe(`no stack running in ${dir} (start one with: core stack up -d)`)
+    })
+  )
+
+  it.live("a pid file whose pid now belongs to another process (other start time) is stale", () =>
+    Effect.gen(function* () {
+      const dir = tempDir("core-reused-")
+      const stateDir = join(dir, ".core-stack")
+      fs.mkdirSync(stateDir, { mode: 0o700 })
+      const pidFile = join(stateDir, "supervisor.pid")
+      fs.writeFileSync(pidFile, JSON.stringify({ pid: process.pid, startTime: 1, dir }))
+      const error = yield* Effect.flip(Effect.scoped(connect(dir)))
+      expect(error._tag).toBe("NoSupervisor")
+      expect(fs.existsSync(pidFile)).toBe(false)
+      // the same pid with its real start time is a live supervisor: never touched
+      fs.writeFileSync(pidFile, JSON.stringify({ pid: process.pid, startTime: readStartTime(process.pid), dir }))
+      const starting = yield* Effect.flip(Effect.scoped(connect(dir)))
+      expect(starting._tag).toBe("ControlError")
+      expect(starting.message).toContain("is starting")
+      expect(fs.existsSync(pidFile)).toBe(true)
+      const running = yield* Effect.flip(ensureNoSupervisor(stateDir))
+      expect(running.message).toBe(
+        `a stack is already running in ${dir} (supervisor pid ${process.pid}; stop it with: core stack down)`
+      )
     })
   )
 
