@@ -148,6 +148,41 @@ const rotate = (file: string) => {
 
 const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null
 
+/** Least and most time between two polls of a starting supervisor. */
+const POLL_GAP_MS = { least: 20, most: 100 } as const
+
+/**
+ * Waits for the next poll: until `file` (the supervisor's output, where it notes every service's transitions)
+ * has grown past `seen` bytes (its size before the previous poll), but at least `POLL_GAP_MS.least` and at most
+ * `POLL_GAP_MS.most`. A stack is seen ready within a few ms of its last transition, not up to a whole polling
+ * period later, and a busy supervisor is not polled more often than every 20 ms.
+ */
+const nextChange = (file: string, seen: number): Effect.Effect<void> =>
+  Effect.zipRight(
+    Effect.sleep(POLL_GAP_MS.least),
+    Effect.async<void>((resume) => {
+      let watcher: fs.FSWatcher | undefined
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const stop = () => {
+        clearTimeout(timer)
+        watcher?.close()
+      }
+      const done = () => {
+        stop()
+        resume(Effect.void)
+      }
+      timer = setTimeout(done, POLL_GAP_MS.most - POLL_GAP_MS.least)
+      try {
+        watcher = fs.watch(file, { persistent: false }, done)
+      } catch {
+        // cannot watch: the timer polls
+      }
+      // written during the previous poll, or before the watch began
+      if (sizeOf(file) !== seen) done()
+      return Effect.sync(stop)
+    })
+  )
+
 const waitExit = (child: ChildProcess) =>
   Effect.async<void>((resume) => {
     if (exited(child)) return resume(Effect.void)
@@ -233,9 +268,14 @@ export const detach = Effect.fn("Detach.detach")(function* (
       ? Effect.as(show, "exited" as const)
       : Effect.zipRight(
           show,
-          Effect.flatMap(poll, (p) =>
-            p._tag === "Starting" ? Effect.zipRight(Effect.sleep("100 millis"), waitReady) : Effect.succeed(p)
-          )
+          Effect.suspend(() => {
+            const seen = sizeOf(paths.supervisorLog)
+            return Effect.flatMap(poll, (p) =>
+              p._tag === "Starting"
+                ? Effect.zipRight(nextChange(paths.supervisorLog, seen), waitReady)
+                : Effect.succeed(p)
+            )
+          })
         )
   })
   const outcome = yield* waitReady.pipe(Effect.onInterrupt(() => stopChild(child)))
