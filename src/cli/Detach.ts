@@ -13,6 +13,7 @@ import {
   cleanLeftovers,
   ensureStateDir,
   liveSupervisor,
+  StateDirError,
   SupervisorRunning,
   stateDirOf,
   statePaths
@@ -192,7 +193,7 @@ const waitExit = (child: ChildProcess) =>
 /** Ends the background supervisor: SIGTERM (graceful), then SIGKILL after 15 s. */
 const stopChild = (child: ChildProcess) =>
   Effect.gen(function* () {
-    if (exited(child)) return
+    if (exited(child) || child.pid === undefined) return
     yield* Effect.sync(() => child.kill("SIGTERM"))
     yield* waitExit(child).pipe(
       Effect.timeout("15 seconds"),
@@ -219,9 +220,12 @@ export const detach = Effect.fn("Detach.detach")(function* (
   const began = Date.now()
   rotate(paths.supervisorLog)
   const logStart = sizeOf(paths.supervisorLog)
+  // appended, never truncated: a second `up -d` racing this one must not overwrite its output
+  const log = yield* Effect.try({
+    try: () => fs.openSync(paths.supervisorLog, "a", 0o600),
+    catch: (cause) => new StateDirError({ path: paths.supervisorLog, cause })
+  })
   const child = yield* Effect.sync(() => {
-    // appended, never truncated: a second `up -d` racing this one must not overwrite its output
-    const log = fs.openSync(paths.supervisorLog, "a", 0o600)
     try {
       const entry = process.argv[1]!
       return spawn(process.execPath, [...process.execArgv, entry, "stack", "up", "--dir", root, ...services], {
@@ -233,6 +237,10 @@ export const detach = Effect.fn("Detach.detach")(function* (
     } finally {
       fs.closeSync(log)
     }
+  })
+  let spawnError: Error | undefined
+  child.once("error", (e) => {
+    spawnError = e
   })
   child.unref()
 
@@ -264,7 +272,7 @@ export const detach = Effect.fn("Detach.detach")(function* (
   const waitReady: Effect.Effect<Progress | "exited"> = Effect.suspend(() => {
     const news = forwarder()
     const show = news.length > 0 ? Console.error(news.join("\n")) : Effect.void
-    return exited(child)
+    return exited(child) || spawnError
       ? Effect.as(show, "exited" as const)
       : Effect.zipRight(
           show,
@@ -281,6 +289,7 @@ export const detach = Effect.fn("Detach.detach")(function* (
   const outcome = yield* waitReady.pipe(Effect.onInterrupt(() => stopChild(child)))
 
   if (outcome === "exited") {
+    if (spawnError) return yield* failWith(undefined, `cannot start the supervisor: ${spawnError.message}`)
     const failed = progressOf(lastRows, services)
     if (failed._tag === "Failed") return yield* failWith(failed.service, failed.reason)
     const said = failureIn(lastLines(paths.supervisorLog, 200, logStart))
