@@ -1,0 +1,92 @@
+/**
+ * `npm run bench -- --quick` on a tiny stack: the benchmark runs end to end and prints its table, with a figure
+ * for every row, and leaves no process behind. No timing is asserted (benchmarks are not tests). Runs the same
+ * command as `npm run bench` after its build step (`npm test` has just built dist/). process-compose takes part
+ * when it is built (CI builds it), else the bench runs core alone.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { execFile } from "node:child_process"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+
+const repo = join(import.meta.dirname, "..")
+const havePc = existsSync(process.env.PROCESS_COMPOSE_BIN ?? join(repo, ".dep", "tools", "process-compose"))
+
+const runBench = (args: ReadonlyArray<string>) =>
+  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", join(repo, "test", "bench", "bench.ts"), ...args],
+      { cwd: repo, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? ((error.code as number | undefined) ?? 1) : 0, stdout, stderr })
+    )
+  })
+
+describe("npm run bench -- --quick", () => {
+  it("prints the table with every row, core and the floor measured, and leaves nothing running", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "core-bench-smoke-"))
+    try {
+      const json = join(dir, "samples.json")
+      const markdown = join(dir, "table.md")
+      const { code, stdout, stderr } = await runBench([
+        "--quick",
+        "--runs",
+        "1",
+        "--scale",
+        "4",
+        "--lines",
+        "20000",
+        "--idle",
+        "1",
+        "--repeats",
+        "1",
+        "--json",
+        json,
+        "--markdown",
+        markdown,
+        ...(havePc ? [] : ["--no-pc"])
+      ])
+      expect(stderr).not.toContain("left behind")
+      expect(code, `${stdout}\n${stderr}`).toBe(0)
+
+      const lines = stdout.trim().split("\n")
+      expect(lines[0]).toBe("1 run(s); median (min–max); core/pc is the ratio of the medians")
+      expect(lines[1]).toMatch(/^row\s+core\s+process-compose\s+core\/pc\s+floor\s+target\s+met$/)
+      const rows = lines.slice(2)
+      const expected = [
+        /^1\. ready, 3-level chain/,
+        /^2\. scale: 4 services ready/,
+        /^2\. scale: supervisor peak RSS/,
+        /^2\. scale: supervisor CPU, 1 s idle/,
+        /^3\. shutdown: down of 4, all exited/,
+        /^4\. CLI round trip/,
+        /^5\. logs: 20000 lines \(1 MB\) in the file/,
+        /^5\. logs: lines lost\s+0\s/,
+        /^5\. logs: supervisor CPU time meanwhile/,
+        /^6\. restart after SIGKILL/
+      ]
+      expect(rows.length).toBe(expected.length)
+      for (const [i, row] of rows.entries()) expect(row).toMatch(expected[i]!)
+      // every row has a core figure; process-compose's too when it ran
+      for (const row of rows) {
+        const cells = row.split(/\s{2,}/)
+        expect(cells[1]).toMatch(/^\d/)
+        if (havePc) expect(cells[2]).toMatch(/^\d/)
+      }
+
+      const samples = JSON.parse(readFileSync(json, "utf8")).samples as Record<string, { core: Array<number> }>
+      expect(samples["logs.lost"]?.core).toEqual([0])
+      for (const [figure, s] of Object.entries(samples)) {
+        expect(s.core.length, figure).toBeGreaterThan(0)
+        for (const x of s.core) expect(Number.isFinite(x), figure).toBe(true)
+      }
+      expect(readFileSync(markdown, "utf8")).toContain(
+        "| row | core | process-compose | core/pc | floor | target | met |"
+      )
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 300_000)
+})
