@@ -45,7 +45,11 @@ export interface StackOptions {
   readonly dir: string
   /** Services to start with their dependencies when the layer is built; default all; `[]` starts none. */
   readonly services?: ReadonlyArray<string>
-  /** Also serve the control API on `.core-stack/control.sock`, so `core stack status` sees it. Default false. */
+  /**
+   * Also serve the control API on `.core-stack/control.sock`, so `core stack status` sees it (and
+   * `core stack down` stops its services, not the host program). Default false. Either way the stack holds
+   * the directory's one-supervisor lock while it runs.
+   */
   readonly serve?: boolean
   /** Provisioning and start-up progress. */
   readonly onProgress?: (message: string) => void
@@ -100,6 +104,8 @@ export class Stack extends Context.Tag("core/Stack")<Stack, StackShape>() {
             services: options.services ?? [],
             startNothing: options.services !== undefined && options.services.length === 0,
             serve: options.serve ?? false,
+            // `core stack down` stops the services; the host program goes on
+            onDown: Effect.void,
             ...(options.onProgress ? { onProgress: options.onProgress } : {})
           })
         )

@@ -25,6 +25,11 @@ export interface StackRunOptions {
   readonly startNothing?: boolean
   /** Serve the control API on `.core-stack/control.sock` (default true). */
   readonly serve?: boolean
+  /**
+   * What `core stack down` does once every service has stopped. Default: SIGTERM to this process, the path
+   * of Ctrl-C (right for the CLI); a library host passes its own.
+   */
+  readonly onDown?: Effect.Effect<void>
   /** Progress of provisioning and start-up, one line per message. */
   readonly onProgress?: (message: string) => void
   /** Runs once the supervisor exists, before anything starts (the foreground printer hooks in here). */
@@ -78,7 +83,7 @@ export const runStack = (options: StackRunOptions) =>
     const supervisor = yield* makeLocalSupervisor(stack, { env }).pipe(Effect.provide(registry))
     const run: StackRun = { stack, supervisor, started: selected, readyMs: 0 }
     if (options.beforeStart) yield* options.beforeStart(run)
-    if (serve) yield* serveControl(supervisor, stack.stateDir)
+    if (serve) yield* serveControl(supervisor, stack.stateDir, options.onDown ? { onDown: options.onDown } : {})
     if (!options.startNothing) yield* supervisor.up(selected)
     return { ...run, readyMs: Date.now() - began }
   })
