@@ -8,9 +8,10 @@ import * as path from "node:path"
 import { crc32, deflateRawSync } from "node:zlib"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
-import { type BinarySpec, ServiceManifest, type ServiceName } from "../src/manifest/ServiceManifest.js"
-import { Defaults, type ServiceSpec, type StackSpec } from "../src/manifest/ServiceSpec.js"
+import { type BinarySpec, ServiceManifest } from "../src/manifest/ServiceManifest.js"
+import type { ServiceSpec, StackSpec } from "../src/manifest/ServiceSpec.js"
 import { extractMember } from "../src/provision/Archive.js"
+import { resolvedService } from "./support/Specs.js"
 import {
   archiveFormat,
   expandTemplate,
@@ -129,26 +130,8 @@ const deadPort = Effect.async<number>((resume) => {
   })
 })
 
-const service = (dir: string, name: string, binaries: Record<string, BinarySpec>): ServiceSpec => ({
-  name: name as ServiceName,
-  dir: path.join(dir, "services", name),
-  manifestPath: path.join(dir, "services", name, "service.json"),
-  description: undefined,
-  command: "true",
-  args: [],
-  env: {},
-  workingDir: dir,
-  ports: {},
-  dependsOn: [],
-  readiness: undefined,
-  liveness: undefined,
-  readyLogLine: undefined,
-  readinessTimeoutMs: Defaults.readinessTimeoutMs,
-  restart: { ...Defaults.restart, exponential: false, exitOnEnd: false },
-  shutdown: { ...Defaults.shutdown, command: undefined },
-  disabled: false,
-  binaries
-})
+const service = (dir: string, name: string, binaries: Record<string, BinarySpec>): ServiceSpec =>
+  resolvedService(name, { binaries }, dir)
 
 const stackOf = (dir: string, services: ReadonlyArray<ServiceSpec>): StackSpec => ({
   dir,

@@ -163,6 +163,32 @@ const reasonOf = (result: Either.Either<void, ProbeError>): string | undefined =
   Either.isLeft(result) ? result.left.reason : undefined
 
 /**
+ * Checks on the schedule of `kind` until the probe's verdict is `until`; returns the last check's result and
+ * the probe's state.
+ */
+const probeUntil = (
+  check: Effect.Effect<void, ProbeError>,
+  spec: Omit<ProbeSpec, "check">,
+  kind: ProbeSchedule.ProbeKind,
+  until: ProbeSchedule.ProbeVerdict,
+  onResult: ((ok: boolean, reason?: string) => void) | undefined
+) =>
+  Effect.gen(function* () {
+    const start = yield* Clock.currentTimeMillis
+    let state = ProbeSchedule.initial(spec, kind)
+    while (true) {
+      const delay = ProbeSchedule.nextDelay(state)
+      if (delay > 0) yield* Effect.sleep(Duration.millis(delay))
+      const result = yield* Effect.either(check)
+      const now = yield* Clock.currentTimeMillis
+      const step = ProbeSchedule.onResult(state, Either.isRight(result), now - start)
+      state = step.state
+      onResult?.(Either.isRight(result), reasonOf(result))
+      if (step.verdict === until) return { result, state }
+    }
+  })
+
+/**
  * `waitReady` with any check in place of the spec's own (the spec gives only schedule and thresholds).
  * For tests with `TestClock`, and for checks that are not one of the three kinds.
  */
@@ -171,18 +197,7 @@ export const waitReadyWith = Effect.fn("Probe.waitReady")(function* (
   spec: Omit<ProbeSpec, "check">,
   onResult?: (ok: boolean, reason?: string) => void
 ) {
-  const start = yield* Clock.currentTimeMillis
-  let state = ProbeSchedule.initial(spec, "readiness")
-  while (true) {
-    const delay = ProbeSchedule.nextDelay(state)
-    if (delay > 0) yield* Effect.sleep(Duration.millis(delay))
-    const result = yield* Effect.either(check)
-    const now = yield* Clock.currentTimeMillis
-    const step = ProbeSchedule.onResult(state, Either.isRight(result), now - start)
-    state = step.state
-    onResult?.(Either.isRight(result), reasonOf(result))
-    if (step.verdict === "healthy") return
-  }
+  yield* probeUntil(check, spec, "readiness", "healthy", onResult)
 })
 
 /**
@@ -199,23 +214,11 @@ export const watchLivenessWith = Effect.fn("Probe.watchLiveness")(function* (
   spec: Omit<ProbeSpec, "check">,
   onResult?: (ok: boolean, reason?: string) => void
 ) {
-  const start = yield* Clock.currentTimeMillis
-  let state = ProbeSchedule.initial(spec, "liveness")
-  while (true) {
-    const delay = ProbeSchedule.nextDelay(state)
-    if (delay > 0) yield* Effect.sleep(Duration.millis(delay))
-    const result = yield* Effect.either(check)
-    const now = yield* Clock.currentTimeMillis
-    const step = ProbeSchedule.onResult(state, Either.isRight(result), now - start)
-    state = step.state
-    onResult?.(Either.isRight(result), reasonOf(result))
-    if (step.verdict === "unhealthy") {
-      return yield* new LivenessFailed({
-        reason: reasonOf(result) ?? "unknown",
-        consecutiveFailures: state.consecutiveFailures
-      })
-    }
-  }
+  const { result, state } = yield* probeUntil(check, spec, "liveness", "unhealthy", onResult)
+  return yield* new LivenessFailed({
+    reason: reasonOf(result) ?? "unknown",
+    consecutiveFailures: state.consecutiveFailures
+  })
 })
 
 /**

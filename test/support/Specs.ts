@@ -1,5 +1,5 @@
 /**
- * Building resolved stacks directly (without manifests) for supervisor tests.
+ * Building resolved stacks directly (without manifests) for tests.
  */
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -11,38 +11,53 @@ export const fixtureBin = (name: string) => resolve(import.meta.dirname, "../fix
 
 export const tempDir = (prefix = "core-test-") => mkdtempSync(join(tmpdir(), prefix))
 
+/** Overrides of a resolved service's fields. */
+export type ServiceOverrides = Partial<Omit<ServiceSpec, "name">>
+
+/**
+ * A service as the loader resolves a manifest with nothing but `process.command` (every default applied),
+ * in the stack at `dir`, with `overrides` on top.
+ */
+export const resolvedService = (name: string, overrides: ServiceOverrides = {}, dir = "/stack"): ServiceSpec => ({
+  name: name as ServiceName,
+  dir: `${dir}/services/${name}`,
+  manifestPath: `${dir}/services/${name}/service.json`,
+  description: undefined,
+  command: "/usr/bin/true",
+  args: [],
+  env: {},
+  workingDir: dir,
+  ports: {},
+  dependsOn: [],
+  readiness: undefined,
+  liveness: undefined,
+  readyLogLine: undefined,
+  readinessTimeoutMs: Defaults.readinessTimeoutMs,
+  restart: { ...Defaults.restart, exponential: false, exitOnEnd: false },
+  shutdown: { ...Defaults.shutdown, command: undefined },
+  disabled: false,
+  binaries: {},
+  ...overrides
+})
+
 type Overrides = Partial<Omit<ServiceSpec, "dependsOn" | "restart" | "shutdown">> & {
   readonly dependsOn?: Record<string, DependencyCondition>
   readonly restart?: Partial<ServiceSpec["restart"]>
   readonly shutdown?: Partial<ServiceSpec["shutdown"]>
 }
 
-export const service = (
-  name: string,
-  command: string,
-  args: ReadonlyArray<string>,
-  o: Overrides = {}
-): ServiceSpec => ({
-  dir: "/nonexistent",
-  manifestPath: `/nonexistent/${name}/service.json`,
-  description: undefined,
-  env: {},
-  workingDir: process.cwd(),
-  ports: {},
-  readiness: undefined,
-  liveness: undefined,
-  readyLogLine: undefined,
-  readinessTimeoutMs: 10_000,
-  disabled: false,
-  binaries: {},
-  ...o,
-  name: name as ServiceName,
-  command,
-  args,
-  dependsOn: Object.entries(o.dependsOn ?? {}).map(([n, condition]) => ({ name: n as ServiceName, condition })),
-  restart: { ...Defaults.restart, exponential: false, exitOnEnd: false, ...o.restart },
-  shutdown: { ...Defaults.shutdown, command: undefined, timeoutMs: 2_000, ...o.shutdown }
-})
+/** A service for supervisor tests: a real command, a 10 s readiness timeout, a 2 s shutdown timeout. */
+export const service = (name: string, command: string, args: ReadonlyArray<string>, o: Overrides = {}): ServiceSpec =>
+  resolvedService(name, {
+    workingDir: process.cwd(),
+    readinessTimeoutMs: 10_000,
+    ...o,
+    command,
+    args,
+    dependsOn: Object.entries(o.dependsOn ?? {}).map(([n, condition]) => ({ name: n as ServiceName, condition })),
+    restart: { ...Defaults.restart, exponential: false, exitOnEnd: false, ...o.restart },
+    shutdown: { ...Defaults.shutdown, command: undefined, timeoutMs: 2_000, ...o.shutdown }
+  })
 
 export const httpProbe = (port: number, o: Partial<ProbeSpec> = {}): ProbeSpec => ({
   ...Defaults.probe,
@@ -51,11 +66,12 @@ export const httpProbe = (port: number, o: Partial<ProbeSpec> = {}): ProbeSpec =
   check: { _tag: "http_get", scheme: "http", host: "127.0.0.1", port, path: "/", headers: {} }
 })
 
+/** A stack of the given services at `dir`, sorted by name as the loader sorts them. */
 export const stackOf = (dir: string, services: ReadonlyArray<ServiceSpec>): StackSpec => ({
   dir,
-  dataDir: join(dir, ".data"),
-  depDir: join(dir, ".dep"),
-  stateDir: join(dir, ".core-stack"),
+  dataDir: `${dir}/.data`,
+  depDir: `${dir}/.dep`,
+  stateDir: `${dir}/.core-stack`,
   services: [...services].sort((a, b) => a.name.localeCompare(b.name))
 })
 
