@@ -126,6 +126,10 @@ const machine = (pcBinary: string | undefined): ReadonlyArray<string> => {
     `cores: ${cpus.length} (${cpus[0]?.model.trim() ?? "unknown"})`,
     `memory: ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
     `kernel: ${os.type()} ${os.release()}`,
+    `load average at the end (1, 5, 15 min): ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(", ")} (other work on the machine skews the figures)`,
     `node: ${process.version}; go: ${versionOf("go", ["version"], /go version (\S+)/)}`,
     `process-compose: ${pcBinary === undefined ? "not run" : versionOf(pcBinary, ["version"], /Version:\s*(\S+)/)}`,
     `core: ${JSON.parse(fs.readFileSync(path.join(repoRoot, "package.json"), "utf8")).version} (${versionOf("git", ["-C", repoRoot, "rev-parse", "--short", "HEAD"], /(\S+)/)})`
