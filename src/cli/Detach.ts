@@ -149,6 +149,14 @@ const rotate = (file: string) => {
 
 const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null
 
+/**
+ * Node flags of the background supervisor, before the caller's own (which win). Semi-spaces of 1 MB instead of
+ * V8's 16 MB: the supervisor allocates in bursts (starting 200 services) and V8 keeps the grown young generation
+ * committed for good, ~30 MB of RSS (npm run bench: peak 176 MB -> 145 MB with 200 services). The price is more
+ * scavenges under a flood of output: 100 MB of one service's lines cost ~1.6 s of supervisor CPU instead of ~1 s.
+ */
+const SUPERVISOR_NODE_FLAGS = ["--max-semi-space-size=1"]
+
 /** Least and most time between two polls of a starting supervisor. */
 const POLL_GAP_MS = { least: 20, most: 100 } as const
 
@@ -228,12 +236,16 @@ export const detach = Effect.fn("Detach.detach")(function* (
   const child = yield* Effect.sync(() => {
     try {
       const entry = process.argv[1]!
-      return spawn(process.execPath, [...process.execArgv, entry, "stack", "up", "--dir", root, ...services], {
-        cwd: root,
-        detached: true,
-        stdio: ["ignore", log, log],
-        env: { ...process.env, CORE_SUPERVISOR: "1", NO_COLOR: "1" }
-      })
+      return spawn(
+        process.execPath,
+        [...SUPERVISOR_NODE_FLAGS, ...process.execArgv, entry, "stack", "up", "--dir", root, ...services],
+        {
+          cwd: root,
+          detached: true,
+          stdio: ["ignore", log, log],
+          env: { ...process.env, CORE_SUPERVISOR: "1", NO_COLOR: "1" }
+        }
+      )
     } finally {
       fs.closeSync(log)
     }
