@@ -139,8 +139,10 @@ export const core: Orchestrator = {
       down: async () => {
         const pids = [supervisorPid, ...serviceGroups(await running.states())]
         const began = now()
-        await runOk(node, cli("down"))
-        return waitAllGone(pids, began)
+        const client = runOk(node, cli("down"))
+        const gone = await waitAllGone(pids, began)
+        await client
+        return gone
       },
       abort
     }
@@ -230,13 +232,16 @@ export const processCompose = (
           // process-compose ends by itself once every process has completed
           const pids = hasExited(child) ? known : await running.states().then(serviceGroups, () => known)
           const t0 = now()
-          // process-compose may close the socket before it answers `down`: what counts is that everything exits
-          if (!hasExited(child)) await run(binary, client("down"))
+          // what counts is that every process exits, not when the client does: process-compose may close the
+          // socket before it answers `down`, and its client then waits seconds before it gives up
+          const downClient = hasExited(child) ? undefined : run(binary, client("down"))
           await exitOf(child)
-          return waitAllGone(
+          const gone = await waitAllGone(
             pids.filter((p) => isAlive(p)),
             t0
           )
+          await downClient
+          return gone
         },
         abort
       }
