@@ -165,8 +165,9 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
         })
       )
 
+    // a read of /proc every 10 ms: `down` returns within ~10 ms of the supervisor's exit, not up to 50 ms after
     const waitExit = Effect.sync(() => isAlive({ pid: identity.pid, startTime: identity.startTime })).pipe(
-      Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (alive) => !alive }),
+      Effect.repeat({ schedule: Schedule.spaced("10 millis"), until: (alive) => !alive }),
       Effect.asVoid,
       Effect.timeoutFail({
         duration: EXIT_TIMEOUT,
