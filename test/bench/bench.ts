@@ -83,7 +83,6 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
     "--json"
   ])
   for (const [i, arg] of argv.entries()) {
-    if (arg === "--help" || arg === "-h") throw new Error(USAGE)
     const prev = argv[i - 1]
     const isValue = prev !== undefined && known.has(prev) && !["--quick", "--no-pc"].includes(prev)
     if (!isValue && !known.has(arg)) throw new Error(`unknown argument ${arg}\n${USAGE}`)
@@ -140,6 +139,10 @@ const machine = (pcBinary: string | undefined): ReadonlyArray<string> => {
 type Samples = Record<string, { core: Array<number>; pc: Array<number>; floor: Array<number> }>
 
 const main = async () => {
+  if (process.argv.includes("--help") || process.argv.includes("-h")) {
+    process.stdout.write(`${USAGE}\n`)
+    return
+  }
   const options = parseOptions(process.argv.slice(2))
   const binary = await ensureBenchService()
   const settings: Settings = { ...options.settings, binary }
