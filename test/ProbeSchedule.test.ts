@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import {
-  BACKOFF_FACTOR,
   FIRST_DELAY_MS,
+  LATENESS,
   initial,
   nextDelay,
   onResult,
@@ -27,28 +27,36 @@ const run = (state: ProbeState, results: ReadonlyArray<boolean>) => {
 }
 
 describe("ProbeSchedule", () => {
-  it("readiness starts at once and fast, backs off by the factor, and settles at the period", () => {
-    const { state, times } = run(initial(spec), Array(40).fill(false))
+  it("readiness starts at once and fast, backs off with the time elapsed, and settles at the period", () => {
+    const { state, times } = run(initial(spec), Array(80).fill(false))
     const delays = times.map((t, i) => t - (times[i - 1] ?? 0))
-    expect(delays.slice(0, 5)).toEqual([0, FIRST_DELAY_MS, 15, 23, 35])
-    for (let i = 2; i < delays.length; i++) {
-      expect(delays[i]!).toBeGreaterThanOrEqual(delays[i - 1]!)
-      expect(delays[i]!).toBeLessThanOrEqual(Math.max(delays[i - 1]! * BACKOFF_FACTOR + 1, FIRST_DELAY_MS))
+    expect(times.slice(0, 12)).toEqual([0, 10, 20, 30, 40, 50, 60, 70, 81, 93, 107, 123])
+    for (let i = 1; i < delays.length; i++) {
+      // never later than LATENESS of the time elapsed (nor sooner than 10 ms, nor later than the period)
+      expect(delays[i]!).toBe(Math.min(10_000, Math.max(FIRST_DELAY_MS, Math.round(times[i - 1]! * LATENESS))))
     }
     expect(delays.at(-1)).toBe(10_000)
     expect(nextDelay(state)).toBe(10_000)
-    // A 200-service stack is not flooded: few checks in the first 30 seconds.
-    expect(times.filter((t) => t <= 30_000).length).toBeLessThan(20)
+    // A 200-service stack is not flooded: a bounded number of checks in the first 30 seconds.
+    expect(times.filter((t) => t <= 30_000).length).toBeLessThan(60)
   })
 
-  it("a ready service is seen within a few tens of ms: checks at 0, 10, 25 ms", () => {
+  it("a service ready at t is seen by 1.15 t (+10 ms)", () => {
+    const { times } = run(initial(spec), Array(60).fill(false))
+    for (const readyAt of [5, 100, 200, 300, 1_000, 5_000, 20_000]) {
+      const seen = times.find((t) => t >= readyAt)!
+      expect(seen).toBeLessThanOrEqual(Math.max(readyAt * (1 + LATENESS) + 1, readyAt + FIRST_DELAY_MS))
+    }
+  })
+
+  it("a ready service is seen within a few tens of ms: checks at 0, 10, 20 ms", () => {
     const { times } = run(initial(spec), [false, false, false])
-    expect(times).toEqual([0, 10, 25])
+    expect(times).toEqual([0, 10, 20])
   })
 
   it("never waits longer than the period, even a short one", () => {
     const { times } = run(initial({ ...spec, periodMs: 12 }), Array(6).fill(false))
-    expect(times).toEqual([0, 10, 22, 34, 46, 58])
+    expect(times).toEqual([0, 10, 20, 30, 40, 50])
   })
 
   it("liveness checks at once, then every period", () => {

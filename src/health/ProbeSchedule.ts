@@ -1,11 +1,13 @@
 /**
  * When to probe next, and what the results so far mean. Pure: the effectful loop in `Probe.ts` feeds it.
  *
- * Schedule. A readiness probe starts at once and fast, then backs off to `periodMs`: the delays after each
- * check are 10, 15, 23, 35, 53, ... ms (x1.5 each time) up to `periodMs`. A service that is up is seen within a
- * few tens of milliseconds, one that takes t to start is seen at most about t/2 late, and every probe backs
- * off, so a stack of hundreds of services is not flooded (about 17 checks in the first 30 s with the default
- * 10 s period, then one per period). A liveness probe checks at once, then every `periodMs`: it watches a
+ * Schedule. A readiness probe starts at once and fast, then backs off to `periodMs`: the next check comes
+ * `LATENESS` (15 %) of the time since the probe started after the last one, at least 10 ms and at most
+ * `periodMs` later: checks at 0, 10, 20, ... 70, 81, 93, 107 ms and so on. A service that is up is seen within
+ * tens of milliseconds, one that takes t to start is seen at most 0.15 t late (whatever the event loop's
+ * delays did to the checks: the schedule follows time, not the count of checks), and every probe backs off,
+ * so a stack of hundreds of services is not flooded (about 45 checks in the first 30 s with the default 10 s
+ * period, then one per period). A liveness probe checks at once, then every `periodMs`: it watches a
  * service already up, and fast retries would turn a blip into `failureThreshold` failures.
  *
  * Verdict (as Kubernetes): `pending` until `successThreshold` consecutive successes make it `healthy`, or
@@ -34,14 +36,14 @@ export interface ProbeState {
   /** Consecutive failures outside the grace period. */
   readonly consecutiveFailures: number
   readonly verdict: ProbeVerdict
-  /** The delay used after the previous check; the next grows from it. */
-  readonly delayMs: number
+  /** When the last check was done, in milliseconds since the probe started. */
+  readonly lastCheckMs: number
 }
 
 /** Delay after the first check of a readiness probe. */
 export const FIRST_DELAY_MS = 10
-/** Growth of the readiness delay after each check, until it reaches the period. */
-export const BACKOFF_FACTOR = 1.5
+/** The readiness delay as a share of the time since the probe started: how late a service may be seen ready. */
+export const LATENESS = 0.15
 
 /** The state before the first check. */
 export const initial = (
@@ -57,14 +59,14 @@ export const initial = (
   consecutiveSuccesses: 0,
   consecutiveFailures: 0,
   verdict: "pending",
-  delayMs: 0
+  lastCheckMs: 0
 })
 
 /** Milliseconds to wait before the next check: 0 before the first. */
 export const nextDelay = (state: ProbeState): number => {
   if (state.checks === 0) return 0
   if (state.kind === "liveness") return state.periodMs
-  return Math.min(state.periodMs, state.delayMs === 0 ? FIRST_DELAY_MS : Math.round(state.delayMs * BACKOFF_FACTOR))
+  return Math.min(state.periodMs, Math.max(FIRST_DELAY_MS, Math.round(state.lastCheckMs * LATENESS)))
 }
 
 /** Whether a failure at `elapsedMs` after the start falls in the grace period. */
@@ -79,7 +81,7 @@ export const onResult = (
   ok: boolean,
   elapsedMs: number
 ): { readonly state: ProbeState; readonly verdict: ProbeVerdict } => {
-  const delayMs = nextDelay(state)
+  const lastCheckMs = elapsedMs
   const checks = state.checks + 1
   let next: ProbeState
   if (ok) {
@@ -87,7 +89,7 @@ export const onResult = (
     next = {
       ...state,
       checks,
-      delayMs,
+      lastCheckMs,
       consecutiveSuccesses,
       consecutiveFailures: 0,
       verdict: consecutiveSuccesses >= state.successThreshold ? "healthy" : state.verdict
@@ -99,7 +101,7 @@ export const onResult = (
     next = {
       ...state,
       checks,
-      delayMs,
+      lastCheckMs,
       consecutiveSuccesses: 0,
       consecutiveFailures,
       verdict: consecutiveFailures >= state.failureThreshold ? "unhealthy" : state.verdict
