@@ -129,7 +129,8 @@ export const makeLocalSupervisor = (
       return entry ? Effect.succeed(entry) : Effect.fail(new UnknownService({ name, known: order }))
     }
 
-    const update = (entry: Entry, f: (status: ServiceStatus) => Partial<ServiceStatus>, logReady?: boolean) =>
+    /** Changes a service's status, publishes it, and notes a new state (or reason) in its log. */
+    const update = (entry: Entry, f: (status: ServiceStatus) => Partial<ServiceStatus>) =>
       SubscriptionRef.modify(entry.state, (current) => {
         const next = { ...current.status, ...f(current.status) }
         const status: ServiceStatus = isAlive(next.state)
@@ -143,12 +144,19 @@ export const makeLocalSupervisor = (
                     ? "unknown"
                     : "none"
             }
-        return [status, { status, logReady: logReady ?? current.logReady }] as const
+        const noted = status.state !== current.status.state || status.reason !== current.status.reason
+        return [
+          { status, noted },
+          { ...current, status }
+        ] as const
       }).pipe(
-        Effect.tap((status) => PubSub.publish(transitionsHub, status)),
-        Effect.tap((status) =>
-          Effect.sync(() => entry.log.note(`${status.state}${status.reason ? `: ${status.reason}` : ""}`))
-        )
+        Effect.tap(({ status }) => PubSub.publish(transitionsHub, status)),
+        Effect.tap(({ status, noted }) =>
+          noted
+            ? Effect.sync(() => entry.log.note(`${status.state}${status.reason ? `: ${status.reason}` : ""}`))
+            : Effect.void
+        ),
+        Effect.map(({ status }) => status)
       )
 
     const lastLines = (entry: Entry) =>
