@@ -72,7 +72,8 @@ export const runStack = (options: StackRunOptions) =>
     const began = Date.now()
     const { stack, selected } = yield* loadSelection(options.dir, options.services, options.noDeps)
     const serve = options.serve ?? true
-    if (serve) yield* ensureNoSupervisor(stack.stateDir)
+    // one supervisor per directory, served or not; leftovers of a crash go before their ports are checked
+    yield* ensureNoSupervisor(stack.stateDir)
     yield* checkPortsFree(stack, selected)
     yield* provision(stack, selected, {
       onProgress: options.onProgress ? (event) => options.onProgress!(event.message) : undefined
