@@ -13,6 +13,7 @@ import { formatStatusJson, formatStatusTable, formatUptime, StatusJson } from ".
 import { failureIn, progressForwarder, progressOf } from "../src/cli/Detach.js"
 import type { ServiceStatus } from "../src/supervisor/ServiceStatus.js"
 import { eventually, liveProcesses, processesMentioning } from "./support/Processes.js"
+import { statusRow } from "./support/FakeSupervisor.js"
 import { tempDir } from "./support/Specs.js"
 
 const cli = resolve(import.meta.dirname, "../dist/core.cjs")
@@ -161,18 +162,7 @@ describe("pure parts", () => {
     ])
   })
 
-  const row = (o: Partial<ServiceStatus>): ServiceStatus => ({
-    name: "a",
-    state: "pending",
-    health: "none",
-    pid: null,
-    restarts: 0,
-    startedAt: null,
-    exitCode: null,
-    reason: null,
-    ports: {},
-    ...o
-  })
+  const row = statusRow
 
   it("formatStatusTable: columns, uptime only while alive, ports", () => {
     const table = formatStatusTable(

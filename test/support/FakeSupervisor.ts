@@ -9,20 +9,24 @@ import type { StackSpec } from "../../src/manifest/ServiceSpec.js"
 import type { ServiceStatus } from "../../src/supervisor/ServiceStatus.js"
 import { StartFailed, type SupervisorShape, UnknownService } from "../../src/supervisor/Supervisor.js"
 
+/** A status row: a pending service with nothing known about it, and `o` on top. */
+export const statusRow = (o: Partial<ServiceStatus> = {}): ServiceStatus => ({
+  name: "a",
+  state: "pending",
+  health: "none",
+  pid: null,
+  restarts: 0,
+  startedAt: null,
+  exitCode: null,
+  reason: null,
+  ports: {},
+  ...o
+})
+
 export const makeFakeSupervisor = (stack: StackSpec) =>
   Effect.gen(function* () {
     const names = stack.services.map((s) => s.name as string)
-    const initial = (name: string): ServiceStatus => ({
-      name,
-      state: "pending",
-      health: "none",
-      pid: null,
-      restarts: 0,
-      startedAt: null,
-      exitCode: null,
-      reason: null,
-      ports: {}
-    })
+    const initial = (name: string): ServiceStatus => statusRow({ name })
     const rows = yield* Ref.make(new Map(names.map((n) => [n, initial(n)])))
     const lines = yield* Ref.make<Array<{ service: string; line: LogLine }>>([])
     const hub = yield* PubSub.unbounded<{ service: string; line: LogLine }>()
