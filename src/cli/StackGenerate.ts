@@ -22,6 +22,3 @@ export const generateCommand = Command.make("generate", { dir: dirOption }, ({ d
     "Write .core-stack/process-compose.yaml for process-compose (see docs/PROCESS-COMPOSE.md) and exit"
   )
 )
-
-/** The same command under the name the task gave it. */
-export const generate = generateCommand

@@ -41,16 +41,12 @@ export interface CaddyHandle extends ServiceHandle {
   readonly httpUrl: string
 }
 
+/** A typed service layer on the shared default stack. */
 const handleLayer = <I, H extends ServiceHandle>(
   tag: Context.Tag<I, H>,
   name: string,
   extend: (handle: ServiceHandle) => H
-) => {
-  const Raw = Context.GenericTag<`core/raw/${string}`, ServiceHandle>(`core/raw/${name}`)
-  return Layer.map(serviceLayer(Raw, name), (context) => Context.make(tag, extend(Context.get(context, Raw)))).pipe(
-    Layer.provide(DefaultStack)
-  )
-}
+) => serviceLayer(tag, name, extend).pipe(Layer.provide(DefaultStack))
 
 export class Nats extends Context.Tag("core/Nats")<Nats, NatsHandle>() {
   static readonly layer = handleLayer(Nats, "nats", (h) => ({

@@ -12,7 +12,7 @@
  * ```
  */
 import type { FileSystem, Path } from "@effect/platform"
-import { Clock, Context, Effect, Layer, Option, type Stream } from "effect"
+import { Clock, Context, Effect, Layer, Option, Stream } from "effect"
 import type { LogLine } from "../logs/ServiceLog.js"
 import type { ServiceSpec, StackSpec } from "../manifest/ServiceSpec.js"
 import type { ServiceStatus } from "../supervisor/ServiceStatus.js"
@@ -78,7 +78,7 @@ const handleOf = (supervisor: LocalSupervisorShape, spec: ServiceSpec): ServiceH
     status,
     ready: live(supervisor.up([name])),
     logs: (n = 100) => Effect.orDie(supervisor.logs(name, n)),
-    follow: (n = 100) => supervisor.follow(name, n).pipe((s) => s as Stream.Stream<LogLine>),
+    follow: (n = 100) => Stream.orDie(supervisor.follow(name, n)),
     restart: live(supervisor.restart(name)),
     stop: live(Effect.orDie(supervisor.stop(name)))
   }
@@ -134,13 +134,25 @@ export class Stack extends Context.Tag("core/Stack")<Stack, StackShape>() {
  * A layer for one service of a stack: building it starts the service and its dependencies (as the manifests
  * say) on the shared `Stack`; releasing it stops the service. Typed service tags are made with it.
  */
-export const serviceLayer = <I>(tag: Context.Tag<I, ServiceHandle>, name: string) =>
-  Layer.scoped(
+export function serviceLayer<I>(tag: Context.Tag<I, ServiceHandle>, name: string): Layer.Layer<I, SupervisorError, Stack>
+/** The same, with the handle extended (typed URLs, say) before it is provided. */
+export function serviceLayer<I, H extends ServiceHandle>(
+  tag: Context.Tag<I, H>,
+  name: string,
+  extend: (handle: ServiceHandle) => H
+): Layer.Layer<I, SupervisorError, Stack>
+export function serviceLayer<I, H extends ServiceHandle>(
+  tag: Context.Tag<I, H>,
+  name: string,
+  extend: (handle: ServiceHandle) => H = (handle) => handle as H
+): Layer.Layer<I, SupervisorError, Stack> {
+  return Layer.scoped(
     tag,
     Effect.gen(function* () {
       const handle = yield* Stack.service(name)
       yield* handle.ready
       yield* Effect.addFinalizer(() => handle.stop)
-      return handle
+      return extend(handle)
     })
   )
+}

@@ -615,9 +615,6 @@ export const provision = Effect.fn("Provisioner.provision")(function* (
   return results.flatMap((result) => (Either.isRight(result) ? [result.right] : []))
 })
 
-/** The path a provisioned binary will have, whether or not it is there yet: `.dep/NAME`. */
-export const depPath = (stack: StackSpec, name: string): string => path.join(stack.depDir, name)
-
 /** The one-line text of a progress event. */
 const describeEvent = (event: ProvisionEventBody): string => {
   switch (event._tag) {

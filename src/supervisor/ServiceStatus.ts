@@ -59,7 +59,3 @@ export type ServiceStatus = typeof ServiceStatus.Type
 /** States in which the service's process is alive. */
 export const isAlive = (state: ServiceState): boolean =>
   state === "starting" || state === "running" || state === "ready" || state === "stopping"
-
-/** States that end a service's run until someone starts it again. */
-export const isFinal = (state: ServiceState): boolean =>
-  state === "stopped" || state === "completed" || state === "failed" || state === "skipped" || state === "disabled"

@@ -31,11 +31,6 @@ export class StartFailed extends Data.TaggedError("StartFailed")<{
 
 export type SupervisorError = UnknownService | StartFailed
 
-/** Lifecycle events, for the foreground printer. */
-export type SupervisorEvent =
-  | { readonly _tag: "Transition"; readonly status: ServiceStatus }
-  | { readonly _tag: "Line"; readonly service: string; readonly line: LogLine }
-
 export interface SupervisorShape {
   readonly stack: StackSpec
   /** One row per service of the stack, in start order. */
