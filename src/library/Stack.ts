@@ -134,7 +134,10 @@ export class Stack extends Context.Tag("core/Stack")<Stack, StackShape>() {
  * A layer for one service of a stack: building it starts the service and its dependencies (as the manifests
  * say) on the shared `Stack`; releasing it stops the service. Typed service tags are made with it.
  */
-export function serviceLayer<I>(tag: Context.Tag<I, ServiceHandle>, name: string): Layer.Layer<I, SupervisorError, Stack>
+export function serviceLayer<I>(
+  tag: Context.Tag<I, ServiceHandle>,
+  name: string
+): Layer.Layer<I, SupervisorError, Stack>
 /** The same, with the handle extended (typed URLs, say) before it is provided. */
 export function serviceLayer<I, H extends ServiceHandle>(
   tag: Context.Tag<I, H>,
