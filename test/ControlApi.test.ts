@@ -4,12 +4,14 @@ import * as fs from "node:fs"
 import { spawn } from "node:child_process"
 import * as net from "node:net"
 import { join } from "node:path"
-import { LogLineJson } from "../src/api/ControlApi.js"
+import { DefaultTail, LogLineJson } from "../src/api/ControlApi.js"
 import { connect, NoSupervisor } from "../src/api/ControlClient.js"
-import { ensureNoSupervisor, serveControl } from "../src/api/ControlServer.js"
-import { readStartTime } from "../src/supervisor/Guardian.js"
+import { serveControl } from "../src/api/ControlServer.js"
+import { readStartTime } from "../src/state/ProcessIdentity.js"
+import { ensureNoSupervisor } from "../src/state/SupervisorLock.js"
 import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
 import { ServiceStatus } from "../src/supervisor/ServiceStatus.js"
+import { LocalSupervisor } from "../src/supervisor/Supervisor.js"
 import { makeFakeSupervisor } from "./support/FakeSupervisor.js"
 import { service, stackOf, tempDir } from "./support/Specs.js"
 
@@ -29,7 +31,10 @@ const withServed = <A, E>(
     const stack = stackOf(dir, services)
     const scope = yield* Scope.make()
     const sup = yield* makeFakeSupervisor(stack)
-    yield* serveControl(sup, stack.stateDir, { onDown: Effect.void }).pipe(Scope.extend(scope))
+    yield* serveControl(stack.stateDir, { onDown: Effect.void }).pipe(
+      Effect.provideService(LocalSupervisor, sup),
+      Scope.extend(scope)
+    )
     const result = yield* Effect.scoped(Effect.flatMap(connect(dir), (client) => body({ dir, client }))).pipe(
       Effect.exit
     )
@@ -79,7 +84,8 @@ describe("ControlApi over a Unix socket", () => {
       Effect.gen(function* () {
         yield* client.up([])
         const bPid = (yield* client.statusOf("b")).pid
-        const restarted = yield* client.restart("a")
+        yield* client.restart("a")
+        const restarted = yield* client.statusOf("a")
         expect(restarted.state).toBe("running")
         expect(restarted.restarts).toBe(1)
         expect((yield* client.statusOf("b")).pid).toBe(bPid)
@@ -93,8 +99,10 @@ describe("ControlApi over a Unix socket", () => {
         const refused = yield* Effect.flip(client.start("b"))
         expect(refused._tag).toBe("StartFailed")
         expect(refused.message).toContain("dependency a")
-        expect((yield* client.start("a")).state).toBe("running")
-        expect((yield* client.start("b")).state).toBe("running")
+        yield* client.start("a")
+        expect((yield* client.statusOf("a")).state).toBe("running")
+        yield* client.start("b")
+        expect((yield* client.statusOf("b")).state).toBe("running")
       })
     )
   })
@@ -158,7 +166,7 @@ describe("ControlApi over a Unix socket", () => {
         const lines = Chunk.toArray(yield* Fiber.join(followed))
         expect(lines.map((l) => l.text)).toEqual(["a started", "a started"])
         expect(lines.every((l) => Schema.is(LogLineJson)(l))).toBe(true)
-        const unknown = yield* Effect.flip(Stream.runDrain(client.follow("nope")))
+        const unknown = yield* Effect.flip(Stream.runDrain(client.follow("nope", DefaultTail)))
         expect(unknown._tag).toBe("UnknownService")
       })
     )
@@ -171,7 +179,10 @@ describe("ControlApi over a Unix socket", () => {
       const stack = stackOf(dir, [counter("a", marks)])
       const scope = yield* Scope.make()
       const sup = yield* makeFakeSupervisor(stack)
-      yield* serveControl(sup, stack.stateDir, { onDown: Effect.void }).pipe(Scope.extend(scope))
+      yield* serveControl(stack.stateDir, { onDown: Effect.void }).pipe(
+        Effect.provideService(LocalSupervisor, sup),
+        Scope.extend(scope)
+      )
       yield* sup.up([])
       const clientScope = yield* Scope.make()
       const client = yield* connect(dir).pipe(Scope.extend(clientScope))

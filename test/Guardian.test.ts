@@ -8,10 +8,10 @@ import {
   parseProcStat,
   type ProcStat,
   readProcStat,
-  readStartTime,
-  startGuardian
-} from "../src/supervisor/Guardian.js"
-import { cleanLeftovers, holdSupervisorLock } from "../src/supervisor/PidRegistry.js"
+  readStartTime
+} from "../src/state/ProcessIdentity.js"
+import { cleanLeftovers, holdSupervisorLock } from "../src/state/SupervisorLock.js"
+import { startGuardian } from "../src/supervisor/Guardian.js"
 import { eventually, liveProcesses, survivors } from "./support/Processes.js"
 import { tempDir } from "./support/Specs.js"
 

@@ -15,7 +15,7 @@ import { dependentsOf, stopLevels, topologicalOrder, withDependencies } from "..
 import { ProcessRegistry } from "./ProcessRegistry.js"
 import { spawnGroup } from "./ProcessGroup.js"
 import { decideRestart } from "./RestartPolicy.js"
-import { isAlive, type ServiceState, type ServiceStatus } from "./ServiceStatus.js"
+import { hasProcess, type ServiceState, type ServiceStatus } from "./ServiceStatus.js"
 import { type LocalSupervisorShape, StartFailed, type SupervisorShape, UnknownService } from "./Supervisor.js"
 
 /**
@@ -133,7 +133,7 @@ export const makeLocalSupervisor = (
     const update = (entry: Entry, f: (status: ServiceStatus) => Partial<ServiceStatus>) =>
       SubscriptionRef.modify(entry.state, (current) => {
         const next = { ...current.status, ...f(current.status) }
-        const status: ServiceStatus = isAlive(next.state)
+        const status: ServiceStatus = hasProcess(next.state)
           ? next
           : {
               ...next,
