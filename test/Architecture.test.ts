@@ -30,7 +30,7 @@ const forbidden: ReadonlyArray<{ readonly from: string; readonly to: string }> =
 ]
 
 /** An import of one of our modules: both paths relative to `src/`. */
-export interface Import {
+interface Import {
   readonly from: string
   readonly to: string
   readonly line: number
@@ -45,7 +45,7 @@ const rankOf = (folder: string): number | undefined => {
 }
 
 /** What is wrong with one import, or undefined. */
-export const violation = (i: Import): string | undefined => {
+const violation = (i: Import): string | undefined => {
   const from = folderOf(i.from)
   const to = folderOf(i.to)
   const where = `src/${i.from}:${i.line} imports src/${i.to}`
@@ -66,7 +66,7 @@ export const violation = (i: Import): string | undefined => {
 const specifier = /(?:^|[\s;])(?:import|export)\s[^;]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/gm
 
 /** The relative imports of a source text, resolved against its path (relative to `src/`). */
-export const importsOf = (file: string, text: string): ReadonlyArray<Import> => {
+const importsOf = (file: string, text: string): ReadonlyArray<Import> => {
   const out: Array<Import> = []
   for (const m of text.matchAll(specifier)) {
     const spec = m[1] ?? m[2]!
