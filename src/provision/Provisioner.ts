@@ -20,6 +20,7 @@ import { Data, Effect, Either, Fiber } from "effect"
 import type { BinarySpec } from "../manifest/ServiceManifest.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
 import { withDependencies } from "../stack/StackGraph.js"
+import { isRunning } from "../state/ProcessIdentity.js"
 import { ArchiveProblem, extractMember } from "./Archive.js"
 import { type DownloadTimeouts, defaultTimeouts, downloadToFile } from "./Download.js"
 import {
@@ -212,15 +213,6 @@ const isExecutableFile = async (file: string): Promise<boolean> => {
   }
 }
 
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
-
 /** Removes temp files of `name` left in `.dep` by a provisioning process that no longer runs (killed hard). */
 const removeStaleTemps = (ctx: Context, name: string) =>
   Effect.promise(async () => {
@@ -229,7 +221,7 @@ const removeStaleTemps = (ctx: Context, name: string) =>
     for (const entry of entries) {
       if (!entry.startsWith(prefix)) continue
       const match = /^(\d+)-[a-z0-9]+\.(tmp|build|download|link)$/.exec(entry.slice(prefix.length))
-      if (match && !isAlive(Number(match[1])))
+      if (match && !isRunning({ pid: Number(match[1]), startTime: null }))
         await fs.rm(path.join(ctx.depDir, entry), { recursive: true, force: true })
     }
   })
