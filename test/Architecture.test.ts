@@ -20,8 +20,8 @@ const layers: ReadonlyArray<{ readonly folders: ReadonlyArray<string>; readonly 
   { folders: ["deploy", "compose"] },
   { folders: ["supervisor"] },
   { folders: ["provision", "health", "logs"] },
-  { folders: ["state"] },
-  { folders: ["manifest", "stack"], peers: true }
+  { folders: ["manifest", "stack"], peers: true },
+  { folders: ["state"] }
 ]
 
 /** Modules of one folder that must not import each other (`from` must not import `to`). */

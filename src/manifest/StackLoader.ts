@@ -20,6 +20,7 @@ import { describeJsonError, describeParseIssue, formatPath, ManifestError, type 
 import { type PlaceholderContext, resolvePlaceholders } from "./Placeholders.js"
 import { type Probe, ServiceManifest, type ServiceName } from "./ServiceManifest.js"
 import { Defaults, type ProbeCheck, type ProbeSpec, type ServiceSpec, type StackSpec } from "./ServiceSpec.js"
+import { stateDirOf } from "../state/StateDir.js"
 
 /** Options of `loadStack`. */
 export interface LoadOptions {
@@ -668,7 +669,7 @@ export const loadStack = Effect.fn("StackLoader.loadStack")(function* (dir: stri
     dir: root,
     dataDir: path.join(root, ".data"),
     depDir: path.join(root, ".dep"),
-    stateDir: path.join(root, ".core-stack"),
+    stateDir: stateDirOf(root),
     env: options?.env ?? process.env,
     entries: [],
     problems: []

@@ -24,6 +24,10 @@ export const statePaths = (stateDir: string) => ({
 
 export type StatePaths = ReturnType<typeof statePaths>
 
+/** A service's log file (rotated files beside it: `.1`, `.2`, ...). */
+export const serviceLogPath = (stateDir: string, service: string): string =>
+  path.join(statePaths(stateDir).logsDir, `${service}.log`)
+
 /** The state directory of a stack directory. */
 export const stateDirOf = (dir: string): string => path.join(path.resolve(dir), ".core-stack")
 

@@ -12,6 +12,7 @@ import { type LogError, type LogLine, makeServiceLog, type ServiceLog } from "..
 import type { DependencyCondition } from "../manifest/ServiceManifest.js"
 import type { ServiceSpec, StackSpec } from "../manifest/ServiceSpec.js"
 import { dependentsOf, stopLevels, topologicalOrder, withDependencies } from "../stack/StackGraph.js"
+import { serviceLogPath } from "../state/StateDir.js"
 import { ProcessRegistry } from "./ProcessRegistry.js"
 import { spawnGroup } from "./ProcessGroup.js"
 import { decideRestart } from "./RestartPolicy.js"
@@ -104,7 +105,7 @@ export const makeLocalSupervisor = (
     const entries = new Map<string, Entry>()
     for (const name of order) {
       const spec = stack.services.find((s) => s.name === name)!
-      const log = yield* makeServiceLog({ name, file: `${stack.stateDir}/logs/${name}.log` })
+      const log = yield* makeServiceLog({ name, file: serviceLogPath(stack.stateDir, name) })
       const state = yield* SubscriptionRef.make<Internal>({
         logReady: false,
         status: {
