@@ -11,7 +11,7 @@ import { readStartTime } from "../src/state/ProcessIdentity.js"
 import { ensureNoSupervisor } from "../src/state/SupervisorLock.js"
 import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
 import { ServiceStatus } from "../src/supervisor/ServiceStatus.js"
-import { LocalSupervisor } from "../src/supervisor/Supervisor.js"
+import { LocalSupervisor, StartFailed, UnknownService } from "../src/supervisor/Supervisor.js"
 import { makeFakeSupervisor } from "./support/FakeSupervisor.js"
 import { service, stackOf, tempDir } from "./support/Specs.js"
 
@@ -64,6 +64,8 @@ describe("ControlApi over a Unix socket", () => {
           expect((yield* client.statusOf("b")).pid).toBeTypeOf("number")
           const unknown = yield* Effect.flip(client.statusOf("nope"))
           expect(unknown._tag).toBe("UnknownService")
+          // one error class on both sides of the socket
+          expect(unknown).toBeInstanceOf(UnknownService)
           expect(unknown.message).toContain('unknown service "nope"')
 
           const stateDir = join(dir, ".core-stack")
@@ -98,6 +100,7 @@ describe("ControlApi over a Unix socket", () => {
         ])
         const refused = yield* Effect.flip(client.start("b"))
         expect(refused._tag).toBe("StartFailed")
+        expect(refused).toBeInstanceOf(StartFailed)
         expect(refused.message).toContain("dependency a")
         yield* client.start("a")
         expect((yield* client.statusOf("a")).state).toBe("running")
