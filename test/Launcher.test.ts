@@ -28,7 +28,9 @@ const withCopy = (use: (dir: string, run: (...nodeFlags: Array<string>) => strin
     fs.copyFileSync(join(dist, "core.cjs"), join(bin, "core.cjs"))
     fs.copyFileSync(join(dist, "core-main.cjs"), join(bin, "core-main.cjs"))
     const run = (...nodeFlags: Array<string>) =>
-      execFileSync(process.execPath, [...nodeFlags, join(bin, "core.cjs"), "--version"], { env }).toString().trim()
+      execFileSync(process.execPath, [...nodeFlags, join(bin, "core.cjs"), "--version"], { env })
+        .toString()
+        .trim()
     use(bin, run, env)
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
