@@ -11,7 +11,14 @@ import { readStartTime } from "../src/state/ProcessIdentity.js"
 import { ensureNoSupervisor } from "../src/state/SupervisorLock.js"
 import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
 import { ServiceStatus } from "../src/supervisor/ServiceStatus.js"
-import { LocalSupervisor, StartFailed, UnknownService } from "../src/supervisor/Supervisor.js"
+import {
+  LocalSupervisor,
+  type LocalSupervisorShape,
+  StartFailed,
+  Supervisor,
+  UnknownService
+} from "../src/supervisor/Supervisor.js"
+import { serviceVerb } from "../src/app/RunningStack.js"
 import { makeFakeSupervisor } from "./support/FakeSupervisor.js"
 import { service, stackOf, tempDir } from "./support/Specs.js"
 
@@ -24,6 +31,7 @@ const withServed = <A, E>(
   body: (ctx: {
     readonly dir: string
     readonly client: Effect.Effect.Success<ReturnType<typeof connect>>
+    readonly local: LocalSupervisorShape
   }) => Effect.Effect<A, E, Scope.Scope>,
   dir = tempDir("core-api-")
 ) =>
@@ -35,9 +43,9 @@ const withServed = <A, E>(
       Effect.provideService(LocalSupervisor, sup),
       Scope.extend(scope)
     )
-    const result = yield* Effect.scoped(Effect.flatMap(connect(dir), (client) => body({ dir, client }))).pipe(
-      Effect.exit
-    )
+    const result = yield* Effect.scoped(
+      Effect.flatMap(connect(dir), (client) => body({ dir, client, local: sup }))
+    ).pipe(Effect.exit)
     yield* Scope.close(scope, Exit.void)
     expect(fs.existsSync(join(stack.stateDir, "control.sock"))).toBe(false)
     expect(fs.existsSync(join(stack.stateDir, "supervisor.pid"))).toBe(false)
@@ -106,6 +114,28 @@ describe("ControlApi over a Unix socket", () => {
         expect((yield* client.statusOf("a")).state).toBe("running")
         yield* client.start("b")
         expect((yield* client.statusOf("b")).state).toBe("running")
+      })
+    )
+  })
+
+  it.live("a verb written once runs on the local supervisor and over the socket alike", () => {
+    const marks = tempDir("core-marks-")
+    return withServed([counter("a", marks)], ({ client, local }) =>
+      Effect.gen(function* () {
+        yield* client.up([])
+        const restart = serviceVerb("a", (supervisor) => supervisor.restart("a"))
+        const remote = yield* Effect.provideService(restart, Supervisor, client)
+        expect([remote.state, remote.restarts]).toEqual(["running", 1])
+        const here = yield* Effect.provideService(restart, Supervisor, local)
+        expect([here.state, here.restarts]).toEqual(["running", 2])
+        const unknown = yield* Effect.flip(
+          Effect.provideService(
+            serviceVerb("nope", (s) => s.stop("nope")),
+            Supervisor,
+            client
+          )
+        )
+        expect(unknown).toBeInstanceOf(UnknownService)
       })
     )
   })

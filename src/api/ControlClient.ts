@@ -1,7 +1,8 @@
 /**
- * The CLI's side of the control API: a client derived from `ControlApi` (HttpApiClient) over the stack's
- * Unix socket, plus a plain HttpClient for the streaming `follow` endpoint. With no supervisor it fails at
- * once with `NoSupervisor`, after cleaning up what a dead one left.
+ * The CLI's side of the control API: the supervisor's interface (`SupervisorShape`) over the stack's Unix
+ * socket, from a client derived from `ControlApi` (HttpApiClient) plus a plain HttpClient for the streaming
+ * `follow` endpoint; `layer` provides it as the `Supervisor`. With no supervisor it fails at once with
+ * `NoSupervisor`, after cleaning up what a dead one left.
  */
 import { HttpApiClient, HttpClient, type HttpClientError, HttpClientRequest } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
