@@ -3,7 +3,8 @@
  * the stack, provision its binaries, write the process-compose file, start a supervisor, serve the control
  * API, and bring the selected services up. `layer` is the one layer of the `LocalSupervisor`.
  */
-import { Clock, Effect, Layer, type Option, type Scope } from "effect"
+import type { FileSystem, Path } from "@effect/platform"
+import { Clock, Context, Effect, Layer, type Option, type Scope } from "effect"
 import { serveControl } from "../api/ControlServer.js"
 import { writeComposeFile } from "../compose/ComposeFile.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
@@ -13,7 +14,7 @@ import { withDependencies } from "../stack/StackGraph.js"
 import { ensureNoSupervisor } from "../state/SupervisorLock.js"
 import { makeLocalSupervisor } from "../supervisor/LocalSupervisor.js"
 import { PidRegistry } from "../supervisor/PidRegistry.js"
-import { LocalSupervisor, type LocalSupervisorShape, UnknownService } from "../supervisor/Supervisor.js"
+import { LocalSupervisor, type LocalSupervisorShape, Supervisor, UnknownService } from "../supervisor/Supervisor.js"
 
 export interface StackRunOptions {
   /** `--dir`; default `CORE_DIR`, else the current directory. */
@@ -97,13 +98,17 @@ export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOpti
 export type UpError = Effect.Effect.Error<ReturnType<typeof runStack>>
 
 /**
- * The one layer of the `LocalSupervisor`: `runStack` for the life of the layer. Released: every service is
- * stopped (dependents first) and the control socket removed.
+ * The one layer of the supervisor of this process: `runStack` for the life of the layer, as the
+ * `LocalSupervisor` and as the `Supervisor` (so that a verb written for the CLI runs on it too). Released:
+ * every service is stopped (dependents first) and the control socket removed.
  */
-export const layer = (options: StackRunOptions) =>
-  Layer.scoped(
-    LocalSupervisor,
-    Effect.map(runStack(options), (run) => run.supervisor)
+export const layer = (
+  options: StackRunOptions
+): Layer.Layer<LocalSupervisor | Supervisor, UpError, FileSystem.FileSystem | Path.Path> =>
+  Layer.scopedContext(
+    Effect.map(runStack(options), (run) =>
+      Context.make(LocalSupervisor, run.supervisor).pipe(Context.add(Supervisor, run.supervisor))
+    )
   )
 
 /**
