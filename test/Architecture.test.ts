@@ -21,7 +21,8 @@ const layers: ReadonlyArray<{ readonly folders: ReadonlyArray<string>; readonly 
   { folders: ["supervisor"] },
   { folders: ["provision", "health", "logs"] },
   { folders: ["manifest", "stack"], peers: true },
-  { folders: ["state"] }
+  { folders: ["state"] },
+  { folders: ["process"] }
 ]
 
 /** Modules of one folder that must not import each other (`from` must not import `to`). */

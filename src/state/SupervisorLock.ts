@@ -7,7 +7,8 @@
 import { Effect, type Scope } from "effect"
 import * as fs from "node:fs"
 import { probeSocket } from "./ControlSocket.js"
-import { isRunning, killGroup, readStartTime } from "./ProcessIdentity.js"
+import { readStartTime } from "../process/ProcTable.js"
+import { isRunning, killGroup } from "./ProcessIdentity.js"
 import { ensureStateDir, removeState, StateDirError, SupervisorRunning, stackDirOf, statePaths } from "./StateDir.js"
 import { groupRecords, readSupervisorRecord, SupervisorRecord, writeRecord } from "./StateRecords.js"
 

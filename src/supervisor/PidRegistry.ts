@@ -5,7 +5,7 @@
  */
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
-import { readStartTime } from "../state/ProcessIdentity.js"
+import { readStartTime } from "../process/ProcTable.js"
 import { removeState, StateDirError, type SupervisorRunning, statePaths } from "../state/StateDir.js"
 import { GroupRecordFile, groupRecordPath, writeRecord } from "../state/StateRecords.js"
 import { holdSupervisorLock } from "../state/SupervisorLock.js"
