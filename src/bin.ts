@@ -9,7 +9,7 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { useColour } from "./cli/Output.js"
 import { main } from "./Main.js"
-import { killAllGroups } from "./supervisor/ProcessGroup.js"
+import { killAllGroups } from "./process/ProcessGroup.js"
 
 // @effect/cli colours its help and errors whatever NO_COLOR says: strip escapes when colour is off
 if (!useColour()) {

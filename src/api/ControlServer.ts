@@ -11,7 +11,7 @@ import * as http from "node:http"
 import * as net from "node:net"
 import * as path from "node:path"
 import type { LogLine } from "../logs/ServiceLog.js"
-import { readStartTime } from "../supervisor/Guardian.js"
+import { readStartTime } from "../process/ProcTable.js"
 import {
   cleanLeftovers,
   holdSupervisorLock,
@@ -114,7 +114,11 @@ export const ensureNoSupervisor: (stateDir: string) => Effect.Effect<void, Super
   if (live) return yield* new SupervisorRunning({ dir, pid: live.pid })
   yield* cleanLeftovers(stateDir)
   const probe = yield* probeSocket(paths.socket)
-  if (probe === "answers") return yield* new SupervisorRunning({ dir, pid: liveSupervisor(stateDir)?.pid ?? 0 })
+  if (probe === "answers")
+    return yield* new SupervisorRunning({
+      dir,
+      pid: liveSupervisor(stateDir)?.pid ?? 0
+    })
   // a supervisor that took the lock meanwhile may be binding this very socket: leave it to it
   if (probe === "refused" && !liveSupervisor(stateDir)) {
     yield* Effect.sync(() => fs.rmSync(paths.socket, { force: true }))
@@ -126,10 +130,19 @@ const toApiUnknown = (e: UnknownService) => new ApiUnknownService({ name: e.name
 const toApiError = (e: UnknownService | StartFailed): ApiUnknownService | ApiStartFailed =>
   e._tag === "UnknownService"
     ? toApiUnknown(e)
-    : new ApiStartFailed({ service: e.service, reason: e.reason, lastLines: e.lastLines })
+    : new ApiStartFailed({
+        service: e.service,
+        reason: e.reason,
+        lastLines: e.lastLines
+      })
 
 const toJsonLine = (line: LogLine): LogLineJson => {
-  const json = { seq: line.seq, time: line.time, stream: line.stream, text: line.text }
+  const json = {
+    seq: line.seq,
+    time: line.time,
+    stream: line.stream,
+    text: line.text
+  }
   return line.supervisor ? { ...json, supervisor: true } : json
 }
 
@@ -186,7 +199,9 @@ const handlers = (
             Stream.catchAll(() => Stream.empty),
             Stream.encodeText
           )
-          return HttpServerResponse.stream(body, { contentType: "application/x-ndjson" })
+          return HttpServerResponse.stream(body, {
+            contentType: "application/x-ndjson"
+          })
         })
       )
   )
@@ -202,7 +217,9 @@ const unixServer = (socket: string) =>
       const server = http.createServer()
       // requests like `restart` wait for readiness; a follow stream never ends by itself
       server.requestTimeout = 0
-      const served = yield* NodeHttpServer.make(() => server, { path: address })
+      const served = yield* NodeHttpServer.make(() => server, {
+        path: address
+      })
       yield* Effect.sync(() => fs.chmodSync(socket, 0o600))
       yield* Effect.addFinalizer(() =>
         Effect.sync(() => {

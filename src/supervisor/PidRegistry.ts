@@ -13,8 +13,9 @@
 import { Data, Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { type GroupRecord, killGroup, readProcStat, readStartTime, startGuardian } from "./Guardian.js"
-import { ProcessRegistry } from "./ProcessRegistry.js"
+import { readProcStat, readStartTime } from "../process/ProcTable.js"
+import { type GroupRecord, killGroup, startGuardian } from "./Guardian.js"
+import { ProcessRegistry } from "../process/ProcessRegistry.js"
 
 /** Paths of the runtime state of a stack directory. */
 export const statePaths = (stateDir: string) => ({
@@ -162,8 +163,18 @@ export const cleanLeftovers: (stateDir: string) => Effect.Effect<ReadonlyArray<L
     const record = readJson(path.join(paths.pidsDir, file))
     if (isRecordFile(record)) {
       // a record of another, live supervisor (one that took the lock since we looked) is not ours to end
-      if (isAlive({ pid: record.supervisorPid, startTime: record.supervisorStart })) continue
-      leftovers.push({ service: record.service, pid: record.pid, killed: killGroup(record) })
+      if (
+        isAlive({
+          pid: record.supervisorPid,
+          startTime: record.supervisorStart
+        })
+      )
+        continue
+      leftovers.push({
+        service: record.service,
+        pid: record.pid,
+        killed: killGroup(record)
+      })
     }
     rm(path.join(paths.pidsDir, file))
   }
@@ -224,7 +235,10 @@ export const holdSupervisorLock = Effect.fn("PidRegistry.holdSupervisorLock")(fu
       return
     }
   }
-  return yield* new StateDirError({ path: paths.pidFile, cause: new Error("could not take the supervisor lock") })
+  return yield* new StateDirError({
+    path: paths.pidFile,
+    cause: new Error("could not take the supervisor lock")
+  })
 })
 
 /**
@@ -252,12 +266,23 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
         register: (service, pid) =>
           Effect.gen(function* () {
             const startTime = readStartTime(pid) ?? null
-            const record: GroupRecord = { service, pid, startTime, notBefore: startTime ?? supervisorStart }
+            const record: GroupRecord = {
+              service,
+              pid,
+              startTime,
+              notBefore: startTime ?? supervisorStart
+            }
             if (guardian) yield* guardian.watch(record)
-            const file: RecordFile = { ...record, supervisorPid: me.pid, supervisorStart: me.startTime }
-            yield* Effect.try(() => fs.writeFileSync(recordFile(pid), JSON.stringify(file), { mode: 0o600 })).pipe(
-              Effect.catchAll((e) => Effect.logWarning(`cannot record ${service} (pid ${pid}): ${e.cause}`))
-            )
+            const file: RecordFile = {
+              ...record,
+              supervisorPid: me.pid,
+              supervisorStart: me.startTime
+            }
+            yield* Effect.try(() =>
+              fs.writeFileSync(recordFile(pid), JSON.stringify(file), {
+                mode: 0o600
+              })
+            ).pipe(Effect.catchAll((e) => Effect.logWarning(`cannot record ${service} (pid ${pid}): ${e.cause}`)))
           }),
         unregister: (_service, pid) =>
           Effect.gen(function* () {
@@ -269,4 +294,10 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
   )
 
 /** `PidRegistry.layer(stateDir)` and friends. */
-export const PidRegistry = { layer, cleanLeftovers, holdSupervisorLock, liveSupervisor, statePaths } as const
+export const PidRegistry = {
+  layer,
+  cleanLeftovers,
+  holdSupervisorLock,
+  liveSupervisor,
+  statePaths
+} as const
