@@ -36,9 +36,9 @@ const until = (
   })
 
 /** Runs `body` with a supervisor of `services` (TestClock); afterwards checks that no process is left. */
-const withSupervisor = <A>(
+const withSupervisor = <A, E>(
   services: ReadonlyArray<ServiceSpec>,
-  body: (sup: Effect.Effect.Success<ReturnType<typeof makeLocalSupervisor>>, pids: Set<number>) => Effect.Effect<A>
+  body: (sup: Effect.Effect.Success<ReturnType<typeof makeLocalSupervisor>>, pids: Set<number>) => Effect.Effect<A, E>
 ) =>
   Effect.gen(function* () {
     const scope = yield* Scope.make()
