@@ -230,10 +230,7 @@ const stopGroup = (pid: number, options: GroupOptions, exited: Deferred.Deferred
           cwd: options.cwd,
           env: options.env,
           timeoutMs: shutdown.timeoutMs
-        }).pipe(
-          Effect.catchAll((error) => Effect.logWarning(`${options.owner}: shutdown command: ${error.message}`)),
-          Effect.interruptible
-        )
+        }).pipe(Effect.catchAll((error) => Effect.logWarning(`${options.owner}: shutdown command: ${error.message}`)))
       } else {
         signalGroup(pid, shutdown.signal)
       }
@@ -297,7 +294,8 @@ export const runGroup = (
           onEnd: () => {}
         })
         if (options.timeoutMs === undefined) return Option.some(yield* group.ended)
-        const exit = yield* group.ended.pipe(Effect.timeoutOption(Math.max(1, options.timeoutMs)))
+        // interruptible, so that the timeout can end the wait when this runs in a release (a shutdown command)
+        const exit = yield* group.ended.pipe(Effect.interruptible, Effect.timeoutOption(Math.max(1, options.timeoutMs)))
         if (Option.isNone(exit)) {
           signalGroup(group.pid, "SIGKILL")
           append("stderr", Buffer.from(`\n(killed after ${options.timeoutMs} ms)\n`))
