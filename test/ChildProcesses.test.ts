@@ -12,7 +12,7 @@ import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
 import { runTool } from "../src/provision/RunTool.js"
 import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
 import { eventually, survivors } from "./support/Processes.js"
-import { service, stackOf, tempDir } from "./support/Specs.js"
+import { execProbe, service, stackOf, tempDir } from "./support/Specs.js"
 
 /** A command that hangs, and leaves a background child in its group. */
 const hang = "sleep 3600 & sleep 3600"
@@ -47,14 +47,7 @@ describe("child processes end with the stack", () => {
       const sup = yield* makeLocalSupervisor(
         stackOf(tempDir(), [
           service("svc", "sleep", ["3600"], {
-            readiness: {
-              initialDelayMs: 0,
-              periodMs: 1_000,
-              timeoutMs: 3_600_000,
-              successThreshold: 1,
-              failureThreshold: 3,
-              check: { _tag: "exec", command: hang, workingDir: process.cwd() }
-            },
+            readiness: execProbe(hang, { timeoutMs: 3_600_000 }),
             readinessTimeoutMs: 3_600_000
           })
         ])

@@ -4,22 +4,15 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Scope, TestClock } from "effect"
-import type { ProbeSpec, ServiceSpec } from "../src/manifest/ServiceSpec.js"
+import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
 import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
 import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
 import type { ServiceStatus } from "../src/supervisor/ServiceStatus.js"
 import { survivors } from "./support/Processes.js"
-import { fixtureBin, service, stackOf, tempDir } from "./support/Specs.js"
+import { execProbe, fixtureBin, service, stackOf, tempDir } from "./support/Specs.js"
 
 /** A readiness probe whose command always fails, checked every second. */
-const neverReady: ProbeSpec = {
-  initialDelayMs: 0,
-  periodMs: 1_000,
-  timeoutMs: 1_000,
-  successThreshold: 1,
-  failureThreshold: 3,
-  check: { _tag: "exec", command: "echo not yet; exit 1", workingDir: process.cwd() }
-}
+const neverReady = execProbe("echo not yet; exit 1")
 
 /** Polls (real time: it waits for real processes) until the service's status satisfies `check`. */
 const until = (
