@@ -1,20 +1,8 @@
 /**
  * Library entry point: the runtime for programs and tests.
  */
-export {
-  Caddy,
-  DefaultStack,
-  defaultStackDir,
-  Nats,
-  PocketBase
-} from "./library/DefaultServices.js"
-export {
-  type ServiceHandle,
-  Stack,
-  type StackOptions,
-  type StackShape,
-  serviceLayer
-} from "./library/Stack.js"
+export { Caddy, DefaultStack, defaultStackDir, Nats, PocketBase } from "./library/DefaultServices.js"
+export { type ServiceHandle, Stack, type StackOptions, type StackShape, serviceLayer } from "./library/Stack.js"
 export type { LogLine } from "./logs/ServiceLog.js"
 export * from "./manifest/ServiceManifest.js"
 export * from "./manifest/ServiceSpec.js"

@@ -114,11 +114,7 @@ export const ensureNoSupervisor: (stateDir: string) => Effect.Effect<void, Super
   if (live) return yield* new SupervisorRunning({ dir, pid: live.pid })
   yield* cleanLeftovers(stateDir)
   const probe = yield* probeSocket(paths.socket)
-  if (probe === "answers")
-    return yield* new SupervisorRunning({
-      dir,
-      pid: liveSupervisor(stateDir)?.pid ?? 0
-    })
+  if (probe === "answers") return yield* new SupervisorRunning({ dir, pid: liveSupervisor(stateDir)?.pid ?? 0 })
   // a supervisor that took the lock meanwhile may be binding this very socket: leave it to it
   if (probe === "refused" && !liveSupervisor(stateDir)) {
     yield* Effect.sync(() => fs.rmSync(paths.socket, { force: true }))
@@ -130,19 +126,10 @@ const toApiUnknown = (e: UnknownService) => new ApiUnknownService({ name: e.name
 const toApiError = (e: UnknownService | StartFailed): ApiUnknownService | ApiStartFailed =>
   e._tag === "UnknownService"
     ? toApiUnknown(e)
-    : new ApiStartFailed({
-        service: e.service,
-        reason: e.reason,
-        lastLines: e.lastLines
-      })
+    : new ApiStartFailed({ service: e.service, reason: e.reason, lastLines: e.lastLines })
 
 const toJsonLine = (line: LogLine): LogLineJson => {
-  const json = {
-    seq: line.seq,
-    time: line.time,
-    stream: line.stream,
-    text: line.text
-  }
+  const json = { seq: line.seq, time: line.time, stream: line.stream, text: line.text }
   return line.supervisor ? { ...json, supervisor: true } : json
 }
 
@@ -199,9 +186,7 @@ const handlers = (
             Stream.catchAll(() => Stream.empty),
             Stream.encodeText
           )
-          return HttpServerResponse.stream(body, {
-            contentType: "application/x-ndjson"
-          })
+          return HttpServerResponse.stream(body, { contentType: "application/x-ndjson" })
         })
       )
   )
@@ -217,9 +202,7 @@ const unixServer = (socket: string) =>
       const server = http.createServer()
       // requests like `restart` wait for readiness; a follow stream never ends by itself
       server.requestTimeout = 0
-      const served = yield* NodeHttpServer.make(() => server, {
-        path: address
-      })
+      const served = yield* NodeHttpServer.make(() => server, { path: address })
       yield* Effect.sync(() => fs.chmodSync(socket, 0o600))
       yield* Effect.addFinalizer(() =>
         Effect.sync(() => {

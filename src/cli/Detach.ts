@@ -47,11 +47,7 @@ export class DetachFailed extends Data.TaggedError("DetachFailed")<{
 export type Progress =
   | { readonly _tag: "Starting" }
   | { readonly _tag: "Ready"; readonly services: ReadonlyArray<string> }
-  | {
-      readonly _tag: "Failed"
-      readonly service: string
-      readonly reason: string
-    }
+  | { readonly _tag: "Failed"; readonly service: string; readonly reason: string }
 
 /**
  * Decides from the status rows whether `up` is done: every named service (all enabled ones when none is
@@ -62,12 +58,7 @@ export const progressOf = (rows: ReadonlyArray<ServiceStatus>, selected: Readonl
     selected.length > 0 ? rows.filter((r) => selected.includes(r.name)) : rows.filter((r) => r.state !== "disabled")
   const involved = rows.filter((r) => wanted.includes(r) || (r.state !== "pending" && r.state !== "disabled"))
   const bad = involved.find((r) => typeof settledVerdict(r) === "object")
-  if (bad)
-    return {
-      _tag: "Failed",
-      service: bad.name,
-      reason: bad.reason ?? `it is ${bad.state}`
-    }
+  if (bad) return { _tag: "Failed", service: bad.name, reason: bad.reason ?? `it is ${bad.state}` }
   if (wanted.length > 0 && involved.every((r) => settledVerdict(r) === "met"))
     return { _tag: "Ready", services: involved.map((r) => r.name) }
   return { _tag: "Starting" }

@@ -12,9 +12,7 @@ import { runGroup } from "../process/ProcessGroup.js"
 import * as ProbeSchedule from "./ProbeSchedule.js"
 
 /** One check failed; `reason` is a short human-readable sentence (status, exit code, connection error, timeout). */
-export class ProbeError extends Data.TaggedError("ProbeError")<{
-  readonly reason: string
-}> {}
+export class ProbeError extends Data.TaggedError("ProbeError")<{ readonly reason: string }> {}
 
 /** A liveness probe reached `failureThreshold` consecutive failures outside its grace period. */
 export class LivenessFailed extends Data.TaggedError("LivenessFailed")<{
@@ -86,27 +84,14 @@ const tcpConnect = (check: Extract<ProbeCheck, { _tag: "tcp" }>) =>
   })
 
 const execCommand = (check: Extract<ProbeCheck, { _tag: "exec" }>, owner: string) =>
-  runGroup({
-    owner,
-    command: "sh",
-    args: ["-c", check.command],
-    cwd: check.workingDir,
-    env: process.env
-  }).pipe(
-    Effect.mapError(
-      (error) =>
-        new ProbeError({
-          reason: `exec \`${check.command}\`: ${error.reason}`
-        })
-    ),
+  runGroup({ owner, command: "sh", args: ["-c", check.command], cwd: check.workingDir, env: process.env }).pipe(
+    Effect.mapError((error) => new ProbeError({ reason: `exec \`${check.command}\`: ${error.reason}` })),
     Effect.flatMap(({ code, signal, output }) => {
       if (code === 0) return Effect.void
       const lastLine = output.slice(-EXEC_OUTPUT_LIMIT).trim().split("\n").pop()?.trim()
       const status = code !== undefined ? `exited with ${code}` : `was killed by ${signal}`
       return Effect.fail(
-        new ProbeError({
-          reason: `exec \`${check.command}\` ${status}${lastLine ? `: ${lastLine}` : ""}`
-        })
+        new ProbeError({ reason: `exec \`${check.command}\` ${status}${lastLine ? `: ${lastLine}` : ""}` })
       )
     })
   )
@@ -127,10 +112,7 @@ export const runCheck = (
   return attempt.pipe(
     Effect.timeoutFail({
       duration: Duration.millis(Math.max(1, timeoutMs)),
-      onTimeout: () =>
-        new ProbeError({
-          reason: `${describeCheck(check)} gave no answer within ${timeoutMs} ms`
-        })
+      onTimeout: () => new ProbeError({ reason: `${describeCheck(check)} gave no answer within ${timeoutMs} ms` })
     })
   )
 }

@@ -169,21 +169,12 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
         })
         child.once("spawn", () => resume(Effect.succeed(child.pid!)))
         child.once("exit", (code, signal) =>
-          Deferred.unsafeDone(
-            exited,
-            Effect.succeed({
-              status: exitStatus(code, signal),
-              signal: signal ?? undefined
-            })
-          )
+          Deferred.unsafeDone(exited, Effect.succeed({ status: exitStatus(code, signal), signal: signal ?? undefined }))
         )
       }).pipe(
         Effect.tap((pid) => liveGroups.add(pid)),
         Effect.tap((pid) =>
-          Option.match(registry, {
-            onNone: () => Effect.void,
-            onSome: (r) => r.register(options.owner, pid)
-          })
+          Option.match(registry, { onNone: () => Effect.void, onSome: (r) => r.register(options.owner, pid) })
         )
       ),
       (pid) =>
@@ -197,10 +188,7 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
           ),
           Effect.zipRight(Effect.sync(() => liveGroups.delete(pid))),
           Effect.zipRight(
-            Option.match(registry, {
-              onNone: () => Effect.void,
-              onSome: (r) => r.unregister(options.owner, pid)
-            })
+            Option.match(registry, { onNone: () => Effect.void, onSome: (r) => r.unregister(options.owner, pid) })
           )
         )
     )

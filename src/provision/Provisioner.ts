@@ -58,34 +58,16 @@ export interface Provisioned {
 
 /** What happened, without its text. */
 type ProvisionEventBody =
-  | {
-      readonly _tag: "Reused"
-      readonly binary: string
-      readonly version: string
-      readonly source: string
-    }
-  | {
-      readonly _tag: "SourceFailed"
-      readonly binary: string
-      readonly source: SourceKind
-      readonly reason: string
-    }
-  | {
-      readonly _tag: "DownloadStarted"
-      readonly binary: string
-      readonly url: string
-    }
+  | { readonly _tag: "Reused"; readonly binary: string; readonly version: string; readonly source: string }
+  | { readonly _tag: "SourceFailed"; readonly binary: string; readonly source: SourceKind; readonly reason: string }
+  | { readonly _tag: "DownloadStarted"; readonly binary: string; readonly url: string }
   | {
       readonly _tag: "DownloadProgress"
       readonly binary: string
       readonly received: number
       readonly total: number | undefined
     }
-  | {
-      readonly _tag: "BuildStarted"
-      readonly binary: string
-      readonly description: string
-    }
+  | { readonly _tag: "BuildStarted"; readonly binary: string; readonly description: string }
   | {
       readonly _tag: "BuildProgress"
       readonly binary: string
@@ -150,10 +132,7 @@ const skip = (reason: string) => new SourceFailed({ reason, skipped: true })
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
 const io = <A>(what: string, run: () => Promise<A>): Effect.Effect<A, SourceFailed> =>
-  Effect.tryPromise({
-    try: run,
-    catch: (error) => fail(`${what}: ${message(error)}`)
-  })
+  Effect.tryPromise({ try: run, catch: (error) => fail(`${what}: ${message(error)}`) })
 
 /** sha256 of a file's contents (following links), in hex. */
 export const hashFile = (file: string): Promise<string> =>
@@ -209,14 +188,7 @@ const install = (
       ...(inputs === undefined ? {} : { inputs }),
       time: new Date().toISOString()
     })
-    return {
-      name: wanted.name,
-      version: wanted.spec.version,
-      path: target,
-      source,
-      origin,
-      reused: false
-    }
+    return { name: wanted.name, version: wanted.spec.version, path: target, source, origin, reused: false }
   })
 
 /** Links `.dep/NAME` to an existing executable (override or PATH). */
@@ -258,10 +230,7 @@ const removeStaleTemps = (ctx: Context, name: string) =>
       if (!entry.startsWith(prefix)) continue
       const match = /^(\d+)-[a-z0-9]+\.(tmp|build|download|link)$/.exec(entry.slice(prefix.length))
       if (match && !isAlive(Number(match[1])))
-        await fs.rm(path.join(ctx.depDir, entry), {
-          recursive: true,
-          force: true
-        })
+        await fs.rm(path.join(ctx.depDir, entry), { recursive: true, force: true })
     }
   })
 
@@ -403,12 +372,7 @@ const fromDownload = (ctx: Context, wanted: Wanted) =>
               const now = Date.now()
               if (now - lastEmit < 1_000 && received !== total) return
               lastEmit = now
-              ctx.emit({
-                _tag: "DownloadProgress",
-                binary: wanted.name,
-                received,
-                total
-              })
+              ctx.emit({ _tag: "DownloadProgress", binary: wanted.name, received, total })
             }
           }),
         catch: (error) => fail(`${url}: ${message(error)}`)
@@ -459,12 +423,7 @@ const withBuildProgress = <A, E, R>(
     ctx.emit({ _tag: "BuildStarted", binary: wanted.name, description })
     const ticker = yield* Effect.fork(
       Effect.sync(() =>
-        ctx.emit({
-          _tag: "BuildProgress",
-          binary: wanted.name,
-          description,
-          elapsedMs: Date.now() - started
-        })
+        ctx.emit({ _tag: "BuildProgress", binary: wanted.name, description, elapsedMs: Date.now() - started })
       ).pipe(Effect.delay(ctx.buildProgressMs), Effect.forever)
     )
     return yield* build.pipe(Effect.ensuring(Fiber.interrupt(ticker)))
@@ -533,11 +492,7 @@ const provisionOne = (ctx: Context, wanted: Wanted): Effect.Effect<Provisioned, 
       dir === undefined || override !== undefined
         ? undefined
         : yield* Effect.promise(() => goInputsHash(dir).catch(() => undefined))
-    const expected: Expectation = {
-      version: wanted.spec.version,
-      override,
-      inputs
-    }
+    const expected: Expectation = { version: wanted.spec.version, override, inputs }
     const sources: ReadonlyArray<readonly [SourceKind, Effect.Effect<Provisioned, SourceFailed>]> = [
       ["dep", timed(fromDep(ctx, wanted, expected))],
       ["override", timed(fromOverride(ctx, wanted, override))],
@@ -549,10 +504,7 @@ const provisionOne = (ctx: Context, wanted: Wanted): Effect.Effect<Provisioned, 
     for (const [source, attempt] of sources) {
       // An override is the user's explicit choice: never fall back to other sources when it is set.
       if (override !== undefined && source !== "dep" && source !== "override") {
-        attempts.push({
-          source,
-          reason: `skipped: ${overrideVariable(wanted.name)} is set`
-        })
+        attempts.push({ source, reason: `skipped: ${overrideVariable(wanted.name)} is set` })
         continue
       }
       const result = yield* Effect.either(attempt)
@@ -579,12 +531,7 @@ const provisionOne = (ctx: Context, wanted: Wanted): Effect.Effect<Provisioned, 
       }
       attempts.push({ source, reason: result.left.reason })
       if (source !== "dep" && !result.left.skipped)
-        ctx.emit({
-          _tag: "SourceFailed",
-          binary: wanted.name,
-          source,
-          reason: result.left.reason
-        })
+        ctx.emit({ _tag: "SourceFailed", binary: wanted.name, source, reason: result.left.reason })
     }
     return yield* Effect.fail({
       binary: wanted.name,
@@ -616,12 +563,7 @@ const wantedBinaries = (
     for (const [name, spec] of Object.entries(service.binaries)) {
       const existing = byName.get(name)
       if (existing === undefined) {
-        byName.set(name, {
-          name,
-          spec,
-          serviceDir: service.dir,
-          services: [service.name]
-        })
+        byName.set(name, { name, spec, serviceDir: service.dir, services: [service.name] })
         continue
       }
       const same =
@@ -632,10 +574,7 @@ const wantedBinaries = (
           `binary ${name} is declared differently by services ${existing.services.join(", ")} and ${service.name}`
         )
       }
-      byName.set(name, {
-        ...existing,
-        services: [...existing.services, service.name]
-      })
+      byName.set(name, { ...existing, services: [...existing.services, service.name] })
     }
   }
   return Either.right([...byName.values()].sort((a, b) => (a.name < b.name ? -1 : 1)))

@@ -94,9 +94,7 @@ exit 0
 `
 
 /** The guardian could not be started. */
-export class GuardianError extends Data.TaggedError("GuardianError")<{
-  readonly cause: unknown
-}> {
+export class GuardianError extends Data.TaggedError("GuardianError")<{ readonly cause: unknown }> {
   override get message() {
     return `could not start the guardian: ${String(this.cause)}`
   }

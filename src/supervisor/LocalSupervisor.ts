@@ -35,10 +35,7 @@ export const makeLocalSupervisor = (
 ): Effect.Effect<LocalSupervisorShape, LogError, Scope.Scope | ProcessRegistry> =>
   Effect.gen(function* () {
     const registry = yield* ProcessRegistry
-    const nodes = stack.services.map((s) => ({
-      name: s.name as string,
-      dependsOn: s.dependsOn
-    }))
+    const nodes = stack.services.map((s) => ({ name: s.name as string, dependsOn: s.dependsOn }))
     const order = topologicalOrder(nodes)
     const transitionsHub = yield* PubSub.unbounded<ServiceStatus>()
     const exitRequested = yield* Deferred.make<string>()
@@ -68,10 +65,7 @@ export const makeLocalSupervisor = (
       Effect.gen(function* () {
         if (entry.spec.disabled) return
         if (yield* isRunning(entry.spec.name)) return
-        yield* update(context, entry, () => ({
-          state: "pending",
-          reason: null
-        }))
+        yield* update(context, entry, () => ({ state: "pending", reason: null }))
         yield* FiberMap.run(
           runs,
           entry.spec.name,
@@ -92,10 +86,7 @@ export const makeLocalSupervisor = (
                 Effect.fail(
                   new StartFailed({
                     service: entry.spec.name,
-                    reason: Option.match(status, {
-                      onNone: () => "stopped",
-                      onSome: (s) => s.reason ?? s.state
-                    }),
+                    reason: Option.match(status, { onNone: () => "stopped", onSome: (s) => s.reason ?? s.state }),
                     lastLines: lines
                   })
                 )
@@ -109,21 +100,14 @@ export const makeLocalSupervisor = (
           if (!(yield* isRunning(entry.spec.name))) return
           yield* update(context, entry, () => ({ state: "stopping" }))
           yield* FiberMap.remove(runs, entry.spec.name)
-          yield* update(context, entry, () => ({
-            state: "stopped",
-            pid: null,
-            reason: "stopped on request"
-          }))
+          yield* update(context, entry, () => ({ state: "stopped", pid: null, reason: "stopped on request" }))
         })
       )
 
     const stopAll = (names: ReadonlyArray<string>) =>
       Effect.forEach(
         stopLevels(nodes.filter((n) => names.includes(n.name))),
-        (level) =>
-          Effect.forEach(level, (name) => stopOne(entries.get(name)!), {
-            concurrency: "unbounded"
-          }),
+        (level) => Effect.forEach(level, (name) => stopOne(entries.get(name)!), { concurrency: "unbounded" }),
         { discard: true }
       )
 
@@ -138,9 +122,7 @@ export const makeLocalSupervisor = (
       const targets = names.length === 0 ? order.filter((n) => !entries.get(n)!.spec.disabled) : names
       const all = withDependencies(nodes, targets)
       for (const name of all) yield* launch(entries.get(name)!)
-      yield* Effect.forEach(all, (name) => awaitSettled(entries.get(name)!), {
-        concurrency: "unbounded"
-      })
+      yield* Effect.forEach(all, (name) => awaitSettled(entries.get(name)!), { concurrency: "unbounded" })
     })
 
     const start: SupervisorShape["start"] = Effect.fn("Supervisor.start")(function* (name: string) {
@@ -175,9 +157,7 @@ export const makeLocalSupervisor = (
             yield* update(context, entry, () => ({ state: "stopping" }))
             yield* FiberMap.remove(runs, name)
           }
-          yield* update(context, entry, (s) => ({
-            restarts: s.restarts + 1
-          }))
+          yield* update(context, entry, (s) => ({ restarts: s.restarts + 1 }))
           yield* launch(entry)
         })
       )

@@ -163,18 +163,8 @@ export const cleanLeftovers: (stateDir: string) => Effect.Effect<ReadonlyArray<L
     const record = readJson(path.join(paths.pidsDir, file))
     if (isRecordFile(record)) {
       // a record of another, live supervisor (one that took the lock since we looked) is not ours to end
-      if (
-        isAlive({
-          pid: record.supervisorPid,
-          startTime: record.supervisorStart
-        })
-      )
-        continue
-      leftovers.push({
-        service: record.service,
-        pid: record.pid,
-        killed: killGroup(record)
-      })
+      if (isAlive({ pid: record.supervisorPid, startTime: record.supervisorStart })) continue
+      leftovers.push({ service: record.service, pid: record.pid, killed: killGroup(record) })
     }
     rm(path.join(paths.pidsDir, file))
   }
@@ -235,10 +225,7 @@ export const holdSupervisorLock = Effect.fn("PidRegistry.holdSupervisorLock")(fu
       return
     }
   }
-  return yield* new StateDirError({
-    path: paths.pidFile,
-    cause: new Error("could not take the supervisor lock")
-  })
+  return yield* new StateDirError({ path: paths.pidFile, cause: new Error("could not take the supervisor lock") })
 })
 
 /**
@@ -266,23 +253,12 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
         register: (service, pid) =>
           Effect.gen(function* () {
             const startTime = readStartTime(pid) ?? null
-            const record: GroupRecord = {
-              service,
-              pid,
-              startTime,
-              notBefore: startTime ?? supervisorStart
-            }
+            const record: GroupRecord = { service, pid, startTime, notBefore: startTime ?? supervisorStart }
             if (guardian) yield* guardian.watch(record)
-            const file: RecordFile = {
-              ...record,
-              supervisorPid: me.pid,
-              supervisorStart: me.startTime
-            }
-            yield* Effect.try(() =>
-              fs.writeFileSync(recordFile(pid), JSON.stringify(file), {
-                mode: 0o600
-              })
-            ).pipe(Effect.catchAll((e) => Effect.logWarning(`cannot record ${service} (pid ${pid}): ${e.cause}`)))
+            const file: RecordFile = { ...record, supervisorPid: me.pid, supervisorStart: me.startTime }
+            yield* Effect.try(() => fs.writeFileSync(recordFile(pid), JSON.stringify(file), { mode: 0o600 })).pipe(
+              Effect.catchAll((e) => Effect.logWarning(`cannot record ${service} (pid ${pid}): ${e.cause}`))
+            )
           }),
         unregister: (_service, pid) =>
           Effect.gen(function* () {
@@ -294,10 +270,4 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
   )
 
 /** `PidRegistry.layer(stateDir)` and friends. */
-export const PidRegistry = {
-  layer,
-  cleanLeftovers,
-  holdSupervisorLock,
-  liveSupervisor,
-  statePaths
-} as const
+export const PidRegistry = { layer, cleanLeftovers, holdSupervisorLock, liveSupervisor, statePaths } as const

@@ -166,10 +166,7 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
       })
       yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
     }
-    yield* SubscriptionRef.update(entry.state, (s) => ({
-      ...s,
-      logReady: false
-    }))
+    yield* SubscriptionRef.update(entry.state, (s) => ({ ...s, logReady: false }))
     const spawned = yield* spawnGroup({
       owner: spec.name,
       command: spec.command,
@@ -180,11 +177,7 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
       onOutput: log.write,
       onEnd: log.end
     }).pipe(Effect.either)
-    if (spawned._tag === "Left")
-      return {
-        _tag: "SpawnFailed",
-        reason: spawned.left.message
-      } as RunOutcome
+    if (spawned._tag === "Left") return { _tag: "SpawnFailed", reason: spawned.left.message } as RunOutcome
     const proc = spawned.right
     const hasReadiness = spec.readiness !== undefined || spec.readyLogLine !== undefined
     const spawnedAt = yield* Clock.currentTimeMillis
@@ -212,12 +205,7 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
           : Effect.void,
         spec.readyLogLine !== undefined
           ? Deferred.await(logMatched).pipe(
-              Effect.zipRight(
-                SubscriptionRef.update(entry.state, (s) => ({
-                  ...s,
-                  logReady: true
-                }))
-              )
+              Effect.zipRight(SubscriptionRef.update(entry.state, (s) => ({ ...s, logReady: true })))
             )
           : Effect.void
       ],
@@ -280,18 +268,10 @@ export const lifecycle = (stack: StackContext, entry: ServiceEntry): Effect.Effe
   Effect.gen(function* () {
     const { spec } = entry
     if (spec.dependsOn.length > 0) {
-      yield* update(stack, entry, () => ({
-        state: "waiting",
-        reason: null,
-        pid: null
-      }))
+      yield* update(stack, entry, () => ({ state: "waiting", reason: null, pid: null }))
       const blocked = yield* awaitDependencies(stack, spec)
       if (blocked !== undefined) {
-        yield* update(stack, entry, () => ({
-          state: "skipped",
-          reason: blocked,
-          pid: null
-        }))
+        yield* update(stack, entry, () => ({ state: "skipped", reason: blocked, pid: null }))
         return
       }
     }
@@ -301,11 +281,7 @@ export const lifecycle = (stack: StackContext, entry: ServiceEntry): Effect.Effe
     while (true) {
       const outcome = yield* runOnce(stack, entry, deadline)
       if (outcome._tag === "SpawnFailed" || outcome._tag === "NotReady") {
-        yield* update(stack, entry, () => ({
-          state: "failed",
-          reason: outcome.reason,
-          pid: null
-        }))
+        yield* update(stack, entry, () => ({ state: "failed", reason: outcome.reason, pid: null }))
         return
       }
       const code = outcome._tag === "Exited" ? outcome.code : 1
