@@ -97,20 +97,32 @@ export const signalGroup = (pgid: number, signal: NodeJS.Signals | number): bool
 /** How long a release waits for SIGKILLed processes to disappear before it says so and gives up. */
 const GONE_LIMIT_MS = 5_000
 
+/** A group that still answers signal 0 is read from `/proc` this often (it may hold only zombies). */
+const ZOMBIE_CHECK_MS = 20
+
 /**
  * Waits until no live process of the group is left, SIGKILLing stragglers (a member may fork while it is
- * killed). Real time on purpose: this waits for the kernel, not for a schedule, and must not hang under a
- * `TestClock`. Returns the pids still there at the limit (processes stuck in the kernel), normally none.
+ * killed). Signal 0 answers "gone" for free in the common case; `/proc` is read only for a group that lingers,
+ * since zombies waiting for their reaper still count for signal 0. Real time on purpose: this waits for the
+ * kernel, not for a schedule, and must not hang under a `TestClock`. Returns the pids still alive at the
+ * limit (processes stuck in the kernel), normally none.
  */
 const awaitGroupGone = (pgid: number): Effect.Effect<ReadonlyArray<number>> =>
   Effect.async<ReadonlyArray<number>>((resume) => {
-    const until = Date.now() + GONE_LIMIT_MS
+    const started = Date.now()
+    let scanned = started
     let timer: NodeJS.Timeout | undefined
     const check = () => {
-      const left = groupProcesses(pgid)
-      if (left.length === 0 || Date.now() >= until) return resume(Effect.succeed(left.map((p) => p.pid)))
+      if (!signalGroup(pgid, 0)) return resume(Effect.succeed([]))
+      const now = Date.now()
+      const waited = now - started
+      if (now - scanned >= ZOMBIE_CHECK_MS) {
+        scanned = now
+        const alive = groupProcesses(pgid)
+        if (alive.length === 0 || waited >= GONE_LIMIT_MS) return resume(Effect.succeed(alive.map((p) => p.pid)))
+      }
       signalGroup(pgid, "SIGKILL")
-      timer = setTimeout(check, 5)
+      timer = setTimeout(check, 2)
     }
     check()
     return Effect.sync(() => clearTimeout(timer))
