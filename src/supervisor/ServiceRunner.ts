@@ -4,7 +4,7 @@
  * policy when the process ends. Times come from the Effect `Clock`, so backoff and deadlines follow a
  * `TestClock`. The stack-level verbs (`up`, `stop`, ...) are in `LocalSupervisor`.
  */
-import { Clock, Deferred, Effect, Option, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
+import { Clock, Deferred, Effect, Fiber, Option, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
 import { waitReady, watchLiveness } from "../health/Probe.js"
 import { type LogError, makeServiceLog, type ServiceLog } from "../logs/ServiceLog.js"
 import type { ServiceSpec } from "../manifest/ServiceSpec.js"
@@ -257,7 +257,10 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
         })
       )
     )
-    return yield* Effect.raceFirst(exited, watch)
+    // forked in this run's scope, after the group: its probes are interrupted, and awaited, before the
+    // group is stopped (a race would leave the loser's interruption running behind the stop)
+    const watching = yield* Effect.forkScoped(watch)
+    return yield* Effect.raceFirst(exited, Fiber.join(watching))
   }).pipe(Effect.scoped)
 
 /**
