@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { crc32, deflateRawSync } from "node:zlib"
+import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { type BinarySpec, ServiceManifest } from "../src/manifest/ServiceManifest.js"
@@ -21,7 +22,11 @@ import {
   templateValues
 } from "../src/provision/Platform.js"
 import { parseProvenance, provenanceMismatch } from "../src/provision/Provenance.js"
-import { type ProvisionEvent, provision } from "../src/provision/Provisioner.js"
+import { type ProvisionEvent, provision as provisionOn } from "../src/provision/Provisioner.js"
+
+/** `provision` on the Node platform. */
+const provision = (...args: Parameters<typeof provisionOn>) =>
+  provisionOn(...args).pipe(Effect.provide(NodeContext.layer))
 
 // ---------------------------------------------------------------------------------------------
 // fixtures
@@ -219,9 +224,13 @@ describe("Provenance", () => {
 describe("Archive", () => {
   it("finds a member by path or by name, and says what is there when it is missing", () => {
     const zip = makeZip({ "dir/tool": "A", "dir/other": "B" })
-    expect(extractMember(zip, "zip", "tool", undefined).toString()).toBe("A")
-    expect(extractMember(zip, "zip", "x", "dir/other").toString()).toBe("B")
-    expect(() => extractMember(zip, "zip", "nope", undefined)).toThrow(/no member named nope.*dir\/tool/)
+    expect(Effect.runSync(extractMember(zip, "zip", "tool", undefined)).toString()).toBe("A")
+    expect(Effect.runSync(extractMember(zip, "zip", "x", "dir/other")).toString()).toBe("B")
+    const missing = Effect.runSync(Effect.flip(extractMember(zip, "zip", "nope", undefined)))
+    expect(missing._tag).toBe("ArchiveError")
+    expect(missing.reason).toMatch(/no member named nope.*dir\/tool/)
+    const garbage = Effect.runSync(Effect.flip(extractMember(Buffer.from("not gzip"), "tar.gz", "tool", undefined)))
+    expect(garbage.reason).toMatch(/cannot read the tar.gz archive/)
   })
 })
 
