@@ -5,7 +5,7 @@
  */
 import { Command } from "@effect/cli"
 import { Console, Effect } from "effect"
-import { writeComposeFile } from "../compose/ComposeFile.js"
+import { writeComposeFile } from "../deploy/ComposeFile.js"
 import { loadStack } from "../manifest/StackLoader.js"
 import { dirOption } from "./CliOptions.js"
 

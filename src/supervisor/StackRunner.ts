@@ -5,7 +5,7 @@
  */
 import { Effect, Layer, type Scope } from "effect"
 import { ensureNoSupervisor, serveControl } from "../api/ControlServer.js"
-import { writeComposeFile } from "../compose/ComposeFile.js"
+import { writeComposeFile } from "../deploy/ComposeFile.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
 import { checkPortsFree } from "../manifest/PortCheck.js"
 import { loadEnvironment, loadStack } from "../manifest/StackLoader.js"
