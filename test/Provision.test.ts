@@ -299,26 +299,31 @@ describe("provision", () => {
     })
   )
 
-  it.scopedLive("installs from a zip, finding the binary by name, and clears a dead run's leftovers", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const archive = makeZip({ "README.md": "read me", "bin/tool": script("2.0.0") })
-      const { base } = yield* serve({ "/tool.zip": file(archive) })
-      const stack = stackOf(dir, [
-        service(dir, "svc", {
-          tool: { version: "2.0.0", download: { url: `${base}/tool.zip`, sha256: { [key]: sha256(archive) } } }
+  it.scopedLive(
+    "installs from a zip behind a redirect, finding the binary by name, and clears a dead run's leftovers",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const archive = makeZip({ "README.md": "read me", "bin/tool": script("2.0.0") })
+        const { base } = yield* serve({
+          "/tool.zip": (_request, response) => response.writeHead(302, { location: "/storage/tool.zip" }).end(),
+          "/storage/tool.zip": file(archive)
         })
-      ])
-      // leftovers of a provisioning process killed hard are removed; a live one's are not
-      const dead = spawnSync("true").pid
-      fs.mkdirSync(path.join(dir, ".dep"))
-      fs.mkdirSync(path.join(dir, ".dep", `.tool.${dead}-abc.build`))
-      fs.writeFileSync(path.join(dir, ".dep", `.tool.${dead}-abc.tmp`), "partial")
-      fs.writeFileSync(path.join(dir, ".dep", `.tool.${process.pid}-abc.tmp`), "in progress")
-      yield* provision(stack, [], { env: bareEnv() })
-      expect(runBinary(path.join(dir, ".dep", "tool"))).toBe("tool 2.0.0")
-      expect(depListing(dir).sort()).toEqual([`.tool.${process.pid}-abc.tmp`, "tool", "tool.json"])
-    })
+        const stack = stackOf(dir, [
+          service(dir, "svc", {
+            tool: { version: "2.0.0", download: { url: `${base}/tool.zip`, sha256: { [key]: sha256(archive) } } }
+          })
+        ])
+        // leftovers of a provisioning process killed hard are removed; a live one's are not
+        const dead = spawnSync("true").pid
+        fs.mkdirSync(path.join(dir, ".dep"))
+        fs.mkdirSync(path.join(dir, ".dep", `.tool.${dead}-abc.build`))
+        fs.writeFileSync(path.join(dir, ".dep", `.tool.${dead}-abc.tmp`), "partial")
+        fs.writeFileSync(path.join(dir, ".dep", `.tool.${process.pid}-abc.tmp`), "in progress")
+        yield* provision(stack, [], { env: bareEnv() })
+        expect(runBinary(path.join(dir, ".dep", "tool"))).toBe("tool 2.0.0")
+        expect(depListing(dir).sort()).toEqual([`.tool.${process.pid}-abc.tmp`, "tool", "tool.json"])
+      })
   )
 
   it.scopedLive("installs nothing when the checksum does not match", () =>

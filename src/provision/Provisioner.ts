@@ -12,7 +12,8 @@
  * Everything lands in a temporary file in `.dep` first and is renamed into place, so `.dep/NAME` is either the
  * old binary or the complete new one. Binaries are provisioned concurrently, Go builds one at a time.
  */
-import type { FileSystem, Path } from "@effect/platform"
+import type { FileSystem, HttpClient, Path } from "@effect/platform"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect, Either } from "effect"
@@ -54,7 +55,7 @@ export interface ProvisionOptions {
 // one binary, then the whole request
 
 /** What the sources need from the platform. */
-type Platform = FileSystem.FileSystem | Path.Path
+type Platform = FileSystem.FileSystem | Path.Path | HttpClient.HttpClient
 
 const provisionOne = (ctx: Context, wanted: Wanted): Effect.Effect<Provisioned, BinaryFailure, Platform> =>
   Effect.gen(function* () {
@@ -187,9 +188,10 @@ export const provision = Effect.fn("Provisioner.provision")(function* (
     buildProgressMs: (options.buildProgressSeconds ?? 10) * 1_000,
     emit: (event) => options.onProgress?.({ ...event, message: describeEvent(event) })
   }
+  // downloads go through Node's HTTP client, built for this run and closed with it
   const results = yield* Effect.forEach(wanted.right, (one) => Effect.either(provisionOne(ctx, one)), {
     concurrency: "unbounded"
-  })
+  }).pipe(Effect.provide(NodeHttpClient.layer))
   const failures = results.flatMap((result) => (Either.isLeft(result) ? [result.left] : []))
   if (failures.length > 0) return yield* Effect.fail(ProvisionError.failed(failures))
   return results.flatMap((result) => (Either.isRight(result) ? [result.right] : []))

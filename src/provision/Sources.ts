@@ -11,7 +11,7 @@ import { hashFile, install, installLink, tempPath } from "./DepStore.js"
 import { downloadToFile } from "./Download.js"
 import { archiveFormat, expandTemplate, overrideVariable, platformKey, templateValues } from "./Platform.js"
 import { type Expectation, parseProvenance, provenanceMismatch } from "./Provenance.js"
-import { type Context, fail, io, message, type Provisioned, skip, type Wanted } from "./ProvisionContext.js"
+import { type Context, fail, io, type Provisioned, skip, type Wanted } from "./ProvisionContext.js"
 import { lastLines, runTool } from "./RunTool.js"
 
 export const fromDep = (ctx: Context, wanted: Wanted, expected: Expectation) =>
@@ -97,20 +97,15 @@ export const fromDownload = (ctx: Context, wanted: Wanted) =>
       const binary = yield* tempPath(ctx, wanted.name, "tmp")
       ctx.emit({ _tag: "DownloadStarted", binary: wanted.name, url })
       let lastEmit = 0
-      const result = yield* Effect.tryPromise({
-        try: (signal) =>
-          downloadToFile(url, archive, {
-            timeouts: ctx.timeouts,
-            signal,
-            onProgress: (received, total) => {
-              const now = Date.now()
-              if (now - lastEmit < 1_000 && received !== total) return
-              lastEmit = now
-              ctx.emit({ _tag: "DownloadProgress", binary: wanted.name, received, total })
-            }
-          }),
-        catch: (error) => fail(`${url}: ${message(error)}`)
-      })
+      const result = yield* downloadToFile(url, archive, {
+        timeouts: ctx.timeouts,
+        onProgress: (received, total) => {
+          const now = Date.now()
+          if (now - lastEmit < 1_000 && received !== total) return
+          lastEmit = now
+          ctx.emit({ _tag: "DownloadProgress", binary: wanted.name, received, total })
+        }
+      }).pipe(Effect.mapError((error) => fail(`${url}: ${error.reason}`)))
       if (result.sha256 !== expected) {
         return yield* fail(`${url}: sha256 mismatch: expected ${expected}, got ${result.sha256}; nothing installed`)
       }
