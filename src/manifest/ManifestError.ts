@@ -62,7 +62,11 @@ export const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
 // ---------------------------------------------------------------------------------------------
 // JSON.parse errors
 
-/** Where a JSON text first breaks, and why: a small scanner, because `JSON.parse` on Node 20 often omits the position. */
+/**
+ * Where a JSON text first breaks, and why: a small scanner, because `JSON.parse` on Node 20 omits the position
+ * for an unexpected token (`{"a":tru}`, `[1,]`), and the kept `yaml` parser accepts what JSON refuses
+ * (trailing commas, comments, single quotes), so neither can locate a JSON error.
+ */
 export const locateJsonError = (text: string): { readonly offset: number; readonly reason: string } | undefined => {
   let i = 0
   const fail = (reason: string): never => {

@@ -3,6 +3,9 @@
  *
  * Release archives are tens of MiB at most, so they are read whole. Supported: ustar/GNU/pax tar inside
  * gzip; zip with stored or deflated members (no ZIP64, no encryption).
+ *
+ * Ours rather than a library, for bundle size: `tar` (86 KB minified) with `yauzl` (25 KB) would add 111 KB to
+ * the 1.2 MB CLI bundle that every command parses at start (`fflate`, 33 KB, reads no tar); this is 3.4 KB.
  */
 import { Data, Effect } from "effect"
 import { gunzipSync, inflateRawSync } from "node:zlib"
