@@ -328,7 +328,7 @@ describe("resolveService", () => {
     dir: "/srv/stack",
     dataDir: "/srv/stack/.data",
     depDir: "/srv/stack/.dep",
-    env: { HOME_PAGE: "/index.html" },
+    env: { PAGE: "index.html" },
     servicePorts: { web: { http: 8080 }, db: { sql: 5432 } },
     binaries: new Set(["server"]),
     unavailable: new Set()
@@ -346,7 +346,7 @@ describe("resolveService", () => {
       source({
         command: "${dep.server}",
         args: ["--port", "${port.http}", "--db", "127.0.0.1:${svc.db.port.sql}"],
-        compose: { readiness_probe: { http_get: { port: "${port.http}", path: "${env.HOME_PAGE}" } } }
+        compose: { readiness_probe: { http_get: { port: "${port.http}", path: "/${env.PAGE}" } } }
       }),
       { http: 8080 },
       ctx
