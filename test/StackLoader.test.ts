@@ -5,12 +5,13 @@ import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Either, Option, Schema } from "effect"
 import * as net from "node:net"
 import { ManifestError } from "../src/manifest/ManifestError.js"
-import { CliConfig, Options } from "@effect/cli"
+import { CliConfig, CommandDescriptor, Options } from "@effect/cli"
 import { checkPortsFree } from "../src/manifest/PortCheck.js"
 import { resolveService, signalName, type StackContext } from "../src/manifest/ServiceResolver.js"
 import { ServiceManifest } from "../src/manifest/ServiceManifest.js"
 import { loadEnvironment, loadStack } from "../src/manifest/StackLoader.js"
 import { dirOption } from "../src/cli/CliOptions.js"
+import { serviceCommands } from "../src/cli/ServiceRun.js"
 import type { StackSpec } from "../src/manifest/ServiceSpec.js"
 import { malformedStacks } from "./fixtures/malformed.js"
 
@@ -384,6 +385,19 @@ describe("dirOption", () => {
       expect(yield* dirOf([], { CORE_DIR: "/c" })).toBe("/c")
       expect(yield* dirOf([], { CORE_DIR: "" })).toBe(process.cwd())
       expect(yield* dirOf([], {})).toBe(process.cwd())
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+
+  it.effect("names the services of the directory `--dir` gives, wherever it stands in argv", () =>
+    Effect.gen(function* () {
+      const fixture = `${import.meta.dirname}/fixtures/stack`
+      const names = (args: ReadonlyArray<string>) =>
+        Effect.map(serviceCommands(args), (commands) =>
+          commands.flatMap((command) => [...CommandDescriptor.getNames(command.descriptor)])
+        )
+      expect(yield* names(["--help", "--dir", fixture])).toEqual(["api", "db", "web"])
+      expect(yield* names(["api", "run", `--dir=${fixture}`])).toEqual(["api", "db", "web"])
+      expect(yield* names(["--help", "--dir", `${fixture}/services`])).toEqual([])
     }).pipe(Effect.provide(NodeContext.layer))
   )
 })

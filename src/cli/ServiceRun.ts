@@ -10,12 +10,17 @@ import { foreground } from "./StackUp.js"
 
 const noDeps = Options.boolean("no-deps").pipe(Options.withDescription("start this service alone"))
 
-/** The stack directory that `args` (without node and script) name, read with `--dir` itself before parsing. */
-const stackDirOf = (args: ReadonlyArray<string>) =>
-  Options.processCommandLine(dirOption, args, CliConfig.defaultConfig).pipe(
+/**
+ * The stack directory that `args` (without node and script) name, read with `--dir` itself before parsing
+ * (from the first `--dir`: an unknown flag before it, such as `--help`, would be taken to hold a value).
+ */
+const stackDirOf = (args: ReadonlyArray<string>) => {
+  const from = args.findIndex((arg) => arg === "--dir" || arg.startsWith("--dir="))
+  return Options.processCommandLine(dirOption, from < 0 ? [] : args.slice(from), CliConfig.defaultConfig).pipe(
     Effect.map(([, , dir]) => dir),
     Effect.orElseSucceed(() => ".")
   )
+}
 
 /** Names of the service folders that hold a service.json; none when the directory has no services. */
 const serviceNames = (dir: string) =>
