@@ -14,6 +14,7 @@ import { type Expectation, parseProvenance, provenanceMismatch } from "./Provena
 import { type Context, fail, io, type Provisioned, skip, type Wanted } from "./ProvisionContext.js"
 import { lastLines, runTool } from "./RunTool.js"
 
+/** Source `dep`: `.dep/NAME` as recorded, when the record matches what is expected now. */
 export const fromDep = (ctx: Context, wanted: Wanted, expected: Expectation) =>
   Effect.gen(function* () {
     const target = path.join(ctx.depDir, wanted.name)
@@ -41,6 +42,7 @@ export const fromDep = (ctx: Context, wanted: Wanted, expected: Expectation) =>
     } satisfies Provisioned
   })
 
+/** Source `override`: a link to the executable `CORE_BIN_<NAME>` names. */
 export const fromOverride = (ctx: Context, wanted: Wanted, override: string | undefined) =>
   Effect.gen(function* () {
     const variable = overrideVariable(wanted.name)
@@ -52,6 +54,7 @@ export const fromOverride = (ctx: Context, wanted: Wanted, override: string | un
     return yield* installLink(ctx, wanted, executable, "override")
   })
 
+/** Source `path`: a link to the command found on PATH, its `version_args` output showing the version. */
 export const fromPath = (ctx: Context, wanted: Wanted) =>
   Effect.gen(function* () {
     const source = wanted.spec.path
@@ -79,6 +82,7 @@ export const fromPath = (ctx: Context, wanted: Wanted) =>
     return yield* installLink(ctx, wanted, found, "path")
   })
 
+/** Source `download`: the release archive for this platform, its sha256 checked before extracting. */
 export const fromDownload = (ctx: Context, wanted: Wanted) =>
   Effect.scoped(
     Effect.gen(function* () {
