@@ -10,7 +10,7 @@ import { serveControl } from "../src/api/ControlServer.js"
 import { readStartTime } from "../src/process/ProcTable.js"
 import { ensureNoSupervisor } from "../src/state/SupervisorLock.js"
 import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
-import { ServiceStatus } from "../src/supervisor/ServiceStatus.js"
+import { ServiceStatus } from "../src/stack/ServiceStatus.js"
 import {
   LocalSupervisor,
   type LocalSupervisorShape,

@@ -4,7 +4,7 @@
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema } from "@effect/platform"
 import { Schema } from "effect"
-import { ServiceStatus } from "../supervisor/ServiceStatus.js"
+import { ServiceStatus } from "../stack/ServiceStatus.js"
 import { StartFailed, UnknownService } from "../supervisor/Supervisor.js"
 
 /** One line of a service's output, as `logs` returns it and `follow` streams it (one JSON object per line). */

@@ -3,14 +3,13 @@
  * once against the `Supervisor` interface; here the supervisor is the stack directory's, over its control
  * socket. With none running they fail at once with `NoSupervisor`.
  */
-import { Clock, Effect, type Option } from "effect"
+import { Clock, Effect } from "effect"
 import * as ControlClient from "../api/ControlClient.js"
-import { resolveDirectory } from "../manifest/StackLoader.js"
 import { type ControlError, Supervisor, type SupervisorShape } from "../supervisor/Supervisor.js"
 
-/** Runs `verb` with the `Supervisor` of the stack directory (`--dir`, `CORE_DIR`, or the current directory). */
-export const onRunningStack = <A, E, R>(dir: Option.Option<string>, verb: Effect.Effect<A, E, R | Supervisor>) =>
-  Effect.flatMap(resolveDirectory(dir), (root) => Effect.provide(verb, ControlClient.layer(root)))
+/** Runs `verb` with the `Supervisor` of the stack directory `dir`. */
+export const onRunningStack = <A, E, R>(dir: string, verb: Effect.Effect<A, E, R | Supervisor>) =>
+  Effect.provide(verb, ControlClient.layer(dir))
 
 /** A verb on one service, and the service's row once it is done. */
 export const serviceVerb = <E>(
@@ -22,8 +21,7 @@ export const serviceVerb = <E>(
  * `down`: stops every service of the running stack, dependents first, and returns once they and the
  * supervisor have exited: the stack directory, the supervisor's pid, and how long it took (ms).
  */
-export const down = Effect.fn("RunningStack.down")(function* (dir: Option.Option<string>) {
-  const root = yield* resolveDirectory(dir)
+export const down = Effect.fn("RunningStack.down")(function* (root: string) {
   const began = yield* Clock.currentTimeMillis
   const pid = yield* ControlClient.withClient(root, (client) => Effect.as(client.shutdown, client.identity.pid))
   const ms = (yield* Clock.currentTimeMillis) - began

@@ -4,11 +4,12 @@
  * API, and bring the selected services up. `layer` is the one layer of the `LocalSupervisor`.
  */
 import type { FileSystem, Path } from "@effect/platform"
-import { Clock, Context, Effect, Layer, type Option, type Scope } from "effect"
+import { Clock, Context, Effect, Layer, type Scope } from "effect"
 import { serveControl } from "../api/ControlServer.js"
-import { writeComposeFile } from "../compose/ComposeFile.js"
+import { writeComposeFile } from "../deploy/ComposeFile.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
-import { checkPortsFree, loadEnvironment, loadStack, resolveDirectory } from "../manifest/StackLoader.js"
+import { checkPortsFree } from "../manifest/PortCheck.js"
+import { loadEnvironment, loadStack } from "../manifest/StackLoader.js"
 import { provision } from "../provision/Provisioner.js"
 import { withDependencies } from "../stack/StackGraph.js"
 import { ensureNoSupervisor } from "../state/SupervisorLock.js"
@@ -17,8 +18,8 @@ import { PidRegistry } from "../supervisor/PidRegistry.js"
 import { LocalSupervisor, type LocalSupervisorShape, Supervisor, UnknownService } from "../supervisor/Supervisor.js"
 
 export interface StackRunOptions {
-  /** `--dir`; default `CORE_DIR`, else the current directory. */
-  readonly dir: Option.Option<string>
+  /** The absolute stack directory. */
+  readonly dir: string
   /** Services to start with their dependencies; empty = every enabled service. */
   readonly services: ReadonlyArray<string>
   /** Start only the named services, not their dependencies (`core <service> run --no-deps`). */
@@ -48,9 +49,8 @@ export interface StackRun {
 }
 
 /** Loads the stack and checks the names asked for. */
-export const loadSelection = (dirOption: Option.Option<string>, services: ReadonlyArray<string>, noDeps = false) =>
+export const loadSelection = (dir: string, services: ReadonlyArray<string>, noDeps = false) =>
   Effect.gen(function* () {
-    const dir = yield* resolveDirectory(dirOption)
     const stack = yield* loadStack(dir)
     const known = stack.services.map((s) => s.name as string)
     for (const name of services) {
@@ -76,11 +76,12 @@ export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOpti
   // one supervisor per directory, served or not; leftovers of a crash go before their ports are checked
   yield* ensureNoSupervisor(stack.stateDir)
   yield* checkPortsFree(stack, selected)
+  // the registry (and its guardian) first: a build that provisioning runs is ended with the supervisor too
+  const registry = yield* Layer.build(PidRegistry.layer(stack.stateDir))
   yield* provision(stack, selected, {
     onProgress: options.onProgress ? (event) => options.onProgress!(event.message) : undefined
-  })
+  }).pipe(Effect.provide(registry))
   yield* writeComposeFile(stack)
-  const registry = yield* Layer.build(PidRegistry.layer(stack.stateDir))
   const env = yield* loadEnvironment(stack.dir)
   const supervisor = yield* makeLocalSupervisor(stack, { env }).pipe(Effect.provide(registry))
   const run: StackRun = { stack, supervisor, started: selected, readyMs: 0 }

@@ -3,15 +3,15 @@
  * output in `.core-stack/supervisor.log`; this process polls the control API until every selected service
  * is ready, or reports why the supervisor ended and leaves nothing running.
  */
-import { Clock, Data, Effect, type Option } from "effect"
+import { Clock, Data, Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { connect } from "../api/ControlClient.js"
 import { rotateIfLarger } from "../logs/LogFile.js"
-import { resolveDirectory } from "../manifest/StackLoader.js"
+import { settledVerdict } from "../stack/DependencyCondition.js"
 import { ensureStateDir, StateDirError, SupervisorRunning, stateDirOf, statePaths } from "../state/StateDir.js"
 import { cleanLeftovers, ensureNoSupervisor, liveSupervisor } from "../state/SupervisorLock.js"
-import type { ServiceState, ServiceStatus } from "../supervisor/ServiceStatus.js"
+import type { ServiceStatus } from "../stack/ServiceStatus.js"
 
 /** Lines of the supervisor's output quoted when it fails. */
 const TAIL_LINES = 20
@@ -41,21 +41,18 @@ export type Progress =
   | { readonly _tag: "Ready"; readonly services: ReadonlyArray<string> }
   | { readonly _tag: "Failed"; readonly service: string; readonly reason: string }
 
-const settled = (row: ServiceStatus) =>
-  row.state === "running" || row.state === "ready" || (row.state === "completed" && row.exitCode === 0)
-const broken: ReadonlyArray<ServiceState> = ["failed", "skipped"]
-
 /**
  * Decides from the status rows whether `up` is done: every named service (all enabled ones when none is
- * named) and every service that was launched for them is running, ready, or completed successfully.
+ * named) and every service that was launched for them has settled (`settledVerdict`).
  */
 export const progressOf = (rows: ReadonlyArray<ServiceStatus>, selected: ReadonlyArray<string>): Progress => {
   const wanted =
     selected.length > 0 ? rows.filter((r) => selected.includes(r.name)) : rows.filter((r) => r.state !== "disabled")
   const involved = rows.filter((r) => wanted.includes(r) || (r.state !== "pending" && r.state !== "disabled"))
-  const bad = involved.find((r) => broken.includes(r.state) || (r.state === "completed" && r.exitCode !== 0))
+  const bad = involved.find((r) => typeof settledVerdict(r) === "object")
   if (bad) return { _tag: "Failed", service: bad.name, reason: bad.reason ?? `it is ${bad.state}` }
-  if (wanted.length > 0 && involved.every(settled)) return { _tag: "Ready", services: involved.map((r) => r.name) }
+  if (wanted.length > 0 && involved.every((r) => settledVerdict(r) === "met"))
+    return { _tag: "Ready", services: involved.map((r) => r.name) }
   return { _tag: "Starting" }
 }
 
@@ -205,19 +202,17 @@ export interface Detached {
 }
 
 /**
- * Starts a background supervisor for the stack directory (`--dir`, `CORE_DIR`, or the current directory)
- * running `services` (all when empty) and returns once every one is ready. The supervisor's own progress
+ * Starts a background supervisor for the stack directory `root` running `services` (all when empty) and returns once every one is ready. The supervisor's own progress
  * lines (provisioning can take minutes) go to `onProgress` while it starts.
  * Fails with `SupervisorRunning` when the directory has a supervisor already, and with `DetachFailed`
  * (the failing service, the reason and the supervisor's last lines) when the stack cannot start; then
  * nothing is left running.
  */
 export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
-  dir: Option.Option<string>,
+  root: string,
   services: ReadonlyArray<string>,
   onProgress: (lines: ReadonlyArray<string>) => Effect.Effect<void> = () => Effect.void
 ) {
-  const root = yield* resolveDirectory(dir)
   const stateDir = stateDirOf(root)
   const paths = statePaths(stateDir)
   yield* ensureNoSupervisor(stateDir)

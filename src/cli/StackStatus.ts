@@ -4,7 +4,7 @@
 import { Command } from "@effect/cli"
 import { Console, Effect, Schema } from "effect"
 import { onRunningStack } from "../app/RunningStack.js"
-import { hasProcess, ServiceStatus } from "../supervisor/ServiceStatus.js"
+import { hasProcess, ServiceStatus } from "../stack/ServiceStatus.js"
 import { Supervisor } from "../supervisor/Supervisor.js"
 import { dirOption, jsonOption } from "./CliOptions.js"
 

@@ -12,11 +12,11 @@
  * ```
  */
 import type { FileSystem, Path } from "@effect/platform"
-import { Clock, Context, Effect, Layer, Option, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Stream } from "effect"
 import type { LogLine } from "../logs/ServiceLog.js"
 import type { ServiceSpec, StackSpec } from "../manifest/ServiceSpec.js"
 import * as StackUp from "../app/StackUp.js"
-import type { ServiceStatus } from "../supervisor/ServiceStatus.js"
+import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import {
   LocalSupervisor,
   type LocalSupervisorShape,
@@ -114,7 +114,7 @@ export class Stack extends Context.Tag("core/Stack")<Stack, StackShape>() {
   /** Loads `dir`, provisions what the selected services need, and starts them (and their dependencies). */
   static layer(options: StackOptions): Layer.Layer<Stack, StackUp.UpError, FileSystem.FileSystem | Path.Path> {
     const supervisor = StackUp.layer({
-      dir: Option.some(options.dir),
+      dir: options.dir,
       services: options.services ?? [],
       startNothing: options.services !== undefined && options.services.length === 0,
       serve: options.serve ?? false,

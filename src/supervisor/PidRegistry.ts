@@ -10,7 +10,7 @@ import { removeState, StateDirError, type SupervisorRunning, statePaths } from "
 import { GroupRecordFile, groupRecordPath, writeRecord } from "../state/StateRecords.js"
 import { holdSupervisorLock } from "../state/SupervisorLock.js"
 import { startGuardian } from "./Guardian.js"
-import { ProcessRegistry } from "./ProcessRegistry.js"
+import { ProcessRegistry } from "../process/ProcessRegistry.js"
 
 /**
  * Releasing it ends the guardian (which kills whatever is still registered) and then removes the lock.

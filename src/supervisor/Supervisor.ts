@@ -7,7 +7,7 @@ import { HttpApiSchema } from "@effect/platform"
 import { Context, Data, type Effect, Schema, type Stream } from "effect"
 import type { LogLine } from "../logs/ServiceLog.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
-import type { ServiceStatus } from "./ServiceStatus.js"
+import type { ServiceStatus } from "../stack/ServiceStatus.js"
 
 /** A verb named a service the stack does not have. HTTP 404 on the control API. */
 export class UnknownService extends Schema.TaggedError<UnknownService>()(
