@@ -17,7 +17,7 @@ const layers: ReadonlyArray<{ readonly folders: ReadonlyArray<string>; readonly 
   { folders: ["cli", "ui", "library"] },
   { folders: ["app"] },
   { folders: ["api"] },
-  { folders: ["deploy", "compose"] },
+  { folders: ["deploy"] },
   { folders: ["supervisor"] },
   { folders: ["provision", "health", "logs"] },
   { folders: ["manifest", "stack"], peers: true },
