@@ -16,6 +16,7 @@ import { ensureNoSupervisor } from "../state/SupervisorLock.js"
 import { makeLocalSupervisor } from "../supervisor/LocalSupervisor.js"
 import { PidRegistry } from "../supervisor/PidRegistry.js"
 import { LocalSupervisor, type LocalSupervisorShape, Supervisor, UnknownService } from "../supervisor/Supervisor.js"
+import * as Trace from "../trace/Trace.js"
 
 export interface StackRunOptions {
   /** The absolute stack directory. */
@@ -46,6 +47,8 @@ export interface StackRun {
   readonly started: ReadonlyArray<string>
   /** Milliseconds from the call to every service ready. */
   readonly readyMs: number
+  /** Of `readyMs`, the milliseconds spent provisioning binaries (checks, downloads, builds). */
+  readonly provisionMs: number
 }
 
 /** Loads the stack and checks the names asked for. */
@@ -72,26 +75,40 @@ export const loadSelection = (dir: string, services: ReadonlyArray<string>, noDe
 export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOptions) {
   const began = yield* Clock.currentTimeMillis
   const { stack, selected } = yield* loadSelection(options.dir, options.services, options.noDeps)
+  Trace.mark(`manifests loaded (${stack.services.length} services, ${selected.length} selected)`)
   const serve = options.serve ?? true
   // one supervisor per directory, served or not; leftovers of a crash go before their ports are checked
   yield* ensureNoSupervisor(stack.stateDir)
+  Trace.mark("no other supervisor")
   yield* checkPortsFree(stack, selected)
+  Trace.mark("ports checked")
   // the registry (and its guardian) first: a build that provisioning runs is ended with the supervisor too
   const registry = yield* Layer.build(PidRegistry.layer(stack.stateDir))
+  Trace.mark("pid registry and guardian ready")
+  const provisionBegan = yield* Clock.currentTimeMillis
   yield* provision(stack, selected, {
     onProgress: options.onProgress ? (event) => options.onProgress!(event.message) : undefined
   }).pipe(Effect.provide(registry))
+  const provisionMs = (yield* Clock.currentTimeMillis) - provisionBegan
+  Trace.mark("provisioning checked")
   yield* writeComposeFile(stack)
+  Trace.mark("compose file written")
   const env = yield* loadEnvironment(stack.dir)
   const supervisor = yield* makeLocalSupervisor(stack, { env }).pipe(Effect.provide(registry))
-  const run: StackRun = { stack, supervisor, started: selected, readyMs: 0 }
+  Trace.mark("supervisor built (log files open)")
+  const run: StackRun = { stack, supervisor, started: selected, readyMs: 0, provisionMs }
   if (options.beforeStart) yield* options.beforeStart(run)
   if (serve) {
     yield* serveControl(stack.stateDir, options.onDown ? { onDown: options.onDown } : {}).pipe(
       Effect.provideService(LocalSupervisor, supervisor)
     )
+    Trace.mark("control socket served")
   }
-  if (!options.startNothing) yield* supervisor.up(selected)
+  if (!options.startNothing) {
+    yield* supervisor.up(selected)
+    Trace.summary()
+    Trace.mark("every service ready")
+  }
   return { ...run, readyMs: (yield* Clock.currentTimeMillis) - began }
 })
 

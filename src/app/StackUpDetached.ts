@@ -12,6 +12,7 @@ import { settledVerdict } from "../stack/DependencyCondition.js"
 import { ensureStateDir, StateDirError, SupervisorRunning, stateDirOf, statePaths } from "../state/StateDir.js"
 import { cleanLeftovers, ensureNoSupervisor, liveSupervisor } from "../state/SupervisorLock.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
+import * as Trace from "../trace/Trace.js"
 
 /** Lines of the supervisor's output quoted when it fails. */
 const TAIL_LINES = 20
@@ -94,6 +95,9 @@ const readFrom = (file: string, offset: number): Buffer => {
 /** Lines of the supervisor's output that are its own (not `name | line` of a service). */
 const serviceLine = /^\S+\s+\| /
 
+/** `CORE_TRACE` lines: shown at the end, on this command's timeline (`Trace.echoFrom`). */
+const traceLine = /^core trace /
+
 /**
  * Which new lines of the supervisor's output to show while waiting: its own progress lines, until the first
  * service line (from then on the stack starts, and its outcome is reported at the end). Each call returns
@@ -114,7 +118,7 @@ export const progressForwarder = (file: string, from: number) => {
         servicesStarted = true
         break
       }
-      if (line.trim().length > 0) out.push(line)
+      if (line.trim().length > 0 && !traceLine.test(line)) out.push(line)
     }
     return out
   }
@@ -236,7 +240,7 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
           cwd: root,
           detached: true,
           stdio: ["ignore", log, log],
-          env: { ...process.env, CORE_SUPERVISOR: "1", NO_COLOR: "1" }
+          env: { ...process.env, CORE_SUPERVISOR: "1", NO_COLOR: "1", ...Trace.childEnv() }
         }
       )
     } finally {
@@ -248,6 +252,7 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
     spawnError = e
   })
   child.unref()
+  Trace.mark("background supervisor spawned")
 
   const failWith = (service: string | undefined, reason: string) =>
     Effect.gen(function* () {
@@ -268,6 +273,7 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
       // another supervisor that won the directory is not ours: ours will exit and say so
       if (client.identity.pid !== child.pid) return { _tag: "Starting" } as const
       lastRows = yield* client.status
+      Trace.count("status poll")
       return progressOf(lastRows, services)
     })
   ).pipe(Effect.orElseSucceed((): Progress => ({ _tag: "Starting" })))
@@ -309,6 +315,9 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
     yield* waitExit(child).pipe(Effect.timeout("30 seconds"), Effect.ignore)
     return yield* failWith(outcome.service, outcome.reason)
   }
+  Trace.summary()
+  Trace.mark("every service ready, seen by up -d")
+  Trace.echoFrom(paths.supervisorLog, logStart)
   const detached: Detached = {
     ready: outcome._tag === "Ready" ? outcome.services : [],
     readyMs: (yield* Clock.currentTimeMillis) - began,
