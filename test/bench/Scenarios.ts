@@ -178,6 +178,22 @@ export const scaleStack = async (cleanup: Cleanup, settings: Settings): Promise<
   )
 }
 
+/**
+ * A stack of the scaling curve: `size` independent HTTP services ready at once, each with a readiness and a
+ * liveness probe (so that the idle window measures what watching them costs).
+ */
+export const curveStack = async (cleanup: Cleanup, settings: Settings, size: number): Promise<StackDir> => {
+  const ports = await freePorts(size)
+  const width = String(size).length
+  return cleanup.dir(
+    writeStack(
+      `curve${size}`,
+      settings.binary,
+      ports.map((port, i) => httpService(`s${String(i + 1).padStart(width, "0")}`, port, 0, { liveness: true }))
+    )
+  )
+}
+
 /** Figures of one scale run. */
 export interface ScaleSample {
   readonly readyMs: number
@@ -214,7 +230,8 @@ export const scaleRun = async (
   cleanup: Cleanup,
   settings: Settings,
   orchestrator: Orchestrator,
-  stack: StackDir
+  stack: StackDir,
+  idleSeconds: number = settings.idleSeconds
 ): Promise<ScaleSample> => {
   const { running, readyMs } = await orchestrator.up(stack, { pollMs: 20 })
   cleanup.stack(running)
@@ -223,7 +240,7 @@ export const scaleRun = async (
   await sleep(SETTLE_MS)
   const cpu0 = cpuMs(pid) ?? 0
   const t0 = now()
-  await sleep(settings.idleSeconds * 1000)
+  await sleep(idleSeconds * 1000)
   const idleCpuPercent = (((cpuMs(pid) ?? 0) - cpu0) / (now() - t0)) * 100
   const peakRssMb = statusMb(pid, "VmHWM") ?? Number.NaN
   const downMs = await running.down()
