@@ -24,6 +24,7 @@ import Module from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as vm from "node:vm"
+import { earlyDetachedUp } from "./app/SupervisorSpawn.js"
 import * as Trace from "./trace/Trace.js"
 
 const bundle = path.join(__dirname, "core-main.cjs")
@@ -85,6 +86,7 @@ const writeCache = (file: string, key: string, data: Buffer): void => {
 
 const load = (): void => {
   Trace.mark("node started, launcher running")
+  earlyDetachedUp(process.argv.slice(2))
   const bytes = fs.readFileSync(bundle)
   const flags = process.execArgv.join(" ")
   const key = `${sha256(bytes)}:${process.version}:${process.arch}:${flags}\n`

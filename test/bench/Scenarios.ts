@@ -2,7 +2,7 @@
  * The measurements: each scenario runs one stack under one orchestrator (or the floor, the same servers
  * without any orchestrator) and returns raw samples. `bench.ts` repeats them and builds the table.
  */
-import type { ChildProcess } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { LogFollower } from "./LogFollower.js"
@@ -23,7 +23,7 @@ import {
   statusMb,
   waitAllGone
 } from "./Proc.js"
-import { type BenchService, httpService, PORT_PLACEHOLDER, type StackDir, writeStack } from "./Stacks.js"
+import { type BenchService, coreCli, httpService, PORT_PLACEHOLDER, type StackDir, writeStack } from "./Stacks.js"
 
 /** Everything started, so that nothing outlives the benchmark, whatever happens. */
 export class Cleanup {
@@ -161,6 +161,64 @@ export const chainRun = async (
 
 /** `node -e 0`: the floor of any Node CLI. */
 export const nodeFloor = async (): Promise<number> => (await run(process.execPath, ["-e", "0"])).ms
+
+// ---------------------------------------------------------------------------------------------------------
+// 0. `up -d` against the foreground `up`, one service
+
+/** One HTTP service, ready at once. */
+export const detachStack = async (cleanup: Cleanup, settings: Settings): Promise<StackDir> => {
+  const [port] = await freePorts(1)
+  return cleanup.dir(writeStack("detach", settings.binary, [httpService("svc", port!, 0)]))
+}
+
+/** The process groups core records in `.core-stack/pids/` (`<pgid>.json`). */
+const recordedGroups = (stack: StackDir): ReadonlyArray<number> => {
+  try {
+    return fs
+      .readdirSync(path.join(stack.dir, ".core-stack", "pids"))
+      .flatMap((f) => (/^\d+\.json$/.test(f) ? [Number.parseInt(f, 10)] : []))
+  } catch {
+    return []
+  }
+}
+
+/**
+ * `core stack up` in the foreground: the time from the command to its "ready" line; then Ctrl-C (SIGINT),
+ * waiting until it and its services have exited.
+ */
+export const foregroundRun = async (cleanup: Cleanup, stack: StackDir): Promise<number> => {
+  const began = now()
+  const child = spawn(process.execPath, [coreCli, "stack", "up", "--dir", stack.dir], {
+    detached: true,
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" }
+  })
+  cleanup.group(child.pid)
+  let stderr = ""
+  const readyMs = await new Promise<number>((resolve, reject) => {
+    child.stderr!.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8")
+      if (/service\(s\) ready in/.test(stderr)) resolve(now() - began)
+    })
+    child.once("exit", (code) => reject(new Error(`core stack up exited ${code} before ready:\n${stderr}`)))
+  })
+  const groups = recordedGroups(stack)
+  for (const g of groups) cleanup.group(g)
+  killPid(child.pid!, "SIGINT")
+  await exitOf(child)
+  await waitAllGone(groups, now(), { timeoutMs: 15_000 })
+  return readyMs
+}
+
+/** `core stack up -d` of the same stack: the time until it returns, every service ready; then down. */
+export const detachedRun = async (cleanup: Cleanup, orchestrator: Orchestrator, stack: StackDir): Promise<number> => {
+  const { running, readyMs } = await orchestrator.up(stack, { pollMs: 5 })
+  cleanup.stack(running)
+  await cleanup.track(running)
+  await running.down()
+  cleanup.stopped(running)
+  return readyMs
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // 2. scale and 3. shutdown

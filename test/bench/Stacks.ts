@@ -12,8 +12,8 @@ import { runOk } from "./Proc.js"
 /** The repository root. */
 export const repoRoot = path.resolve(import.meta.dirname, "..", "..")
 
-/** The built CLI. */
-export const coreCli = path.join(repoRoot, "dist", "core.cjs")
+/** The built CLI (`CORE_BENCH_CLI` may name another build, e.g. an older commit's for an A/B). */
+export const coreCli = process.env.CORE_BENCH_CLI ?? path.join(repoRoot, "dist", "core.cjs")
 
 const svcSource = path.join(import.meta.dirname, "svc", "main.go")
 const svcBinary = path.join(repoRoot, ".dep", "tools", "benchsvc")

@@ -16,6 +16,9 @@ import {
   chainRun,
   chainStack,
   curveStack,
+  detachedRun,
+  detachStack,
+  foregroundRun,
   logFloor,
   logRun,
   logStack,
@@ -33,7 +36,7 @@ import { fitLine, type Panel, renderSvg } from "./Curve.js"
 import { ensureBenchService, repoRoot, type StackDir } from "./Stacks.js"
 import { count, mb, ms, percent, type Row, renderMarkdown, renderText, type Summary, summarize } from "./Table.js"
 
-const SCENARIOS = ["chain", "cli", "scale", "logs", "restart", "curve"] as const
+const SCENARIOS = ["detach", "chain", "cli", "scale", "logs", "restart", "curve"] as const
 type Scenario = (typeof SCENARIOS)[number]
 
 const USAGE = `usage: npm run bench -- [options]
@@ -198,11 +201,22 @@ const main = async () => {
     const scale = options.only.has("scale") ? await scaleStack(cleanup, settings) : undefined
     const logs = logStack(cleanup, settings)
     const restart = await restartStack(cleanup, settings)
+    const detach = options.only.has("detach") ? await detachStack(cleanup, settings) : undefined
     const curve = new Map<number, StackDir>()
     if (options.only.has("curve")) for (const n of options.curve) curve.set(n, await curveStack(cleanup, settings, n))
     for (let r = 1; r <= runs; r++) {
       // alternate who goes first, so that neither always runs on a warmer machine
       const order = r % 2 === 1 ? orchestrators : [...orchestrators].reverse()
+      if (detach !== undefined) {
+        // the foreground `up` is this row's floor: process-compose has no detached mode to compare with
+        const foreground = await foregroundRun(cleanup, detach)
+        const detached = await detachedRun(cleanup, core, detach)
+        add("detach", "floor", foreground)
+        add("detach", "core", detached)
+        progress(
+          `run ${r}/${runs} detach core: up -d ready in ${detached.toFixed(0)} ms, foreground up in ${foreground.toFixed(0)} ms`
+        )
+      }
       if (options.only.has("chain") || options.only.has("cli")) {
         add("chain", "floor", await chainFloor(cleanup, settings, chain))
         for (let i = 0; i < settings.repeats; i++) add("cli", "floor", await nodeFloor())
@@ -283,6 +297,17 @@ const main = async () => {
   })
   const has = (figure: string) => samples[figure] !== undefined
   const rows: Array<Row> = []
+  if (has("detach")) {
+    rows.push(
+      row("0. up -d to ready, one service", "detach", ms, {
+        floorText: "foreground up",
+        target: {
+          text: "< floor + 60 ms",
+          limit: (r) => (r.floor === undefined ? undefined : r.floor.median + 60)
+        }
+      })
+    )
+  }
   if (has("chain")) {
     rows.push(
       row(`1. ready, 3-level chain (${CHAIN_DELAYS.join("+")} ms)`, "chain", ms, {
