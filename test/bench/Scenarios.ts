@@ -252,6 +252,19 @@ export const curveStack = async (cleanup: Cleanup, settings: Settings, size: num
   )
 }
 
+/** `settings.scale` independent services that only run: no probe, "running" is all there is to wait for. */
+export const plainStack = async (cleanup: Cleanup, settings: Settings): Promise<StackDir> => {
+  const ports = await freePorts(settings.scale)
+  const width = String(settings.scale).length
+  return cleanup.dir(
+    writeStack(
+      "plain",
+      settings.binary,
+      ports.map((port, i) => ({ name: `p${String(i + 1).padStart(width, "0")}`, args: ["http", String(port), "0"] }))
+    )
+  )
+}
+
 /** Figures of one scale run. */
 export interface ScaleSample {
   readonly readyMs: number

@@ -22,6 +22,7 @@ import {
   logFloor,
   logRun,
   logStack,
+  plainStack,
   nodeFloor,
   RESTART_DELAY,
   restartFloor,
@@ -36,7 +37,7 @@ import { fitLine, type Panel, renderSvg } from "./Curve.js"
 import { ensureBenchService, repoRoot, type StackDir } from "./Stacks.js"
 import { count, mb, ms, percent, type Row, renderMarkdown, renderText, type Summary, summarize } from "./Table.js"
 
-const SCENARIOS = ["detach", "chain", "cli", "scale", "logs", "restart", "curve"] as const
+const SCENARIOS = ["detach", "chain", "cli", "scale", "plain", "logs", "restart", "curve"] as const
 type Scenario = (typeof SCENARIOS)[number]
 
 const USAGE = `usage: npm run bench -- [options]
@@ -202,6 +203,7 @@ const main = async () => {
     const logs = logStack(cleanup, settings)
     const restart = await restartStack(cleanup, settings)
     const detach = options.only.has("detach") ? await detachStack(cleanup, settings) : undefined
+    const plain = options.only.has("plain") ? await plainStack(cleanup, settings) : undefined
     const curve = new Map<number, StackDir>()
     if (options.only.has("curve")) for (const n of options.curve) curve.set(n, await curveStack(cleanup, settings, n))
     for (let r = 1; r <= runs; r++) {
@@ -253,6 +255,17 @@ const main = async () => {
           add(`curve.${n}.down`, key(o), s.downMs)
           progress(
             `run ${r}/${runs} curve ${o.name}: ${n} ready in ${s.readyMs.toFixed(0)} ms, peak RSS ${s.peakRssMb.toFixed(1)} MB, idle CPU ${s.idleCpuPercent.toFixed(2)} %, down in ${s.downMs.toFixed(0)} ms`
+          )
+        }
+      }
+      if (plain !== undefined) {
+        for (const o of order) {
+          const s = await scaleRun(cleanup, settings, o, plain, 1)
+          add("plain.ready", key(o), s.readyMs)
+          add("plain.rss", key(o), s.peakRssMb)
+          add("plain.down", key(o), s.downMs)
+          progress(
+            `run ${r}/${runs} plain ${o.name}: ${settings.scale} running in ${s.readyMs.toFixed(0)} ms, peak RSS ${s.peakRssMb.toFixed(1)} MB, down in ${s.downMs.toFixed(0)} ms`
           )
         }
       }
@@ -332,6 +345,16 @@ const main = async () => {
         target: { text: "< 2 % of a core", limit: () => 2 }
       }),
       row(`3. shutdown: down of ${n}, all exited`, "scale.down", ms, { floorText: "SIGTERM to each" })
+    )
+  }
+  if (has("plain.ready")) {
+    const n = settings.scale
+    rows.push(
+      row(`2b. ${n} services that only run (no probes), up -d`, "plain.ready", ms, {
+        target: { text: "< 1.5 x pc", limit: (r) => (r.pc === undefined ? undefined : r.pc.median * 1.5) }
+      }),
+      row("2b. only run: supervisor peak RSS", "plain.rss", mb),
+      row(`2b. only run: down of ${n}, all exited`, "plain.down", ms)
     )
   }
   if (has("cli")) {
