@@ -12,7 +12,7 @@ import {
   cpuMs,
   exitOf,
   freePorts,
-  groupMembers,
+  membersOf,
   isAlive,
   killGroup,
   killPid,
@@ -40,9 +40,15 @@ export class Cleanup {
     this.running.add(running)
     this.group(running.supervisorPid)
   }
-  /** A running stack that was stopped cleanly. */
+  /**
+   * A running stack that was stopped cleanly: its groups that are gone are forgotten at once. Pid numbers come
+   * round quickly (pid_max is often 32768, and a curve spawns thousands): a group id kept for the final sweep
+   * could by then belong to someone else's processes.
+   */
   stopped(running: Running): void {
     this.running.delete(running)
+    const live = membersOf(this.groups)
+    for (const g of this.groups) if (!live.has(g)) this.groups.delete(g)
   }
   /** Remembers a temp stack directory. */
   dir(stack: StackDir): StackDir {
@@ -57,12 +63,13 @@ export class Cleanup {
   /** Kills whatever is left; returns the processes that were still there (`pid (group g)`). */
   async finish(): Promise<ReadonlyArray<string>> {
     for (const running of this.running) running.abort()
-    let left = [...this.groups].flatMap((g) => groupMembers(g).map((pid) => `${pid} (group ${g})`))
+    const leftOver = () => [...membersOf(this.groups)].flatMap(([g, pids]) => pids.map((pid) => `${pid} (group ${g})`))
+    let left = leftOver()
     for (let i = 0; i < 40 && left.length > 0; i++) {
       await sleep(50)
-      left = [...this.groups].flatMap((g) => groupMembers(g).map((pid) => `${pid} (group ${g})`))
+      left = leftOver()
     }
-    for (const g of this.groups) killGroup(g)
+    for (const g of membersOf(this.groups).keys()) killGroup(g)
     for (const stack of this.stacks) stack.remove()
     return left
   }
