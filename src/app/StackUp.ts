@@ -51,6 +51,9 @@ export interface StackRun {
   readonly provisionMs: number
 }
 
+/** How long after the start the process-compose file is written. */
+const COMPOSE_FILE_DELAY = "300 millis"
+
 /** Loads the stack and checks the names asked for. */
 export const loadSelection = (dir: string, services: ReadonlyArray<string>, noDeps = false) =>
   Effect.gen(function* () {
@@ -107,10 +110,13 @@ export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOpti
     Trace.summary()
     Trace.mark("every service ready")
   }
-  // for process-compose users, not for the start: rendering it is ~0.8 ms per service (YAML), so it is written
-  // once the services are up, beside their running
+  // for process-compose users, not for the start: rendering it is ~0.8 ms per service (YAML) of synchronous
+  // work, so it is written once the services are up, and a moment later still, so that it does not hold up the
+  // answer to the status poll of `up -d` that follows the last service's readiness (traced: ~130 ms late
+  // with 200 services when it was written at once)
   yield* Effect.forkScoped(
     writeComposeFile(stack).pipe(
+      Effect.delay(COMPOSE_FILE_DELAY),
       Effect.tap(() => Trace.mark("compose file written")),
       Effect.catchAll((error) => Effect.logWarning(`cannot write the process-compose file: ${error.message}`))
     )
