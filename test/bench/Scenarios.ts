@@ -230,47 +230,43 @@ export const detachedRun = async (cleanup: Cleanup, orchestrator: Orchestrator, 
 // ---------------------------------------------------------------------------------------------------------
 // 2. scale and 3. shutdown
 
-/** `settings.scale` independent HTTP services, each with a readiness probe, ready at once. */
-export const scaleStack = async (cleanup: Cleanup, settings: Settings): Promise<StackDir> => {
-  const ports = await freePorts(settings.scale)
-  const width = String(settings.scale).length
+/** `size` independent services on free ports, named `<prefix>001`...; `service` makes each from its name and port. */
+const manyStack = async (
+  cleanup: Cleanup,
+  settings: Settings,
+  label: string,
+  size: number,
+  service: (name: string, port: number) => BenchService
+): Promise<StackDir> => {
+  const ports = await freePorts(size)
+  const width = String(size).length
+  const prefix = label.charAt(0)
   return cleanup.dir(
     writeStack(
-      "scale",
+      label,
       settings.binary,
-      ports.map((port, i) => httpService(`s${String(i + 1).padStart(width, "0")}`, port, 0))
+      ports.map((port, i) => service(`${prefix}${String(i + 1).padStart(width, "0")}`, port))
     )
   )
 }
+
+/** `settings.scale` independent HTTP services, each with a readiness probe, ready at once. */
+export const scaleStack = (cleanup: Cleanup, settings: Settings): Promise<StackDir> =>
+  manyStack(cleanup, settings, "scale", settings.scale, (name, port) => httpService(name, port, 0))
 
 /**
  * A stack of the scaling curve: `size` independent HTTP services ready at once, each with a readiness and a
  * liveness probe (so that the idle window measures what watching them costs).
  */
-export const curveStack = async (cleanup: Cleanup, settings: Settings, size: number): Promise<StackDir> => {
-  const ports = await freePorts(size)
-  const width = String(size).length
-  return cleanup.dir(
-    writeStack(
-      `curve${size}`,
-      settings.binary,
-      ports.map((port, i) => httpService(`s${String(i + 1).padStart(width, "0")}`, port, 0, { liveness: true }))
-    )
-  )
-}
+export const curveStack = (cleanup: Cleanup, settings: Settings, size: number): Promise<StackDir> =>
+  manyStack(cleanup, settings, `curve${size}`, size, (name, port) => httpService(name, port, 0, { liveness: true }))
 
 /** `settings.scale` independent services that only run: no probe, "running" is all there is to wait for. */
-export const plainStack = async (cleanup: Cleanup, settings: Settings): Promise<StackDir> => {
-  const ports = await freePorts(settings.scale)
-  const width = String(settings.scale).length
-  return cleanup.dir(
-    writeStack(
-      "plain",
-      settings.binary,
-      ports.map((port, i) => ({ name: `p${String(i + 1).padStart(width, "0")}`, args: ["http", String(port), "0"] }))
-    )
-  )
-}
+export const plainStack = (cleanup: Cleanup, settings: Settings): Promise<StackDir> =>
+  manyStack(cleanup, settings, "plain", settings.scale, (name, port) => ({
+    name,
+    args: ["http", String(port), "0"]
+  }))
 
 /** Figures of one scale run. */
 export interface ScaleSample {
