@@ -14,7 +14,15 @@ import { serviceCommands } from "./ServiceRun.js"
 
 export const stackCommand = Command.make("stack").pipe(
   Command.withDescription("Run and inspect the stack of this directory"),
-  Command.withSubcommands([upCommand, downCommand, statusCommand, processCommand, generateCommand, provisionCommand, waitCommand])
+  Command.withSubcommands([
+    upCommand,
+    downCommand,
+    statusCommand,
+    processCommand,
+    generateCommand,
+    provisionCommand,
+    waitCommand
+  ])
 )
 
 /** The root command, with one `<service> run` command per service of the stack directory given in argv. */

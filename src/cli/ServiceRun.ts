@@ -21,7 +21,9 @@ const stackDirOf = (argv: ReadonlyArray<string>): string => {
 const serviceNames = (dir: string): ReadonlyArray<string> => {
   try {
     return readdirSync(join(dir, "services"))
-      .filter((name) => name !== "stack" && name !== "deploy" && existsSync(join(dir, "services", name, "service.json")))
+      .filter(
+        (name) => name !== "stack" && name !== "deploy" && existsSync(join(dir, "services", name, "service.json"))
+      )
       .sort()
   } catch {
     return []

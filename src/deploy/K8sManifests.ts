@@ -22,7 +22,7 @@ import { Either } from "effect"
 import { Document } from "yaml"
 import type { Problem } from "../manifest/ManifestError.js"
 import type { PlaceholderContext } from "../manifest/Placeholders.js"
-import type { DependencyCondition, ServiceManifest } from "../manifest/ServiceManifest.js"
+import type { DependencyCondition, Deploy, ServiceManifest } from "../manifest/ServiceManifest.js"
 import type { ServiceSpec } from "../manifest/ServiceSpec.js"
 import { topologicalOrder } from "../stack/StackGraph.js"
 import type { GeneratedFile } from "./GeneratedFile.js"
@@ -80,14 +80,7 @@ export interface K8sResult {
   readonly secrets: ReadonlyArray<string>
 }
 
-/** The `deploy` hints of a manifest. */
-interface DeployHints {
-  readonly public?: string
-  readonly memory_mb?: number
-  readonly cpus?: number
-  readonly read_only_root?: boolean
-}
-const hintsOf = (manifest: ServiceManifest): DeployHints => (manifest as { deploy?: DeployHints }).deploy ?? {}
+const hintsOf = (manifest: ServiceManifest): Deploy => manifest.deploy ?? {}
 
 /** `CORE_HOST_<NAME>`: where `${svc.NAME.host}` is read from. */
 export const hostVariable = (service: string): string => `CORE_HOST_${service.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`
@@ -129,7 +122,10 @@ const yamlFile = (path: string, objects: ReadonlyArray<unknown>, notes: Readonly
   path,
   content: objects
     .map((object, index) =>
-      yamlDocument(object, index === 0 ? [` ${header}`, ...notes.map((note) => ` Note: ${note}`)].join("\n") : undefined)
+      yamlDocument(
+        object,
+        index === 0 ? [` ${header}`, ...notes.map((note) => ` Note: ${note}`)].join("\n") : undefined
+      )
     )
     .join("---\n")
 })
@@ -161,7 +157,9 @@ const stackEnv = (services: ReadonlyArray<K8sService>): StackEnv => {
   return {
     needs,
     secrets,
-    defaults: [...defaults].filter((entry): entry is [string, string] => entry[1] !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)),
+    defaults: [...defaults]
+      .filter((entry): entry is [string, string] => entry[1] !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : 1)),
     notes
   }
 }
@@ -236,12 +234,15 @@ const probesOf = (ctx: Context, service: K8sService, notes: Array<string>): Prob
   const readiness = map("readiness_probe")
   const liveness = map("liveness_probe")
   return {
-    ...(readiness !== undefined && { readiness, startup: startupProbe(readiness, service.spec.readinessTimeoutMs / 1000) }),
+    ...(readiness !== undefined && {
+      readiness,
+      startup: startupProbe(readiness, service.spec.readinessTimeoutMs / 1000)
+    }),
     ...(liveness !== undefined && { liveness })
   }
 }
 
-const resources = (hints: DeployHints) => {
+const resources = (hints: Deploy) => {
   const memory = `${hints.memory_mb ?? K8sDefaults.memoryMb}Mi`
   return { requests: { cpu: cpuQuantity(hints.cpus ?? K8sDefaults.cpus), memory }, limits: { memory } }
 }
@@ -287,7 +288,8 @@ const serviceContainer = (ctx: Context, service: K8sService, stateVolume: string
   const ports = Object.entries(service.manifest.ports ?? {})
   for (const [portName, port] of ports) {
     const why = invalidPortName(portName)
-    if (why !== undefined) ctx.problems.push({ step: "k8s", file: service.file, path: `ports.${portName}`, message: why })
+    if (why !== undefined)
+      ctx.problems.push({ step: "k8s", file: service.file, path: `ports.${portName}`, message: why })
     if (port < 1024) notes.push(`ports.${portName} is ${port}: a non-root container cannot listen below 1024`)
   }
   const env = secretEnv(ctx.env, name)
@@ -388,13 +390,10 @@ const podBasics = (terminationGracePeriodSeconds: number) => ({
 
 const conditionPath = (dependency: string) => `process.compose.depends_on.${dependency}.condition`
 
-/** The problem of a condition that cannot map in this mode, or undefined. */
-const unmappable = (mode: K8sMode, condition: DependencyCondition): string | undefined => {
+/** The problem of a condition that cannot map to Kubernetes, or undefined. */
+const unmappable = (condition: DependencyCondition): string | undefined => {
   if (condition === "process_completed" || condition === "process_completed_successfully") {
     return `${condition}: Kubernetes has no equivalent of a service that runs to completion before its dependents start (run it as a Job, or as an init container of your own, and drop the dependency)`
-  }
-  if (condition === "process_log_ready" && mode === "split") {
-    return "process_log_ready: a pod cannot read another pod's output; use process_healthy with a readiness probe, or --mode pod (where the dependency's log gates the next container)"
   }
   return undefined
 }
@@ -402,7 +401,7 @@ const unmappable = (mode: K8sMode, condition: DependencyCondition): string | und
 /** The init containers of a split-mode pod: one `core stack wait DEP` per `process_healthy` dependency. */
 const waitContainers = (ctx: Context, service: K8sService, notes: Array<string>) =>
   service.spec.dependsOn.flatMap(({ name: dependency, condition }) => {
-    const why = unmappable("split", condition)
+    const why = unmappable(condition)
     if (why !== undefined) {
       ctx.problems.push({ step: "k8s", file: service.file, path: conditionPath(dependency), message: why })
       return []
@@ -416,18 +415,30 @@ const waitContainers = (ctx: Context, service: K8sService, notes: Array<string>)
       return []
     }
     const readiness = target.manifest.process.compose?.readiness_probe
+    const problem = (message: string) => {
+      ctx.problems.push({ step: "k8s", file: service.file, path: conditionPath(dependency), message })
+      return []
+    }
+    if (condition === "process_log_ready") {
+      if (readiness === undefined || readiness.exec !== undefined) {
+        return problem(
+          `process_log_ready: a pod cannot read another pod's output, and "${dependency}" has no http_get or tcp readiness probe to wait for instead; give it one, or use --mode pod`
+        )
+      }
+      notes.push(
+        `depends_on.${dependency} process_log_ready: a pod cannot read another pod's output; ${dependency}'s readiness probe is waited for instead`
+      )
+    }
     if (readiness === undefined) {
-      notes.push(`depends_on.${dependency} process_healthy: ${dependency} has no readiness probe, so nothing is waited for (as in core)`)
+      notes.push(
+        `depends_on.${dependency} process_healthy: ${dependency} has no readiness probe, so nothing is waited for (as in core)`
+      )
       return []
     }
     if (readiness.exec !== undefined) {
-      ctx.problems.push({
-        step: "k8s",
-        file: service.file,
-        path: conditionPath(dependency),
-        message: `process_healthy: the readiness probe of "${dependency}" is an exec probe, which runs inside its own pod and cannot be checked from another; give it an http_get or tcp probe, or use --mode pod`
-      })
-      return []
+      return problem(
+        `process_healthy: the readiness probe of "${dependency}" is an exec probe, which runs inside its own pod and cannot be checked from another; give it an http_get or tcp probe, or use --mode pod`
+      )
     }
     return [
       {
@@ -448,7 +459,11 @@ const waitContainers = (ctx: Context, service: K8sService, notes: Array<string>)
 
 const namespaceFile = (ctx: Context): GeneratedFile =>
   yamlFile("namespace.yaml", [
-    { apiVersion: "v1", kind: "Namespace", metadata: { name: ctx.options.namespace, labels: { "app.kubernetes.io/part-of": "core" } } }
+    {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: ctx.options.namespace, labels: { "app.kubernetes.io/part-of": "core" } }
+    }
   ])
 
 const configFile = (ctx: Context): GeneratedFile =>
@@ -456,7 +471,10 @@ const configFile = (ctx: Context): GeneratedFile =>
     {
       apiVersion: "v1",
       kind: "ConfigMap",
-      metadata: { name: configMapName, labels: { "app.kubernetes.io/part-of": "core", "app.kubernetes.io/managed-by": "core" } },
+      metadata: {
+        name: configMapName,
+        labels: { "app.kubernetes.io/part-of": "core", "app.kubernetes.io/managed-by": "core" }
+      },
       data: Object.fromEntries(
         [...Object.entries(ctx.podEnv), ...ctx.env.defaults].sort(([a], [b]) => (a < b ? -1 : 1))
       )
@@ -500,7 +518,11 @@ const publicEntry = (ctx: Context, services: ReadonlyArray<K8sService>): readonl
         step: "k8s",
         file: service.file,
         path: "deploy.public",
-        message: `"${port}" is not one of this service's ports (ports: ${Object.keys(service.manifest.ports ?? {}).sort().join(", ") || "none"})`
+        message: `"${port}" is not one of this service's ports (ports: ${
+          Object.keys(service.manifest.ports ?? {})
+            .sort()
+            .join(", ") || "none"
+        })`
       })
       return []
     }
@@ -542,17 +564,25 @@ const splitFiles = (ctx: Context, services: ReadonlyArray<K8sService>, notes: Ar
   return files
 }
 
-const podFiles = (ctx: Context, services: ReadonlyArray<K8sService>, publicPort: readonly [string, string] | undefined, notes: Array<string>) => {
+const podFiles = (
+  ctx: Context,
+  services: ReadonlyArray<K8sService>,
+  publicPort: readonly [string, string] | undefined,
+  notes: Array<string>
+) => {
   const name = "core"
   const own: Array<string> = []
   const nodes = services.map((service) => ({ name: service.spec.name as string, dependsOn: service.spec.dependsOn }))
   const order = topologicalOrder(nodes)
-  const dependedOn = new Set(services.flatMap((service) => service.spec.dependsOn.map((dependency) => dependency.name as string)))
+  const dependedOn = new Set(
+    services.flatMap((service) => service.spec.dependsOn.map((dependency) => dependency.name as string))
+  )
   const waitsForLog = new Set<string>()
   for (const service of services) {
     for (const { name: dependency, condition } of service.spec.dependsOn) {
-      const why = unmappable("pod", condition)
-      if (why !== undefined) ctx.problems.push({ step: "k8s", file: service.file, path: conditionPath(dependency), message: why })
+      const why = unmappable(condition)
+      if (why !== undefined)
+        ctx.problems.push({ step: "k8s", file: service.file, path: conditionPath(dependency), message: why })
       if (condition === "process_log_ready") waitsForLog.add(dependency)
     }
   }
@@ -563,7 +593,11 @@ const podFiles = (ctx: Context, services: ReadonlyArray<K8sService>, publicPort:
     const service = ctx.byName.get(serviceName)!
     const state = `state-${serviceName}`
     const built = serviceContainer(ctx, service, state)
-    own.push(...built.notes.map((note) => `${serviceName}: ${note}`))
+    const note = (text: string) => {
+      own.push(`${serviceName}: ${text}`)
+      notes.push(`${service.file}: ${text}`)
+    }
+    for (const text of built.notes) note(text)
     let container = built.value
     const readOnlyRoot = hintsOf(service.manifest).read_only_root === true
     volumes.push(state)
@@ -578,9 +612,12 @@ const podFiles = (ctx: Context, services: ReadonlyArray<K8sService>, publicPort:
           message: "a dependent waits for process_log_ready, but this service has no ready_log_line"
         })
       } else if (container["startupProbe"] !== undefined) {
-        own.push(`${serviceName}: its dependents wait for its readiness probe, not its ready_log_line`)
+        note("its dependents wait for its readiness probe, not its ready_log_line")
       } else {
-        container = { ...container, startupProbe: logLineProbe(serviceName, pattern, service.spec.readinessTimeoutMs / 1000) }
+        container = {
+          ...container,
+          startupProbe: logLineProbe(serviceName, pattern, service.spec.readinessTimeoutMs / 1000)
+        }
       }
     }
     if (dependedOn.has(serviceName)) sidecars.push({ ...container, restartPolicy: "Always" })
@@ -598,7 +635,6 @@ const podFiles = (ctx: Context, services: ReadonlyArray<K8sService>, publicPort:
     const service = ctx.byName.get(publicPort[0])!
     objects.push(serviceObject(publicPort[0], name, [[publicPort[1], service.manifest.ports![publicPort[1]]!]]))
   }
-  notes.push(...own)
   return [yamlFile("stack.yaml", objects, own)]
 }
 
@@ -627,10 +663,13 @@ export const generateK8s = (
   all: ReadonlyArray<K8sService>,
   options: K8sOptions
 ): Either.Either<K8sResult, ReadonlyArray<Problem>> => {
-  const services = [...all].filter((service) => !service.spec.disabled).sort((a, b) => (a.spec.name < b.spec.name ? -1 : 1))
+  const services = [...all]
+    .filter((service) => !service.spec.disabled)
+    .sort((a, b) => (a.spec.name < b.spec.name ? -1 : 1))
   const env = stackEnv(services)
   const podEnv: Record<string, string> = { CORE_BIND: "0.0.0.0" }
-  if (options.mode === "split") for (const service of services) podEnv[hostVariable(service.spec.name)] = service.spec.name
+  if (options.mode === "split")
+    for (const service of services) podEnv[hostVariable(service.spec.name)] = service.spec.name
   const ctx: Context = {
     options,
     env,
@@ -647,11 +686,18 @@ export const generateK8s = (
     if (why !== undefined) ctx.problems.push({ step: "k8s", file: service.file, path: "", message: why })
   }
   const entry = publicEntry(ctx, services)
-  const serviceFiles = options.mode === "split" ? splitFiles(ctx, services, notes) : podFiles(ctx, services, entry, notes)
-  if (entry === undefined) notes.push("no service declares deploy.public: no Ingress, nothing is reachable from outside the cluster")
+  const serviceFiles =
+    options.mode === "split" ? splitFiles(ctx, services, notes) : podFiles(ctx, services, entry, notes)
+  if (entry === undefined)
+    notes.push("no service declares deploy.public: no Ingress, nothing is reachable from outside the cluster")
   const ingress = entry === undefined ? [] : [yamlFile("ingress.yaml", [ingressObject(ctx, entry[0], entry[1])])]
   if (ctx.problems.length > 0) return Either.left(ctx.problems)
-  const resources = ["namespace.yaml", "config.yaml", ...serviceFiles.map((file) => file.path), ...ingress.map((file) => file.path)]
+  const resources = [
+    "namespace.yaml",
+    "config.yaml",
+    ...serviceFiles.map((file) => file.path),
+    ...ingress.map((file) => file.path)
+  ]
   const files = [
     kustomizationFile(ctx, resources),
     namespaceFile(ctx),

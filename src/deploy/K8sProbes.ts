@@ -79,7 +79,8 @@ const envAsShell = (text: string): string => {
       if (end < 0) break
       const body = text.slice(i + 2, end)
       const ref = envReference(body)
-      out += ref === undefined ? `\${${body}}` : `$\${${ref.name}${ref.fallback === undefined ? "" : `:-${ref.fallback}`}}`
+      out +=
+        ref === undefined ? `\${${body}}` : `$\${${ref.name}${ref.fallback === undefined ? "" : `:-${ref.fallback}`}}`
       i = end + 1
       continue
     }
@@ -96,21 +97,27 @@ export const mapProbe = (raw: Probe, at: string, ctx: ProbeContext, options: { l
   const report = (field: string, message: string) =>
     problems.push({ step: "k8s", file: ctx.file, path: field, message })
 
-  const resolve = (text: string, field: string): string => {
+  /** The text resolved, or undefined when a problem was reported. */
+  const resolveOrReport = (text: string, field: string): string | undefined => {
     for (const body of placeholderBodies(text)) {
       const ref = envReference(body)
       if (ref !== undefined && ref.fallback === undefined) {
-        report(field, `\${env.${ref.name}} is a secret: it cannot be written into a Kubernetes probe (only an exec probe can read it)`)
-        return text
+        report(
+          field,
+          `\${env.${ref.name}} is a secret: it cannot be written into a Kubernetes probe (only an exec probe can read it)`
+        )
+        return undefined
       }
     }
     const result = resolvePlaceholders(text, ctx.placeholders)
     if (Either.isRight(result)) return result.right
     for (const message of result.left) report(field, message)
-    return text
+    return undefined
   }
+  const resolve = (text: string, field: string): string => resolveOrReport(text, field) ?? text
   const portOf = (ref: number | string, field: string): number | string => {
-    const text = typeof ref === "number" ? String(ref) : resolve(ref, field)
+    const text = typeof ref === "number" ? String(ref) : resolveOrReport(ref, field)
+    if (text === undefined) return 0
     const port = /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN
     if (!(port >= 1 && port <= 65535)) {
       report(field, `expected a port number between 1 and 65535, got ${JSON.stringify(text)}`)
@@ -134,7 +141,7 @@ export const mapProbe = (raw: Probe, at: string, ctx: ProbeContext, options: { l
     const get = raw.http_get
     checkHost(get.host, `${at}.http_get.host`)
     const headers = Object.entries(get.headers ?? {})
-      .map(([name, value]) => ({ name, value: resolve(value, `${at}.http_get.headers${formatPath(["", name])}`) }))
+      .map(([name, value]) => ({ name, value: resolve(value, `${at}.http_get.${formatPath(["headers", name])}`) }))
       .sort((a, b) => (a.name < b.name ? -1 : 1))
     handler = {
       httpGet: {
@@ -154,7 +161,10 @@ export const mapProbe = (raw: Probe, at: string, ctx: ProbeContext, options: { l
     const dir =
       dirText === undefined
         ? ctx.appDir
-        : path.posix.resolve(ctx.appDir, resolve(dirText, exec.working_dir === undefined ? "process.compose.working_dir" : `${at}.exec.working_dir`))
+        : path.posix.resolve(
+            ctx.appDir,
+            resolve(dirText, exec.working_dir === undefined ? "process.compose.working_dir" : `${at}.exec.working_dir`)
+          )
     handler = { exec: { command: ["sh", "-c", dir === ctx.appDir ? command : `cd ${shellQuote(dir)} && ${command}`] } }
   }
 

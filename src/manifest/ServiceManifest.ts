@@ -206,6 +206,19 @@ export const ProcessSection = strict({
   compose: opt(Compose)
 })
 
+/** `deploy`: how the service is deployed (`core deploy ...`). */
+export const Deploy = strict({
+  /** Name of one of this service's `ports`: the stack's public entry (at most one in a stack). */
+  public: opt(Schema.String),
+  /** Memory in MiB the service needs: Fly's VM size, Kubernetes' memory request. */
+  memory_mb: opt(PositiveInt),
+  /** CPUs the service needs (fractions allowed): Fly's VM size, Kubernetes' CPU request. */
+  cpus: opt(Schema.Number.pipe(Schema.positive())),
+  /** The service runs with a read-only root filesystem (Kubernetes' `readOnlyRootFilesystem`). */
+  read_only_root: opt(Schema.Boolean)
+})
+export type Deploy = typeof Deploy.Type
+
 /** A whole `service.json`. */
 export const ServiceManifest = strict({
   $schema: opt(Schema.String),
@@ -213,6 +226,7 @@ export const ServiceManifest = strict({
   binaries: opt(Schema.Record({ key: Schema.String, value: BinarySpec })),
   process: ProcessSection,
   /** Named ports, e.g. `{ "client": 4222 }`. Each may be overridden by `CORE_PORT_<SERVICE>_<NAME>`. */
-  ports: opt(Schema.Record({ key: Schema.String, value: PortNumber }))
+  ports: opt(Schema.Record({ key: Schema.String, value: PortNumber })),
+  deploy: opt(Deploy)
 })
 export type ServiceManifest = typeof ServiceManifest.Type

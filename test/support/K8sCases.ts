@@ -1,0 +1,55 @@
+/**
+ * The stacks that the Kubernetes tests generate: the default stack (this repository's `services/`) and the
+ * fixture stack of test/fixtures/k8s/stack (every probe kind, every dependency condition that maps), in
+ * both modes, each into its own namespace so that one API server can hold them all.
+ */
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { Effect, Either } from "effect"
+import { join } from "node:path"
+import { loadForDeploy } from "../../src/app/DeployInput.js"
+import { generateK8s, type K8sOptions, type K8sResult } from "../../src/deploy/K8sManifests.js"
+import { repoRoot } from "./DefaultStackCopy.js"
+
+export const k8sFixtures = join(repoRoot, "test", "fixtures", "k8s")
+export const fixtureStack = join(k8sFixtures, "stack")
+
+export interface K8sCase {
+  readonly name: string
+  readonly dir: string
+  readonly options: K8sOptions
+}
+
+export const k8sCases: ReadonlyArray<K8sCase> = [
+  {
+    name: "default",
+    dir: repoRoot,
+    options: { namespace: "core", image: "core:latest", mode: "split", host: "core.example.com" }
+  },
+  {
+    name: "fixture-split",
+    dir: fixtureStack,
+    options: { namespace: "fixture-split", image: "core-fixture:1.0", mode: "split", host: "api.example.com" }
+  },
+  {
+    name: "fixture-pod",
+    dir: fixtureStack,
+    options: { namespace: "fixture-pod", image: "core-fixture:1.0", mode: "pod", host: "api.example.com" }
+  }
+]
+
+/** A fixed environment: generation must not depend on the caller's. */
+export const plainEnv = { PATH: "/usr/bin:/bin" }
+
+/** The services of `dir` as `core deploy` loads them. */
+export const deployServices = (dir: string, env: Readonly<Record<string, string | undefined>> = plainEnv) =>
+  Effect.runPromise(loadForDeploy(dir, env).pipe(Effect.provide(NodeContext.layer))).then((loaded) => loaded.services)
+
+/** The files of one case; throws with the problems when it does not generate. */
+export const generateCase = async (
+  c: K8sCase,
+  env: Readonly<Record<string, string | undefined>> = plainEnv
+): Promise<K8sResult> => {
+  const result = generateK8s(await deployServices(c.dir, env), c.options)
+  if (Either.isLeft(result)) throw new Error(result.left.map((p) => `${p.file}: ${p.path}: ${p.message}`).join("\n"))
+  return result.right
+}
