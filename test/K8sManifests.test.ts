@@ -78,7 +78,7 @@ describe("the mappings", () => {
     expect(container.livenessProbe).toMatchObject({ initialDelaySeconds: 10, periodSeconds: 15, timeoutSeconds: 3 })
     expect(container.resources).toEqual({ requests: { cpu: "1", memory: "1024Mi" }, limits: { memory: "1024Mi" } })
     expect(container.env).toEqual([
-      { name: "API_TOKEN", value: "" },
+      { name: "API_TOKEN" },
       { name: "STORE_PASSWORD", valueFrom: { secretKeyRef: { name: "core-secrets", key: "STORE_PASSWORD" } } }
     ])
     expect(storeService.spec).toMatchObject({

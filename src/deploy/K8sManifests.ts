@@ -170,7 +170,7 @@ const secretEnv = (env: StackEnv, service: string | undefined) => {
   const reads = (name: string) =>
     need !== undefined && (need.secrets.includes(name) || need.defaults.some(([variable]) => variable === name))
   return env.secrets.map((name) =>
-    reads(name) ? { name, valueFrom: { secretKeyRef: { name: secretName, key: name } } } : { name, value: "" }
+    reads(name) ? { name, valueFrom: { secretKeyRef: { name: secretName, key: name } } } : { name }
   )
 }
 

@@ -5,6 +5,8 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Effect, Either } from "effect"
+import { execFileSync } from "node:child_process"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { loadForDeploy } from "../../src/app/DeployInput.js"
 import { generateK8s, type K8sOptions, type K8sResult } from "../../src/deploy/K8sManifests.js"
@@ -52,4 +54,43 @@ export const generateCase = async (
   const result = generateK8s(await deployServices(c.dir, env), c.options)
   if (Either.isLeft(result)) throw new Error(result.left.map((p) => `${p.file}: ${p.path}: ${p.message}`).join("\n"))
   return result.right
+}
+
+/**
+ * Runs `core deploy k8s` (the built CLI) for `c` into `out`, adds a `secret.env` with made-up values when
+ * the stack has secrets, and returns what `kubectl kustomize` makes of it (every object, one YAML stream).
+ */
+export const renderCase = (c: K8sCase, out: string): string => {
+  execFileSync(
+    process.execPath,
+    [
+      join(repoRoot, "dist", "core.cjs"),
+      "deploy",
+      "k8s",
+      "--dir",
+      c.dir,
+      "--out",
+      out,
+      "--namespace",
+      c.options.namespace,
+      "--image",
+      c.options.image,
+      "--mode",
+      c.options.mode,
+      "--host",
+      c.options.host
+    ],
+    { encoding: "utf8", env: { ...process.env, ...plainEnv } }
+  )
+  const example = join(out, "secret.env.example")
+  if (existsSync(example)) {
+    const names = readFileSync(example, "utf8")
+      .split("\n")
+      .filter((line) => /^[A-Za-z_][A-Za-z0-9_]*=$/.test(line))
+    writeFileSync(
+      join(out, "secret.env"),
+      names.map((line) => `${line}made-up-${line.slice(0, -1).toLowerCase()}`).join("\n")
+    )
+  }
+  return execFileSync("kubectl", ["kustomize", out], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 })
 }
