@@ -17,7 +17,7 @@ import * as os from "node:os"
 import { findCycle } from "../stack/StackGraph.js"
 import { mergeDotEnv, parseDotEnv } from "./DotEnv.js"
 import { describeJsonError, describeParseIssue, formatPath, ManifestError, type Problem } from "./ManifestError.js"
-import { type PlaceholderContext, resolvePlaceholders } from "./Placeholders.js"
+import { bindAddress, type PlaceholderContext, resolvePlaceholders } from "./Placeholders.js"
 import { type Probe, ServiceManifest, type ServiceName } from "./ServiceManifest.js"
 import { Defaults, type ProbeCheck, type ProbeSpec, type ServiceSpec, type StackSpec } from "./ServiceSpec.js"
 
@@ -25,6 +25,8 @@ import { Defaults, type ProbeCheck, type ProbeSpec, type ServiceSpec, type Stack
 export interface LoadOptions {
   /** The environment for placeholders, port overrides and PATH; default `process.env`. `.env` is loaded under it. */
   readonly env?: Readonly<Record<string, string | undefined>>
+  /** `--data PATH`: the data directory (`${data}`); default `CORE_DATA_DIR`, else `<dir>/.data`. Relative to the current directory. */
+  readonly dataDir?: string
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -305,7 +307,8 @@ const placeholdersStep: Step = {
           ports: entry.ports,
           servicePorts,
           binaries,
-          unavailable
+          unavailable,
+          bind: bindAddress(state.env, manifest.deploy?.public !== undefined)
         }
         let failed = false
         const resolve = (text: string, field: string): string => {
@@ -461,6 +464,11 @@ const settingsStep: Step = {
           } else signal = name
         }
 
+        const publicPort = manifest.deploy?.public
+        if (publicPort !== undefined && entry.ports[publicPort] === undefined) {
+          report("deploy.public", `this service has no port "${publicPort}" (ports: ${list(Object.keys(entry.ports))})`)
+        }
+
         if (compose.ready_log_line !== undefined) {
           try {
             new RegExp(compose.ready_log_line)
@@ -504,7 +512,9 @@ const settingsStep: Step = {
             command: resolved.shutdownCommand
           },
           disabled: compose.disabled ?? false,
-          binaries: manifest.binaries ?? {}
+          binaries: manifest.binaries ?? {},
+          deploy: manifest.deploy ?? {},
+          manifest
         }
       }
     })
@@ -664,12 +674,14 @@ export const loadSteps: ReadonlyArray<Step> = [
 export const loadStack = Effect.fn("StackLoader.loadStack")(function* (dir: string, options?: LoadOptions) {
   const path = yield* Path.Path
   const root = path.resolve(dir)
+  const env = options?.env ?? process.env
+  const dataDirOption = options?.dataDir ?? (env["CORE_DATA_DIR"] === "" ? undefined : env["CORE_DATA_DIR"])
   const state: LoadState = {
     dir: root,
-    dataDir: path.join(root, ".data"),
+    dataDir: dataDirOption === undefined ? path.join(root, ".data") : path.resolve(dataDirOption),
     depDir: path.join(root, ".dep"),
     stateDir: path.join(root, ".core-stack"),
-    env: options?.env ?? process.env,
+    env,
     entries: [],
     problems: []
   }
