@@ -1,7 +1,8 @@
 /**
- * The command tree: `core stack <verb>` and `core <service> run`.
+ * The command tree: `core stack <verb>`, `core deploy <target>` and `core <service> run`.
  */
 import { Command } from "@effect/cli"
+import { deployCommand } from "./Deploy.js"
 import { downCommand } from "./StackDown.js"
 import { generateCommand } from "./StackGenerate.js"
 import { processCommand } from "./StackProcess.js"
@@ -19,7 +20,7 @@ export const stackCommand = Command.make("stack").pipe(
 export const rootCommand = (argv: ReadonlyArray<string>) =>
   Command.make("core").pipe(
     Command.withDescription("Run a stack of native services from per-service manifests"),
-    Command.withSubcommands([stackCommand, ...serviceCommands(argv)])
+    Command.withSubcommands([stackCommand, deployCommand, ...serviceCommands(argv)])
   )
 
 export const version = "0.1.0"

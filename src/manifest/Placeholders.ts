@@ -24,6 +24,8 @@ export interface PlaceholderContext {
   readonly dataDir: string
   /** The address this service listens on (`${bind}`), from `bindAddress`; default `127.0.0.1`. */
   readonly bind?: string
+  /** An `${env.VAR}` without a value stays `${env.VAR}` instead of being an error (portable loading). */
+  readonly keepUnsetEnv?: boolean
   /** Absolute `.dep` directory of the stack. */
   readonly depDir: string
   /** Absolute folder of this service. */
@@ -95,6 +97,7 @@ const resolveOne = (body: string, ctx: PlaceholderContext): Either.Either<string
     if (!ENV_NAME.test(name)) return Either.left(`invalid variable name in ${shown}`)
     const value = ctx.env[name]
     if (sep >= 0) return Either.right(value === undefined || value === "" ? rest.slice(sep + 2) : value)
+    if (value === undefined && ctx.keepUnsetEnv === true) return Either.right(shown)
     if (value === undefined) {
       return Either.left(`${shown}: environment variable ${name} is not set (give a default: \${env.${name}:-value})`)
     }

@@ -27,6 +27,11 @@ export interface LoadOptions {
   readonly env?: Readonly<Record<string, string | undefined>>
   /** `--data PATH`: the data directory (`${data}`); default `CORE_DATA_DIR`, else `<dir>/.data`. Relative to the current directory. */
   readonly dataDir?: string
+  /**
+   * For the deployment generators, which must not depend on this machine: `.env` is not read, and an
+   * `${env.VAR}` without a value stays as written instead of being an error (its value is the platform's).
+   */
+  readonly portable?: boolean
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -115,6 +120,7 @@ interface LoadState {
   readonly depDir: string
   readonly stateDir: string
   env: Readonly<Record<string, string | undefined>>
+  readonly portable: boolean
   entries: Array<Entry>
   readonly problems: Array<Problem>
 }
@@ -155,6 +161,7 @@ const dotenvStep: Step = {
   name: "dotenv",
   run: (state) =>
     Effect.gen(function* () {
+      if (state.portable) return
       const result = yield* readDotEnv(state.dir)
       if (Either.isLeft(result)) state.problems.push(...result.left)
       else state.env = mergeDotEnv(state.env, result.right)
@@ -308,7 +315,8 @@ const placeholdersStep: Step = {
           servicePorts,
           binaries,
           unavailable,
-          bind: bindAddress(state.env, manifest.deploy?.public !== undefined)
+          bind: bindAddress(state.env, manifest.deploy?.public !== undefined),
+          keepUnsetEnv: state.portable
         }
         let failed = false
         const resolve = (text: string, field: string): string => {
@@ -682,6 +690,7 @@ export const loadStack = Effect.fn("StackLoader.loadStack")(function* (dir: stri
     depDir: path.join(root, ".dep"),
     stateDir: path.join(root, ".core-stack"),
     env,
+    portable: options?.portable ?? false,
     entries: [],
     problems: []
   }
