@@ -180,8 +180,11 @@ const str = (value: string): string => JSON.stringify(value)
 /** A TOML key: bare when it can be, quoted otherwise. */
 const key = (name: string): string => (/^[A-Za-z0-9_-]+$/.test(name) ? name : str(name))
 
-/** Whole seconds of a duration as a Fly duration string, within the limits flyctl applies to checks. */
-const checkDuration = (ms: number): string => `${Math.min(60, Math.max(1, Math.ceil(ms / 1000)))}s`
+/**
+ * Whole seconds of a duration as a Fly duration string, within the limits flyctl applies to checks: 1 s to
+ * 1 min (top-level checks: an interval of 2 s at least).
+ */
+const checkDuration = (ms: number, least = 1): string => `${Math.min(60, Math.max(least, Math.ceil(ms / 1000)))}s`
 
 // ---------------------------------------------------------------------------------------------
 // the files
@@ -208,8 +211,8 @@ const renderChecks = (entry: PublicEntry): Either.Either<Checks, Problem> => {
       )
     )
   }
-  const timing = (indent: string) => [
-    `${indent}interval = ${str(checkDuration(readiness.periodMs))}`,
+  const timing = (indent: string, leastInterval = 1) => [
+    `${indent}interval = ${str(checkDuration(readiness.periodMs, leastInterval))}`,
     `${indent}timeout = ${str(checkDuration(readiness.timeoutMs))}`,
     // the stack starts (its dependencies first) before the entry can answer
     `${indent}grace_period = ${str(checkDuration(Math.max(readiness.initialDelayMs, 10_000)))}`
@@ -224,7 +227,7 @@ const renderChecks = (entry: PublicEntry): Either.Either<Checks, Problem> => {
         `[checks.${key(entry.service.name)}]`,
         `  type = "tcp"`,
         `  port = ${entry.port}`,
-        ...timing("  ")
+        ...timing("  ", 2)
       ]
     })
   }
