@@ -1,5 +1,5 @@
 /**
- * The command tree: `core stack <verb>` and `core <service> run`.
+ * The command tree: `core stack <verb>`, `core deploy <target>` and `core <service> run`.
  */
 import { Command } from "@effect/cli"
 import { deployCommand } from "./Deploy.js"

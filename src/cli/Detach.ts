@@ -3,7 +3,8 @@
  * output in `.core-stack/supervisor.log`; this process polls the control API until every selected service
  * is ready, or reports why the supervisor ended and leaves nothing running.
  */
-import { Console, Data, Effect, type Option } from "effect"
+import * as path from "node:path"
+import { Console, Data, Effect, Option } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { connect } from "../api/ControlClient.js"
@@ -218,7 +219,8 @@ const stopChild = (child: ChildProcess) =>
  */
 export const detach = Effect.fn("Detach.detach")(function* (
   dir: Option.Option<string>,
-  services: ReadonlyArray<string>
+  services: ReadonlyArray<string>,
+  data: Option.Option<string> = Option.none()
 ) {
   const root = yield* resolveDirectory(dir)
   const stateDir = stateDirOf(root)
@@ -243,7 +245,13 @@ export const detach = Effect.fn("Detach.detach")(function* (
           cwd: root,
           detached: true,
           stdio: ["ignore", log, log],
-          env: { ...process.env, CORE_SUPERVISOR: "1", NO_COLOR: "1" }
+          env: {
+            ...process.env,
+            CORE_SUPERVISOR: "1",
+            NO_COLOR: "1",
+            // `--data` reaches the supervisor as the variable it defaults to, made absolute here
+            ...(Option.isSome(data) && { CORE_DATA_DIR: path.resolve(data.value) })
+          }
         }
       )
     } finally {

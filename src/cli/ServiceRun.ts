@@ -5,7 +5,7 @@
 import { Command, Options } from "@effect/cli"
 import { existsSync, readdirSync } from "node:fs"
 import { join, resolve } from "node:path"
-import { dirOption } from "./CliOptions.js"
+import { dataOption, dirOption } from "./CliOptions.js"
 import { foreground } from "./StackUp.js"
 
 const noDeps = Options.boolean("no-deps").pipe(Options.withDescription("start this service alone"))
@@ -35,8 +35,8 @@ export const serviceCommands = (argv: ReadonlyArray<string>) =>
     Command.make(name).pipe(
       Command.withDescription(`The ${name} service`),
       Command.withSubcommands([
-        Command.make("run", { dir: dirOption, noDeps }, ({ dir, noDeps }) =>
-          foreground({ dir, services: [name], noDeps })
+        Command.make("run", { dir: dirOption, data: dataOption, noDeps }, ({ dir, data, noDeps }) =>
+          foreground({ dir, data, services: [name], noDeps })
         ).pipe(Command.withDescription(`Run ${name} in the foreground (with its dependencies unless --no-deps)`))
       ])
     )

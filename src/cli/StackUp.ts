@@ -6,7 +6,7 @@ import { Args, Command, Options } from "@effect/cli"
 import type { FileSystem, Path } from "@effect/platform"
 import { Effect } from "effect"
 import { runStack, type StackRun, type StackRunOptions } from "../supervisor/StackRunner.js"
-import { dirOption } from "./CliOptions.js"
+import { dataOption, dirOption } from "./CliOptions.js"
 import { detach } from "./Detach.js"
 import { dim, lineBatcher, linePrefixer, useColour } from "./Output.js"
 
@@ -60,9 +60,9 @@ export const foreground = (options: Omit<StackRunOptions, "onProgress" | "before
 
 export const upCommand = Command.make(
   "up",
-  { services, detach: detachOption, dir: dirOption },
-  ({ services, detach: background, dir }) =>
+  { services, detach: detachOption, dir: dirOption, data: dataOption },
+  ({ services, detach: background, dir, data }) =>
     background
-      ? Effect.asVoid<unknown, unknown, FileSystem.FileSystem | Path.Path>(detach(dir, services))
-      : Effect.asVoid(foreground({ dir, services }))
+      ? Effect.asVoid<unknown, unknown, FileSystem.FileSystem | Path.Path>(detach(dir, services, data))
+      : Effect.asVoid(foreground({ dir, services, data }))
 ).pipe(Command.withDescription("Start the stack, or the named services and their dependencies"))

@@ -282,6 +282,9 @@ const walk = (
       return [{ path, message: `is missing (expected ${describeAst(ast)})` }]
     }
     case "Unexpected": {
+      const names = parent?.indexSignatures.find((signature) => signature.parameter._tag === "Refinement")
+      if (names !== undefined)
+        return [{ path, message: `is not a valid name: expected ${describeAst(names.parameter)}` }]
       const allowed = parent !== undefined ? ` (allowed: ${allowedKeys(parent)})` : ""
       return [{ path, message: `is unexpected: unknown key${allowed}` }]
     }

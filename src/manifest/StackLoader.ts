@@ -17,7 +17,7 @@ import * as os from "node:os"
 import { findCycle } from "../stack/StackGraph.js"
 import { mergeDotEnv, parseDotEnv } from "./DotEnv.js"
 import { describeJsonError, describeParseIssue, formatPath, ManifestError, type Problem } from "./ManifestError.js"
-import { type PlaceholderContext, resolvePlaceholders } from "./Placeholders.js"
+import { bindAddress, type PlaceholderContext, resolvePlaceholders } from "./Placeholders.js"
 import { type Probe, ServiceManifest, type ServiceName } from "./ServiceManifest.js"
 import { Defaults, type ProbeCheck, type ProbeSpec, type ServiceSpec, type StackSpec } from "./ServiceSpec.js"
 
@@ -25,6 +25,13 @@ import { Defaults, type ProbeCheck, type ProbeSpec, type ServiceSpec, type Stack
 export interface LoadOptions {
   /** The environment for placeholders, port overrides and PATH; default `process.env`. `.env` is loaded under it. */
   readonly env?: Readonly<Record<string, string | undefined>>
+  /** `--data PATH`: the data directory (`${data}`); default `CORE_DATA_DIR`, else `<dir>/.data`. Relative to the current directory. */
+  readonly dataDir?: string
+  /**
+   * For the deployment generators, which must not depend on this machine: `.env` is not read, and an
+   * `${env.VAR}` without a value stays as written instead of being an error (its value is the platform's).
+   */
+  readonly portable?: boolean
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -113,6 +120,7 @@ interface LoadState {
   readonly depDir: string
   readonly stateDir: string
   env: Readonly<Record<string, string | undefined>>
+  readonly portable: boolean
   entries: Array<Entry>
   readonly problems: Array<Problem>
 }
@@ -153,6 +161,7 @@ const dotenvStep: Step = {
   name: "dotenv",
   run: (state) =>
     Effect.gen(function* () {
+      if (state.portable) return
       const result = yield* readDotEnv(state.dir)
       if (Either.isLeft(result)) state.problems.push(...result.left)
       else state.env = mergeDotEnv(state.env, result.right)
@@ -305,7 +314,9 @@ const placeholdersStep: Step = {
           ports: entry.ports,
           servicePorts,
           binaries,
-          unavailable
+          unavailable,
+          bind: bindAddress(state.env, manifest.deploy?.public !== undefined),
+          keepUnsetEnv: state.portable
         }
         let failed = false
         const resolve = (text: string, field: string): string => {
@@ -461,6 +472,11 @@ const settingsStep: Step = {
           } else signal = name
         }
 
+        const publicPort = manifest.deploy?.public
+        if (publicPort !== undefined && entry.ports[publicPort] === undefined) {
+          report("deploy.public", `this service has no port "${publicPort}" (ports: ${list(Object.keys(entry.ports))})`)
+        }
+
         if (compose.ready_log_line !== undefined) {
           try {
             new RegExp(compose.ready_log_line)
@@ -504,7 +520,9 @@ const settingsStep: Step = {
             command: resolved.shutdownCommand
           },
           disabled: compose.disabled ?? false,
-          binaries: manifest.binaries ?? {}
+          binaries: manifest.binaries ?? {},
+          deploy: manifest.deploy ?? {},
+          manifest
         }
       }
     })
@@ -664,12 +682,15 @@ export const loadSteps: ReadonlyArray<Step> = [
 export const loadStack = Effect.fn("StackLoader.loadStack")(function* (dir: string, options?: LoadOptions) {
   const path = yield* Path.Path
   const root = path.resolve(dir)
+  const env = options?.env ?? process.env
+  const dataDirOption = options?.dataDir ?? (env["CORE_DATA_DIR"] === "" ? undefined : env["CORE_DATA_DIR"])
   const state: LoadState = {
     dir: root,
-    dataDir: path.join(root, ".data"),
+    dataDir: dataDirOption === undefined ? path.join(root, ".data") : path.resolve(dataDirOption),
     depDir: path.join(root, ".dep"),
     stateDir: path.join(root, ".core-stack"),
-    env: options?.env ?? process.env,
+    env,
+    portable: options?.portable ?? false,
     entries: [],
     problems: []
   }

@@ -3,7 +3,8 @@
  * stack, provision its binaries, write the process-compose file, start a supervisor, serve the control API,
  * and bring the selected services up.
  */
-import { Effect, Layer, type Option, type Scope } from "effect"
+import { FileSystem } from "@effect/platform"
+import { Data, Effect, Layer, Option, type Scope } from "effect"
 import { ensureNoSupervisor, serveControl } from "../api/ControlServer.js"
 import { writeComposeFile } from "../compose/ComposeFile.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
@@ -17,6 +18,8 @@ import { type LocalSupervisorShape, UnknownService } from "./Supervisor.js"
 export interface StackRunOptions {
   /** `--dir`; default `CORE_DIR`, else the current directory. */
   readonly dir: Option.Option<string>
+  /** `--data`; default `CORE_DATA_DIR`, else `.data` in the stack directory. */
+  readonly data?: Option.Option<string>
   /** Services to start with their dependencies; empty = every enabled service. */
   readonly services: ReadonlyArray<string>
   /** Start only the named services, not their dependencies (`core <service> run --no-deps`). */
@@ -45,11 +48,38 @@ export interface StackRun {
   readonly readyMs: number
 }
 
+/** The data directory cannot be created. */
+export class DataDirError extends Data.TaggedError("DataDirError")<{ readonly path: string; readonly cause: unknown }> {
+  override get message() {
+    const why = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `cannot create the data directory ${this.path}: ${why}`
+  }
+}
+
+/** Creates the data directory (mode 0700) when it is missing; an existing one is left as it is. */
+export const ensureDataDir = (path: string) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const info = yield* fs.stat(path).pipe(Effect.option)
+    if (Option.isSome(info)) {
+      if (info.value.type === "Directory") return
+      return yield* Effect.fail(new Error("it exists and is not a directory"))
+    }
+    yield* fs.makeDirectory(path, { recursive: true, mode: 0o700 })
+    // the umask may have narrowed the mode, never widened it; chmod makes it exactly 0700
+    yield* fs.chmod(path, 0o700)
+  }).pipe(Effect.mapError((cause) => new DataDirError({ path, cause })))
+
 /** Loads the stack and checks the names asked for. */
-export const loadSelection = (dirOption: Option.Option<string>, services: ReadonlyArray<string>, noDeps = false) =>
+export const loadSelection = (
+  dirOption: Option.Option<string>,
+  services: ReadonlyArray<string>,
+  noDeps = false,
+  dataOption: Option.Option<string> = Option.none()
+) =>
   Effect.gen(function* () {
     const dir = yield* resolveDirectory(dirOption)
-    const stack = yield* loadStack(dir)
+    const stack = yield* loadStack(dir, Option.isSome(dataOption) ? { dataDir: dataOption.value } : {})
     const known = stack.services.map((s) => s.name as string)
     for (const name of services) {
       if (!known.includes(name)) return yield* new UnknownService({ name, known })
@@ -70,11 +100,12 @@ export const loadSelection = (dirOption: Option.Option<string>, services: Readon
 export const runStack = (options: StackRunOptions) =>
   Effect.gen(function* () {
     const began = Date.now()
-    const { stack, selected } = yield* loadSelection(options.dir, options.services, options.noDeps)
+    const { stack, selected } = yield* loadSelection(options.dir, options.services, options.noDeps, options.data)
     const serve = options.serve ?? true
     // one supervisor per directory, served or not; leftovers of a crash go before their ports are checked
     yield* ensureNoSupervisor(stack.stateDir)
     yield* checkPortsFree(stack, selected)
+    yield* ensureDataDir(stack.dataDir)
     yield* provision(stack, selected, {
       onProgress: options.onProgress ? (event) => options.onProgress!(event.message) : undefined
     })
