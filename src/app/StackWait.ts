@@ -10,9 +10,9 @@
 import { Data, Duration, Effect } from "effect"
 import { describeCheck, waitReady } from "../health/Probe.js"
 import type { ProbeSpec, ServiceSpec } from "../manifest/ServiceSpec.js"
+import { hostVariable } from "../manifest/Placeholders.js"
 import { loadStack } from "../manifest/StackLoader.js"
 import { UnknownService } from "../supervisor/Supervisor.js"
-import { hostVariable } from "../deploy/K8sManifests.js"
 
 /** A service that did not become ready within the timeout. */
 export class WaitTimedOut extends Data.TaggedError("WaitTimedOut")<{

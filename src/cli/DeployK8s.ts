@@ -1,15 +1,21 @@
 /**
  * `core deploy k8s [--out DIR] [--namespace NS] [--image IMAGE] [--mode split|pod] [--host HOST]`: write the
- * stack as a kustomize base (default `deploy/k8s/`), print what was written, what did not map exactly, and
- * how to provide the secrets.
+ * stack as a kustomize base (default `deploy/k8s/` of the stack directory), print what was written, what did
+ * not map exactly, and how to provide the secrets.
+ *
+ * The stack is read as the pods will read it: without this machine's variables or `.env`. A `.yaml` file of
+ * the output directory that an earlier run generated (it starts with the generator's header) and this run does
+ * not is removed, so that a removed service leaves nothing behind; other files (`secret.env` above all) are
+ * never touched.
  */
-import * as path from "node:path"
 import { Command, Options } from "@effect/cli"
-import { Console, Effect, Schema } from "effect"
-import { deployK8s } from "../app/DeployK8s.js"
-import { K8sDefaults, type K8sMode } from "../deploy/K8sManifests.js"
-import { resolveDirectory } from "../manifest/StackLoader.js"
+import { FileSystem, Path } from "@effect/platform"
+import { Console, Effect, Either, Option, Schema } from "effect"
+import { generatedHeader, generateK8s, K8sDefaults, type K8sMode } from "../deploy/K8sManifests.js"
+import { ManifestError } from "../manifest/ManifestError.js"
+import { loadStack, resolveDirectory } from "../manifest/StackLoader.js"
 import { dirOption } from "./CliOptions.js"
+import { writeGeneratedFiles } from "./WriteFiles.js"
 
 const DnsLabel = Schema.String.pipe(
   Schema.pattern(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, {
@@ -27,8 +33,8 @@ const ImageName = Schema.String.pipe(
 )
 
 const out = Options.text("out").pipe(
-  Options.withDescription("output directory, relative to the stack directory"),
-  Options.withDefault("deploy/k8s")
+  Options.withDescription("output directory (default: deploy/k8s in the stack directory)"),
+  Options.optional
 )
 const namespace = Options.text("namespace").pipe(
   Options.withSchema(DnsLabel),
@@ -50,24 +56,53 @@ const host = Options.text("host").pipe(
   Options.withDefault(K8sDefaults.host)
 )
 
+/** Removes the `.yaml` files of `outDir` that an earlier run generated and `keep` does not hold. */
+const removeStale = (outDir: string, keep: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const removed: Array<string> = []
+    const names = yield* fs.readDirectory(outDir).pipe(Effect.orElseSucceed(() => []))
+    for (const name of [...names].sort()) {
+      if (keep.includes(name) || !name.endsWith(".yaml")) continue
+      const text = yield* fs.readFileString(path.join(outDir, name)).pipe(Effect.orElseSucceed(() => ""))
+      if (!text.startsWith(`# ${generatedHeader}`)) continue
+      yield* fs.remove(path.join(outDir, name))
+      removed.push(name)
+    }
+    return removed
+  })
+
 /** `core deploy k8s`. */
 export const deployK8sCommand = Command.make(
   "k8s",
   { dir: dirOption, out, namespace, image, mode, host },
   ({ dir, out, namespace, image, mode, host }) =>
     Effect.gen(function* () {
+      const path = yield* Path.Path
       const stackDir = yield* resolveDirectory(dir)
-      const result = yield* deployK8s(stackDir, { out, namespace, image, mode, host })
-      const relative = path.relative(process.cwd(), result.outDir)
-      const shown = relative === "" ? "." : relative.startsWith("..") ? result.outDir : relative
-      for (const file of result.files) yield* Console.log(`wrote ${path.join(shown, file.path)}`)
-      for (const file of result.removed) yield* Console.log(`removed ${path.join(shown, file)} (no longer generated)`)
+      const stack = yield* loadStack(stackDir, { env: { PATH: process.env.PATH }, portable: true })
+      const generated = generateK8s(stack, { namespace, image, mode, host })
+      if (Either.isLeft(generated)) return yield* new ManifestError({ problems: generated.left })
+      const result = generated.right
+      const outDir = Option.match(out, {
+        onNone: () => path.join(stackDir, "deploy", "k8s"),
+        onSome: (given) => path.resolve(given)
+      })
+      const removed = yield* removeStale(
+        outDir,
+        result.files.map((file) => file.path)
+      )
+      const written = yield* writeGeneratedFiles(outDir, result.files)
+      const shown = (file: string) => path.relative(process.cwd(), file) || file
+      for (const file of written) yield* Console.log(`wrote ${shown(file)}`)
+      for (const file of removed) yield* Console.log(`removed ${shown(path.join(outDir, file))} (no longer generated)`)
       for (const note of result.notes) yield* Console.log(`note: ${note}`)
       if (result.secrets.length > 0) {
         yield* Console.log(
-          `secrets (${result.secrets.join(", ")}): copy ${path.join(shown, "secret.env.example")} to secret.env beside it and fill it in`
+          `secrets (${result.secrets.join(", ")}): copy ${shown(path.join(outDir, "secret.env.example"))} to secret.env beside it and fill it in`
         )
       }
-      yield* Console.log(`apply with: kubectl apply -k ${shown}`)
+      yield* Console.log(`apply with: kubectl apply -k ${shown(outDir)}`)
     })
 ).pipe(Command.withDescription("Write the stack as a kustomize base for Kubernetes (see docs/DEPLOYMENT.md)"))

@@ -1,12 +1,19 @@
 /**
- * Where things are inside the one image of a deployment (the Dockerfile that `core deploy fly` writes),
- * for the generators that run containers of it.
+ * Where things are inside the one image of a deployment (the Dockerfile of `core deploy fly`), for the
+ * generators that run containers of it.
  */
+import { FlyDefaults } from "./FlyDeploy.js"
+
+const [uid, gid] = FlyDefaults.user.split(":").map(Number) as [number, number]
+
 export const ImageLayout = {
-  /** The stack directory: services/, .dep/ (provisioned binaries), dist/; the working directory. */
-  appDir: "/app",
-  /** The non-root user and group the image runs as. */
-  uid: 10001,
-  /** How a container runs core (on PATH in the image; tini is PID 1 through the image's entrypoint). */
-  core: ["core"] as ReadonlyArray<string>
+  /** The stack directory (services/, .dep/, dist/): the image's working directory and `CORE_DIR`. */
+  appDir: FlyDefaults.workdir,
+  /** The data directory the image prepares (owned by its user): where a data volume is mounted. */
+  dataDir: FlyDefaults.dataMount,
+  /** The image's unprivileged user and group, by number. */
+  uid,
+  gid,
+  /** How a container runs core, from the working directory (tini is PID 1 through the image's entrypoint). */
+  core: ["node", "dist/core.cjs"] as ReadonlyArray<string>
 } as const

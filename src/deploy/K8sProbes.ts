@@ -13,11 +13,11 @@
  */
 import { Either } from "effect"
 import * as path from "node:path"
+import { parseEnvReference } from "../manifest/EnvReferences.js"
 import { formatPath, type Problem } from "../manifest/ManifestError.js"
-import { type PlaceholderContext, resolvePlaceholders } from "../manifest/Placeholders.js"
+import { type PlaceholderContext, placeholdersIn, resolvePlaceholders } from "../manifest/Placeholders.js"
 import type { Probe } from "../manifest/ServiceManifest.js"
 import { Defaults } from "../manifest/ServiceSpec.js"
-import { envReference, placeholderBodies } from "./ManifestScan.js"
 
 /** A Kubernetes probe (the fields of core/v1 Probe that we write). */
 export interface K8sProbe {
@@ -78,7 +78,7 @@ const envAsShell = (text: string): string => {
       const end = text.indexOf("}", i + 2)
       if (end < 0) break
       const body = text.slice(i + 2, end)
-      const ref = envReference(body)
+      const ref = parseEnvReference(body)
       out +=
         ref === undefined ? `\${${body}}` : `$\${${ref.name}${ref.fallback === undefined ? "" : `:-${ref.fallback}`}}`
       i = end + 1
@@ -95,12 +95,12 @@ export const mapProbe = (raw: Probe, at: string, ctx: ProbeContext, options: { l
   const problems: Array<Problem> = []
   const notes: Array<string> = []
   const report = (field: string, message: string) =>
-    problems.push({ step: "k8s", file: ctx.file, path: field, message })
+    problems.push({ step: "deploy-k8s", file: ctx.file, path: field, message })
 
   /** The text resolved, or undefined when a problem was reported. */
   const resolveOrReport = (text: string, field: string): string | undefined => {
-    for (const body of placeholderBodies(text)) {
-      const ref = envReference(body)
+    for (const body of placeholdersIn(text)) {
+      const ref = parseEnvReference(body)
       if (ref !== undefined && ref.fallback === undefined) {
         report(
           field,

@@ -29,12 +29,18 @@ function* strings(value: unknown, path: ReadonlyArray<string | number> = []): Ge
 
 const ENV_REFERENCE = /^env\.([A-Za-z_][A-Za-z0-9_]*)(?::-([\s\S]*))?$/
 
+/** A placeholder body (`env.NAME` or `env.NAME:-default`) as a variable and its default; undefined for any other. */
+export const parseEnvReference = (body: string): Omit<EnvReference, "field"> | undefined => {
+  const match = ENV_REFERENCE.exec(body)
+  return match === null ? undefined : { name: match[1]!, fallback: match[2] }
+}
+
 /** Every `${env.*}` of `manifest`, in document order. */
 export const envReferences = (manifest: ServiceManifest): ReadonlyArray<EnvReference> =>
   [...strings(manifest)].flatMap(([field, text]) =>
     placeholdersIn(text).flatMap((body) => {
-      const match = ENV_REFERENCE.exec(body)
-      return match === null ? [] : [{ name: match[1]!, fallback: match[2], field }]
+      const reference = parseEnvReference(body)
+      return reference === undefined ? [] : [{ ...reference, field }]
     })
   )
 

@@ -8,8 +8,9 @@ import { Effect, Either } from "effect"
 import { execFileSync } from "node:child_process"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { loadForDeploy } from "../../src/app/DeployInput.js"
 import { generateK8s, type K8sOptions, type K8sResult } from "../../src/deploy/K8sManifests.js"
+import type { StackSpec } from "../../src/manifest/ServiceSpec.js"
+import { loadStack } from "../../src/manifest/StackLoader.js"
 import { repoRoot } from "./DefaultStackCopy.js"
 
 export const k8sFixtures = join(repoRoot, "test", "fixtures", "k8s")
@@ -42,16 +43,19 @@ export const k8sCases: ReadonlyArray<K8sCase> = [
 /** A fixed environment: generation must not depend on the caller's. */
 export const plainEnv = { PATH: "/usr/bin:/bin" }
 
-/** The services of `dir` as `core deploy` loads them. */
-export const deployServices = (dir: string, env: Readonly<Record<string, string | undefined>> = plainEnv) =>
-  Effect.runPromise(loadForDeploy(dir, env).pipe(Effect.provide(NodeContext.layer))).then((loaded) => loaded.services)
+/** The stack in `dir` as `core deploy` loads it (portably). */
+export const deployStack = (
+  dir: string,
+  env: Readonly<Record<string, string | undefined>> = plainEnv
+): Promise<StackSpec> =>
+  Effect.runPromise(loadStack(dir, { env, portable: true }).pipe(Effect.provide(NodeContext.layer)))
 
 /** The files of one case; throws with the problems when it does not generate. */
 export const generateCase = async (
   c: K8sCase,
   env: Readonly<Record<string, string | undefined>> = plainEnv
 ): Promise<K8sResult> => {
-  const result = generateK8s(await deployServices(c.dir, env), c.options)
+  const result = generateK8s(await deployStack(c.dir, env), c.options)
   if (Either.isLeft(result)) throw new Error(result.left.map((p) => `${p.file}: ${p.path}: ${p.message}`).join("\n"))
   return result.right
 }
