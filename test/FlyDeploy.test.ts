@@ -110,6 +110,7 @@ describe("core deploy fly: the files", () => {
     })
     expect(config.vm).toEqual([{ cpu_kind: "shared", cpus: 1, memory_mb: 768 }])
     expect(config.build).toEqual({ dockerfile: "Dockerfile", ignorefile: ".dockerignore" })
+    expect(config.restart).toEqual([{ policy: "on-failure", retries: FlyDefaults.restartRetries }])
   })
 
   it("fixture stack: hints, secrets, settings, a tcp check, levels of shutdown", async () => {

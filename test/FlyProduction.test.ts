@@ -4,8 +4,9 @@
  * repository's provisioning), the Dockerfile's command run there with the image's `ENV`, fly.toml's `[env]`
  * and a temporary data directory. The public entry must listen on all interfaces and answer `/api/health`
  * (asked on 127.0.0.1 only), every other port on loopback only; PocketBase's data lands in the data
- * directory; SIGTERM (what tini forwards from Fly) stops the stack, dependents first, within `kill_timeout`;
- * nothing is left running. A stack that cannot start exits non-zero.
+ * directory; a killed service is restarted by its policy; SIGTERM (what tini forwards from Fly) stops the
+ * stack, dependents first, within `kill_timeout`; nothing is left running. A stack that cannot start exits
+ * non-zero.
  *
  * Ports are overridden (`CORE_PORT_*`) so that the test runs beside the others; tini itself is not run.
  * In CI this never skips: missing binaries fail it. Locally it skips, saying so, when `.dep/` lacks them.
@@ -154,7 +155,7 @@ if (missing.length > 0 && !inCi()) {
   })
 
   describe("Fly production path (the image's layout, without Docker)", () => {
-    it("the public entry on all interfaces, the rest on loopback; data in the volume; SIGTERM within kill_timeout", async () => {
+    it("the public entry on all interfaces, the rest on loopback; data in the volume; restarts; SIGTERM within kill_timeout", async () => {
       const { dir, dataDir, env, cmd, config } = await deployment.then(layout)
       const { ports, overrides } = freshPorts()
       // the image's command, as tini runs it: `node dist/core.cjs stack up` in WORKDIR
@@ -183,6 +184,23 @@ if (missing.length > 0 && !inCi()) {
       expect(existsSync(join(dataDir, "pocketbase", "data.db"))).toBe(true)
       expect(existsSync(join(dataDir, "nats", "jetstream"))).toBe(true)
       expect(existsSync(join(dir, ".data"))).toBe(false)
+
+      // a service that fails follows its restart policy (on_failure): PocketBase killed, restarted, serving again
+      const [pocketbase] = processesMentioning(join(dir, ".dep", "pocketbase"))
+      expect(pocketbase).toBeDefined()
+      process.kill(pocketbase!.pid, "SIGKILL")
+      const restarted = await eventually(() => /^pocketbase\s+\| \[core\].*restarting in/m.test(run.out()), 10_000)
+      expect(restarted, run.out()).toBe(true)
+      const servingAgain = await eventually(
+        () => {
+          const [now] = processesMentioning(join(dir, ".dep", "pocketbase"))
+          return now !== undefined && now.pid !== pocketbase!.pid && listeners(ports.pocketbase.http).length > 0
+        },
+        30_000,
+        50
+      )
+      expect(servingAgain, run.out()).toBe(true)
+      expect((await fetch(`http://127.0.0.1:${ports.caddy.http}/api/health`)).status).toBe(200)
 
       const sent = Date.now()
       run.child.kill("SIGTERM")

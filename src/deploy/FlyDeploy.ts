@@ -38,6 +38,8 @@ export const FlyDefaults = {
   memoryMbPerService: 256,
   /** Added to the longest graceful shutdown for core's own exit. */
   killMarginSeconds: 5,
+  /** How often Fly restarts a machine whose stack could not start, before it gives up. */
+  restartRetries: 10,
   /** The longest `kill_timeout` written: above it, a stack must shorten its shutdown timeouts. */
   maxKillTimeoutSeconds: 300,
   /** Base images: the build stage's Node and Go, the runtime's slim Node. */
@@ -310,6 +312,11 @@ const renderFlyToml = (
     "  min_machines_running = 1",
     ...checks.inService,
     ...checks.topLevel,
+    "",
+    "# core exits non-zero when the stack cannot start (and 0 when stopped): Fly restarts the machine then.",
+    "[[restart]]",
+    `  policy = "on-failure"`,
+    `  retries = ${FlyDefaults.restartRetries}`,
     "",
     "# The whole stack on one machine: memory summed over the services (deploy.memory_mb, default 256 each).",
     "[[vm]]",
