@@ -65,30 +65,11 @@ export const wholeSeconds = (value: number, min: number): number => Math.max(min
 export const shellQuote = (text: string): string => `'${text.replaceAll("'", `'\\''`)}'`
 
 /** `${env.X}` and `${env.X:-d}` rewritten as literal shell expansions (`$${X}`, `$${X:-d}`); the rest kept. */
-const envAsShell = (text: string): string => {
-  let out = ""
-  let i = 0
-  while (i < text.length) {
-    if (text.startsWith("$${", i)) {
-      out += "$${"
-      i += 3
-      continue
-    }
-    if (text.startsWith("${", i)) {
-      const end = text.indexOf("}", i + 2)
-      if (end < 0) break
-      const body = text.slice(i + 2, end)
-      const ref = parseEnvReference(body)
-      out +=
-        ref === undefined ? `\${${body}}` : `$\${${ref.name}${ref.fallback === undefined ? "" : `:-${ref.fallback}`}}`
-      i = end + 1
-      continue
-    }
-    out += text[i]
-    i++
-  }
-  return out + text.slice(i)
-}
+const envAsShell = (text: string): string =>
+  text.replace(/\$\$\{|\$\{([^}]*)\}/g, (match, body: string | undefined) => {
+    const ref = body === undefined ? undefined : parseEnvReference(body)
+    return ref === undefined ? match : `$\${${ref.name}${ref.fallback === undefined ? "" : `:-${ref.fallback}`}}`
+  })
 
 /** Maps one manifest probe; `at` is its JSON path (`process.compose.readiness_probe`). */
 export const mapProbe = (raw: Probe, at: string, ctx: ProbeContext, options: { liveness: boolean }): ProbeMapping => {
