@@ -2,10 +2,10 @@
  * A stack as a kustomize base for Kubernetes (`core deploy k8s`): pure, the stack in, files out, the same
  * bytes for the same input.
  *
- * Every container runs the one image of the deployment with `core <service> run --no-deps`, so that
- * placeholders resolve inside the pod: `${svc.NAME.host}` from `CORE_HOST_<NAME>` (the other service's
- * Service name), `${bind}` from `CORE_BIND` (all interfaces), `${data}` under the stack directory, where
- * the data volume is mounted.
+ * Every container runs the one image of the deployment (`ImageLayout`) with `core <service> run --no-deps`,
+ * so that placeholders resolve inside the pod: `${svc.NAME.host}` from `CORE_HOST_<NAME>` (the other
+ * service's Service name), `${bind}` from `CORE_BIND` (all interfaces), `${data}` from `CORE_DATA_DIR`,
+ * where the data volume is mounted.
  *
  * Two modes:
  * - `split` (default): per service a Deployment, or a StatefulSet with a volume claim template when it uses
@@ -20,7 +20,7 @@
  */
 import { Either } from "effect"
 import { Document } from "yaml"
-import type { Problem } from "../manifest/ManifestError.js"
+import { formatPath, type Problem } from "../manifest/ManifestError.js"
 import type { DependencyCondition, Deploy, ServiceManifest } from "../manifest/ServiceManifest.js"
 import type { ServiceSpec, StackSpec } from "../manifest/ServiceSpec.js"
 import { envReferences, usesDataDir } from "../manifest/EnvReferences.js"
@@ -290,7 +290,7 @@ const serviceContainer = (ctx: Context, service: K8sService, stateVolume: string
   for (const [portName, port] of ports) {
     const why = invalidPortName(portName)
     if (why !== undefined)
-      ctx.problems.push({ step: "deploy-k8s", file: service.file, path: `ports.${portName}`, message: why })
+      ctx.problems.push({ step: "deploy-k8s", file: service.file, path: formatPath(["ports", portName]), message: why })
     if (port < 1024) notes.push(`ports.${portName} is ${port}: a non-root container cannot listen below 1024`)
   }
   const env = secretEnv(ctx.env, name)
