@@ -195,6 +195,18 @@ describe("the mappings", () => {
     expect(Object.keys(config.data).filter((key) => key.startsWith("CORE_HOST_"))).toEqual([])
   })
 
+  it("pod mode: a port name taken by two services becomes <service>-<port>, unique in the pod; the Service targets it", async () => {
+    const { files } = await generateCase(k8sCases.find((c) => c.name === "default-pod")!)
+    const [workload, service] = objects(fileOf(files, "stack.yaml"))
+    const pod = workload.spec.template.spec
+    const containers = [...pod.initContainers, ...pod.containers]
+    const names = containers.flatMap((c: any) => c.ports.map((p: any) => p.name))
+    expect(names.sort()).toEqual(["admin", "caddy-http", "client", "monitor", "pocketbase-http"])
+    const caddy = containers.find((c: any) => c.name === "caddy")
+    expect(caddy.readinessProbe.httpGet.port).toBe("caddy-http")
+    expect(service.spec.ports).toEqual([{ name: "http", port: 8080, targetPort: "caddy-http", protocol: "TCP" }])
+  })
+
   it("pod mode: a process_log_ready dependency without a readiness probe gates on its log line", async () => {
     const stack = await changedFixture((s) =>
       s.name === "api" ? { ...withCompose(s, { readiness_probe: undefined }), readiness: undefined } : s

@@ -54,7 +54,7 @@ if (missing.length > 0 && !inCi()) {
     it("the validation is strict: an unknown field and a wrong type fail", () => {
       const dir = mkdtempSync(join(tmpdir(), "core-k8s-schema-"))
       try {
-        renderCase(k8sCases[1]!, join(dir, "base"))
+        renderCase(k8sCases.find((c) => c.name === "fixture-split")!, join(dir, "base"))
         const store = readFileSync(join(dir, "base", "store.yaml"), "utf8")
         writeFileSync(join(dir, "unknown.yaml"), store.replace("enableServiceLinks:", "enableServiceLink:"))
         writeFileSync(join(dir, "type.yaml"), store.replace("replicas: 1", 'replicas: "one"'))

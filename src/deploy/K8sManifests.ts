@@ -212,14 +212,51 @@ interface Probes {
   readonly startup?: K8sProbe
 }
 
-const probesOf = (ctx: Context, service: K8sService, notes: Array<string>): Probes => {
+/**
+ * The names the container gives its ports: the manifest's, or in a pod of several services a name unique in
+ * the pod (a Service selects a port by name across the whole pod): `<service>-<port>` where a name is taken
+ * twice, or none (then probes and Services use the number) when that is not a valid port name.
+ */
+type PortNames = Readonly<Record<string, string | undefined>>
+
+const ownPortNames = (service: K8sService): PortNames =>
+  Object.fromEntries(Object.keys(service.manifest.ports ?? {}).map((name) => [name, name]))
+
+const podPortNames = (services: ReadonlyArray<K8sService>): ReadonlyMap<string, PortNames> => {
+  const count = new Map<string, number>()
+  for (const service of services) {
+    for (const name of Object.keys(service.manifest.ports ?? {})) count.set(name, (count.get(name) ?? 0) + 1)
+  }
+  return new Map(
+    services.map((service) => [
+      service.spec.name as string,
+      Object.fromEntries(
+        Object.keys(service.manifest.ports ?? {}).map((name) => {
+          if (count.get(name) === 1) return [name, name]
+          const unique = `${service.spec.name}-${name}`
+          return [name, invalidPortName(unique) === undefined ? unique : undefined]
+        })
+      )
+    ])
+  )
+}
+
+/** The named ports of a container, by the names it gives them (unnamed ones left out). */
+const namedPorts = (service: K8sService, names: PortNames): Record<string, number> =>
+  Object.fromEntries(
+    Object.entries(service.manifest.ports ?? {}).flatMap(([name, port]) =>
+      names[name] === undefined ? [] : [[names[name]!, port] as const]
+    )
+  )
+
+const probesOf = (ctx: Context, service: K8sService, names: PortNames, notes: Array<string>): Probes => {
   const compose = service.manifest.process.compose ?? {}
   const probeContext = {
     file: service.file,
     placeholders: placeholderContext(ctx, service),
     appDir: ImageLayout.appDir,
     workingDir: compose.working_dir,
-    ports: service.manifest.ports ?? {}
+    ports: namedPorts(service, names)
   }
   const map = (kind: "readiness_probe" | "liveness_probe") => {
     const raw = compose[kind]
@@ -280,12 +317,17 @@ const mountsOf = (needsData: boolean, readOnlyRoot: boolean, state: string) => [
 ]
 
 /** The container that runs `core <service> run --no-deps`, and what it mounts. */
-const serviceContainer = (ctx: Context, service: K8sService, stateVolume: string): Built<Record<string, unknown>> => {
+const serviceContainer = (
+  ctx: Context,
+  service: K8sService,
+  stateVolume: string,
+  names: PortNames = ownPortNames(service)
+): Built<Record<string, unknown>> => {
   const name = service.spec.name
   const notes: Array<string> = [...restartNotes(service)]
   const hints = hintsOf(service.manifest)
   const readOnlyRoot = hints.read_only_root === true
-  const probes = probesOf(ctx, service, notes)
+  const probes = probesOf(ctx, service, names, notes)
   const ports = Object.entries(service.manifest.ports ?? {})
   for (const [portName, port] of ports) {
     const why = invalidPortName(portName)
@@ -301,7 +343,11 @@ const serviceContainer = (ctx: Context, service: K8sService, stateVolume: string
       args: [...ImageLayout.core, name, "run", "--no-deps"],
       workingDir: ImageLayout.appDir,
       ...(ports.length > 0 && {
-        ports: ports.map(([portName, port]) => ({ name: portName, containerPort: port, protocol: "TCP" }))
+        ports: ports.map(([portName, port]) => ({
+          ...(names[portName] !== undefined && { name: names[portName] }),
+          containerPort: port,
+          protocol: "TCP"
+        }))
       }),
       envFrom: [{ configMapRef: { name: configMapName } }],
       ...(env.length > 0 && { env }),
@@ -352,14 +398,25 @@ const workload = (name: string, withData: boolean, podSpec: Record<string, unkno
       }
 }
 
-const serviceObject = (name: string, podName: string, ports: ReadonlyArray<readonly [string, number]>) => ({
+/** A ClusterIP Service of the pods `podName`, the ports by their manifest names, each to the container's port. */
+const serviceObject = (
+  name: string,
+  podName: string,
+  ports: ReadonlyArray<readonly [string, number]>,
+  names: PortNames
+) => ({
   apiVersion: "v1",
   kind: "Service",
   metadata: { name, labels: labels(name) },
   spec: {
     type: "ClusterIP",
     selector: selector(podName),
-    ports: ports.map(([portName, port]) => ({ name: portName, port, targetPort: portName, protocol: "TCP" }))
+    ports: ports.map(([portName, port]) => ({
+      name: portName,
+      port,
+      targetPort: names[portName] ?? port,
+      protocol: "TCP"
+    }))
   }
 })
 
@@ -538,7 +595,7 @@ const splitFiles = (ctx: Context, services: ReadonlyArray<K8sService>, notes: Ar
     }
     const ports = Object.entries(service.manifest.ports ?? {})
     const objects: Array<unknown> = [workload(name, usesData, podSpec)]
-    if (ports.length > 0) objects.push(serviceObject(name, name, ports))
+    if (ports.length > 0) objects.push(serviceObject(name, name, ports, ownPortNames(service)))
     files.push(yamlFile(`${name}.yaml`, objects, own))
     notes.push(...own.map((note) => `${service.file}: ${note}`))
   }
@@ -567,13 +624,14 @@ const podFiles = (
       if (condition === "process_log_ready") waitsForLog.add(dependency)
     }
   }
+  const portNames = podPortNames(services)
   const sidecars: Array<unknown> = []
   const containers: Array<unknown> = []
   const volumes: Array<string> = []
   for (const serviceName of order) {
     const service = ctx.byName.get(serviceName)!
     const state = `state-${serviceName}`
-    const built = serviceContainer(ctx, service, state)
+    const built = serviceContainer(ctx, service, state, portNames.get(serviceName)!)
     const note = (text: string) => {
       own.push(`${serviceName}: ${text}`)
       notes.push(`${service.file}: ${text}`)
@@ -614,7 +672,8 @@ const podFiles = (
   const objects: Array<unknown> = [workload(name, usesData, podSpec, publicPort?.[0])]
   if (publicPort !== undefined) {
     const service = ctx.byName.get(publicPort[0])!
-    objects.push(serviceObject(publicPort[0], name, [[publicPort[1], service.manifest.ports![publicPort[1]]!]]))
+    const port = service.manifest.ports![publicPort[1]]!
+    objects.push(serviceObject(publicPort[0], name, [[publicPort[1], port]], portNames.get(publicPort[0])!))
   }
   return [yamlFile("stack.yaml", objects, own)]
 }

@@ -29,6 +29,11 @@ export const k8sCases: ReadonlyArray<K8sCase> = [
     options: { namespace: "core", image: "core:latest", mode: "split", host: "core.example.com" }
   },
   {
+    name: "default-pod",
+    dir: repoRoot,
+    options: { namespace: "core-pod", image: "core:latest", mode: "pod", host: "core.example.com" }
+  },
+  {
     name: "fixture-split",
     dir: fixtureStack,
     options: { namespace: "fixture-split", image: "core-fixture:1.0", mode: "split", host: "api.example.com" }
