@@ -83,9 +83,10 @@ if (missing.length > 0 && !inCi()) {
         const apply = ["apply", "--server-side", "--field-manager=core-test", "-f", "-"]
         // a dry run cannot create objects in a namespace that does not exist yet: the namespace goes first
         kube.kubectl(apply, stringify(namespaces[0]))
-        kube.kubectl([...apply, "--dry-run=server"], rendered)
-        kube.kubectl(apply, rendered)
-        const stored = JSON.parse(kube.kubectl(["get", "-f", "-", "-o", "json"], rendered)).items as Array<any>
+        // accepted without a warning (the server warns, for instance, of a port name two containers share)
+        expect(kube.kubectl([...apply, "--dry-run=server"], rendered).warnings).toEqual([])
+        expect(kube.kubectl(apply, rendered).warnings).toEqual([])
+        const stored = JSON.parse(kube.kubectl(["get", "-f", "-", "-o", "json"], rendered).stdout).items as Array<any>
         expect(stored.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(
           objects.map((o) => `${o.kind}/${o.metadata.name}`)
         )
@@ -94,6 +95,11 @@ if (missing.length > 0 && !inCi()) {
           expect(differences(rest, stored[i]), `${object.kind}/${metadata.name}`).toEqual([])
           expect(stored[i].metadata.namespace ?? c.options.namespace).toBe(c.options.namespace)
         })
+        // kustomize renamed the generated Secret (a hash of its content) and every reference to it
+        const secrets = new Set(stored.filter((o) => o.kind === "Secret").map((o) => o.metadata.name))
+        const references = JSON.stringify(stored).match(/"secretKeyRef":\{[^}]*\}/g) ?? []
+        for (const reference of references) expect(secrets).toContain(JSON.parse(`{${reference}}`).secretKeyRef.name)
+        expect(references.length > 0).toBe(c.name.startsWith("fixture"))
         // the workloads are there, as many as the mode makes
         const workloads = stored
           .filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet")

@@ -6,7 +6,7 @@
  * Free loopback ports, a temp directory for everything, and `stop` ends the API server before etcd (an API
  * server whose etcd is gone can hang on SIGTERM), escalating to SIGKILL, and removes the directory.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
 import { generateKeyPairSync, randomBytes } from "node:crypto"
 import { accessSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import * as http from "node:http"
@@ -128,8 +128,11 @@ export interface KubeApiServer {
   readonly dir: string
   /** The pids of etcd and kube-apiserver. */
   readonly pids: ReadonlyArray<number>
-  /** kubectl with this server's kubeconfig; returns stdout, throws with stderr on a non-zero exit. */
-  readonly kubectl: (args: ReadonlyArray<string>, input?: string) => string
+  /** kubectl with this server's kubeconfig: its stdout and the server's warnings; throws with stderr on a failure. */
+  readonly kubectl: (
+    args: ReadonlyArray<string>,
+    input?: string
+  ) => { readonly stdout: string; readonly warnings: ReadonlyArray<string> }
   /** Stops kube-apiserver, then etcd, and removes the directory. */
   readonly stop: () => Promise<void>
 }
@@ -227,17 +230,14 @@ export const startKubeApiServer = async (readyMs = 180_000): Promise<KubeApiServ
         ""
       ].join("\n")
     )
-    const kubectl = (args: ReadonlyArray<string>, input?: string): string => {
-      try {
-        return execFileSync("kubectl", ["--kubeconfig", kubeconfig, ...args], {
-          encoding: "utf8",
-          input,
-          stdio: ["pipe", "pipe", "pipe"],
-          maxBuffer: 64 * 1024 * 1024
-        })
-      } catch (error: any) {
-        throw new Error(`kubectl ${args.join(" ")} failed: ${String(error.stderr ?? error.message)}`)
-      }
+    const kubectl = (args: ReadonlyArray<string>, input?: string) => {
+      const run = spawnSync("kubectl", ["--kubeconfig", kubeconfig, ...args], {
+        encoding: "utf8",
+        input,
+        maxBuffer: 64 * 1024 * 1024
+      })
+      if (run.status !== 0) throw new Error(`kubectl ${args.join(" ")} failed: ${run.stderr || run.error?.message}`)
+      return { stdout: run.stdout, warnings: run.stderr.split("\n").filter((line) => line.startsWith("Warning:")) }
     }
     return { kubeconfig, dir, pids: children.map((child) => child.pid!), kubectl, stop }
   } catch (error) {
