@@ -7,7 +7,7 @@ import { Command, Options } from "@effect/cli"
 import { Path } from "@effect/platform"
 import { Console, Effect, Option } from "effect"
 import { defaultAppName, FlyDefaults, flyDeployment } from "../deploy/FlyDeploy.js"
-import { loadStack, resolveDirectory } from "../manifest/StackLoader.js"
+import { loadStack } from "../manifest/StackLoader.js"
 import { dirOption } from "./CliOptions.js"
 import { writeGeneratedFiles } from "./WriteFiles.js"
 
@@ -27,7 +27,7 @@ const out = Options.text("out").pipe(
 export const deployFlyCommand = Command.make("fly", { app, region, out, dir: dirOption }, ({ app, region, out, dir }) =>
   Effect.gen(function* () {
     const path = yield* Path.Path
-    const stackDir = yield* resolveDirectory(dir)
+    const stackDir = dir
     // read as the machine will: without this one's variables or .env, so that no local value (a port
     // override, a host, a secret) shapes or enters the files
     const stack = yield* loadStack(stackDir, { env: { PATH: process.env.PATH }, portable: true })

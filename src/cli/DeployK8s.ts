@@ -13,7 +13,7 @@ import { FileSystem, Path } from "@effect/platform"
 import { Console, Effect, Either, Option, Schema } from "effect"
 import { generatedHeader, generateK8s, K8sDefaults, type K8sMode } from "../deploy/K8sManifests.js"
 import { ManifestError } from "../manifest/ManifestError.js"
-import { loadStack, resolveDirectory } from "../manifest/StackLoader.js"
+import { loadStack } from "../manifest/StackLoader.js"
 import { dirOption } from "./CliOptions.js"
 import { writeGeneratedFiles } from "./WriteFiles.js"
 
@@ -80,13 +80,12 @@ export const deployK8sCommand = Command.make(
   ({ dir, out, namespace, image, mode, host }) =>
     Effect.gen(function* () {
       const path = yield* Path.Path
-      const stackDir = yield* resolveDirectory(dir)
-      const stack = yield* loadStack(stackDir, { env: { PATH: process.env.PATH }, portable: true })
+      const stack = yield* loadStack(dir, { env: { PATH: process.env.PATH }, portable: true })
       const generated = generateK8s(stack, { namespace, image, mode, host })
       if (Either.isLeft(generated)) return yield* new ManifestError({ problems: generated.left })
       const result = generated.right
       const outDir = Option.match(out, {
-        onNone: () => path.join(stackDir, "deploy", "k8s"),
+        onNone: () => path.join(dir, "deploy", "k8s"),
         onSome: (given) => path.resolve(given)
       })
       const removed = yield* removeStale(

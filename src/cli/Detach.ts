@@ -9,7 +9,6 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { connect } from "../api/ControlClient.js"
 import { ensureNoSupervisor } from "../api/ControlServer.js"
-import { resolveDirectory } from "../manifest/StackLoader.js"
 import {
   cleanLeftovers,
   ensureStateDir,
@@ -218,11 +217,10 @@ const stopChild = (child: ChildProcess) =>
  * nothing is left running.
  */
 export const detach = Effect.fn("Detach.detach")(function* (
-  dir: Option.Option<string>,
+  root: string,
   services: ReadonlyArray<string>,
   data: Option.Option<string> = Option.none()
 ) {
-  const root = yield* resolveDirectory(dir)
   const stateDir = stateDirOf(root)
   const paths = statePaths(stateDir)
   yield* ensureNoSupervisor(stateDir)

@@ -5,15 +5,14 @@
  */
 import { Command } from "@effect/cli"
 import { Console, Effect, Option } from "effect"
-import { writeComposeFile } from "../compose/ComposeFile.js"
-import { loadStack, resolveDirectory } from "../manifest/StackLoader.js"
+import { writeComposeFile } from "../deploy/ComposeFile.js"
+import { loadStack } from "../manifest/StackLoader.js"
 import { dataOption, dirOption } from "./CliOptions.js"
 
 /** `core stack generate`. */
 export const generateCommand = Command.make("generate", { dir: dirOption, data: dataOption }, ({ dir, data }) =>
   Effect.gen(function* () {
-    const stackDir = yield* resolveDirectory(dir)
-    const stack = yield* loadStack(stackDir, Option.isSome(data) ? { dataDir: data.value } : {})
+    const stack = yield* loadStack(dir, Option.isSome(data) ? { dataDir: data.value } : {})
     const written = yield* writeComposeFile(stack)
     yield* Console.log(written)
   })

@@ -6,7 +6,6 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Effect } from "effect"
 import { waitForServices } from "../app/StackWait.js"
-import { resolveDirectory } from "../manifest/StackLoader.js"
 import { dirOption } from "./CliOptions.js"
 
 const names = Args.text({ name: "SERVICE" }).pipe(Args.withDescription("services to wait for"), Args.atLeast(1))
@@ -18,8 +17,7 @@ const timeout = Options.integer("timeout").pipe(
 /** `core stack wait`. */
 export const waitCommand = Command.make("wait", { names, timeout, dir: dirOption }, ({ names, timeout, dir }) =>
   Effect.gen(function* () {
-    const stackDir = yield* resolveDirectory(dir)
-    yield* waitForServices(stackDir, names, {
+    yield* waitForServices(dir, names, {
       timeoutSeconds: Math.max(1, timeout),
       onProgress: (line) => process.stderr.write(`core: ${line}\n`)
     })

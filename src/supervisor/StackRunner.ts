@@ -6,9 +6,10 @@
 import { FileSystem } from "@effect/platform"
 import { Data, Effect, Layer, Option, type Scope } from "effect"
 import { ensureNoSupervisor, serveControl } from "../api/ControlServer.js"
-import { writeComposeFile } from "../compose/ComposeFile.js"
+import { writeComposeFile } from "../deploy/ComposeFile.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
-import { checkPortsFree, loadEnvironment, loadStack, resolveDirectory } from "../manifest/StackLoader.js"
+import { checkPortsFree } from "../manifest/PortCheck.js"
+import { loadEnvironment, loadStack } from "../manifest/StackLoader.js"
 import { provision } from "../provision/Provisioner.js"
 import { withDependencies } from "../stack/StackGraph.js"
 import { PidRegistry } from "./PidRegistry.js"
@@ -16,8 +17,8 @@ import { makeLocalSupervisor } from "./LocalSupervisor.js"
 import { type LocalSupervisorShape, UnknownService } from "./Supervisor.js"
 
 export interface StackRunOptions {
-  /** `--dir`; default `CORE_DIR`, else the current directory. */
-  readonly dir: Option.Option<string>
+  /** The absolute stack directory. */
+  readonly dir: string
   /** `--data`; default `CORE_DATA_DIR`, else `.data` in the stack directory. */
   readonly data?: Option.Option<string>
   /** Services to start with their dependencies; empty = every enabled service. */
@@ -72,13 +73,12 @@ export const ensureDataDir = (path: string) =>
 
 /** Loads the stack and checks the names asked for. */
 export const loadSelection = (
-  dirOption: Option.Option<string>,
+  dir: string,
   services: ReadonlyArray<string>,
   noDeps = false,
   dataOption: Option.Option<string> = Option.none()
 ) =>
   Effect.gen(function* () {
-    const dir = yield* resolveDirectory(dirOption)
     const stack = yield* loadStack(dir, Option.isSome(dataOption) ? { dataDir: dataOption.value } : {})
     const known = stack.services.map((s) => s.name as string)
     for (const name of services) {
