@@ -87,11 +87,14 @@ const hintsOf = (manifest: ServiceManifest): Deploy => manifest.deploy ?? {}
 const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/
 const PORT_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/
 
-/** Why `name` cannot name a Kubernetes Service (an RFC 1035 label), or undefined. */
+/**
+ * Why `name` cannot name a Kubernetes Service (an RFC 1035 label) and the names made from it (`wait-<name>`,
+ * `state-<name>`, 6 characters more, within the 63 of a label), or undefined.
+ */
 export const invalidServiceName = (name: string): string | undefined =>
-  DNS_LABEL.test(name) && name.length <= 63
+  DNS_LABEL.test(name) && name.length <= 57
     ? undefined
-    : `"${name}" cannot name a Kubernetes Service: at most 63 lowercase letters, digits and '-', starting with a letter and not ending with '-'`
+    : `"${name}" cannot name a Kubernetes Service: at most 57 lowercase letters, digits and '-' (63 with the prefixes core adds), starting with a letter and not ending with '-'`
 
 /** Why `name` cannot name a container port (IANA service name), or undefined. */
 export const invalidPortName = (name: string): string | undefined =>
