@@ -13,7 +13,7 @@
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { type ChildProcess, spawn } from "node:child_process"
-import { cpSync, existsSync, mkdirSync } from "node:fs"
+import { cpSync, existsSync, mkdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { parse, parseAllDocuments } from "yaml"
 import { hostVariable } from "../src/manifest/Placeholders.js"
@@ -66,9 +66,14 @@ const httpProbe = async (port: number, probe: any): Promise<boolean> => {
 }
 
 const containers: Array<Container> = []
-afterAll(() => {
-  for (const container of containers)
+const roots: Array<string> = []
+afterAll(async () => {
+  for (const container of containers) {
     if (container.child.exitCode === null && container.child.signalCode === null) container.child.kill("SIGKILL")
+    await container.ended
+  }
+  // the copies of the image's layout (the provisioned binaries, once per pod)
+  for (const root of roots) rmSync(root, { recursive: true, force: true })
 })
 
 if (missing.length > 0 && !inCi()) {
@@ -82,6 +87,7 @@ if (missing.length > 0 && !inCi()) {
       const file = (path: string) => files.find((f) => f.path === path)!.content
       const configMap = parse(file("config.yaml")).data as Record<string, string>
       const root = tempDir("core-k8s-pods-")
+      roots.push(root)
       const ports: Record<string, Record<string, number>> = {
         nats: { client: freshPort(), monitor: freshPort() },
         pocketbase: { http: freshPort() },
