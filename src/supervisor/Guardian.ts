@@ -5,116 +5,11 @@
  * crash or `kill -9` alike — and then SIGKILLs every group still recorded, after checking that each group is
  * still the one that was recorded (a reused pid is never signalled), and exits.
  *
- * The same identity rules serve `cleanLeftovers` (PidRegistry) in TypeScript: read from `/proc` (Linux).
+ * The same identity rules, in TypeScript, are in `state/ProcessIdentity.ts` (`groupMembers`, `killGroup`).
  */
 import { Data, Effect, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import * as fs from "node:fs"
-
-/** A process as `/proc/<pid>/stat` describes it. */
-export interface ProcStat {
-  readonly pid: number
-  readonly state: string
-  readonly pgid: number
-  readonly sid: number
-  /** Clock ticks since boot (field 22). */
-  readonly startTime: number
-}
-
-/** Parses one `/proc/<pid>/stat` line (the command name may hold spaces and parentheses). */
-export const parseProcStat = (line: string): ProcStat | undefined => {
-  const open = line.indexOf("(")
-  const close = line.lastIndexOf(")")
-  if (open < 0 || close < open) return undefined
-  const pid = Number(line.slice(0, open).trim())
-  const rest = line
-    .slice(close + 1)
-    .trim()
-    .split(/\s+/)
-  // rest[0] is field 3 (state); field n is rest[n - 3]
-  const state = rest[0]
-  const pgid = Number(rest[2])
-  const sid = Number(rest[3])
-  const startTime = Number(rest[19])
-  if (!state || !Number.isInteger(pid) || !Number.isInteger(pgid) || !Number.isFinite(startTime)) return undefined
-  return { pid, state, pgid, sid, startTime }
-}
-
-/** The stat of a live (or zombie) process, or undefined when there is none (or no `/proc`). */
-export const readProcStat = (pid: number): ProcStat | undefined => {
-  try {
-    return parseProcStat(fs.readFileSync(`/proc/${pid}/stat`, "utf8"))
-  } catch {
-    return undefined
-  }
-}
-
-/** Start time of a process in clock ticks since boot, or undefined when it is gone. */
-export const readStartTime = (pid: number): number | undefined => readProcStat(pid)?.startTime
-
-/** Every process on the machine, from `/proc`. */
-export const processTable = (): ReadonlyArray<ProcStat> => {
-  let entries: Array<string>
-  try {
-    entries = fs.readdirSync("/proc")
-  } catch {
-    return []
-  }
-  const out: Array<ProcStat> = []
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue
-    const stat = readProcStat(Number(entry))
-    if (stat) out.push(stat)
-  }
-  return out
-}
-
-/** A process group the supervisor spawned, as recorded. */
-export interface GroupRecord {
-  readonly service: string
-  /** Leader pid = process group id. */
-  readonly pid: number
-  /** The leader's start time, or null if it was already gone when recorded. */
-  readonly startTime: number | null
-  /** No process of the group started before this (the leader's start, else the supervisor's). */
-  readonly notBefore: number
-}
-
-/**
- * Which processes of `table` belong to the recorded group, by identity:
- * - the leader is alive: it is ours only if its start time is the recorded one; then the whole group is;
- * - the leader is gone: members of the group (same pgid) that started no earlier than `notBefore`.
- * Zombies are left out: they are already dead.
- */
-export const groupMembers = (record: GroupRecord, table: ReadonlyArray<ProcStat>): ReadonlyArray<ProcStat> => {
-  const leader = table.find((p) => p.pid === record.pid)
-  if (leader && leader.startTime !== record.startTime) return []
-  return table.filter((p) => p.pgid === record.pid && p.startTime >= record.notBefore && p.state !== "Z")
-}
-
-const trySignal = (pid: number, signal: NodeJS.Signals): boolean => {
-  try {
-    process.kill(pid, signal)
-    return true
-  } catch {
-    return false
-  }
-}
-
-/**
- * SIGKILLs what is left of a recorded group, if it is still ours. Returns the pids that were signalled.
- * Repeats while members remain (a member may fork while it is being killed).
- */
-export const killGroup = (record: GroupRecord): ReadonlyArray<number> => {
-  const killed = new Set<number>()
-  for (let round = 0; round < 5; round++) {
-    const members = groupMembers(record, processTable())
-    if (members.length === 0) break
-    if (!trySignal(-record.pid, "SIGKILL")) for (const m of members) trySignal(m.pid, "SIGKILL")
-    for (const m of members) killed.add(m.pid)
-  }
-  return [...killed]
-}
+import { type GroupRecord, trySignal } from "../state/ProcessIdentity.js"
 
 /** The guardian: POSIX sh, no other dependency. Same identity rules as `groupMembers`. */
 export const guardianScript = `
