@@ -19,7 +19,7 @@ import {
 } from "../src/manifest/Placeholders.js"
 import type { ServiceManifest } from "../src/manifest/ServiceManifest.js"
 import { loadStack } from "../src/manifest/StackLoader.js"
-import { ensureDataDir } from "../src/supervisor/StackRunner.js"
+import { ensureDataDir } from "../src/app/StackUp.js"
 import { repoRoot } from "./support/DefaultStackCopy.js"
 import { tempDir } from "./support/Specs.js"
 

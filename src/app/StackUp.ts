@@ -1,20 +1,21 @@
 /**
- * The `up` flow shared by `core stack up`, `core <service> run` and the library layers: load and check the
- * stack, provision its binaries, write the process-compose file, start a supervisor, serve the control API,
- * and bring the selected services up.
+ * The `up` use case, shared by `core stack up`, `core <service> run` and the library layers: load and check
+ * the stack, provision its binaries, write the process-compose file, start a supervisor, serve the control
+ * API, and bring the selected services up. `layer` is the one layer of the `LocalSupervisor`.
  */
-import { FileSystem } from "@effect/platform"
-import { Data, Effect, Layer, Option, type Scope } from "effect"
-import { ensureNoSupervisor, serveControl } from "../api/ControlServer.js"
+import { FileSystem, type Path } from "@effect/platform"
+import { Clock, Context, Data, Effect, Layer, Option, type Scope } from "effect"
+import { serveControl } from "../api/ControlServer.js"
 import { writeComposeFile } from "../deploy/ComposeFile.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
 import { checkPortsFree } from "../manifest/PortCheck.js"
 import { loadEnvironment, loadStack } from "../manifest/StackLoader.js"
 import { provision } from "../provision/Provisioner.js"
 import { withDependencies } from "../stack/StackGraph.js"
-import { PidRegistry } from "./PidRegistry.js"
-import { makeLocalSupervisor } from "./LocalSupervisor.js"
-import { type LocalSupervisorShape, UnknownService } from "./Supervisor.js"
+import { ensureNoSupervisor } from "../state/SupervisorLock.js"
+import { makeLocalSupervisor } from "../supervisor/LocalSupervisor.js"
+import { PidRegistry } from "../supervisor/PidRegistry.js"
+import { LocalSupervisor, type LocalSupervisorShape, Supervisor, UnknownService } from "../supervisor/Supervisor.js"
 
 export interface StackRunOptions {
   /** The absolute stack directory. */
@@ -76,10 +77,10 @@ export const loadSelection = (
   dir: string,
   services: ReadonlyArray<string>,
   noDeps = false,
-  dataOption: Option.Option<string> = Option.none()
+  data: Option.Option<string> = Option.none()
 ) =>
   Effect.gen(function* () {
-    const stack = yield* loadStack(dir, Option.isSome(dataOption) ? { dataDir: dataOption.value } : {})
+    const stack = yield* loadStack(dir, Option.isSome(data) ? { dataDir: data.value } : {})
     const known = stack.services.map((s) => s.name as string)
     for (const name of services) {
       if (!known.includes(name)) return yield* new UnknownService({ name, known })
@@ -97,26 +98,62 @@ export const loadSelection = (
  * Runs the stack in the current scope: when the scope closes, every service is stopped (dependents first)
  * and the control socket removed. Fails, having stopped whatever it started, when a service cannot start.
  */
-export const runStack = (options: StackRunOptions) =>
-  Effect.gen(function* () {
-    const began = Date.now()
-    const { stack, selected } = yield* loadSelection(options.dir, options.services, options.noDeps, options.data)
-    const serve = options.serve ?? true
-    // one supervisor per directory, served or not; leftovers of a crash go before their ports are checked
-    yield* ensureNoSupervisor(stack.stateDir)
-    yield* checkPortsFree(stack, selected)
-    yield* ensureDataDir(stack.dataDir)
-    // the registry (and its guardian) first: a build that provisioning runs is ended with the supervisor too
-    const registry = yield* Layer.build(PidRegistry.layer(stack.stateDir))
-    yield* provision(stack, selected, {
-      onProgress: options.onProgress ? (event) => options.onProgress!(event.message) : undefined
-    }).pipe(Effect.provide(registry))
-    yield* writeComposeFile(stack)
-    const env = yield* loadEnvironment(stack.dir)
-    const supervisor = yield* makeLocalSupervisor(stack, { env }).pipe(Effect.provide(registry))
-    const run: StackRun = { stack, supervisor, started: selected, readyMs: 0 }
-    if (options.beforeStart) yield* options.beforeStart(run)
-    if (serve) yield* serveControl(supervisor, stack.stateDir, options.onDown ? { onDown: options.onDown } : {})
-    if (!options.startNothing) yield* supervisor.up(selected)
-    return { ...run, readyMs: Date.now() - began }
-  })
+export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOptions) {
+  const began = yield* Clock.currentTimeMillis
+  const { stack, selected } = yield* loadSelection(options.dir, options.services, options.noDeps, options.data)
+  const serve = options.serve ?? true
+  // one supervisor per directory, served or not; leftovers of a crash go before their ports are checked
+  yield* ensureNoSupervisor(stack.stateDir)
+  yield* checkPortsFree(stack, selected)
+  yield* ensureDataDir(stack.dataDir)
+  // the registry (and its guardian) first: a build that provisioning runs is ended with the supervisor too
+  const registry = yield* Layer.build(PidRegistry.layer(stack.stateDir))
+  yield* provision(stack, selected, {
+    onProgress: options.onProgress ? (event) => options.onProgress!(event.message) : undefined
+  }).pipe(Effect.provide(registry))
+  yield* writeComposeFile(stack)
+  const env = yield* loadEnvironment(stack.dir)
+  const supervisor = yield* makeLocalSupervisor(stack, { env }).pipe(Effect.provide(registry))
+  const run: StackRun = { stack, supervisor, started: selected, readyMs: 0 }
+  if (options.beforeStart) yield* options.beforeStart(run)
+  if (serve) {
+    yield* serveControl(stack.stateDir, options.onDown ? { onDown: options.onDown } : {}).pipe(
+      Effect.provideService(LocalSupervisor, supervisor)
+    )
+  }
+  if (!options.startNothing) yield* supervisor.up(selected)
+  return { ...run, readyMs: (yield* Clock.currentTimeMillis) - began }
+})
+
+/** Why `up` failed: a union of tagged errors (loading, ports, provisioning, the state directory, a start). */
+export type UpError = Effect.Effect.Error<ReturnType<typeof runStack>>
+
+/**
+ * The one layer of the supervisor of this process: `runStack` for the life of the layer, as the
+ * `LocalSupervisor` and as the `Supervisor` (so that a verb written for the CLI runs on it too). Released:
+ * every service is stopped (dependents first) and the control socket removed.
+ */
+export const layer = (
+  options: StackRunOptions
+): Layer.Layer<LocalSupervisor | Supervisor, UpError, FileSystem.FileSystem | Path.Path> =>
+  Layer.scopedContext(
+    Effect.map(runStack(options), (run) =>
+      Context.make(LocalSupervisor, run.supervisor).pipe(Context.add(Supervisor, run.supervisor))
+    )
+  )
+
+/**
+ * `up` in the foreground: runs the stack until it asks to end (or the fiber is interrupted: Ctrl-C,
+ * SIGTERM), then stops it. `onReady` runs once every selected service is ready; the result is the reason
+ * the stack ended. Running one service (`core <service> run`) is this with one name.
+ */
+export const upForeground = (
+  options: StackRunOptions,
+  onReady: (run: StackRun) => Effect.Effect<void> = () => Effect.void
+) =>
+  Effect.scoped(
+    runStack(options).pipe(
+      Effect.tap(onReady),
+      Effect.flatMap((run) => run.supervisor.exitRequested)
+    )
+  )
