@@ -3,6 +3,7 @@
  * output in `.core-stack/supervisor.log`; this process polls the control API until every selected service
  * is ready, or reports why the supervisor ended and leaves nothing running.
  */
+import * as path from "node:path"
 import { Clock, Data, Effect } from "effect"
 import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
@@ -12,7 +13,7 @@ import { ensureStateDir, StateDirError, SupervisorRunning, stateDirOf, statePath
 import { cleanLeftovers, ensureNoSupervisor, liveSupervisor } from "../state/SupervisorLock.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import * as Trace from "../trace/Trace.js"
-import { adoptEarly, spawnSupervisor } from "./SupervisorSpawn.js"
+import { adoptEarly, sizeOf, spawnSupervisor } from "./SupervisorSpawn.js"
 
 /** Lines of the supervisor's output quoted when it fails. */
 const TAIL_LINES = 20
@@ -124,14 +125,6 @@ export const progressForwarder = (file: string, from: number) => {
   }
 }
 
-const sizeOf = (file: string): number => {
-  try {
-    return fs.statSync(file).size
-  } catch {
-    return 0
-  }
-}
-
 const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null
 
 /** Least and most time between two polls of a starting supervisor. */
@@ -207,19 +200,25 @@ export interface Detached {
 export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
   root: string,
   services: ReadonlyArray<string>,
-  onProgress: (lines: ReadonlyArray<string>) => Effect.Effect<void> = () => Effect.void
+  onProgress: (lines: ReadonlyArray<string>) => Effect.Effect<void> = () => Effect.void,
+  /** `--data`: reaches the supervisor as the variable it defaults to, made absolute here. */
+  dataDir?: string
 ) {
   const stateDir = stateDirOf(root)
   const paths = statePaths(stateDir)
   // started by the launcher before this bundle was even loaded (see SupervisorSpawn), or now
   const spawned =
-    adoptEarly(root, services) ??
+    (dataDir === undefined ? adoptEarly(root, services) : undefined) ??
     (yield* Effect.gen(function* () {
       yield* ensureNoSupervisor(stateDir)
       yield* ensureStateDir(stateDir)
       const now = yield* Clock.currentTimeMillis
       return yield* Effect.try({
-        try: () => spawnSupervisor(root, services, paths.supervisorLog, now),
+        try: () =>
+          spawnSupervisor(root, services, paths.supervisorLog, now, {
+            // `--data` reaches the supervisor as the variable it defaults to, made absolute here
+            ...(dataDir !== undefined && { CORE_DATA_DIR: path.resolve(dataDir) })
+          }),
         catch: (cause) => new StateDirError({ path: paths.supervisorLog, cause })
       })
     }))

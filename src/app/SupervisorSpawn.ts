@@ -32,7 +32,8 @@ export interface SpawnedSupervisor {
   spawnError: Error | undefined
 }
 
-const sizeOf = (file: string): number => {
+/** The size of `file`, 0 when it cannot be read. */
+export const sizeOf = (file: string): number => {
   try {
     return fs.statSync(file).size
   } catch {
@@ -49,7 +50,8 @@ export const spawnSupervisor = (
   root: string,
   services: ReadonlyArray<string>,
   supervisorLog: string,
-  began: number
+  began: number,
+  env: Readonly<Record<string, string>> = {}
 ): SpawnedSupervisor => {
   rotateIfLarger(supervisorLog, 5 * 1024 * 1024, 1)
   const logStart = sizeOf(supervisorLog)
@@ -63,7 +65,7 @@ export const spawnSupervisor = (
         cwd: root,
         detached: true,
         stdio: ["ignore", log, log],
-        env: { ...process.env, CORE_SUPERVISOR: "1", NO_COLOR: "1", ...Trace.childEnv() }
+        env: { ...process.env, ...env, CORE_SUPERVISOR: "1", NO_COLOR: "1", ...Trace.childEnv() }
       }
     )
     const spawned: SpawnedSupervisor = { child, logStart, began, spawnError: undefined }
