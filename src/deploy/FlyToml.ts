@@ -5,6 +5,7 @@
  * bind and data settings and the manifests' non-secret defaults, `[[vm]]` sized from the manifests' hints.
  */
 import { Either } from "effect"
+import { envReferencesIn } from "../manifest/EnvReferences.js"
 import type { Problem } from "../manifest/ManifestError.js"
 import type { ServiceSpec, StackSpec } from "../manifest/ServiceSpec.js"
 import { stopLevels } from "../stack/StackGraph.js"
@@ -95,7 +96,8 @@ export const renderChecks = (entry: PublicEntry): Either.Either<FlyChecks, Probl
       ]
     })
   }
-  const secret = [check.path, ...Object.values(check.headers)].find((text) => text.includes("${env."))
+  // resolved portably: a secret is still written as `${env.NAME}`
+  const secret = [check.path, ...Object.values(check.headers)].find((text) => envReferencesIn(text).length > 0)
   if (secret !== undefined) {
     return Either.left(
       flyProblem(
