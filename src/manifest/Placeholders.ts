@@ -173,13 +173,13 @@ function* piecesOf(text: string): Generator<Piece> {
   let start = 0
   let i = 0
   while (i < text.length) {
-    const escape = text.startsWith("$${", i)
-    if (!escape && !text.startsWith("${", i)) {
+    const escaped = text.startsWith("$${", i)
+    if (!escaped && !text.startsWith("${", i)) {
       i++
       continue
     }
     if (i > start) yield { _tag: "Text", text: text.slice(start, i) }
-    if (escape) {
+    if (escaped) {
       yield { _tag: "Escape" }
       i += 3
     } else {
