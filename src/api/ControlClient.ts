@@ -17,7 +17,10 @@ import {
   ControlApi,
   DefaultTail,
   LogLineJson,
-  type SupervisorIdentity
+  StackEvent,
+  type StackGraphJson,
+  type SupervisorIdentity,
+  type UsageHistoryJson
 } from "./ControlApi.js"
 import { probeSocket, socketAddress } from "./ControlServer.js"
 
@@ -60,6 +63,11 @@ export interface ControlClient {
   readonly follow: (name: string, n?: number) => Stream.Stream<LogLineJson, UnknownService | ControlError>
   /** Stops every service, dependents first; returns when they and the supervisor process have exited. */
   readonly down: Effect.Effect<void, ControlError>
+  /** The sampled resource use of every service, or only the samples after `since` (epoch ms). */
+  readonly metrics: (since?: number) => Effect.Effect<UsageHistoryJson, ControlError>
+  readonly graph: Effect.Effect<StackGraphJson, ControlError>
+  /** Every service's row, then each transition and resource sample, until interrupted or the supervisor ends. */
+  readonly events: Stream.Stream<StackEvent, ControlError>
 }
 
 const fromApi = (e: ApiUnknownService | ApiStartFailed): UnknownService | StartFailed =>
@@ -138,22 +146,20 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
       Effect.mapError((e) => (e._tag === "NoSupervisor" || e._tag === "ControlError" ? e : fail(e)))
     )
 
-    const follow = (name: string, n = DefaultTail): Stream.Stream<LogLineJson, UnknownService | ControlError> =>
+    /** An NDJSON endpoint as a stream of `schema` values; a 404 carries an unknown service. */
+    const ndjson = <A, I>(url: string, schema: Schema.Schema<A, I>): Stream.Stream<A, UnknownService | ControlError> =>
       Stream.unwrapScoped(
         Effect.gen(function* () {
-          const request = HttpClientRequest.get(`http://localhost/services/${encodeURIComponent(name)}/follow`).pipe(
-            HttpClientRequest.setUrlParam("n", String(n))
-          )
-          const response = yield* http.execute(request).pipe(Effect.mapError(fail))
+          const response = yield* http.execute(HttpClientRequest.get(url)).pipe(Effect.mapError(fail))
           if (response.status === 404) {
             const body = yield* response.json.pipe(Effect.mapError(fail))
             const error = yield* Schema.decodeUnknown(ApiUnknownService)(body).pipe(Effect.mapError(fail))
             return yield* new UnknownService({ name: error.name, known: error.known })
           }
           if (response.status !== 200) {
-            return yield* new ControlError({ dir: root, reason: `follow answered HTTP ${response.status}` })
+            return yield* new ControlError({ dir: root, reason: `${url} answered HTTP ${response.status}` })
           }
-          const decode = Schema.decodeUnknown(Schema.parseJson(LogLineJson))
+          const decode = Schema.decodeUnknown(Schema.parseJson(schema))
           return response.stream.pipe(
             // the supervisor going away (connection closed mid-stream) ends the stream like end-of-file
             Stream.catchAll(() => Stream.empty),
@@ -164,6 +170,9 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
           )
         })
       )
+
+    const follow = (name: string, n = DefaultTail): Stream.Stream<LogLineJson, UnknownService | ControlError> =>
+      ndjson(`http://localhost/services/${encodeURIComponent(name)}/follow?n=${n}`, LogLineJson)
 
     // a read of /proc every 10 ms: `down` returns within ~10 ms of the supervisor's exit, not up to 50 ms after
     const waitExit = Effect.sync(() => isAlive({ pid: identity.pid, startTime: identity.startTime })).pipe(
@@ -196,6 +205,12 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
         Effect.catchTag("RequestError", () => Effect.void),
         Effect.mapError(fail),
         Effect.zipRight(waitExit)
+      ),
+      metrics: (since) =>
+        Effect.mapError(api.observe.metrics({ urlParams: since === undefined ? {} : { since } }), fail),
+      graph: Effect.mapError(api.observe.graph(), fail),
+      events: Stream.catchTag(ndjson("http://localhost/events", StackEvent), "UnknownService", (e) =>
+        Stream.fail(fail(e))
       )
     } satisfies ControlClient
   })
