@@ -7,12 +7,21 @@ import { generateCommand } from "./StackGenerate.js"
 import { processCommand } from "./StackProcess.js"
 import { provisionCommand } from "./StackProvision.js"
 import { statusCommand } from "./StackStatus.js"
+import { uiCommand } from "./StackUi.js"
 import { upCommand } from "./StackUp.js"
 import { serviceCommands } from "./ServiceRun.js"
 
 export const stackCommand = Command.make("stack").pipe(
   Command.withDescription("Run and inspect the stack of this directory"),
-  Command.withSubcommands([upCommand, downCommand, statusCommand, processCommand, generateCommand, provisionCommand])
+  Command.withSubcommands([
+    upCommand,
+    downCommand,
+    statusCommand,
+    processCommand,
+    generateCommand,
+    provisionCommand,
+    uiCommand
+  ])
 )
 
 /** The root command, with one `<service> run` command per service of the stack directory given in argv. */
