@@ -488,7 +488,11 @@ const appendLine = (line: LogLineJson) => {
 
 let infoTimer: ReturnType<typeof setTimeout> | undefined
 const scheduleInfo = () => {
-  if (infoTimer === undefined) infoTimer = setTimeout(() => ((infoTimer = undefined), renderLogInfo()), 200)
+  if (infoTimer !== undefined) return
+  infoTimer = setTimeout(() => {
+    infoTimer = undefined
+    renderLogInfo()
+  }, 200)
 }
 
 const selectLog = (name: string) => {
