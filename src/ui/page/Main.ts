@@ -361,8 +361,8 @@ const renderUsage = (name: string) => {
   // the window grows from one minute to the 15 minutes kept, so that a young stack's lines are not a dot
   const shown = Math.min(model.capacity, Math.max(Math.ceil(60_000 / model.intervalMs), model.times.length))
   const options = { ...SPARK, capacity: shown }
-  const cpu = sparkline(model.cpu.get(name) ?? [], { ...options, floor: 5 })
-  const rss = sparkline(model.rss.get(name) ?? [], { ...options, floor: 1024 * 1024 })
+  const cpu = sparkline(model.cpu.get(name) ?? [], { ...options, floor: 5, headroom: 0.15 })
+  const rss = sparkline(model.rss.get(name) ?? [], { ...options, floor: 1024 * 1024, headroom: 0.3 })
   view.cpuLine.setAttribute("d", cpu.line)
   view.cpuArea.setAttribute("d", cpu.area)
   view.rssLine.setAttribute("d", rss.line)
@@ -389,7 +389,7 @@ const renderSummary = () => {
 // Graph
 
 const renderGraph = (graph: StackGraphJson) => {
-  const layout = layoutGraph(graph, { nodeWidth: 168, nodeHeight: 54, columnGap: 120, rowGap: 26 })
+  const layout = layoutGraph(graph, { nodeWidth: 150, nodeHeight: 54, columnGap: 84, rowGap: 26 })
   graphNodes.clear()
   const arrow = s(
     "marker",

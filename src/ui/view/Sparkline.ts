@@ -11,16 +11,23 @@ export interface Sparkline {
 }
 
 /**
- * `values` spread over `capacity` slots of `width` (the newest at the right edge), scaled so that `max` (default:
- * the largest value, at least `floor`) touches the top of `height`.
+ * `values` spread over `capacity` slots of `width` (the newest at the right edge), scaled so that the largest value
+ * (at least `floor`) plus `headroom` touches the top of `height`.
  */
 export const sparkline = (
   values: ReadonlyArray<number | null>,
-  options: { readonly width: number; readonly height: number; readonly capacity: number; readonly floor?: number }
+  options: {
+    readonly width: number
+    readonly height: number
+    readonly capacity: number
+    readonly floor?: number
+    /** Room above the largest value, as a fraction of it (0.2: the largest value at 1/1.2 of the height). */
+    readonly headroom?: number
+  }
 ): Sparkline => {
   const { width, height, capacity } = options
   const known = values.filter((v): v is number => v !== null)
-  const max = Math.max(options.floor ?? 0, ...known)
+  const max = Math.max(options.floor ?? 0, ...known) * (1 + (options.headroom ?? 0))
   const step = width / Math.max(1, capacity - 1)
   const offset = width - (values.length - 1) * step
   const pad = 1
