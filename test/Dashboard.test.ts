@@ -234,20 +234,22 @@ if (!haveChromium && !inCi()) {
       for (const name of ["db", "api", "web"]) await waitRow(name, "ready")
       await page.waitForSelector('#connection[data-kind="live"]')
       // state as text next to its colour
-      expect(await page.locator('tr[data-service="db"] [data-field="state"]').innerText()).toContain("ready")
+      expect(await page.locator('tr[data-service="db"] [data-field="state"]').textContent()).toContain("ready")
 
       // restart: the count changes without a reload
       await page.evaluate(() => {
-        ;(window as unknown as { marker: number }).marker = 42
+        ;(globalThis as unknown as { marker: number }).marker = 42
       })
       const restarts = page.locator('tr[data-service="api"] [data-field="restarts"]')
-      expect(await restarts.innerText()).toBe("0")
+      expect(await restarts.textContent()).toBe("0")
       await page.click('tr[data-service="api"] button[data-verb="restart"]')
       await page.waitForFunction(
-        () => document.querySelector('tr[data-service="api"] [data-field="restarts"]')?.textContent === "1"
+        () =>
+          (globalThis as any).document.querySelector('tr[data-service="api"] [data-field="restarts"]')?.textContent ===
+          "1"
       )
       await waitRow("api", "ready")
-      expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42)
+      expect(await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker)).toBe(42)
 
       // a log line printed after the page loaded, with its ANSI colours rendered
       await page.click('#log-tabs button[data-service="web"]')
@@ -258,9 +260,8 @@ if (!haveChromium && !inCi()) {
       )
       const line = page.locator(`#log-lines .line:has-text("web got ${path}")`)
       await line.waitFor({ timeout: 10_000 })
-      expect(await line.locator("span", { hasText: /^web$/ }).evaluate((el) => getComputedStyle(el).color)).not.toBe(
-        await line.evaluate((el) => getComputedStyle(el).color)
-      )
+      const colour = (el: unknown) => (globalThis as any).getComputedStyle(el).color as string
+      expect(await line.locator("span", { hasText: /^web$/ }).evaluate(colour)).not.toBe(await line.evaluate(colour))
       // the filter hides what does not match
       await page.fill("#log-filter", "after-load")
       expect(await page.locator("#log-lines .line:visible").count()).toBe(1)
@@ -281,7 +282,9 @@ if (!haveChromium && !inCi()) {
       // resource use arrives: every service shows its memory
       await page.waitForFunction(
         () =>
-          [...document.querySelectorAll('td[data-field="rss"] .value')].every((el) => /\d/.test(el.textContent ?? "")),
+          [...(globalThis as any).document.querySelectorAll('td[data-field="rss"] .value')].every((el: any) =>
+            /[0-9]/.test(el.textContent)
+          ),
         undefined,
         { timeout: 15_000 }
       )
@@ -292,12 +295,12 @@ if (!haveChromium && !inCi()) {
       // the supervisor goes away: the page says so; it comes back: the page recovers by itself
       expect((await runCore(["stack", "down"], dir)).code).toBe(0)
       await page.waitForSelector('#connection[data-kind="down"]', { timeout: 10_000 })
-      expect(await page.locator("#banner").innerText()).toContain("not running")
+      expect(await page.locator("#banner").textContent()).toContain("not running")
       const up = await runCore(["stack", "up", "-d"], dir)
       expect(up.code, up.output).toBe(0)
       await page.waitForSelector('#connection[data-kind="live"]', { timeout: 15_000 })
       for (const name of ["db", "api", "web"]) await waitRow(name, "ready")
-      expect(await restarts.innerText()).toBe("0") // a new supervisor
+      expect(await restarts.textContent()).toBe("0") // a new supervisor
 
       expect(errors).toEqual([])
     }, 120_000)

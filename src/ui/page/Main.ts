@@ -82,7 +82,6 @@ const model = {
   cpu: new Map<string, Array<number | null>>(),
   rss: new Map<string, Array<number | null>>(),
   capacity: 450,
-  intervalMs: 2000,
   graphKey: "",
   supervisorUp: false
 }
@@ -358,8 +357,8 @@ const renderUsage = (name: string) => {
   const usage = model.usage.get(name)
   view.cpu.textContent = formatCpu(usage?.cpu)
   view.rss.textContent = formatBytes(usage?.rss)
-  // the window grows from one minute to the 15 minutes kept, so that a young stack's lines are not a dot
-  const shown = Math.min(model.capacity, Math.max(Math.ceil(60_000 / model.intervalMs), model.times.length))
+  // the samples span the whole width: the window grows with the history, up to the 15 minutes kept
+  const shown = Math.min(model.capacity, Math.max(2, model.times.length))
   const options = { ...SPARK, capacity: shown }
   const cpu = sparkline(model.cpu.get(name) ?? [], { ...options, floor: 5, headroom: 0.15 })
   const rss = sparkline(model.rss.get(name) ?? [], { ...options, floor: 1024 * 1024, headroom: 0.3 })
@@ -558,7 +557,6 @@ const onSnapshot = (snapshot: Snapshot) => {
   const rebuild = order.join("\n") !== model.order.join("\n")
   model.order = order
   model.rows = new Map(snapshot.status.map((r) => [r.name, r]))
-  model.intervalMs = snapshot.metrics.intervalMs
   model.capacity = Math.max(2, Math.ceil((15 * 60_000) / snapshot.metrics.intervalMs))
   model.times = [...snapshot.metrics.times]
   model.cpu = new Map(snapshot.metrics.services.map((m) => [m.name, [...m.cpu]]))
