@@ -133,11 +133,15 @@ const round = (x: number, digits: number) => {
  */
 export const makeResourceSampler = (
   watched: Effect.Effect<ReadonlyArray<Watched>>,
-  options: { readonly intervalMs?: number } = {}
+  options: {
+    readonly intervalMs?: number
+    /** How much history to keep (default 15 minutes). */
+    readonly historyMs?: number
+  } = {}
 ): Effect.Effect<ResourceSampler, never, Scope.Scope> =>
   Effect.gen(function* () {
     const intervalMs = options.intervalMs ?? DEFAULT_SAMPLE_INTERVAL_MS
-    const capacity = Math.max(2, Math.ceil(HISTORY_MS / intervalMs))
+    const capacity = Math.max(2, Math.ceil((options.historyMs ?? HISTORY_MS) / intervalMs))
     const units = { clockTicks: CLOCK_TICKS, pageSize: pageSize() }
     const hub = yield* PubSub.sliding<UsageSample>(16)
     const scan = procScanner()
