@@ -302,8 +302,25 @@ if (!haveChromium && !inCi()) {
       for (const name of ["db", "api", "web"]) await waitRow(name, "ready")
       expect(await restarts.textContent()).toBe("0") // a new supervisor
 
+      // stop all is `core stack down`: after a confirmation, every service and the supervisor end
+      page.once("dialog", (dialog) => void dialog.accept())
+      await page.click("#stop-all")
+      await page.waitForSelector('#connection[data-kind="down"]', { timeout: 20_000 })
+      expect(await page.locator("#stop-all").isDisabled()).toBe(true)
+      const others = () => processesMentioning(dir).filter((p) => p.pid !== ui.child.pid)
+      expect(await eventually(() => others().length === 0, 10_000)).toBe(true)
+      expect((await runCore(["stack", "status"], dir)).output).toContain("no stack running")
+
       expect(errors).toEqual([])
     }, 120_000)
+
+    it("with no supervisor, core stack ui says so and exits 1 at once", async () => {
+      const empty = join(tempDir("core-ui-none-"), "stack")
+      fs.mkdirSync(join(empty, "services"), { recursive: true })
+      const run = await runCore(["stack", "ui", "--no-open"], empty)
+      expect(run.code).toBe(1)
+      expect(run.output).toContain(`no stack running in ${empty}`)
+    })
 
     it("never logs the token: only the printed URL holds it", async () => {
       expect(ui.output().split(ui.token).length - 1).toBe(1)

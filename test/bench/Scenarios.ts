@@ -399,7 +399,10 @@ const SAMPLING_SWEEPS = 50
  * use, record it, publish it) over `scale` live process groups, measured in this process over back-to-back
  * sweeps; returned as a percentage of one core at the supervisor's sampling interval.
  */
-export const samplingRun = async (cleanup: Cleanup, settings: Settings): Promise<{ percent: number; sweepMs: number }> => {
+export const samplingRun = async (
+  cleanup: Cleanup,
+  settings: Settings
+): Promise<{ percent: number; sweepMs: number }> => {
   const children = Array.from({ length: settings.scale }, () => {
     const child = launch("sleep", ["600"])
     cleanup.group(child.pid)

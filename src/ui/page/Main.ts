@@ -582,6 +582,7 @@ const onSnapshot = (snapshot: Snapshot) => {
     renderUsage(name)
   }
   renderSummary()
+  stopAll.disabled = false
   setConnection("live", "live")
   if (!model.order.includes(selected) && model.order.length > 0) selectLog(model.order.at(-1)!)
 }
@@ -625,6 +626,7 @@ const connect = () => {
     const { reason } = JSON.parse((e as MessageEvent<string>).data) as { reason: string }
     model.supervisorUp = false
     for (const name of model.order) renderButtons(name)
+    stopAll.disabled = true
     setConnection("down", reason)
   })
   events.addEventListener("error", () => {
@@ -635,11 +637,10 @@ const connect = () => {
 stopAll.addEventListener("click", () => {
   if (!confirm(`Stop every service of ${model.dir} and end its supervisor (core stack down)?`)) return
   stopAll.disabled = true
-  post("/api/stack/down")
-    .catch((e: unknown) => toast(`stop all: ${e instanceof Error ? e.message : String(e)}`))
-    .finally(() => {
-      stopAll.disabled = false
-    })
+  post("/api/stack/down").catch((e: unknown) => {
+    toast(`stop all: ${e instanceof Error ? e.message : String(e)}`)
+    stopAll.disabled = !model.supervisorUp
+  })
 })
 
 setInterval(() => {
