@@ -33,6 +33,7 @@ describe("parseProcStat", () => {
       pid: 42,
       state: "S",
       pgid: 40,
+      sid: 0,
       ticks: 10,
       startTime: 999,
       rssPages: 250
@@ -71,6 +72,7 @@ describe("groupUsage", () => {
     pid,
     state,
     pgid,
+    sid: pgid,
     ticks,
     startTime,
     rssPages

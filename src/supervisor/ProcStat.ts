@@ -10,6 +10,8 @@ export interface ProcStat {
   readonly state: string
   /** Process group id. */
   readonly pgid: number
+  /** Session id. */
+  readonly sid: number
   /** CPU time in user and kernel mode, in clock ticks (fields 14 and 15). */
   readonly ticks: number
   /** Start time after boot in clock ticks (field 22): tells a reused pid from the process seen before. */
@@ -35,11 +37,12 @@ export const parseProcStat = (text: string): ProcStat | undefined => {
     pid,
     state: fields[0]!,
     pgid: int(2),
+    sid: int(3),
     ticks: int(11) + int(12),
     startTime: int(19),
     rssPages: int(21)
   }
-  const numbers = [stat.pid, stat.pgid, stat.ticks, stat.startTime, stat.rssPages]
+  const numbers = [stat.pid, stat.pgid, stat.sid, stat.ticks, stat.startTime, stat.rssPages]
   return numbers.every(Number.isSafeInteger) && stat.state.length === 1 ? stat : undefined
 }
 
