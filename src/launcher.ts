@@ -2,14 +2,23 @@
 /**
  * The `core` command as installed (`dist/core.cjs`): loads the CLI bundle (`dist/core-main.cjs`, built from
  * `bin.ts`) through V8's code cache. Parsing and compiling the 1.2 MB bundle is about 100 ms of every CLI start
- * (a third of `core stack status`); with the cache it is a few ms. The cache (`core-main.cjs.v8-cache` beside
- * the bundle, else in the temp directory) is written once, at the exit of a run that found none or found it
- * stale, so it holds every function that run compiled. It is keyed by the bundle's size and mtime and the Node
- * version and architecture; a cache V8 rejects is rewritten. A missing, stale or unwritable cache costs only the
- * plain compile.
+ * (a third of `core stack status`); with the cache it is a few ms. The cache is written once, at the exit of a
+ * run that found none or found it stale, so it holds every function that run compiled.
+ *
+ * A code cache is code: V8 checks it against the source's length only, so whoever can write the cache file
+ * chooses what runs. It is therefore read and written only where no other user can write: beside the bundle
+ * when that folder belongs to this user (or root) and is writable by no one else, otherwise in this user's own
+ * cache folder (`$XDG_CACHE_HOME/core` or `~/.cache/core`, 0700, checked to be ours). Never the shared temp
+ * directory. A cache file that another user owns, or that others can write, is ignored.
+ *
+ * The key binds the cache to the SHA-256 of the exact bytes compiled (0.9 ms for the 1.2 MB bundle, which is
+ * read anyway), the Node version, the architecture and the V8 flags; each set of flags (the background
+ * supervisor runs with others) has a file of its own, so they do not rewrite each other's cache. A missing,
+ * stale, untrusted or unwritable cache costs only the plain compile.
  *
  * Plain Node on purpose: nothing here may cost start-up time.
  */
+import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import Module from "node:module"
 import * as os from "node:os"
@@ -17,49 +26,72 @@ import * as path from "node:path"
 import * as vm from "node:vm"
 
 const bundle = path.join(__dirname, "core-main.cjs")
+const uid = process.geteuid?.() ?? -1
 
-/** Where the cache of `bundle` lives: beside it, or in the temp directory where that is not writable. */
-const cacheFiles = (file: string): ReadonlyArray<string> => [
-  `${file}.v8-cache`,
-  path.join(os.tmpdir(), `core-main-${Buffer.from(file).toString("base64url").slice(-40)}.v8-cache`)
-]
+const sha256 = (data: crypto.BinaryLike): string => crypto.createHash("sha256").update(data).digest("hex")
 
-/** What the cache must have been made for: this bundle, this Node. */
-const cacheKey = (stat: fs.Stats): string => `${stat.size}:${stat.mtimeMs}:${process.version}:${process.arch}\n`
+/** Nobody but this user (or root) can change `stat`'s file or folder. */
+const ours = (stat: fs.Stats): boolean => (stat.uid === uid || stat.uid === 0) && (stat.mode & 0o022) === 0
 
-const readCache = (key: string): Buffer | undefined => {
-  for (const file of cacheFiles(bundle)) {
-    try {
-      const data = fs.readFileSync(file)
-      if (data.subarray(0, key.length).toString() === key) return data.subarray(key.length)
-    } catch {
-      // not there: try the next place
-    }
+/** This user's cache folder, created 0700 when missing; undefined when it is not safely ours. */
+const userCacheDir = (): string | undefined => {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache")
+  const dir = path.join(base, "core")
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+    const stat = fs.lstatSync(dir)
+    return stat.isDirectory() && stat.uid === uid && (stat.mode & 0o077) === 0 ? dir : undefined
+  } catch {
+    return undefined
   }
-  return undefined
 }
 
-const writeCache = (key: string, data: Buffer): void => {
-  for (const file of cacheFiles(bundle)) {
-    const tmp = `${file}.${process.pid}.tmp`
-    try {
-      fs.writeFileSync(tmp, Buffer.concat([Buffer.from(key), data]))
-      fs.renameSync(tmp, file)
-      return
-    } catch {
-      fs.rmSync(tmp, { force: true })
-    }
+/** The one file that may hold the cache for this bundle and these V8 flags. */
+const cacheFile = (flags: string): string | undefined => {
+  const name = `core-main${flags === "" ? "" : `.${sha256(flags).slice(0, 12)}`}.v8-cache`
+  try {
+    if (ours(fs.statSync(path.dirname(bundle)))) return path.join(path.dirname(bundle), name)
+  } catch {
+    // no stat of the folder: fall through to the user's cache
+  }
+  const dir = userCacheDir()
+  return dir === undefined ? undefined : path.join(dir, `${sha256(bundle).slice(0, 16)}-${name}`)
+}
+
+const readCache = (file: string, key: string): Buffer | undefined => {
+  let fd: number | undefined
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)
+    if (!ours(fs.fstatSync(fd))) return undefined
+    const data = fs.readFileSync(fd)
+    return data.subarray(0, key.length).toString() === key ? data.subarray(key.length) : undefined
+  } catch {
+    return undefined
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd)
+  }
+}
+
+const writeCache = (file: string, key: string, data: Buffer): void => {
+  const tmp = `${file}.${process.pid}.tmp`
+  try {
+    fs.writeFileSync(tmp, Buffer.concat([Buffer.from(key), data]), { mode: 0o600, flag: "wx" })
+    fs.renameSync(tmp, file)
+  } catch {
+    fs.rmSync(tmp, { force: true })
   }
 }
 
 const load = (): void => {
-  const stat = fs.statSync(bundle)
-  const key = cacheKey(stat)
-  const cachedData = readCache(key)
-  const source = fs.readFileSync(bundle, "utf8").replace(/^#!.*/, "")
+  const bytes = fs.readFileSync(bundle)
+  const flags = process.execArgv.join(" ")
+  const key = `${sha256(bytes)}:${process.version}:${process.arch}:${flags}\n`
+  const file = cacheFile(flags)
+  const cachedData = file === undefined ? undefined : readCache(file, key)
+  const source = bytes.toString("utf8").replace(/^#!.*/, "")
   const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData })
-  if (cachedData === undefined || script.cachedDataRejected === true) {
-    process.once("exit", () => writeCache(key, script.createCachedData()))
+  if (file !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) {
+    process.once("exit", () => writeCache(file, key, script.createCachedData()))
   }
   const main = new Module(bundle, module)
   main.filename = bundle

@@ -4,6 +4,7 @@ import { execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { LogFile } from "../src/logs/LogFile.js"
 import { type LogLine, makeServiceLog, type ServiceLog } from "../src/logs/ServiceLog.js"
 
 const flood = path.join(import.meta.dirname, "fixtures", "flood.mjs")
@@ -246,6 +247,38 @@ describe("ServiceLog", () => {
       )
       expect(error._tag).toBe("LogError")
       expect(error.reason).toContain("cannot open")
+    })
+  )
+})
+
+describe("LogFile", () => {
+  it.scopedLive("creates its files 0600 and refuses a symbolic link planted at its path", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const file = path.join(dir, "api.log")
+      const log = new LogFile({ file, maxBytes: 1024, maxFiles: 1 })
+      yield* Effect.async<void>((resume) => log.close(() => resume(Effect.void)))
+      expect(fs.statSync(file).mode & 0o777).toBe(0o600)
+
+      const target = path.join(dir, "elsewhere")
+      fs.writeFileSync(target, "")
+      const planted = path.join(dir, "web.log")
+      fs.symlinkSync(target, planted)
+      expect(() => new LogFile({ file: planted, maxBytes: 1024, maxFiles: 1 })).toThrow(/ELOOP/)
+      expect(fs.readFileSync(target, "utf8")).toBe("")
+    })
+  )
+
+  it.scopedLive("counts what a full disk drops and keeps accepting lines", () =>
+    Effect.gen(function* () {
+      // /dev/full fails every write with ENOSPC, as a full filesystem does
+      const log = new LogFile({ file: "/dev/full", maxBytes: 1 << 30, maxFiles: 0 })
+      log.append(Buffer.from("one\n"))
+      yield* Effect.async<void>((resume) => log.whenIdle(() => resume(Effect.void)))
+      log.append(Buffer.from("two lines\nhere\n"))
+      yield* Effect.async<void>((resume) => log.close(() => resume(Effect.void)))
+      expect((log.lastError as NodeJS.ErrnoException).code).toBe("ENOSPC")
+      expect(log.droppedBytes).toBe(4 + 15)
     })
   )
 })

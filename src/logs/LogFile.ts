@@ -14,6 +14,17 @@ import * as path from "node:path"
 
 const NEWLINE = 0x0a
 
+/**
+ * Append, create 0600 (logs hold secrets), and never through a symbolic link: a link planted at a log's path
+ * would otherwise make the supervisor write (as its user) wherever the link points.
+ */
+const openFlags = (append: boolean) =>
+  fs.constants.O_WRONLY |
+  fs.constants.O_CREAT |
+  fs.constants.O_NOFOLLOW |
+  (append ? fs.constants.O_APPEND : fs.constants.O_TRUNC)
+const open = (file: string, append = true) => fs.openSync(file, openFlags(append), 0o600)
+
 /** Options of a log file. */
 export interface LogFileOptions {
   /** Absolute path of the current file. */
@@ -35,11 +46,13 @@ export class LogFile {
   private idleWaiters: Array<() => void> = []
   /** The last write or rotation error since it was last read; the bytes of that write are dropped. */
   lastError: unknown = undefined
+  /** Bytes dropped because they could not be written (a full disk, say); writing resumes with the next batch. */
+  droppedBytes = 0
 
   /** Opens (creating directories) or continues the file. Throws on failure. */
   constructor(private readonly options: LogFileOptions) {
     fs.mkdirSync(path.dirname(options.file), { recursive: true })
-    this.fd = fs.openSync(options.file, "a")
+    this.fd = open(options.file)
     this.size = fs.fstatSync(this.fd).size
   }
 
@@ -107,8 +120,9 @@ export class LogFile {
     const write =
       cut === 0 ? (next: () => void) => next() : (next: () => void) => this.writeAll(data.subarray(0, cut), next)
     write(() => {
-      if (this.rotate() && cut < data.length) this.writeData(data.subarray(cut))
-      else this.writeNext()
+      if (!this.rotate()) this.droppedBytes += data.length - cut
+      else if (cut < data.length) return this.writeData(data.subarray(cut))
+      this.writeNext()
     })
   }
 
@@ -116,6 +130,7 @@ export class LogFile {
     fs.write(this.fd, data, 0, data.length, null, (error, written) => {
       if (error) {
         this.lastError = error
+        this.droppedBytes += data.length
         return next()
       }
       this.size += written
@@ -135,13 +150,13 @@ export class LogFile {
         }
         fs.renameSync(file, `${file}.1`)
       }
-      this.fd = fs.openSync(file, maxFiles > 0 ? "a" : "w")
+      this.fd = open(file, maxFiles > 0)
       this.size = 0
       return true
     } catch (error) {
       this.lastError = error
       try {
-        this.fd = fs.openSync(file, "a")
+        this.fd = open(file)
         this.size = fs.fstatSync(this.fd).size
       } catch {
         this.closed = true

@@ -8,6 +8,7 @@
  * Unknown keys are an error everywhere, except keys starting with `x-` (free for users' own notes).
  */
 import { Schema } from "effect"
+import safeRegex from "safe-regex2"
 
 /** A struct whose unknown keys are rejected, except `x-*` extension keys. */
 const strict = <Fields extends Schema.Struct.Fields>(fields: Fields) =>
@@ -19,8 +20,27 @@ const opt = <S extends Schema.Schema.All>(schema: S) => Schema.optionalWith(sche
 const NonNegative = Schema.Number.pipe(Schema.nonNegative())
 const PositiveInt = Schema.Number.pipe(Schema.int(), Schema.positive())
 
+/**
+ * Text handed to the kernel (an argument, an environment value, a path): no NUL byte, which it cannot take,
+ * and at most 128 KiB, its limit for one argument or variable (a longer one fails the spawn with E2BIG).
+ */
+const OsText = Schema.String.pipe(
+  Schema.filter((s) => !s.includes("\0") || "text without a NUL byte (a process cannot receive one)"),
+  Schema.maxLength(128 * 1024 - 1, {
+    message: () => "at most 128 KiB (the kernel's limit for one argument or environment value)"
+  })
+).annotations({ description: "a string" })
+
+/** An environment variable's name: not empty, without `=` or a NUL byte. */
+const EnvName = Schema.String.pipe(Schema.pattern(/^[^=\0]+$/)).annotations({
+  description: "an environment variable name: not empty, without '=' or a NUL byte"
+})
+
+const EnvMap = Schema.Record({ key: EnvName, value: OsText })
+
 /** A TCP port number, 1..65535. */
 export const PortNumber = Schema.Number.pipe(
+  Schema.finite({ message: () => "a port number between 1 and 65535" }),
   Schema.int(),
   Schema.between(1, 65535, { message: () => "a port number between 1 and 65535" })
 )
@@ -97,23 +117,48 @@ export type BinarySpec = typeof BinarySpec.Type
 // ---------------------------------------------------------------------------------------------
 // probes (process-compose's fields and defaults, plus `tcp`)
 
+/** A host name or address: no spaces or control characters. */
+const Host = Schema.String.pipe(
+  Schema.pattern(/^[^\s\x00-\x1f\x7f]+$/, {
+    message: () => "a host name or address, without spaces or control characters"
+  })
+)
+
 export const HttpGetProbe = strict({
-  host: opt(Schema.String),
+  host: opt(Host),
   scheme: opt(Schema.Literal("http", "https")),
-  path: opt(Schema.String),
+  /** The request path: starts with `/`; no spaces or control characters (they cannot go in a request line). */
+  path: opt(
+    Schema.String.pipe(
+      Schema.pattern(/^\/[^\s\x00-\x1f\x7f]*$/, {
+        message: () => "a URL path starting with '/', without spaces or control characters (encode them, e.g. %20)"
+      })
+    )
+  ),
   port: PortRef,
-  headers: opt(Schema.Record({ key: Schema.String, value: Schema.String }))
+  headers: opt(
+    Schema.Record({
+      key: Schema.String.pipe(
+        Schema.pattern(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, {
+          message: () => "an HTTP header name (letters, digits and !#$%&'*+.^_`|~-)"
+        })
+      ),
+      value: Schema.String.pipe(
+        Schema.pattern(/^[^\r\n\0]*$/, { message: () => "an HTTP header value without CR, LF or NUL" })
+      )
+    })
+  )
 })
 
 export const ExecProbe = strict({
   /** Run with `sh -c`, as process-compose does. */
-  command: Schema.String,
-  working_dir: opt(Schema.String)
+  command: OsText,
+  working_dir: opt(OsText)
 })
 
 /** An addition to process-compose: ready when a TCP connection is accepted. */
 export const TcpProbe = strict({
-  host: opt(Schema.String),
+  host: opt(Host),
   port: PortRef
 })
 
@@ -178,20 +223,38 @@ export const Shutdown = strict({
   /** Seconds to wait after the signal before SIGKILL to the group. Default 10. */
   timeout_seconds: opt(NonNegative),
   /** A command (`sh -c`) run to stop the process instead of the signal; still escalates to SIGKILL. */
-  command: opt(Schema.String)
+  command: opt(OsText)
 })
+
+const ReadyLogLine = Schema.String.pipe(
+  Schema.filter((pattern) => {
+    try {
+      new RegExp(pattern)
+    } catch (error) {
+      return `a regular expression: ${error instanceof Error ? error.message : String(error)}`
+    }
+    return (
+      safeRegex(pattern) ||
+      "a regular expression without nested quantifiers such as (a+)+, which can backtrack catastrophically"
+    )
+  })
+)
 
 export const Compose = strict({
   depends_on: opt(DependsOn),
   readiness_probe: opt(Probe),
   liveness_probe: opt(Probe),
-  /** A regular expression; the service is log-ready when a line of its output matches. */
-  ready_log_line: opt(Schema.String),
+  /**
+   * A regular expression; the service is log-ready when a line of its output matches. Patterns that can
+   * backtrack catastrophically (nested quantifiers such as `(a+)+`, checked with safe-regex2) are refused: one
+   * output line could pin the supervisor's CPU.
+   */
+  ready_log_line: opt(ReadyLogLine),
   availability: opt(Availability),
   shutdown: opt(Shutdown),
   disabled: opt(Schema.Boolean),
   /** Working directory of the process; default: the stack directory. Placeholders allowed. */
-  working_dir: opt(Schema.String),
+  working_dir: opt(OsText),
   description: opt(Schema.String),
   /** An addition: seconds to wait for readiness before the start counts as failed. Default 60. */
   readiness_timeout_seconds: opt(NonNegative)
@@ -200,9 +263,9 @@ export type Compose = typeof Compose.Type
 
 export const ProcessSection = strict({
   /** One executable, looked up on PATH unless it contains a `/`. No shell. */
-  command: Schema.String,
-  args: opt(Schema.Array(Schema.String)),
-  env: opt(Schema.Record({ key: Schema.String, value: Schema.String })),
+  command: OsText,
+  args: opt(Schema.Array(OsText)),
+  env: opt(EnvMap),
   compose: opt(Compose)
 })
 
