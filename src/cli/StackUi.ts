@@ -9,7 +9,6 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { withClient } from "../api/ControlClient.js"
-import { resolveDirectory } from "../manifest/StackLoader.js"
 import { stateDirOf } from "../supervisor/PidRegistry.js"
 import { mintToken } from "../ui/UiSecurity.js"
 import { loadAssets, serveUi } from "../ui/UiServer.js"
@@ -50,7 +49,7 @@ const openBrowser = (stateDir: string, url: string) =>
 export const uiCommand = Command.make("ui", { dir: dirOption, port, noOpen }, ({ dir, port, noOpen }) =>
   Effect.scoped(
     Effect.gen(function* () {
-      const root = yield* resolveDirectory(dir)
+      const root = dir
       // like every verb: with no supervisor, say so at once
       yield* withClient(root, () => Effect.void)
       const assets = yield* loadAssets()
