@@ -169,6 +169,11 @@ if (!haveChromium && !inCi()) {
       expect(page.body).toContain('<script defer src="/app.js"></script>')
       expect(page.headers["content-security-policy"]).toContain("default-src 'none'")
       expect(page.headers["referrer-policy"]).toBe("no-referrer")
+      const unknown = await request(ui.port, {
+        path: "/api/services/nope/logs",
+        headers: { host: `127.0.0.1:${ui.port}`, cookie: `core_ui_${ui.port}=${ui.token}` }
+      })
+      expect([unknown.status, JSON.parse(unknown.body).error]).toEqual([404, expect.stringContaining('"nope"')])
     })
 
     it("a foreign Host is refused (DNS rebinding), even with the token; no CORS header on any answer", async () => {

@@ -188,7 +188,18 @@ const router = (dir: string, token: string, assets: UiAssets) => {
     ),
     HttpRouter.get(
       "/api/services/:name/logs",
-      Effect.map(HttpRouter.params, ({ name }) => sseResponse(supervised(dir, logSession(name ?? ""))))
+      Effect.flatMap(HttpRouter.params, ({ name = "" }) =>
+        // a name the stack does not have is an error now, not a stream that retries forever
+        Effect.scoped(Effect.flatMap(connect(dir), (client) => client.statusOf(name))).pipe(
+          Effect.match({
+            onFailure: (e) =>
+              e._tag === "UnknownService"
+                ? json({ error: e.message }, 404)
+                : sseResponse(supervised(dir, logSession(name))),
+            onSuccess: () => sseResponse(supervised(dir, logSession(name)))
+          })
+        )
+      )
     ),
     HttpRouter.post(
       "/api/services/:name/:verb",

@@ -59,6 +59,7 @@ interface Usage {
 interface RowView {
   readonly tr: HTMLTableRowElement
   readonly state: HTMLElement
+  readonly reason: HTMLElement
   readonly health: HTMLElement
   readonly pid: HTMLElement
   readonly restarts: HTMLElement
@@ -251,6 +252,7 @@ const renderButtons = (name: string) => {
 const buildRow = (row: ServiceStatus): RowView => {
   const cell = (field: string, ...children: ReadonlyArray<Child>) => h("td", { "data-field": field }, ...children)
   const state = h("span")
+  const reason = h("span", { class: "reason" })
   const health = h("span")
   const pid = cell("pid")
   const restarts = cell("restarts")
@@ -294,7 +296,7 @@ const buildRow = (row: ServiceStatus): RowView => {
       { scope: "row", class: "name" },
       h("button", { class: "link", title: `show the logs of ${row.name}` }, row.name)
     ),
-    cell("state", state),
+    cell("state", state, reason),
     cell("health", health),
     pid,
     restarts,
@@ -308,6 +310,7 @@ const buildRow = (row: ServiceStatus): RowView => {
   return {
     tr,
     state,
+    reason,
     health,
     pid,
     restarts,
@@ -337,7 +340,8 @@ const renderRow = (name: string) => {
   if (row === undefined || view === undefined) return
   view.tr.dataset.state = row.state
   badge(view.state, stateLook(row.state), row.state)
-  view.state.title = row.reason ?? ""
+  view.reason.textContent = row.reason ?? ""
+  view.reason.title = row.reason ?? ""
   badge(view.health, healthLook(row.health), row.health)
   view.pid.textContent = row.pid === null ? "–" : String(row.pid)
   view.restarts.textContent = String(row.restarts)
