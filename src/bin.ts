@@ -8,7 +8,7 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { main } from "./Main.js"
-import { killAllGroups } from "./supervisor/ProcessGroup.js"
+import { killAllGroups } from "./process/ProcessGroup.js"
 
 let signals = 0
 const onSignal = () => {

@@ -9,39 +9,7 @@
  */
 import { Data, Effect, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import * as fs from "node:fs"
-import { type ProcStat, parseProcStat } from "./ProcStat.js"
-
-export { parseProcStat, type ProcStat }
-
-/** The stat of a live (or zombie) process, or undefined when there is none (or no `/proc`). */
-export const readProcStat = (pid: number): ProcStat | undefined => {
-  try {
-    return parseProcStat(fs.readFileSync(`/proc/${pid}/stat`, "utf8"))
-  } catch {
-    return undefined
-  }
-}
-
-/** Start time of a process in clock ticks since boot, or undefined when it is gone. */
-export const readStartTime = (pid: number): number | undefined => readProcStat(pid)?.startTime
-
-/** Every process on the machine, from `/proc`. */
-export const processTable = (): ReadonlyArray<ProcStat> => {
-  let entries: Array<string>
-  try {
-    entries = fs.readdirSync("/proc")
-  } catch {
-    return []
-  }
-  const out: Array<ProcStat> = []
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue
-    const stat = readProcStat(Number(entry))
-    if (stat) out.push(stat)
-  }
-  return out
-}
+import { type ProcStat, processTable } from "../process/ProcTable.js"
 
 /** A process group the supervisor spawned, as recorded. */
 export interface GroupRecord {

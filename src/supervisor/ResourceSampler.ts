@@ -8,7 +8,8 @@
 import { Effect, PubSub, Schedule, type Scope, Stream } from "effect"
 import * as fs from "node:fs"
 import { performance } from "node:perf_hooks"
-import { type GroupUsage, groupUsage, type ProcStat, parseProcStat, type Reading } from "./ProcStat.js"
+import { type ProcStat, parseProcStat } from "../process/ProcTable.js"
+import { type GroupUsage, groupUsage, type Reading } from "./GroupUsage.js"
 
 /** Default time between two sweeps. */
 export const DEFAULT_SAMPLE_INTERVAL_MS = 2_000

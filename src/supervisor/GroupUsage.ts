@@ -1,50 +1,8 @@
 /**
- * Resource use of process groups from Linux's `/proc/<pid>/stat`: the parser and the arithmetic, pure, so that
- * `ResourceSampler` only reads files and keeps history.
+ * The resource use of process groups between two readings of `/proc/<pid>/stat` (parsed by `ProcTable`): the
+ * arithmetic, pure, so that `ResourceSampler` only reads files and keeps history.
  */
-
-/** What the sampler needs of one `/proc/<pid>/stat` line. */
-export interface ProcStat {
-  readonly pid: number
-  /** One-letter state (`R`, `S`, `Z`, ...). */
-  readonly state: string
-  /** Process group id. */
-  readonly pgid: number
-  /** Session id. */
-  readonly sid: number
-  /** CPU time in user and kernel mode, in clock ticks (fields 14 and 15). */
-  readonly ticks: number
-  /** Start time after boot in clock ticks (field 22): tells a reused pid from the process seen before. */
-  readonly startTime: number
-  /** Resident set size in pages (field 24). */
-  readonly rssPages: number
-}
-
-/**
- * Parses one `/proc/<pid>/stat` line, or undefined when it is not one. The command name (field 2) is in
- * parentheses and may itself hold spaces and parentheses, so the fields are counted from the last `)`.
- */
-export const parseProcStat = (text: string): ProcStat | undefined => {
-  const open = text.indexOf(" (")
-  const close = text.lastIndexOf(")")
-  if (open < 1 || close < open) return undefined
-  const pid = Number(text.slice(0, open))
-  // fields 3.. (state is field 3); index i here is field i + 3
-  const fields = text.slice(close + 2).split(" ")
-  if (fields.length < 22) return undefined
-  const int = (i: number) => Number(fields[i])
-  const stat = {
-    pid,
-    state: fields[0]!,
-    pgid: int(2),
-    sid: int(3),
-    ticks: int(11) + int(12),
-    startTime: int(19),
-    rssPages: int(21)
-  }
-  const numbers = [stat.pid, stat.pgid, stat.sid, stat.ticks, stat.startTime, stat.rssPages]
-  return numbers.every(Number.isSafeInteger) && stat.state.length === 1 ? stat : undefined
-}
+import type { ProcStat } from "../process/ProcTable.js"
 
 /** One reading of the processes of the groups being watched. */
 export interface Reading {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { groupUsage, parseProcStat, type ProcStat } from "../src/supervisor/ProcStat.js"
+import { type ProcStat, parseProcStat } from "../src/process/ProcTable.js"
+import { groupUsage } from "../src/supervisor/GroupUsage.js"
 import { formatBytes, formatCpu } from "../src/supervisor/StatusFormat.js"
 
 /** A stat line as the kernel writes it: 52 fields, the ones we read set from `o`. */
