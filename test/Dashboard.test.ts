@@ -271,6 +271,16 @@ if (!haveChromium && !inCi()) {
       await page.fill("#log-filter", "after-load")
       expect(await page.locator("#log-lines .line:visible").count()).toBe(1)
       await page.fill("#log-filter", "")
+      // the panel keeps the last 1000 lines, however many come
+      const get = (p: string) =>
+        new Promise<void>((resolve, reject) =>
+          http.get(`http://127.0.0.1:${ports.web}${p}`, (res) => res.resume().on("end", resolve)).on("error", reject)
+        )
+      for (let batch = 0; batch < 11; batch++) {
+        await Promise.all(Array.from({ length: 100 }, (_, i) => get(`/flood-${batch * 100 + i}`)))
+      }
+      await page.locator('#log-lines .line:has-text("web got /flood-1099")').waitFor({ timeout: 20_000 })
+      expect(await page.locator("#log-lines .line").count()).toBe(1000)
 
       // a service stopped from the CLI changes state in the graph, pushed by the supervisor
       const node = page.locator('#graph g.node[data-service="web"]')
