@@ -17,6 +17,7 @@ import { describeJsonError, describeParseIssue, formatPath, ManifestError, type 
 import { ServiceManifest } from "./ServiceManifest.js"
 import { type ManifestSource, resolvePorts, resolveService, type StackContext } from "./ServiceResolver.js"
 import type { ServiceSpec, StackSpec } from "./ServiceSpec.js"
+import { stateDirOf } from "../state/StateDir.js"
 
 /** Options of `loadStack`. */
 export interface LoadOptions {
@@ -273,7 +274,7 @@ export const loadStack = Effect.fn("StackLoader.loadStack")(function* (dir: stri
     dir: root,
     dataDir: path.join(root, ".data"),
     depDir: path.join(root, ".dep"),
-    stateDir: path.join(root, ".core-stack")
+    stateDir: stateDirOf(root)
   }
   const problems: Array<Problem> = []
   const baseEnv = options?.env ?? process.env

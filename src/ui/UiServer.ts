@@ -12,6 +12,7 @@ import * as fs from "node:fs"
 import * as http from "node:http"
 import * as path from "node:path"
 import { type ControlClient, connect } from "../api/ControlClient.js"
+import { down, onRunningStack, serviceVerb } from "../app/RunningStack.js"
 import { checkRequest, securityHeaders, TOKEN_HEADER, tokenCookie } from "./UiSecurity.js"
 
 /** Lines of a service's output a log panel starts with. */
@@ -171,10 +172,9 @@ const statusOf = (error: { readonly _tag: string }) => {
 const VERBS = ["start", "stop", "restart"] as const
 
 const router = (dir: string, token: string, assets: UiAssets) => {
-  const withClient = <A>(
-    f: (client: ControlClient) => Effect.Effect<A, { readonly _tag: string; readonly message: string }>
-  ) =>
-    Effect.scoped(Effect.flatMap(connect(dir), f)).pipe(
+  /** A verb of the CLI, answered as JSON: its result, or its error's message with an HTTP status. */
+  const answer = <A, R>(verb: Effect.Effect<A, { readonly _tag: string; readonly message: string }, R>) =>
+    verb.pipe(
       Effect.map((body) => json(body)),
       Effect.catchAll((error) => Effect.succeed(json({ error: error.message }, statusOf(error))))
     )
@@ -207,13 +207,15 @@ const router = (dir: string, token: string, assets: UiAssets) => {
         const known = VERBS.find((v) => v === verb)
         return known === undefined || name === undefined
           ? Effect.succeed(json({ error: `unknown action ${verb}` }, 404))
-          : withClient((client) => client[known](name))
+          : answer(
+              onRunningStack(
+                dir,
+                serviceVerb(name, (supervisor) => supervisor[known](name))
+              )
+            )
       })
     ),
-    HttpRouter.post(
-      "/api/stack/down",
-      withClient((client) => Effect.as(client.down, { down: true }))
-    )
+    HttpRouter.post("/api/stack/down", answer(Effect.map(down(dir), ({ pid }) => ({ down: true, pid }))))
   )
 }
 

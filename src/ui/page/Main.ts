@@ -4,7 +4,7 @@
  * nothing is polled. Built by esbuild into `dist/ui/app.js` (`npm run build`).
  */
 import type { LogLineJson, StackGraphJson, UsageHistoryJson } from "../../api/ControlApi.js"
-import type { ServiceStatus } from "../../supervisor/ServiceStatus.js"
+import type { ServiceStatus } from "../../stack/ServiceStatus.js"
 import { formatBytes, formatCpu, formatUptime } from "../../supervisor/StatusFormat.js"
 import { type AnsiStyle, parseAnsi, stripAnsi } from "../view/Ansi.js"
 import { layoutGraph } from "../view/GraphLayout.js"
