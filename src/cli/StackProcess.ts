@@ -73,36 +73,26 @@ const logsCommand = Command.make("logs", { name, follow, tail, dir: dirOption },
   })
 ).pipe(Command.withDescription("Print a service's output: the last N lines, then new ones with --follow"))
 
-const restartCommand = Command.make("restart", { name, dir: dirOption }, ({ name, dir }) =>
-  Effect.gen(function* () {
-    const row = yield* onRunningStack(
-      dir,
-      serviceVerb(name, (supervisor) => supervisor.restart(name))
-    )
-    yield* Console.log(describeStatus(row))
-  })
-).pipe(Command.withDescription("Restart a service and wait until it is ready; its dependents keep running"))
+/** A verb on one service (`restart`, `stop`, `start`): run it, then print the service's row. */
+const verbCommand = (verb: "restart" | "stop" | "start", description: string) =>
+  Command.make(verb, { name, dir: dirOption }, ({ name, dir }) =>
+    Effect.gen(function* () {
+      const row = yield* onRunningStack(
+        dir,
+        serviceVerb(name, (supervisor) => supervisor[verb](name))
+      )
+      yield* Console.log(describeStatus(row))
+    })
+  ).pipe(Command.withDescription(description))
 
-const stopCommand = Command.make("stop", { name, dir: dirOption }, ({ name, dir }) =>
-  Effect.gen(function* () {
-    const row = yield* onRunningStack(
-      dir,
-      serviceVerb(name, (supervisor) => supervisor.stop(name))
-    )
-    yield* Console.log(describeStatus(row))
-  })
-).pipe(Command.withDescription("Stop a service, after the services that depend on it"))
-
-const startCommand = Command.make("start", { name, dir: dirOption }, ({ name, dir }) =>
-  Effect.gen(function* () {
-    const row = yield* onRunningStack(
-      dir,
-      serviceVerb(name, (supervisor) => supervisor.start(name))
-    )
-    yield* Console.log(describeStatus(row))
-  })
-).pipe(
-  Command.withDescription("Start a stopped service once its dependencies' conditions hold; wait until it is ready")
+const restartCommand = verbCommand(
+  "restart",
+  "Restart a service and wait until it is ready; its dependents keep running"
+)
+const stopCommand = verbCommand("stop", "Stop a service, after the services that depend on it")
+const startCommand = verbCommand(
+  "start",
+  "Start a stopped service once its dependencies' conditions hold; wait until it is ready"
 )
 
 export const processCommand = Command.make("process").pipe(
