@@ -10,40 +10,30 @@ export interface Look {
   readonly symbol: string
 }
 
-export const stateLook = (state: string): Look => {
-  switch (state) {
-    case "ready":
-    case "running":
-      return { tone: "ok", symbol: "●" }
-    case "pending":
-    case "waiting":
-    case "starting":
-    case "stopping":
-      return { tone: "busy", symbol: "◐" }
-    case "restarting":
-      return { tone: "warn", symbol: "↻" }
-    case "failed":
-      return { tone: "bad", symbol: "✕" }
-    case "completed":
-      return { tone: "done", symbol: "✓" }
-    default:
-      // stopped, skipped, disabled
-      return { tone: "idle", symbol: "○" }
-  }
+const STATES: Readonly<Record<string, Look>> = {
+  ready: { tone: "ok", symbol: "●" },
+  running: { tone: "ok", symbol: "●" },
+  pending: { tone: "busy", symbol: "◐" },
+  waiting: { tone: "busy", symbol: "◐" },
+  starting: { tone: "busy", symbol: "◐" },
+  stopping: { tone: "busy", symbol: "◐" },
+  restarting: { tone: "warn", symbol: "↻" },
+  failed: { tone: "bad", symbol: "✕" },
+  completed: { tone: "done", symbol: "✓" }
 }
 
-export const healthLook = (health: string): Look => {
-  switch (health) {
-    case "healthy":
-      return { tone: "ok", symbol: "♥" }
-    case "unhealthy":
-      return { tone: "bad", symbol: "!" }
-    case "unknown":
-      return { tone: "busy", symbol: "?" }
-    default:
-      return { tone: "idle", symbol: "–" }
-  }
+const HEALTH: Readonly<Record<string, Look>> = {
+  healthy: { tone: "ok", symbol: "♥" },
+  unhealthy: { tone: "bad", symbol: "!" },
+  unknown: { tone: "busy", symbol: "?" }
 }
+
+/** stopped, skipped, disabled; `none` health */
+const IDLE: Look = { tone: "idle", symbol: "○" }
+
+export const stateLook = (state: string): Look => STATES[state] ?? IDLE
+
+export const healthLook = (health: string): Look => HEALTH[health] ?? { tone: "idle", symbol: "–" }
 
 /** States whose process is alive (as the supervisor's `isAlive`). */
 export const isAliveState = (state: string): boolean =>
