@@ -428,13 +428,23 @@ const renderGraph = (graph: StackGraphJson) => {
   for (const node of layout.nodes) {
     const g = s(
       "g",
-      { class: "node", "data-service": node.name, transform: `translate(${node.x},${node.y})` },
+      {
+        class: "node",
+        "data-service": node.name,
+        transform: `translate(${node.x},${node.y})`,
+        tabindex: 0,
+        role: "button",
+        "aria-label": `${node.name}: show its logs`
+      },
       s("rect", { width: layout.nodeWidth, height: layout.nodeHeight, rx: 9 }),
       s("rect", { class: "node-bar", width: 5, height: layout.nodeHeight, rx: 2 }),
       sText(node.name, { x: 18, y: 23, class: "node-name" }),
       sText("", { x: 18, y: 42, class: "node-state" })
     )
     g.addEventListener("click", () => selectLog(node.name))
+    g.addEventListener("keydown", (e) => {
+      if ((e as KeyboardEvent).key === "Enter") selectLog(node.name)
+    })
     graphNodes.set(node.name, g)
     svg.append(g)
   }
