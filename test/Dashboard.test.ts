@@ -95,15 +95,17 @@ const listeners = (port: number): ReadonlyArray<string> => {
   )
 }
 
-/** Whether something accepts a TCP connection on host:port. */
+/** Whether something accepts a TCP connection on host:port (no answer within 3 s counts as no). */
 const accepts = (host: string, port: number) =>
   new Promise<boolean>((resolve) => {
-    const socket = net.connect({ host, port })
-    socket.once("connect", () => {
+    const socket = net.connect({ host, port, timeout: 3_000 })
+    const done = (result: boolean) => {
       socket.destroy()
-      resolve(true)
-    })
-    socket.once("error", () => resolve(false))
+      resolve(result)
+    }
+    socket.once("connect", () => done(true))
+    socket.once("timeout", () => done(false))
+    socket.once("error", () => done(false))
   })
 
 const statusJson = async (dir: string) => {
