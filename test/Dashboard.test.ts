@@ -219,6 +219,15 @@ if (!haveChromium && !inCi()) {
       expect([after.restarts, after.pid]).toEqual([before.restarts, before.pid])
     })
 
+    it("a port in use, or no port at all: one clear line", async () => {
+      const taken = await runCore(["stack", "ui", "--no-open", "--port", String(ui.port)], dir)
+      expect(taken.code).toBe(1)
+      expect(taken.output).toContain(`the dashboard cannot listen on 127.0.0.1:${ui.port}: the port is in use`)
+      const bad = await runCore(["stack", "ui", "--no-open", "--port", "70000"], dir)
+      expect(bad.code).toBe(2)
+      expect(bad.output).toContain("--port wants a port number (0 to 65535)")
+    })
+
     it("the page: every service ready; restart, live logs, a stop seen in the graph, a lost supervisor and its return", async () => {
       browser = await launchChromium()
       const context = await browser.newContext({ viewport: { width: 1440, height: 960 } })

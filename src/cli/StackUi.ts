@@ -4,7 +4,7 @@
  * token never appears on a command line that other users could read.
  */
 import { Command, Options } from "@effect/cli"
-import { Console, Effect } from "effect"
+import { Console, Effect, Schema } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -15,6 +15,9 @@ import { loadAssets, serveUi } from "../ui/UiServer.js"
 import { dirOption } from "./CliOptions.js"
 
 const port = Options.integer("port").pipe(
+  Options.withSchema(
+    Schema.Int.pipe(Schema.between(0, 65535, { message: () => "--port wants a port number (0 to 65535)" }))
+  ),
   Options.withDefault(0),
   Options.withDescription("port on 127.0.0.1 (default: a free one)")
 )

@@ -5,7 +5,6 @@
  * trying to reach it (every second) so that the page recovers by itself when a supervisor is back.
  */
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import type { ServeError } from "@effect/platform/HttpServerError"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Data, Effect, Ref, Schedule, type Scope, Stream } from "effect"
 import * as fs from "node:fs"
@@ -28,6 +27,16 @@ const HEARTBEAT_EVERY = "15 seconds"
 export class UiAssetsMissing extends Data.TaggedError("UiAssetsMissing")<{ readonly dir: string }> {
   override get message() {
     return `the dashboard's page is missing in ${this.dir} (build it with: npm run build)`
+  }
+}
+
+/** The dashboard cannot listen on the port asked for (in use, say). */
+export class UiListenFailed extends Data.TaggedError("UiListenFailed")<{
+  readonly port: number
+  readonly reason: string
+}> {
+  override get message() {
+    return `the dashboard cannot listen on 127.0.0.1:${this.port}: ${this.reason}`
   }
 }
 
@@ -274,7 +283,7 @@ export const serveUi = (options: {
   readonly port: number
   readonly token: string
   readonly assets: UiAssets
-}): Effect.Effect<UiServer, ServeError, Scope.Scope> =>
+}): Effect.Effect<UiServer, UiListenFailed, Scope.Scope> =>
   Effect.gen(function* () {
     const server = http.createServer()
     // an event stream never ends by itself; actions wait for readiness
@@ -284,7 +293,13 @@ export const serveUi = (options: {
         server.closeAllConnections()
       })
     )
-    const served = yield* NodeHttpServer.make(() => server, { port: options.port, host: "127.0.0.1" })
+    const served = yield* NodeHttpServer.make(() => server, { port: options.port, host: "127.0.0.1" }).pipe(
+      Effect.mapError((e) => {
+        const cause = e.cause as { readonly code?: string; readonly message?: string } | undefined
+        const reason = cause?.code === "EADDRINUSE" ? "the port is in use" : (cause?.message ?? String(e.cause))
+        return new UiListenFailed({ port: options.port, reason })
+      })
+    )
     const address = served.address
     const port = address._tag === "TcpAddress" ? address.port : options.port
     yield* served.serve(guarded(() => port, options.token, router(options.dir, options.token, options.assets)))
