@@ -1,8 +1,9 @@
 /**
- * The command tree: `core stack <verb>` and `core <service> run`.
+ * The command tree: `core stack <verb>`, `core deploy <target>` and `core <service> run`.
  */
 import { Command } from "@effect/cli"
 import { Effect } from "effect"
+import { deployCommand } from "./Deploy.js"
 import { downCommand } from "./StackDown.js"
 import { generateCommand } from "./StackGenerate.js"
 import { processCommand } from "./StackProcess.js"
@@ -10,6 +11,7 @@ import { provisionCommand } from "./StackProvision.js"
 import { statusCommand } from "./StackStatus.js"
 import { uiCommand } from "./StackUi.js"
 import { upCommand } from "./StackUp.js"
+import { waitCommand } from "./StackWait.js"
 import { serviceCommands } from "./ServiceRun.js"
 
 export const stackCommand = Command.make("stack").pipe(
@@ -21,6 +23,7 @@ export const stackCommand = Command.make("stack").pipe(
     processCommand,
     generateCommand,
     provisionCommand,
+    waitCommand,
     uiCommand
   ])
 )
@@ -30,7 +33,7 @@ export const rootCommand = (argv: ReadonlyArray<string>) =>
   Effect.map(serviceCommands(argv.slice(2)), (services) =>
     Command.make("core").pipe(
       Command.withDescription("Run a stack of native services from per-service manifests"),
-      Command.withSubcommands([stackCommand, ...services])
+      Command.withSubcommands([stackCommand, deployCommand, ...services])
     )
   )
 
