@@ -9,6 +9,10 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { main } from "./Main.js"
 import { killAllGroups } from "./process/ProcessGroup.js"
+import * as Trace from "./trace/Trace.js"
+
+Trace.mark("bundle evaluated")
+if (Trace.tracing()) process.once("exit", () => Trace.mark("exit"))
 
 let signals = 0
 const onSignal = () => {

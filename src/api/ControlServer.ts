@@ -25,6 +25,7 @@ import {
   type StackGraphJson,
   SupervisorIdentity
 } from "./ControlApi.js"
+import * as Trace from "../trace/Trace.js"
 
 /** Options of `serveControl`. */
 export interface ServeOptions {
@@ -111,7 +112,12 @@ const handlers = (
       .handle("status", () => Effect.flatMap(supervisor.status, (rows) => Effect.forEach(rows, withUsage)))
       .handle("up", ({ payload }) => detached(supervisor.up(payload.services)).pipe(Effect.zipRight(supervisor.status)))
       .handle("down", () =>
-        detached(supervisor.shutdown).pipe(
+        detached(
+          Effect.zipRight(
+            Effect.sync(() => Trace.mark("down requested")),
+            supervisor.shutdown
+          )
+        ).pipe(
           // answer first, then let the supervisor end (which closes this server)
           Effect.zipRight(Effect.forkIn(Effect.delay(Deferred.succeed(down, undefined), "50 millis"), scope)),
           Effect.as(identity)
@@ -207,7 +213,11 @@ export const serveControl: (
       dir: supervisor.stack.dir,
       services: supervisor.stack.services.map((s) => s.name)
     })
-    yield* Deferred.await(down).pipe(Effect.zipRight(options.onDown ?? signalSelf), Effect.forkIn(scope))
+    yield* Deferred.await(down).pipe(
+      Effect.tap(() => Trace.mark("down answered, the supervisor ends")),
+      Effect.zipRight(options.onDown ?? signalSelf),
+      Effect.forkIn(scope)
+    )
     const sampler = yield* sampleServices(supervisor)
     const api = HttpApiBuilder.api(ControlApi).pipe(Layer.provide(handlers(supervisor, sampler, identity, down, scope)))
     const served = HttpApiBuilder.serve().pipe(

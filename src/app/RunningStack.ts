@@ -5,6 +5,8 @@
  */
 import { Clock, Effect } from "effect"
 import * as ControlClient from "../api/ControlClient.js"
+import { stateDirOf, statePaths } from "../state/StateDir.js"
+import * as Trace from "../trace/Trace.js"
 import { type ControlError, Supervisor, type SupervisorShape } from "../supervisor/Supervisor.js"
 
 /** Runs `verb` with the `Supervisor` of the stack directory `dir`. */
@@ -23,7 +25,16 @@ export const serviceVerb = <E>(
  */
 export const down = Effect.fn("RunningStack.down")(function* (root: string) {
   const began = yield* Clock.currentTimeMillis
-  const pid = yield* ControlClient.withClient(root, (client) => Effect.as(client.shutdown, client.identity.pid))
+  const output = statePaths(stateDirOf(root)).supervisorLog
+  const seen = Trace.tracing() ? Trace.fileSize(output) : 0
+  const pid = yield* ControlClient.withClient(root, (client) =>
+    Effect.sync(() => Trace.mark("connected, down requested")).pipe(
+      Effect.zipRight(client.shutdown),
+      Effect.as(client.identity.pid)
+    )
+  )
+  Trace.mark("supervisor exit seen")
+  Trace.echoFrom(output, seen)
   const ms = (yield* Clock.currentTimeMillis) - began
   return { dir: root, pid, ms }
 })

@@ -12,6 +12,7 @@ import { spawnGroup } from "../process/ProcessGroup.js"
 import { conditionVerdict } from "../stack/DependencyCondition.js"
 import { serviceLogPath } from "../state/StateDir.js"
 import { decideRestart } from "./RestartPolicy.js"
+import * as Trace from "../trace/Trace.js"
 import { hasProcess, type ServiceStatus } from "../stack/ServiceStatus.js"
 
 /**
@@ -199,6 +200,7 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
           ? waitReady(
               spec.readiness,
               (ok, reason) => {
+                Trace.count(ok ? "readiness check passed" : "readiness check failed")
                 if (!ok) lastProbeFailure = reason
               },
               `${spec.name} (readiness probe)`
@@ -217,6 +219,7 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
         Option.isSome(done)
           ? Effect.gen(function* () {
               ready = true
+              Trace.count("service ready")
               yield* update(stack, entry, () => ({
                 state: "ready",
                 health: spec.readiness ? "healthy" : "none",
