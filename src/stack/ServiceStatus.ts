@@ -52,7 +52,14 @@ export const ServiceStatus = Schema.Struct({
   exitCode: Schema.NullOr(Schema.Int),
   /** Why it failed, was skipped or stopped, or null. */
   reason: Schema.NullOr(Schema.String),
-  ports: Schema.Record({ key: Schema.String, value: Schema.Int })
+  ports: Schema.Record({ key: Schema.String, value: Schema.Int }),
+  /**
+   * CPU use of its whole process group over the last sampling interval (a few seconds), in percent of one core;
+   * null when it has no process or none was measured yet. Set by the control API; absent inside the supervisor.
+   */
+  cpu: Schema.optional(Schema.NullOr(Schema.Number)),
+  /** Resident memory of its whole process group in bytes, or null; like `cpu`. */
+  rss: Schema.optional(Schema.NullOr(Schema.Number))
 })
 export type ServiceStatus = typeof ServiceStatus.Type
 
