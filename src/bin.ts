@@ -8,8 +8,13 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { useColour } from "./cli/Output.js"
+import { keepWriting } from "./cli/ResilientOutput.js"
 import { main } from "./Main.js"
 import { killAllGroups } from "./supervisor/ProcessGroup.js"
+
+// a full disk or a closed pipe must not end the supervisor (and with it, through the guardian, every service)
+keepWriting(process.stdout)
+keepWriting(process.stderr)
 
 // @effect/cli colours its help and errors whatever NO_COLOR says: strip escapes when colour is off
 if (!useColour()) {
