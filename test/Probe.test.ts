@@ -161,6 +161,27 @@ describe("runCheck exec", () => {
   )
 })
 
+describe("runCheck: errors thrown while starting a check", () => {
+  it.scopedLive("fail the check with their reason (they were lost: readiness waited forever)", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      fs.writeFileSync(path.join(dir, "a-file"), "")
+      const huge = yield* failureReason(
+        runCheck({ _tag: "exec", command: "x".repeat(200 * 1024), workingDir: dir }, 5000)
+      )
+      expect(huge).toContain("E2BIG")
+      expect(huge.length).toBeLessThan(400)
+      const notDir = yield* failureReason(
+        runCheck({ _tag: "exec", command: "true", workingDir: path.join(dir, "a-file") }, 5000)
+      )
+      expect(notDir).toContain("ENOTDIR")
+      const port = yield* closedPort
+      const badPath = yield* failureReason(runCheck(get(port, "/a b"), 5000))
+      expect(badPath).toContain(`GET http://127.0.0.1:${port}/a b: cannot send the request`)
+    })
+  )
+})
+
 const timing = { initialDelayMs: 0, periodMs: 1000, timeoutMs: 100, successThreshold: 1, failureThreshold: 3 }
 
 /** A check that fails `failures` times, then succeeds; counts its calls. */

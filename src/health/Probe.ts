@@ -32,23 +32,37 @@ const describeError = (error: unknown): string => {
   return String(error)
 }
 
-/** Effect.async, with the resume callback made safe to call more than once. */
-const once = <A>(register: (done: (result: Either.Either<A, ProbeError>) => void) => Effect.Effect<void> | void) =>
+/**
+ * Effect.async, with the resume callback made safe to call more than once, and an error thrown while the
+ * check starts (`spawn` throws E2BIG or ENOTDIR, `http.request` a path it cannot send) a failed check named by
+ * `what`: thrown inside Effect.async it would be a defect, and readiness would wait for it forever.
+ */
+const once = <A>(
+  what: string,
+  register: (done: (result: Either.Either<A, ProbeError>) => void) => Effect.Effect<void> | void
+) =>
   Effect.async<A, ProbeError>((resume) => {
     let resumed = false
-    const cleanup = register((result) => {
+    const done = (result: Either.Either<A, ProbeError>) => {
       if (resumed) return
       resumed = true
       resume(Either.isRight(result) ? Effect.succeed(result.right) : Effect.fail(result.left))
-    })
-    return cleanup ?? Effect.void
+    }
+    try {
+      return register(done) ?? Effect.void
+    } catch (error) {
+      done(
+        failure(`${what}: cannot ${what.startsWith("GET") ? "send the request" : "start it"}: ${describeError(error)}`)
+      )
+      return Effect.void
+    }
   })
 
 const failure = (reason: string) => Either.left(new ProbeError({ reason }))
 const success = Either.right(undefined)
 
 const httpGet = (check: Extract<ProbeCheck, { _tag: "http_get" }>) =>
-  once<void>((done) => {
+  once<void>(describeCheck(check), (done) => {
     const url = `${check.scheme}://${check.host}:${check.port}${check.path}`
     const options: https.RequestOptions = {
       host: check.host,
@@ -73,7 +87,7 @@ const httpGet = (check: Extract<ProbeCheck, { _tag: "http_get" }>) =>
   })
 
 const tcpConnect = (check: Extract<ProbeCheck, { _tag: "tcp" }>) =>
-  once<void>((done) => {
+  once<void>(describeCheck(check), (done) => {
     const socket = net.connect({ host: check.host, port: check.port })
     socket.once("connect", () => {
       socket.destroy()
@@ -93,7 +107,7 @@ const killGroup = (pid: number | undefined) => {
 }
 
 const execCommand = (check: Extract<ProbeCheck, { _tag: "exec" }>) =>
-  once<void>((done) => {
+  once<void>(describeCheck(check), (done) => {
     const child = spawn("sh", ["-c", check.command], {
       cwd: check.workingDir,
       detached: true,
@@ -155,7 +169,7 @@ export const describeCheck = (check: ProbeCheck): string => {
     case "tcp":
       return `tcp ${check.host}:${check.port}`
     case "exec":
-      return `exec \`${check.command}\``
+      return `exec \`${check.command.length > 200 ? `${check.command.slice(0, 200)}…` : check.command}\``
   }
 }
 
