@@ -1,0 +1,147 @@
+/**
+ * Issue 10's failures, each through the built CLI in a temporary stack directory: what `core stack up -d`
+ * says and leaves behind when a start cannot work. Each must end within its deadline with a reason naming
+ * the service or the file, print no stack trace, and leave no process running.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { spawn, spawnSync } from "node:child_process"
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs"
+import { join, resolve } from "node:path"
+import { eventually, processesWithEnv } from "./support/Processes.js"
+import { tempDir } from "./support/Specs.js"
+
+const cli = resolve(import.meta.dirname, "../dist/core.cjs")
+const MARKER = "CORE_RELIABILITY_MARKER"
+const STACK_TRACE = /\n\s+at .*:\d+:\d+/
+
+interface Result {
+  readonly code: number | null
+  readonly output: string
+  readonly timedOut: boolean
+}
+
+/** Runs the CLI with a marker in its environment; SIGKILLs it after `deadlineMs`. */
+const core = (dir: string, args: ReadonlyArray<string>, deadlineMs = 60_000): Promise<Result> =>
+  new Promise((done) => {
+    const child = spawn(process.execPath, [cli, ...args, "--dir", dir], {
+      env: { PATH: process.env["PATH"], NO_COLOR: "1", [MARKER]: dir },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let output = ""
+    child.stdout.on("data", (b: Buffer) => {
+      output += b.toString()
+    })
+    child.stderr.on("data", (b: Buffer) => {
+      output += b.toString()
+    })
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      child.kill("SIGKILL")
+    }, deadlineMs)
+    child.on("close", (code) => {
+      clearTimeout(timer)
+      done({ code, output, timedOut })
+    })
+  })
+
+/** A stack directory with the given manifests (objects are written as JSON). */
+const stack = (manifests: Record<string, unknown>): string => {
+  const dir = tempDir("core-rel-")
+  for (const [name, manifest] of Object.entries(manifests)) {
+    mkdirSync(join(dir, "services", name), { recursive: true })
+    if (manifest !== undefined) {
+      writeFileSync(join(dir, "services", name, "service.json"), JSON.stringify(manifest, null, 2))
+    }
+  }
+  return dir
+}
+
+/** Every process started for `dir`, after a grace period for exits in progress; SIGKILLs them. */
+const leftovers = async (dir: string) => {
+  await eventually(() => processesWithEnv(MARKER, dir).length === 0, 10_000, 50)
+  const left = processesWithEnv(MARKER, dir)
+  for (const p of left) {
+    try {
+      process.kill(p.pid, "SIGKILL")
+    } catch {}
+  }
+  return left.map((p) => p.cmdline)
+}
+
+/** `up -d` must fail within `deadlineMs` with every one of `expected` in its output, and leave nothing. */
+const expectFailedStart = async (dir: string, expected: ReadonlyArray<string>, deadlineMs = 30_000) => {
+  const up = await core(dir, ["stack", "up", "-d"], deadlineMs)
+  const left = await leftovers(dir)
+  expect(up.timedOut, `up -d did not end within ${deadlineMs} ms:\n${up.output}`).toBe(false)
+  expect(up.code, up.output).not.toBe(0)
+  for (const text of expected) expect(up.output).toContain(text)
+  expect(up.output).not.toMatch(STACK_TRACE)
+  expect(left).toEqual([])
+  return up.output
+}
+
+const sh = (script: string, compose: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) => ({
+  process: { command: "sh", args: ["-c", script], compose: { readiness_timeout_seconds: 10, ...compose }, ...extra }
+})
+
+describe("item 2: starts that used to hang", () => {
+  it("a working_dir that is a file fails the start, naming it", async () => {
+    const dir = stack({ api: sh("sleep 60", { working_dir: "a-file" }) })
+    writeFileSync(join(dir, "a-file"), "")
+    await expectFailedStart(dir, ["api failed to start", `working directory ${join(dir, "a-file")} is not a directory`])
+  })
+
+  it("a missing working_dir is not 'command not found'", async () => {
+    const dir = stack({ api: sh("sleep 60", { working_dir: "nowhere" }) })
+    const output = await expectFailedStart(dir, ["api failed to start", `${join(dir, "nowhere")} does not exist`])
+    expect(output).not.toContain("command not found")
+  })
+
+  it("200k arguments (E2BIG) fail the start with the reason", async () => {
+    const args = Array.from({ length: 200_000 }, (_, i) => `a${i}`)
+    const dir = stack({ api: { process: { command: "sh", args: ["-c", "sleep 60", ...args] } } })
+    await expectFailedStart(dir, ["api failed to start", "E2BIG"])
+  })
+
+  for (const [kind, make] of [
+    ["a FIFO", (file: string) => expect(spawnSync("mkfifo", [file]).status).toBe(0)],
+    ["/dev/zero", (file: string) => symlinkSync("/dev/zero", file)]
+  ] as const) {
+    it(`a service.json that is ${kind} is refused at once`, async () => {
+      const dir = stack({ api: undefined })
+      make(join(dir, "services", "api", "service.json"))
+      await expectFailedStart(dir, ["services/api/service.json: cannot read: it is a", "not a regular file"])
+    })
+  }
+})
+
+describe("item 5: exec probes", () => {
+  it("run with the service's env and working_dir", async () => {
+    const dir = stack({
+      api: sh(
+        "sleep 60",
+        {
+          working_dir: "${dir}",
+          readiness_probe: { exec: { command: 'test "$FOO" = bar && test -f service.json' }, period_seconds: 1 },
+          liveness_probe: { exec: { command: 'test "$FOO" = bar' }, period_seconds: 1 }
+        },
+        { env: { FOO: "bar" } }
+      )
+    })
+    try {
+      const up = await core(dir, ["stack", "up", "-d"])
+      expect(up.code, up.output).toBe(0)
+    } finally {
+      await core(dir, ["stack", "down"])
+      expect(await leftovers(dir)).toEqual([])
+    }
+  })
+})
+
+describe("item 6: crash loops", () => {
+  it("up -d reports a service that keeps exiting instead of calling it ready", async () => {
+    const dir = stack({ api: sh("exit 1", { availability: { restart: "always", backoff_seconds: 0 } }) })
+    await expectFailedStart(dir, ["api", "has not stayed up", "exited with code 1"])
+  })
+})
