@@ -145,3 +145,27 @@ describe("item 6: crash loops", () => {
     await expectFailedStart(dir, ["api", "has not stayed up", "exited with code 1"])
   })
 })
+
+describe("item 7: messages that name what is wrong", () => {
+  const broken = (setup: (dir: string) => void) => {
+    const dir = stack({ api: sh("sleep 60") })
+    mkdirSync(join(dir, ".core-stack"), { mode: 0o700 })
+    setup(dir)
+    return dir
+  }
+
+  it("a file where .core-stack/logs should be", async () => {
+    const dir = broken((d) => writeFileSync(join(d, ".core-stack", "logs"), ""))
+    const output = await expectFailedStart(dir, [
+      `${join(dir, ".core-stack", "logs", "api.log")}: cannot open the log file: a part of its path is a file`
+    ])
+    expect(output).not.toMatch(/core: LogError$/m)
+  })
+
+  it("a directory where process-compose.yaml should be", async () => {
+    const dir = broken((d) => mkdirSync(join(d, ".core-stack", "process-compose.yaml")))
+    const run = await core(dir, ["stack", "generate"])
+    expect(run.code).not.toBe(0)
+    expect(run.output).toContain("process-compose.yaml: cannot write it: a directory is in the way (EISDIR)")
+  })
+})
