@@ -4,10 +4,25 @@
  */
 import { CliConfig, ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { Cause, Effect, Layer } from "effect"
+import { Cause, type Console, Effect, Layer } from "effect"
 import { cli } from "./cli/Cli.js"
+import { useColour } from "./cli/Output.js"
 
 export const MainLive = Layer.mergeAll(NodeContext.layer, CliConfig.layer({ showBuiltIns: false }))
+
+const SGR = /\x1b\[[0-9;]*m/g
+
+const plain = (value: unknown): unknown => (typeof value === "string" ? value.replace(SGR, "") : value)
+
+/**
+ * A console whose `log` and `error` drop colour escapes: @effect/cli colours its help and errors whatever
+ * NO_COLOR says (CliConfig has no such option) and writes them through the Effect `Console`.
+ */
+const uncoloured = (base: Console.Console): Console.Console => ({
+  ...base,
+  log: (...args) => base.log(...args.map(plain)),
+  error: (...args) => base.error(...args.map(plain))
+})
 
 /** Exit status for a usage error (the CLI has printed it already). */
 const USAGE = 2
@@ -43,5 +58,6 @@ export const main = (argv: ReadonlyArray<string>) =>
         process.exitCode = 70
       })
     ),
+    (program) => (useColour() ? program : Effect.consoleWith((base) => Effect.withConsole(program, uncoloured(base)))),
     Effect.provide(MainLive)
   )

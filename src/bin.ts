@@ -7,7 +7,6 @@
  * process group at once and exits 130.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { useColour } from "./cli/Output.js"
 import { keepWriting } from "./cli/ResilientOutput.js"
 import { main } from "./Main.js"
 import { killAllGroups } from "./supervisor/ProcessGroup.js"
@@ -15,18 +14,6 @@ import { killAllGroups } from "./supervisor/ProcessGroup.js"
 // a full disk or a closed pipe must not end the supervisor (and with it, through the guardian, every service)
 keepWriting(process.stdout)
 keepWriting(process.stderr)
-
-// @effect/cli colours its help and errors whatever NO_COLOR says: strip escapes when colour is off
-if (!useColour()) {
-  for (const stream of [process.stdout, process.stderr]) {
-    const write = stream.write.bind(stream) as (chunk: unknown, ...rest: Array<unknown>) => boolean
-    stream.write = ((chunk: unknown, ...rest: Array<unknown>) =>
-      write(
-        typeof chunk === "string" && chunk.includes("\x1b[") ? chunk.replace(/\x1b\[[0-9;]*m/g, "") : chunk,
-        ...rest
-      )) as typeof stream.write
-  }
-}
 
 let signals = 0
 const onSignal = () => {

@@ -7,14 +7,8 @@ import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parse } from "yaml"
-import {
-  escapeDollars,
-  escapeTemplate,
-  readyLogLiteral,
-  renderComposeFile,
-  tcpProbeCommand,
-  writeComposeFile
-} from "../src/compose/ComposeFile.js"
+import { renderComposeFile, writeComposeFile } from "../src/deploy/ComposeFile.js"
+import { escapeDollars, escapeTemplate, readyLogLiteral, tcpProbeCommand } from "../src/deploy/ComposeTranslation.js"
 import { loadStack } from "../src/manifest/StackLoader.js"
 import { fakeStackDir, goldenCases, service, stack } from "./fixtures/compose/specs.js"
 

@@ -16,7 +16,7 @@ import { cpSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, symlin
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { writeComposeFile } from "../src/compose/ComposeFile.js"
+import { writeComposeFile } from "../src/deploy/ComposeFile.js"
 import { loadStack } from "../src/manifest/StackLoader.js"
 import { compatServices, trickyArgs, trickyEnv } from "./fixtures/compose/compat/stack.js"
 

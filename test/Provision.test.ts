@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { crc32, deflateRawSync } from "node:zlib"
+import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { type BinarySpec, ServiceManifest } from "../src/manifest/ServiceManifest.js"
@@ -21,7 +22,11 @@ import {
   templateValues
 } from "../src/provision/Platform.js"
 import { parseProvenance, provenanceMismatch } from "../src/provision/Provenance.js"
-import { type ProvisionEvent, provision } from "../src/provision/Provisioner.js"
+import { type ProvisionEvent, provision as provisionOn } from "../src/provision/Provisioner.js"
+
+/** `provision` on the Node platform. */
+const provision = (...args: Parameters<typeof provisionOn>) =>
+  provisionOn(...args).pipe(Effect.provide(NodeContext.layer))
 
 // ---------------------------------------------------------------------------------------------
 // fixtures
@@ -219,9 +224,13 @@ describe("Provenance", () => {
 describe("Archive", () => {
   it("finds a member by path or by name, and says what is there when it is missing", () => {
     const zip = makeZip({ "dir/tool": "A", "dir/other": "B" })
-    expect(extractMember(zip, "zip", "tool", undefined).toString()).toBe("A")
-    expect(extractMember(zip, "zip", "x", "dir/other").toString()).toBe("B")
-    expect(() => extractMember(zip, "zip", "nope", undefined)).toThrow(/no member named nope.*dir\/tool/)
+    expect(Effect.runSync(extractMember(zip, "zip", "tool", undefined)).toString()).toBe("A")
+    expect(Effect.runSync(extractMember(zip, "zip", "x", "dir/other")).toString()).toBe("B")
+    const missing = Effect.runSync(Effect.flip(extractMember(zip, "zip", "nope", undefined)))
+    expect(missing._tag).toBe("ArchiveError")
+    expect(missing.reason).toMatch(/no member named nope.*dir\/tool/)
+    const garbage = Effect.runSync(Effect.flip(extractMember(Buffer.from("not gzip"), "tar.gz", "tool", undefined)))
+    expect(garbage.reason).toMatch(/cannot read the tar.gz archive/)
   })
 })
 
@@ -290,26 +299,31 @@ describe("provision", () => {
     })
   )
 
-  it.scopedLive("installs from a zip, finding the binary by name, and clears a dead run's leftovers", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const archive = makeZip({ "README.md": "read me", "bin/tool": script("2.0.0") })
-      const { base } = yield* serve({ "/tool.zip": file(archive) })
-      const stack = stackOf(dir, [
-        service(dir, "svc", {
-          tool: { version: "2.0.0", download: { url: `${base}/tool.zip`, sha256: { [key]: sha256(archive) } } }
+  it.scopedLive(
+    "installs from a zip behind a redirect, finding the binary by name, and clears a dead run's leftovers",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const archive = makeZip({ "README.md": "read me", "bin/tool": script("2.0.0") })
+        const { base } = yield* serve({
+          "/tool.zip": (_request, response) => response.writeHead(302, { location: "/storage/tool.zip" }).end(),
+          "/storage/tool.zip": file(archive)
         })
-      ])
-      // leftovers of a provisioning process killed hard are removed; a live one's are not
-      const dead = spawnSync("true").pid
-      fs.mkdirSync(path.join(dir, ".dep"))
-      fs.mkdirSync(path.join(dir, ".dep", `.tool.${dead}-abc.build`))
-      fs.writeFileSync(path.join(dir, ".dep", `.tool.${dead}-abc.tmp`), "partial")
-      fs.writeFileSync(path.join(dir, ".dep", `.tool.${process.pid}-abc.tmp`), "in progress")
-      yield* provision(stack, [], { env: bareEnv() })
-      expect(runBinary(path.join(dir, ".dep", "tool"))).toBe("tool 2.0.0")
-      expect(depListing(dir).sort()).toEqual([`.tool.${process.pid}-abc.tmp`, "tool", "tool.json"])
-    })
+        const stack = stackOf(dir, [
+          service(dir, "svc", {
+            tool: { version: "2.0.0", download: { url: `${base}/tool.zip`, sha256: { [key]: sha256(archive) } } }
+          })
+        ])
+        // leftovers of a provisioning process killed hard are removed; a live one's are not
+        const dead = spawnSync("true").pid
+        fs.mkdirSync(path.join(dir, ".dep"))
+        fs.mkdirSync(path.join(dir, ".dep", `.tool.${dead}-abc.build`))
+        fs.writeFileSync(path.join(dir, ".dep", `.tool.${dead}-abc.tmp`), "partial")
+        fs.writeFileSync(path.join(dir, ".dep", `.tool.${process.pid}-abc.tmp`), "in progress")
+        yield* provision(stack, [], { env: bareEnv() })
+        expect(runBinary(path.join(dir, ".dep", "tool"))).toBe("tool 2.0.0")
+        expect(depListing(dir).sort()).toEqual([`.tool.${process.pid}-abc.tmp`, "tool", "tool.json"])
+      })
   )
 
   it.scopedLive("installs nothing when the checksum does not match", () =>

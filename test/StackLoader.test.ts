@@ -2,16 +2,16 @@
 import { FileSystem, Path } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
+import { ConfigProvider, Effect, Either, Option, Schema } from "effect"
 import * as net from "node:net"
 import { ManifestError } from "../src/manifest/ManifestError.js"
-import {
-  checkPortsFree,
-  loadEnvironment,
-  loadStack,
-  resolveDirectory,
-  signalName
-} from "../src/manifest/StackLoader.js"
+import { CliConfig, CommandDescriptor, Options } from "@effect/cli"
+import { checkPortsFree } from "../src/manifest/PortCheck.js"
+import { resolveService, signalName, type StackContext } from "../src/manifest/ServiceResolver.js"
+import { ServiceManifest } from "../src/manifest/ServiceManifest.js"
+import { loadEnvironment, loadStack } from "../src/manifest/StackLoader.js"
+import { dirOption } from "../src/cli/CliOptions.js"
+import { serviceCommands } from "../src/cli/ServiceRun.js"
 import type { StackSpec } from "../src/manifest/ServiceSpec.js"
 import { malformedStacks } from "./fixtures/malformed.js"
 
@@ -324,13 +324,80 @@ describe("signalName", () => {
   })
 })
 
-describe("resolveDirectory", () => {
+describe("resolveService", () => {
+  const ctx: StackContext = {
+    dir: "/srv/stack",
+    dataDir: "/srv/stack/.data",
+    depDir: "/srv/stack/.dep",
+    env: { PAGE: "index.html" },
+    servicePorts: { web: { http: 8080 }, db: { sql: 5432 } },
+    binaries: new Set(["server"]),
+    unavailable: new Set()
+  }
+  const source = (process: unknown) => ({
+    name: "web",
+    dir: "/srv/stack/services/web",
+    manifestPath: "/srv/stack/services/web/service.json",
+    file: "services/web/service.json",
+    manifest: Schema.decodeUnknownSync(ServiceManifest)({ process, ports: { http: 8080 } })
+  })
+
+  it("resolves a service from its manifest and the stack context alone", () => {
+    const spec = resolveService(
+      source({
+        command: "${dep.server}",
+        args: ["--port", "${port.http}", "--db", "127.0.0.1:${svc.db.port.sql}"],
+        compose: { readiness_probe: { http_get: { port: "${port.http}", path: "/${env.PAGE}" } } }
+      }),
+      { http: 8080 },
+      ctx
+    )
+    expect(Either.isRight(spec)).toBe(true)
+    const right = Either.getOrThrow(spec)
+    expect(right.command).toBe("/srv/stack/.dep/server")
+    expect(right.args).toEqual(["--port", "8080", "--db", "127.0.0.1:5432"])
+    expect(right.workingDir).toBe("/srv/stack")
+    expect(right.readiness?.check).toMatchObject({ _tag: "http_get", port: 8080, path: "/index.html" })
+  })
+
+  it("returns every problem of the failing step, located", () => {
+    const problems = Either.getLeft(
+      resolveService(source({ command: "${dep.nope}", args: ["${env.UNSET}"] }), { http: 8080 }, ctx)
+    )
+    expect(Option.getOrThrow(problems).map((p) => `${p.step} ${p.path}`)).toEqual([
+      "placeholders process.command",
+      "placeholders process.args[0]"
+    ])
+  })
+})
+
+describe("dirOption", () => {
+  const dirOf = (args: ReadonlyArray<string>, env: Record<string, string>) =>
+    Options.processCommandLine(dirOption, args, CliConfig.defaultConfig).pipe(
+      Effect.map(([, , dir]) => dir),
+      Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+    )
+
   it.effect("prefers --dir, then CORE_DIR, then the current directory", () =>
     Effect.gen(function* () {
-      expect(yield* resolveDirectory(Option.some("/a/b"), { CORE_DIR: "/c" })).toBe("/a/b")
-      expect(yield* resolveDirectory("rel", {})).toBe(`${process.cwd()}/rel`)
-      expect(yield* resolveDirectory(Option.none(), { CORE_DIR: "/c" })).toBe("/c")
-      expect(yield* resolveDirectory(undefined, { CORE_DIR: "" })).toBe(process.cwd())
+      expect(yield* dirOf(["--dir", "/a/b"], { CORE_DIR: "/c" })).toBe("/a/b")
+      expect(yield* dirOf(["--dir=rel"], {})).toBe(`${process.cwd()}/rel`)
+      expect(yield* dirOf([], { CORE_DIR: "/c" })).toBe("/c")
+      expect(yield* dirOf([], { CORE_DIR: "" })).toBe(process.cwd())
+      expect(yield* dirOf([], {})).toBe(process.cwd())
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+
+  it.effect("names the services of the directory `--dir` gives, wherever it stands in argv", () =>
+    Effect.gen(function* () {
+      const fixture = `${import.meta.dirname}/fixtures/stack`
+      const names = (args: ReadonlyArray<string>) =>
+        Effect.map(serviceCommands(args), (commands) =>
+          commands.flatMap((command) => [...CommandDescriptor.getNames(command.descriptor)])
+        )
+      expect(yield* names(["--help", "--dir", fixture])).toEqual(["api", "db", "web"])
+      expect(yield* names(["api", "run", `--dir=${fixture}`])).toEqual(["api", "db", "web"])
+      expect(yield* names(["--help", "--dir", `${fixture}/services`])).toEqual([])
     }).pipe(Effect.provide(NodeContext.layer))
   )
 })

@@ -2,6 +2,7 @@
  * The command tree: `core stack <verb>` and `core <service> run`.
  */
 import { Command } from "@effect/cli"
+import { Effect } from "effect"
 import { downCommand } from "./StackDown.js"
 import { generateCommand } from "./StackGenerate.js"
 import { processCommand } from "./StackProcess.js"
@@ -17,11 +18,14 @@ export const stackCommand = Command.make("stack").pipe(
 
 /** The root command, with one `<service> run` command per service of the stack directory given in argv. */
 export const rootCommand = (argv: ReadonlyArray<string>) =>
-  Command.make("core").pipe(
-    Command.withDescription("Run a stack of native services from per-service manifests"),
-    Command.withSubcommands([stackCommand, ...serviceCommands(argv)])
+  Effect.map(serviceCommands(argv.slice(2)), (services) =>
+    Command.make("core").pipe(
+      Command.withDescription("Run a stack of native services from per-service manifests"),
+      Command.withSubcommands([stackCommand, ...services])
+    )
   )
 
 export const version = "0.1.0"
 
-export const cli = (argv: ReadonlyArray<string>) => Command.run(rootCommand(argv), { name: "core", version })(argv)
+export const cli = (argv: ReadonlyArray<string>) =>
+  Effect.flatMap(rootCommand(argv), (root) => Command.run(root, { name: "core", version })(argv))

@@ -2,11 +2,15 @@
  * Options shared by the `stack` verbs.
  */
 import { Options } from "@effect/cli"
+import { Config } from "effect"
+import { resolve } from "node:path"
 
-/** `--dir PATH`: the stack directory (default: env `CORE_DIR`, else the current directory). */
+/** `--dir PATH`: the absolute stack directory; default env `CORE_DIR`, else the current directory. */
 export const dirOption = Options.text("dir").pipe(
   Options.withDescription("stack directory (default: $CORE_DIR, else the current directory)"),
-  Options.optional
+  Options.withFallbackConfig(Config.string("CORE_DIR")),
+  Options.withDefault("."),
+  Options.map((dir) => resolve(dir))
 )
 
 /** `--json`: machine-readable output. */

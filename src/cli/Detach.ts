@@ -3,12 +3,11 @@
  * output in `.core-stack/supervisor.log`; this process polls the control API until every selected service
  * is ready, or reports why the supervisor ended and leaves nothing running.
  */
-import { Console, Data, Effect, type Option } from "effect"
+import { Console, Data, Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { connect } from "../api/ControlClient.js"
 import { ensureNoSupervisor } from "../api/ControlServer.js"
-import { resolveDirectory } from "../manifest/StackLoader.js"
 import {
   cleanLeftovers,
   ensureStateDir,
@@ -216,11 +215,7 @@ const stopChild = (child: ChildProcess) =>
  * (the failing service, the reason and the supervisor's last lines) when the stack cannot start; then
  * nothing is left running.
  */
-export const detach = Effect.fn("Detach.detach")(function* (
-  dir: Option.Option<string>,
-  services: ReadonlyArray<string>
-) {
-  const root = yield* resolveDirectory(dir)
+export const detach = Effect.fn("Detach.detach")(function* (root: string, services: ReadonlyArray<string>) {
   const stateDir = stateDirOf(root)
   const paths = statePaths(stateDir)
   yield* ensureNoSupervisor(stateDir)

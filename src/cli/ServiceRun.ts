@@ -2,40 +2,48 @@
  * `core <service> run [--no-deps]`: one service (its layer) in the foreground, with its dependencies unless
  * `--no-deps`. The services are those of the stack directory named on the command line.
  */
-import { Command, Options } from "@effect/cli"
-import { existsSync, readdirSync } from "node:fs"
-import { join, resolve } from "node:path"
+import { CliConfig, Command, Options } from "@effect/cli"
+import { FileSystem, Path } from "@effect/platform"
+import { Effect } from "effect"
 import { dirOption } from "./CliOptions.js"
 import { foreground } from "./StackUp.js"
 
 const noDeps = Options.boolean("no-deps").pipe(Options.withDescription("start this service alone"))
 
-/** The stack directory as `--dir`, `CORE_DIR` or the current directory say, read before parsing. */
-const stackDirOf = (argv: ReadonlyArray<string>): string => {
-  const i = argv.findIndex((a) => a === "--dir" || a.startsWith("--dir="))
-  const value = i < 0 ? undefined : argv[i].startsWith("--dir=") ? argv[i].slice(6) : argv[i + 1]
-  return resolve(value ?? process.env.CORE_DIR ?? ".")
+/**
+ * The stack directory that `args` (without node and script) name, read with `--dir` itself before parsing
+ * (from the first `--dir`: an unknown flag before it, such as `--help`, would be taken to hold a value).
+ */
+const stackDirOf = (args: ReadonlyArray<string>) => {
+  const from = args.findIndex((arg) => arg === "--dir" || arg.startsWith("--dir="))
+  return Options.processCommandLine(dirOption, from < 0 ? [] : args.slice(from), CliConfig.defaultConfig).pipe(
+    Effect.map(([, , dir]) => dir),
+    Effect.orElseSucceed(() => ".")
+  )
 }
 
 /** Names of the service folders that hold a service.json; none when the directory has no services. */
-const serviceNames = (dir: string): ReadonlyArray<string> => {
-  try {
-    return readdirSync(join(dir, "services"))
-      .filter((name) => name !== "stack" && existsSync(join(dir, "services", name, "service.json")))
-      .sort()
-  } catch {
-    return []
-  }
-}
+const serviceNames = (dir: string) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const names = yield* fs.readDirectory(path.join(dir, "services")).pipe(Effect.orElseSucceed(() => []))
+    return yield* Effect.filter(names.filter((name) => name !== "stack").sort(), (name) =>
+      fs.exists(path.join(dir, "services", name, "service.json")).pipe(Effect.orElseSucceed(() => false))
+    )
+  })
 
-export const serviceCommands = (argv: ReadonlyArray<string>) =>
-  serviceNames(stackDirOf(argv)).map((name) =>
-    Command.make(name).pipe(
-      Command.withDescription(`The ${name} service`),
-      Command.withSubcommands([
-        Command.make("run", { dir: dirOption, noDeps }, ({ dir, noDeps }) =>
-          foreground({ dir, services: [name], noDeps })
-        ).pipe(Command.withDescription(`Run ${name} in the foreground (with its dependencies unless --no-deps)`))
-      ])
+/** One `<service> run` command per service of the stack directory that `args` name. */
+export const serviceCommands = (args: ReadonlyArray<string>) =>
+  Effect.map(Effect.flatMap(stackDirOf(args), serviceNames), (names) =>
+    names.map((name) =>
+      Command.make(name).pipe(
+        Command.withDescription(`The ${name} service`),
+        Command.withSubcommands([
+          Command.make("run", { dir: dirOption, noDeps }, ({ dir, noDeps }) =>
+            foreground({ dir, services: [name], noDeps })
+          ).pipe(Command.withDescription(`Run ${name} in the foreground (with its dependencies unless --no-deps)`))
+        ])
+      )
     )
   )

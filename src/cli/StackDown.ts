@@ -5,12 +5,11 @@
 import { Command } from "@effect/cli"
 import { Console, Effect } from "effect"
 import { withClient } from "../api/ControlClient.js"
-import { resolveDirectory } from "../manifest/StackLoader.js"
 import { dirOption } from "./CliOptions.js"
 
 export const downCommand = Command.make("down", { dir: dirOption }, ({ dir }) =>
   Effect.gen(function* () {
-    const root = yield* resolveDirectory(dir)
+    const root = dir
     const started = Date.now()
     const pid = yield* withClient(root, (client) => Effect.as(client.down, client.identity.pid))
     yield* Console.log(`stack in ${root} stopped (supervisor pid ${pid}) in ${Date.now() - started} ms`)

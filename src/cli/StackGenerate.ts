@@ -5,14 +5,14 @@
  */
 import { Command } from "@effect/cli"
 import { Console, Effect } from "effect"
-import { writeComposeFile } from "../compose/ComposeFile.js"
-import { loadStack, resolveDirectory } from "../manifest/StackLoader.js"
+import { writeComposeFile } from "../deploy/ComposeFile.js"
+import { loadStack } from "../manifest/StackLoader.js"
 import { dirOption } from "./CliOptions.js"
 
 /** `core stack generate`. */
 export const generateCommand = Command.make("generate", { dir: dirOption }, ({ dir }) =>
   Effect.gen(function* () {
-    const stackDir = yield* resolveDirectory(dir)
+    const stackDir = dir
     const stack = yield* loadStack(stackDir)
     const written = yield* writeComposeFile(stack)
     yield* Console.log(written)

@@ -5,7 +5,6 @@ import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Stream } from "effect"
 import { DefaultTail, type LogLineJson } from "../api/ControlApi.js"
 import { withClient } from "../api/ControlClient.js"
-import { resolveDirectory } from "../manifest/StackLoader.js"
 import type { ServiceStatus } from "../supervisor/ServiceStatus.js"
 import { dirOption, jsonOption } from "./CliOptions.js"
 import { formatStatusJson, formatTable } from "./StackStatus.js"
@@ -35,7 +34,7 @@ export const describeStatus = (row: ServiceStatus): string => {
 
 const listCommand = Command.make("list", { dir: dirOption, json: jsonOption }, ({ dir, json }) =>
   Effect.gen(function* () {
-    const rows = yield* withClient(yield* resolveDirectory(dir), (client) => client.status)
+    const rows = yield* withClient(dir, (client) => client.status)
     yield* Console.log(json ? formatStatusJson(rows) : formatProcessTable(rows))
   })
 ).pipe(Command.withDescription("List the processes of the running stack"))
@@ -55,7 +54,7 @@ const tail = Options.integer("tail").pipe(
 
 const logsCommand = Command.make("logs", { name, follow, tail, dir: dirOption }, ({ name, follow, tail, dir }) =>
   Effect.gen(function* () {
-    const root = yield* resolveDirectory(dir)
+    const root = dir
     const n = Math.max(0, tail)
     yield* withClient(root, (client) =>
       follow
@@ -69,21 +68,21 @@ const logsCommand = Command.make("logs", { name, follow, tail, dir: dirOption },
 
 const restartCommand = Command.make("restart", { name, dir: dirOption }, ({ name, dir }) =>
   Effect.gen(function* () {
-    const row = yield* withClient(yield* resolveDirectory(dir), (client) => client.restart(name))
+    const row = yield* withClient(dir, (client) => client.restart(name))
     yield* Console.log(describeStatus(row))
   })
 ).pipe(Command.withDescription("Restart a service and wait until it is ready; its dependents keep running"))
 
 const stopCommand = Command.make("stop", { name, dir: dirOption }, ({ name, dir }) =>
   Effect.gen(function* () {
-    const row = yield* withClient(yield* resolveDirectory(dir), (client) => client.stop(name))
+    const row = yield* withClient(dir, (client) => client.stop(name))
     yield* Console.log(describeStatus(row))
   })
 ).pipe(Command.withDescription("Stop a service, after the services that depend on it"))
 
 const startCommand = Command.make("start", { name, dir: dirOption }, ({ name, dir }) =>
   Effect.gen(function* () {
-    const row = yield* withClient(yield* resolveDirectory(dir), (client) => client.start(name))
+    const row = yield* withClient(dir, (client) => client.start(name))
     yield* Console.log(describeStatus(row))
   })
 ).pipe(

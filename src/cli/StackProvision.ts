@@ -5,7 +5,7 @@
 import * as path from "node:path"
 import { Args, Command } from "@effect/cli"
 import { Console, Effect } from "effect"
-import { loadEnvironment, loadStack, resolveDirectory } from "../manifest/StackLoader.js"
+import { loadEnvironment, loadStack } from "../manifest/StackLoader.js"
 import { provision } from "../provision/Provisioner.js"
 import { dirOption } from "./CliOptions.js"
 
@@ -17,7 +17,7 @@ const services = Args.text({ name: "SERVICE" }).pipe(
 /** `core stack provision`. */
 export const provisionCommand = Command.make("provision", { services, dir: dirOption }, ({ services, dir }) =>
   Effect.gen(function* () {
-    const stackDir = yield* resolveDirectory(dir)
+    const stackDir = dir
     const stack = yield* loadStack(stackDir)
     // `.env` counts for CORE_BIN_* overrides, PATH and Go's variables, as for the services.
     const env = yield* loadEnvironment(stackDir)

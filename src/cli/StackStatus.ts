@@ -4,7 +4,6 @@
 import { Command } from "@effect/cli"
 import { Console, Effect, Schema } from "effect"
 import { withClient } from "../api/ControlClient.js"
-import { resolveDirectory } from "../manifest/StackLoader.js"
 import { isAlive, ServiceStatus } from "../supervisor/ServiceStatus.js"
 import { dirOption, jsonOption } from "./CliOptions.js"
 
@@ -55,7 +54,7 @@ export const formatStatusJson = (rows: ReadonlyArray<ServiceStatus>): string =>
 
 export const statusCommand = Command.make("status", { dir: dirOption, json: jsonOption }, ({ dir, json }) =>
   Effect.gen(function* () {
-    const root = yield* resolveDirectory(dir)
+    const root = dir
     const rows = yield* withClient(root, (client) => client.status)
     yield* Console.log(json ? formatStatusJson(rows) : formatStatusTable(rows, Date.now()))
   })

@@ -3,15 +3,14 @@
  * stack directory of this package, or `CORE_DIR`), after the dependencies its manifest names:
  * `layer(PocketBase.layer)` starts NATS first.
  */
-import { Context, Layer } from "effect"
+import { Config, Context, Effect, Layer } from "effect"
 import { existsSync } from "node:fs"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { type ServiceHandle, Stack, serviceLayer } from "./Stack.js"
 
-/** The directory holding the default stack: `CORE_DIR`, else the package root (found upwards from here). */
-export const defaultStackDir = (): string => {
-  if (process.env.CORE_DIR) return resolve(process.env.CORE_DIR)
+/** The package root, found upwards from this file; the current directory when there is none. */
+const packageRoot = (): string => {
   let dir = typeof __dirname === "string" ? __dirname : dirname(fileURLToPath(import.meta.url))
   while (!existsSync(join(dir, "services", "nats", "service.json"))) {
     const parent = dirname(dir)
@@ -21,8 +20,14 @@ export const defaultStackDir = (): string => {
   return dir
 }
 
+/** The directory holding the default stack: config `CORE_DIR` (as the CLI's `--dir` falls back to), else the package root. */
+export const defaultStackDir = Config.string("CORE_DIR").pipe(
+  Config.withDefault(""),
+  Config.map((dir) => (dir === "" ? packageRoot() : resolve(dir)))
+)
+
 /** The default stack, nothing started until a service layer asks; shared by the typed layers (built once). */
-export const DefaultStack = Layer.suspend(() => Stack.layer({ dir: defaultStackDir(), services: [] }))
+export const DefaultStack = Layer.unwrapEffect(Effect.map(defaultStackDir, (dir) => Stack.layer({ dir, services: [] })))
 
 export interface NatsHandle extends ServiceHandle {
   /** `nats://127.0.0.1:<client port>` */

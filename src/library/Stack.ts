@@ -12,7 +12,7 @@
  * ```
  */
 import type { FileSystem, Path } from "@effect/platform"
-import { Clock, Context, Effect, Layer, Option, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Stream } from "effect"
 import type { LogLine } from "../logs/ServiceLog.js"
 import type { ServiceSpec, StackSpec } from "../manifest/ServiceSpec.js"
 import type { ServiceStatus } from "../supervisor/ServiceStatus.js"
@@ -100,7 +100,7 @@ export class Stack extends Context.Tag("core/Stack")<Stack, StackShape>() {
       Effect.gen(function* () {
         const run = yield* live(
           runStack({
-            dir: Option.some(options.dir),
+            dir: options.dir,
             services: options.services ?? [],
             startNothing: options.services !== undefined && options.services.length === 0,
             serve: options.serve ?? false,

@@ -62,7 +62,11 @@ export const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
 // ---------------------------------------------------------------------------------------------
 // JSON.parse errors
 
-/** Where a JSON text first breaks, and why: a small scanner, because `JSON.parse` on Node 20 often omits the position. */
+/**
+ * Where a JSON text first breaks, and why: a small scanner, because `JSON.parse` on Node 20 omits the position
+ * for an unexpected token (`{"a":tru}`, `[1,]`), and the kept `yaml` parser accepts what JSON refuses
+ * (trailing commas, comments, single quotes), so neither can locate a JSON error.
+ */
 export const locateJsonError = (text: string): { readonly offset: number; readonly reason: string } | undefined => {
   let i = 0
   const fail = (reason: string): never => {
@@ -98,61 +102,44 @@ export const locateJsonError = (text: string): { readonly offset: number; readon
     if (match === null || match[0] === "" || match[0] === "-") fail(`${found()}, expected a value`)
     i += match![0].length
   }
+  /** An object or array body: items separated by commas up to `close`, no trailing comma. */
+  const sequence = (close: "}" | "]", item: () => void) => {
+    i++
+    space()
+    if (text[i] === close) {
+      i++
+      return
+    }
+    for (;;) {
+      space()
+      if (text[i] === close) fail(`trailing comma before '${close}'`)
+      item()
+      space()
+      if (text[i] === ",") {
+        i++
+        continue
+      }
+      if (text[i] === close) {
+        i++
+        return
+      }
+      fail(`${found()}, expected ',' or '${close}' after a value`)
+    }
+  }
+  const member = () => {
+    if (text[i] !== '"') fail(`${found()}, expected a quoted key`)
+    string()
+    space()
+    if (text[i] !== ":") fail(`${found()}, expected ':' after the key`)
+    i++
+    value()
+  }
   const value = (): void => {
     space()
     const c = text[i]
-    if (c === "{") {
-      i++
-      space()
-      if (text[i] === "}") {
-        i++
-        return
-      }
-      for (;;) {
-        space()
-        if (text[i] === "}") fail("trailing comma before '}'")
-        if (text[i] !== '"') fail(`${found()}, expected a quoted key`)
-        string()
-        space()
-        if (text[i] !== ":") fail(`${found()}, expected ':' after the key`)
-        i++
-        value()
-        space()
-        if (text[i] === ",") {
-          i++
-          continue
-        }
-        if (text[i] === "}") {
-          i++
-          return
-        }
-        fail(`${found()}, expected ',' or '}' after a value`)
-      }
-    }
-    if (c === "[") {
-      i++
-      space()
-      if (text[i] === "]") {
-        i++
-        return
-      }
-      for (;;) {
-        space()
-        if (text[i] === "]") fail("trailing comma before ']'")
-        value()
-        space()
-        if (text[i] === ",") {
-          i++
-          continue
-        }
-        if (text[i] === "]") {
-          i++
-          return
-        }
-        fail(`${found()}, expected ',' or ']' after a value`)
-      }
-    }
-    if (c === '"') string()
+    if (c === "{") sequence("}", member)
+    else if (c === "[") sequence("]", value)
+    else if (c === '"') string()
     else if (c === "t") literal("true")
     else if (c === "f") literal("false")
     else if (c === "n") literal("null")

@@ -2,24 +2,21 @@
  * Loads a stack directory into a `StackSpec`: every `services/<name>/service.json` read, decoded,
  * its placeholders resolved and defaults applied, and the stack checked as a whole.
  *
- * Loading is a list of named steps (like process-compose's loader). Every step runs and records its
- * problems; a step skips the services an earlier step already found broken. When anything was found,
- * loading fails with one `ManifestError` that lists every problem, one per line.
- *
- * Steps, in order: `dotenv`, `discover`, `parse`, `schema`, `port-overrides`, `placeholders`, `settings`,
- * `dependencies`, `cycles`, `ports`, `commands`. `checkPortsFree` (step `ports-free`) is separate: it is
- * run by `stack up` just before spawning.
+ * Loading is a list of named steps (like process-compose's loader), `loadSteps`. Every step runs and returns
+ * its problems with what it produced; a step skips the services an earlier step found broken. When anything
+ * was found, loading fails with one `ManifestError` that lists every problem, one per line, in step order.
+ * Resolving one service (`port-overrides`, `placeholders`, `settings`) is pure: see `ServiceResolver`. The
+ * check that ports are free (step `ports-free`) is run by `stack up` just before spawning: see `PortCheck`.
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Effect, Either, Option, Schema } from "effect"
-import * as net from "node:net"
-import * as os from "node:os"
+import { Effect, Either, Schema } from "effect"
 import { findCycle } from "../stack/StackGraph.js"
 import { mergeDotEnv, parseDotEnv } from "./DotEnv.js"
+import { executableStatus, findOnPath } from "./Executable.js"
 import { describeJsonError, describeParseIssue, formatPath, ManifestError, type Problem } from "./ManifestError.js"
-import { type PlaceholderContext, resolvePlaceholders } from "./Placeholders.js"
-import { type Probe, ServiceManifest, type ServiceName } from "./ServiceManifest.js"
-import { Defaults, type ProbeCheck, type ProbeSpec, type ServiceSpec, type StackSpec } from "./ServiceSpec.js"
+import { ServiceManifest } from "./ServiceManifest.js"
+import { type ManifestSource, resolvePorts, resolveService, type StackContext } from "./ServiceResolver.js"
+import type { ServiceSpec, StackSpec } from "./ServiceSpec.js"
 
 /** Options of `loadStack`. */
 export interface LoadOptions {
@@ -27,111 +24,48 @@ export interface LoadOptions {
   readonly env?: Readonly<Record<string, string | undefined>>
 }
 
-// ---------------------------------------------------------------------------------------------
-// pure helpers
+type Env = Readonly<Record<string, string | undefined>>
+
+/** The loading steps, in the order they run; problems are reported in this order. */
+export const loadSteps = [
+  "dotenv",
+  "discover",
+  "parse",
+  "schema",
+  "port-overrides",
+  "placeholders",
+  "settings",
+  "dependencies",
+  "cycles",
+  "ports",
+  "commands"
+] as const
+
+/** What a step produced, and the problems it found on the way. */
+interface Checked<A> {
+  readonly value: A
+  readonly problems: ReadonlyArray<Problem>
+}
 
 const SERVICE_NAME = /^[a-z][a-z0-9_-]*$/
-
-/** The environment variable that overrides a port: `CORE_PORT_<SERVICE>_<PORT>`, uppercased, other characters as `_`. */
-export const portOverrideVariable = (service: string, port: string): string =>
-  `CORE_PORT_${service}_${port}`.toUpperCase().replace(/[^A-Z0-9]/g, "_")
-
-/** A port number from text, or undefined when the text is not an integer in 1..65535. */
-export const parsePort = (text: string): number | undefined => {
-  if (!/^\d{1,5}$/.test(text.trim())) return undefined
-  const port = Number(text.trim())
-  return port >= 1 && port <= 65535 ? port : undefined
-}
-
-/** A signal by number (`15`) or name (`SIGTERM`, `TERM`, `term`) as a Node signal name, or undefined if unknown. */
-export const signalName = (ref: number | string): NodeJS.Signals | undefined => {
-  const table = os.constants.signals as Readonly<Record<string, number>>
-  const text = typeof ref === "number" ? String(ref) : ref.trim()
-  const asNumber = /^\d+$/.test(text) ? Number(text) : undefined
-  if (asNumber !== undefined) return Object.keys(table).find((name) => table[name] === asNumber) as NodeJS.Signals
-  const upper = text.toUpperCase()
-  const name = upper.startsWith("SIG") ? upper : `SIG${upper}`
-  return name in table ? (name as NodeJS.Signals) : undefined
-}
-
-const seconds = (value: number | undefined, fallbackMs: number): number =>
-  value === undefined ? fallbackMs : Math.round(value * 1000)
-
-/** A key as a JSON path suffix: `.name`, or `["odd.name"]`. */
-const keyPath = (key: string): string => formatPath(["_", key]).slice(1)
-
-const list = (names: Iterable<string>): string => {
-  const sorted = [...names].sort()
-  return sorted.length === 0 ? "none" : sorted.join(", ")
-}
-
-// ---------------------------------------------------------------------------------------------
-// state shared by the steps
-
-interface ResolvedProbe {
-  readonly raw: Probe
-  readonly path: string
-  readonly httpGet?: {
-    host: string
-    scheme: "http" | "https"
-    path: string
-    port: number
-    headers: Record<string, string>
-  }
-  readonly exec?: { command: string; workingDir: string | undefined }
-  readonly tcp?: { host: string; port: number }
-}
-
-interface Resolved {
-  readonly command: string
-  readonly args: ReadonlyArray<string>
-  readonly env: Readonly<Record<string, string>>
-  readonly workingDir: string | undefined
-  readonly readiness: ResolvedProbe | undefined
-  readonly liveness: ResolvedProbe | undefined
-  readonly shutdownCommand: string | undefined
-}
-
-interface Entry {
-  readonly name: string
-  /** Absolute service folder. */
-  readonly dir: string
-  /** Absolute path of service.json. */
-  readonly manifestPath: string
-  /** service.json relative to the stack directory. */
-  readonly file: string
-  json?: unknown
-  manifest?: ServiceManifest
-  ports?: Record<string, number>
-  resolved?: Resolved
-  spec?: ServiceSpec
-}
-
-interface LoadState {
-  readonly dir: string
-  readonly dataDir: string
-  readonly depDir: string
-  readonly stateDir: string
-  env: Readonly<Record<string, string | undefined>>
-  entries: Array<Entry>
-  readonly problems: Array<Problem>
-}
-
-/** One named step of loading; records problems in the state instead of failing. */
-interface Step {
-  readonly name: string
-  readonly run: (state: LoadState) => Effect.Effect<void, never, FileSystem.FileSystem | Path.Path>
-}
 
 const problem = (step: string, file: string, path: string, message: string): Problem => ({ step, file, path, message })
 
 const errorText = (error: unknown): string =>
   typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error)
 
-// ---------------------------------------------------------------------------------------------
-// steps
+const list = (names: Iterable<string>): string => {
+  const sorted = [...names].sort()
+  return sorted.length === 0 ? "none" : sorted.join(", ")
+}
 
-/** The variables of `<dir>/.env` (none when there is no such file), or the problems found in it. */
+const dependencyNames = (source: ManifestSource): ReadonlyArray<string> =>
+  Object.keys(source.manifest.process.compose?.depends_on ?? {})
+
+// ---------------------------------------------------------------------------------------------
+// steps that read files
+
+/** Step `dotenv`: the variables of `<dir>/.env` (none when there is no such file), or the problems found in it. */
 const readDotEnv = (dir: string) =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
@@ -149,513 +83,184 @@ const readDotEnv = (dir: string) =>
     )
   })
 
-const dotenvStep: Step = {
-  name: "dotenv",
-  run: (state) =>
-    Effect.gen(function* () {
-      const result = yield* readDotEnv(state.dir)
-      if (Either.isLeft(result)) state.problems.push(...result.left)
-      else state.env = mergeDotEnv(state.env, result.right)
-    })
-}
+/** A service folder holding a service.json. */
+type Found = Omit<ManifestSource, "manifest">
 
-const discoverStep: Step = {
-  name: "discover",
-  run: (state) =>
-    Effect.gen(function* () {
-      const fs = yield* FileSystem.FileSystem
-      const path = yield* Path.Path
-      const isDirectory = (p: string) =>
-        fs.stat(p).pipe(
-          Effect.map((info) => info.type === "Directory"),
-          Effect.orElseSucceed(() => false)
-        )
-      if (!(yield* isDirectory(state.dir))) {
-        state.problems.push(problem("discover", "", "", `stack directory ${state.dir} does not exist`))
-        return
+/** Step `discover`: the service folders of `services/`, by name. */
+const discover = (dir: string) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const isDirectory = (p: string) =>
+      fs.stat(p).pipe(
+        Effect.map((info) => info.type === "Directory"),
+        Effect.orElseSucceed(() => false)
+      )
+    const none = (message: string, file = ""): Checked<ReadonlyArray<Found>> => ({
+      value: [],
+      problems: [problem("discover", file, "", message)]
+    })
+    if (!(yield* isDirectory(dir))) return none(`stack directory ${dir} does not exist`)
+    const servicesDir = path.join(dir, "services")
+    if (!(yield* isDirectory(servicesDir))) {
+      return none("no services directory (expected services/<name>/service.json)", "services/")
+    }
+    const found: Array<Found> = []
+    const problems: Array<Problem> = []
+    const names = (yield* fs.readDirectory(servicesDir).pipe(Effect.orElseSucceed(() => []))).sort()
+    for (const name of names) {
+      if (name.startsWith(".")) continue
+      const serviceDir = path.join(servicesDir, name)
+      const manifestPath = path.join(serviceDir, "service.json")
+      if (
+        !(yield* isDirectory(serviceDir)) ||
+        !(yield* fs.exists(manifestPath).pipe(Effect.orElseSucceed(() => false)))
+      ) {
+        continue
       }
-      const servicesDir = path.join(state.dir, "services")
-      if (!(yield* isDirectory(servicesDir))) {
-        state.problems.push(
-          problem("discover", "services/", "", "no services directory (expected services/<name>/service.json)")
-        )
-        return
-      }
-      const names = (yield* fs.readDirectory(servicesDir).pipe(Effect.orElseSucceed(() => []))).sort()
-      for (const name of names) {
-        if (name.startsWith(".")) continue
-        const dir = path.join(servicesDir, name)
-        const manifestPath = path.join(dir, "service.json")
-        if (!(yield* isDirectory(dir)) || !(yield* fs.exists(manifestPath).pipe(Effect.orElseSucceed(() => false)))) {
-          continue
-        }
-        const file = `services/${name}/service.json`
-        if (!SERVICE_NAME.test(name)) {
-          state.problems.push(
-            problem(
-              "discover",
-              file,
-              "",
-              `folder name "${name}" is not a valid service name (lowercase letters, digits, '-' or '_', starting with a letter)`
-            )
+      const file = `services/${name}/service.json`
+      if (SERVICE_NAME.test(name)) found.push({ name, dir: serviceDir, manifestPath, file })
+      else {
+        problems.push(
+          problem(
+            "discover",
+            file,
+            "",
+            `folder name "${name}" is not a valid service name (lowercase letters, digits, '-' or '_', starting with a letter)`
           )
-          continue
-        }
-        state.entries.push({ name, dir, manifestPath, file })
-      }
-      if (state.entries.length === 0 && !state.problems.some((p) => p.step === "discover")) {
-        state.problems.push(
-          problem("discover", "services/", "", "no service found (expected services/<name>/service.json)")
         )
       }
-    })
-}
-
-const parseStep: Step = {
-  name: "parse",
-  run: (state) =>
-    Effect.gen(function* () {
-      const fs = yield* FileSystem.FileSystem
-      for (const entry of state.entries) {
-        const text = yield* fs.readFileString(entry.manifestPath).pipe(Effect.either)
-        if (Either.isLeft(text)) {
-          state.problems.push(problem("parse", entry.file, "", `cannot read: ${errorText(text.left)}`))
-          continue
-        }
-        try {
-          entry.json = JSON.parse(text.right)
-        } catch (error) {
-          state.problems.push(problem("parse", entry.file, "", describeJsonError(text.right, error)))
-        }
-      }
-    })
-}
+    }
+    if (found.length === 0 && problems.length === 0) {
+      return none("no service found (expected services/<name>/service.json)", "services/")
+    }
+    return { value: found, problems }
+  })
 
 const decodeManifest = Schema.decodeUnknownEither(ServiceManifest, { errors: "all", onExcessProperty: "error" })
 
-const schemaStep: Step = {
-  name: "schema",
-  run: (state) =>
-    Effect.sync(() => {
-      for (const entry of state.entries) {
-        if (entry.json === undefined) continue
-        const decoded = decodeManifest(entry.json)
-        if (Either.isRight(decoded)) entry.manifest = decoded.right
-        else {
-          for (const line of describeParseIssue(decoded.left.issue)) {
-            state.problems.push(problem("schema", entry.file, line.path, line.message))
-          }
-        }
-      }
+/** Steps `parse` (read, JSON) and `schema` (decode) of one service.json. */
+const readManifest = (found: Found) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const text = yield* fs.readFileString(found.manifestPath).pipe(Effect.either)
+    if (Either.isLeft(text)) {
+      return Either.left([problem("parse", found.file, "", `cannot read: ${errorText(text.left)}`)])
+    }
+    let json: unknown
+    try {
+      json = JSON.parse(text.right)
+    } catch (error) {
+      return Either.left([problem("parse", found.file, "", describeJsonError(text.right, error))])
+    }
+    return Either.mapBoth(decodeManifest(json), {
+      onLeft: (error) =>
+        describeParseIssue(error.issue).map((line) => problem("schema", found.file, line.path, line.message)),
+      onRight: (manifest): ManifestSource => ({ ...found, manifest })
     })
-}
+  })
 
-const portOverridesStep: Step = {
-  name: "port-overrides",
-  run: (state) =>
-    Effect.sync(() => {
-      for (const entry of state.entries) {
-        if (entry.manifest === undefined) continue
-        const ports: Record<string, number> = {}
-        for (const [portName, port] of Object.entries(entry.manifest.ports ?? {})) {
-          const variable = portOverrideVariable(entry.name, portName)
-          const override = state.env[variable]
-          if (override === undefined || override === "") {
-            ports[portName] = port
-            continue
-          }
-          const parsed = parsePort(override)
-          if (parsed === undefined) {
-            state.problems.push(
-              problem(
-                "port-overrides",
-                entry.file,
-                formatPath(["ports", portName]),
-                `${variable}=${JSON.stringify(override)} in the environment: expected a port number between 1 and 65535`
-              )
-            )
-            ports[portName] = port
-          } else ports[portName] = parsed
-        }
-        entry.ports = ports
-      }
-    })
-}
-
-const placeholdersStep: Step = {
-  name: "placeholders",
-  run: (state) =>
-    Effect.gen(function* () {
-      const path = yield* Path.Path
-      const binaries = new Set(state.entries.flatMap((entry) => Object.keys(entry.manifest?.binaries ?? {})))
-      const servicePorts: Record<string, Record<string, number>> = {}
-      const unavailable = new Set<string>()
-      for (const entry of state.entries) {
-        if (entry.ports !== undefined) servicePorts[entry.name] = entry.ports
-        else unavailable.add(entry.name)
-      }
-      for (const entry of state.entries) {
-        const manifest = entry.manifest
-        if (manifest === undefined || entry.ports === undefined) continue
-        const ctx: PlaceholderContext = {
-          dataDir: state.dataDir,
-          depDir: state.depDir,
-          serviceDir: entry.dir,
-          env: state.env,
-          ports: entry.ports,
-          servicePorts,
-          binaries,
-          unavailable
-        }
-        let failed = false
-        const resolve = (text: string, field: string): string => {
-          const result = resolvePlaceholders(text, ctx)
-          if (Either.isRight(result)) return result.right
-          failed = true
-          for (const message of result.left) state.problems.push(problem("placeholders", entry.file, field, message))
-          return text
-        }
-        const resolvePort = (ref: number | string, field: string): number => {
-          if (typeof ref === "number") return ref
-          const result = resolvePlaceholders(ref, ctx)
-          if (Either.isLeft(result)) {
-            resolve(ref, field)
-            return 0
-          }
-          const port = parsePort(result.right)
-          if (port !== undefined) return port
-          failed = true
-          const from = result.right === ref ? "" : ` (from ${JSON.stringify(ref)})`
-          state.problems.push(
-            problem(
-              "placeholders",
-              entry.file,
-              field,
-              `expected a port number between 1 and 65535, got ${JSON.stringify(result.right)}${from}`
-            )
+/** Step `commands`: every enabled service's command exists and can be run (provisioned binaries are not yet). */
+const checkCommands = (specs: ReadonlyArray<ServiceSpec>, sources: ReadonlyArray<ManifestSource>, ctx: StackContext) =>
+  Effect.gen(function* () {
+    const path = yield* Path.Path
+    const problems: Array<Problem> = []
+    for (const spec of specs) {
+      if (spec.disabled) continue
+      const source = sources.find((s) => s.name === spec.name)!
+      const raw = source.manifest.process.command
+      const shown =
+        raw === spec.command ? JSON.stringify(raw) : `${JSON.stringify(spec.command)} (from ${JSON.stringify(raw)})`
+      if (spec.command.includes("/")) {
+        if (path.dirname(spec.command) === ctx.depDir && ctx.binaries.has(path.basename(spec.command))) continue
+        const status = yield* executableStatus(spec.command)
+        if (status === "ok") continue
+        const why = status === "missing" ? "does not exist" : `is ${status}`
+        problems.push(problem("commands", source.file, "process.command", `${shown} ${why}`))
+      } else if ((yield* findOnPath(spec.command, ctx.env["PATH"])) === undefined) {
+        problems.push(
+          problem(
+            "commands",
+            source.file,
+            "process.command",
+            `${shown} is not found on PATH (write a path, or \${dep.NAME} for a provisioned binary)`
           )
-          return 0
-        }
-        const resolveDir = (text: string, field: string): string => path.resolve(state.dir, resolve(text, field))
-        const resolveProbe = (raw: Probe | undefined, field: string): ResolvedProbe | undefined => {
-          if (raw === undefined) return undefined
-          const at = `process.compose.${field}`
-          const httpGet = raw.http_get
-          const exec = raw.exec
-          const tcp = raw.tcp
-          return {
-            raw,
-            path: at,
-            ...(httpGet !== undefined && {
-              httpGet: {
-                host: resolve(httpGet.host ?? Defaults.probeHost, `${at}.http_get.host`),
-                scheme: httpGet.scheme ?? "http",
-                path: resolve(httpGet.path ?? "/", `${at}.http_get.path`),
-                port: resolvePort(httpGet.port, `${at}.http_get.port`),
-                headers: Object.fromEntries(
-                  Object.entries(httpGet.headers ?? {}).map(([key, value]) => [
-                    key,
-                    resolve(value, `${at}.http_get.headers${keyPath(key)}`)
-                  ])
-                )
-              }
-            }),
-            ...(exec !== undefined && {
-              exec: {
-                command: resolve(exec.command, `${at}.exec.command`),
-                workingDir:
-                  exec.working_dir === undefined ? undefined : resolveDir(exec.working_dir, `${at}.exec.working_dir`)
-              }
-            }),
-            ...(tcp !== undefined && {
-              tcp: {
-                host: resolve(tcp.host ?? Defaults.probeHost, `${at}.tcp.host`),
-                port: resolvePort(tcp.port, `${at}.tcp.port`)
-              }
-            })
-          }
-        }
-        const proc = manifest.process
-        const compose = proc.compose ?? {}
-        const resolved: Resolved = {
-          command: resolve(proc.command, "process.command"),
-          args: (proc.args ?? []).map((arg, index) => resolve(arg, `process.args[${index}]`)),
-          env: Object.fromEntries(
-            Object.entries(proc.env ?? {}).map(([key, value]) => [
-              key,
-              resolve(value, formatPath(["process", "env", key]))
-            ])
-          ),
-          workingDir:
-            compose.working_dir === undefined
-              ? undefined
-              : resolveDir(compose.working_dir, "process.compose.working_dir"),
-          readiness: resolveProbe(compose.readiness_probe, "readiness_probe"),
-          liveness: resolveProbe(compose.liveness_probe, "liveness_probe"),
-          shutdownCommand:
-            compose.shutdown?.command === undefined
-              ? undefined
-              : resolve(compose.shutdown.command, "process.compose.shutdown.command")
-        }
-        if (!failed) entry.resolved = resolved
+        )
       }
-    })
-}
+    }
+    return problems
+  })
 
-const settingsStep: Step = {
-  name: "settings",
-  run: (state) =>
-    Effect.gen(function* () {
-      const path = yield* Path.Path
-      for (const entry of state.entries) {
-        const manifest = entry.manifest
-        const resolved = entry.resolved
-        if (manifest === undefined || resolved === undefined || entry.ports === undefined) continue
-        const compose = manifest.process.compose ?? {}
-        let failed = false
-        const report = (field: string, message: string) => {
-          failed = true
-          state.problems.push(problem("settings", entry.file, field, message))
-        }
-        const workingDir = resolved.workingDir ?? state.dir
+// ---------------------------------------------------------------------------------------------
+// steps over the whole stack (pure)
 
-        const probeSpec = (probe: ResolvedProbe | undefined): ProbeSpec | undefined => {
-          if (probe === undefined) return undefined
-          const checks: Array<ProbeCheck> = []
-          if (probe.httpGet !== undefined) checks.push({ _tag: "http_get", ...probe.httpGet })
-          if (probe.exec !== undefined) {
-            checks.push({ _tag: "exec", command: probe.exec.command, workingDir: probe.exec.workingDir ?? workingDir })
-          }
-          if (probe.tcp !== undefined) checks.push({ _tag: "tcp", ...probe.tcp })
-          if (checks.length !== 1) {
-            report(
-              probe.path,
-              checks.length === 0
-                ? "a probe needs one check: http_get, exec or tcp"
-                : `a probe has exactly one check, found ${checks.map((check) => check._tag).join(" and ")}`
-            )
-            return undefined
-          }
-          const raw = probe.raw
-          return {
-            check: checks[0]!,
-            initialDelayMs: seconds(raw.initial_delay_seconds, Defaults.probe.initialDelayMs),
-            periodMs: seconds(raw.period_seconds, Defaults.probe.periodMs),
-            timeoutMs: seconds(raw.timeout_seconds, Defaults.probe.timeoutMs),
-            successThreshold: raw.success_threshold ?? Defaults.probe.successThreshold,
-            failureThreshold: raw.failure_threshold ?? Defaults.probe.failureThreshold
-          }
-        }
-
-        const readiness = probeSpec(resolved.readiness)
-        const liveness = probeSpec(resolved.liveness)
-
-        let signal: NodeJS.Signals = Defaults.shutdown.signal
-        if (compose.shutdown?.signal !== undefined) {
-          const name = signalName(compose.shutdown.signal)
-          if (name === undefined) {
-            report(
-              "process.compose.shutdown.signal",
-              `unknown signal ${JSON.stringify(compose.shutdown.signal)} (expected a number such as 15 or a name such as "SIGTERM" or "TERM")`
-            )
-          } else signal = name
-        }
-
-        if (compose.ready_log_line !== undefined) {
-          try {
-            new RegExp(compose.ready_log_line)
-          } catch (error) {
-            report("process.compose.ready_log_line", `expected a regular expression: ${errorText(error)}`)
-          }
-        }
-
-        if (failed) continue
-        const availability = compose.availability ?? {}
-        const command = resolved.command.includes("/") ? path.resolve(workingDir, resolved.command) : resolved.command
-        entry.spec = {
-          name: entry.name as ServiceName,
-          dir: entry.dir,
-          manifestPath: entry.manifestPath,
-          description: manifest.description ?? compose.description,
-          command,
-          args: resolved.args,
-          env: resolved.env,
-          workingDir,
-          ports: entry.ports,
-          dependsOn: Object.entries(compose.depends_on ?? {}).map(([name, dependency]) => ({
-            name: name as ServiceName,
-            condition: dependency.condition ?? "process_started"
-          })),
-          readiness,
-          liveness,
-          readyLogLine: compose.ready_log_line,
-          readinessTimeoutMs: seconds(compose.readiness_timeout_seconds, Defaults.readinessTimeoutMs),
-          restart: {
-            policy: availability.restart ?? Defaults.restart.policy,
-            backoffMs: seconds(availability.backoff_seconds, Defaults.restart.backoffMs),
-            maxRestarts: availability.max_restarts ?? Defaults.restart.maxRestarts,
-            exponential: availability.backoff_exponential ?? false,
-            maxBackoffMs: seconds(availability.max_backoff_seconds, Defaults.restart.maxBackoffMs),
-            exitOnEnd: availability.exit_on_end ?? false
-          },
-          shutdown: {
-            signal,
-            timeoutMs: seconds(compose.shutdown?.timeout_seconds, Defaults.shutdown.timeoutMs),
-            command: resolved.shutdownCommand
-          },
-          disabled: compose.disabled ?? false,
-          binaries: manifest.binaries ?? {}
-        }
-      }
-    })
-}
-
-const dependenciesStep: Step = {
-  name: "dependencies",
-  run: (state) =>
-    Effect.sync(() => {
-      const names = state.entries.map((entry) => entry.name)
-      for (const entry of state.entries) {
-        for (const dependency of Object.keys(entry.manifest?.process.compose?.depends_on ?? {})) {
-          if (dependency === entry.name || names.includes(dependency)) continue
-          state.problems.push(
-            problem(
-              "dependencies",
-              entry.file,
-              formatPath(["process", "compose", "depends_on", dependency]),
-              `unknown service "${dependency}" (known: ${list(names.filter((name) => name !== entry.name))})`
-            )
-          )
-        }
-      }
-    })
-}
-
-const cyclesStep: Step = {
-  name: "cycles",
-  run: (state) =>
-    Effect.sync(() => {
-      const nodes = state.entries.flatMap((entry) =>
-        entry.manifest === undefined
-          ? []
-          : [
-              {
-                name: entry.name,
-                dependsOn: Object.keys(entry.manifest.process.compose?.depends_on ?? {}).map((name) => ({ name }))
-              }
-            ]
-      )
-      const cycle = findCycle(nodes)
-      if (cycle === undefined) return
-      const first = state.entries.find((entry) => entry.name === cycle[0])!
-      state.problems.push(
+/** Step `dependencies`: every `depends_on` names a service of the stack. */
+const checkDependencies = (sources: ReadonlyArray<ManifestSource>, known: ReadonlyArray<string>) =>
+  sources.flatMap((source) =>
+    dependencyNames(source)
+      .filter((dependency) => dependency !== source.name && !known.includes(dependency))
+      .map((dependency) =>
         problem(
-          "cycles",
-          first.file,
-          formatPath(["process", "compose", "depends_on", cycle[1]!]),
-          cycle.length === 2 ? `service "${cycle[0]}" depends on itself` : `dependency cycle: ${cycle.join(" -> ")}`
+          "dependencies",
+          source.file,
+          formatPath(["process", "compose", "depends_on", dependency]),
+          `unknown service "${dependency}" (known: ${list(known.filter((name) => name !== source.name))})`
         )
       )
-    })
+  )
+
+/** Step `cycles`: the first dependency cycle, if any. */
+const checkCycles = (sources: ReadonlyArray<ManifestSource>): ReadonlyArray<Problem> => {
+  const cycle = findCycle(
+    sources.map((source) => ({ name: source.name, dependsOn: dependencyNames(source).map((name) => ({ name })) }))
+  )
+  if (cycle === undefined) return []
+  const first = sources.find((source) => source.name === cycle[0])!
+  return [
+    problem(
+      "cycles",
+      first.file,
+      formatPath(["process", "compose", "depends_on", cycle[1]!]),
+      cycle.length === 2 ? `service "${cycle[0]}" depends on itself` : `dependency cycle: ${cycle.join(" -> ")}`
+    )
+  ]
 }
 
-const portsStep: Step = {
-  name: "ports",
-  run: (state) =>
-    Effect.sync(() => {
-      const owners = new Map<number, { service: string; port: string }>()
-      for (const entry of state.entries) {
-        if (entry.ports === undefined || entry.manifest?.process.compose?.disabled === true) continue
-        for (const [portName, port] of Object.entries(entry.ports).sort(([a], [b]) => (a < b ? -1 : 1))) {
-          const owner = owners.get(port)
-          if (owner === undefined) {
-            owners.set(port, { service: entry.name, port: portName })
-            continue
-          }
-          state.problems.push(
-            problem(
-              "ports",
-              entry.file,
-              formatPath(["ports", portName]),
-              `port ${port} is used twice: by service "${owner.service}" (ports.${owner.port}) and by service "${entry.name}" (ports.${portName})`
-            )
-          )
-        }
+/** Step `ports`: no port is declared by two enabled services (or twice by one). */
+const checkPortClashes = (
+  sources: ReadonlyArray<ManifestSource>,
+  ports: ReadonlyMap<string, Readonly<Record<string, number>>>
+): ReadonlyArray<Problem> => {
+  const owners = new Map<number, { service: string; port: string }>()
+  const problems: Array<Problem> = []
+  for (const source of sources) {
+    if (source.manifest.process.compose?.disabled === true) continue
+    for (const [portName, port] of Object.entries(ports.get(source.name)!).sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const owner = owners.get(port)
+      if (owner === undefined) {
+        owners.set(port, { service: source.name, port: portName })
+        continue
       }
-    })
-}
-
-const commandsStep: Step = {
-  name: "commands",
-  run: (state) =>
-    Effect.gen(function* () {
-      const fs = yield* FileSystem.FileSystem
-      const path = yield* Path.Path
-      const binaries = new Set(state.entries.flatMap((entry) => Object.keys(entry.manifest?.binaries ?? {})))
-      const executable = (file: string) =>
-        fs.stat(file).pipe(
-          Effect.map((info) =>
-            info.type !== "File"
-              ? ("not a file" as const)
-              : (info.mode & 0o111) === 0
-                ? ("not executable" as const)
-                : "ok"
-          ),
-          Effect.orElseSucceed(() => "missing" as const)
+      problems.push(
+        problem(
+          "ports",
+          source.file,
+          formatPath(["ports", portName]),
+          `port ${port} is used twice: by service "${owner.service}" (ports.${owner.port}) and by service "${source.name}" (ports.${portName})`
         )
-      for (const entry of state.entries) {
-        const spec = entry.spec
-        if (spec === undefined || spec.disabled) continue
-        const raw = entry.manifest!.process.command
-        const shown =
-          raw === spec.command ? JSON.stringify(raw) : `${JSON.stringify(spec.command)} (from ${JSON.stringify(raw)})`
-        if (spec.command.includes("/")) {
-          if (path.dirname(spec.command) === state.depDir && binaries.has(path.basename(spec.command))) continue
-          const status = yield* executable(spec.command)
-          if (status === "ok") continue
-          const why = status === "missing" ? "does not exist" : `is ${status}`
-          state.problems.push(problem("commands", entry.file, "process.command", `${shown} ${why}`))
-          continue
-        }
-        const searchPath = (state.env["PATH"] ?? "").split(":").filter((dir) => dir !== "")
-        let found = false
-        for (const dir of searchPath) {
-          if ((yield* executable(path.join(dir, spec.command))) === "ok") {
-            found = true
-            break
-          }
-        }
-        if (!found) {
-          state.problems.push(
-            problem(
-              "commands",
-              entry.file,
-              "process.command",
-              `${shown} is not found on PATH (write a path, or \${dep.NAME} for a provisioned binary)`
-            )
-          )
-        }
-      }
-    })
+      )
+    }
+  }
+  return problems
 }
-
-/** The loading steps, in the order they run. */
-export const loadSteps: ReadonlyArray<Step> = [
-  dotenvStep,
-  discoverStep,
-  parseStep,
-  schemaStep,
-  portOverridesStep,
-  placeholdersStep,
-  settingsStep,
-  dependenciesStep,
-  cyclesStep,
-  portsStep,
-  commandsStep
-]
 
 // ---------------------------------------------------------------------------------------------
 // public API
+
+const stepIndex = (step: string): number => {
+  const index = (loadSteps as ReadonlyArray<string>).indexOf(step)
+  return index < 0 ? loadSteps.length : index
+}
 
 /**
  * Loads and validates the stack in `dir`. Fails with one `ManifestError` holding every problem found.
@@ -664,26 +269,64 @@ export const loadSteps: ReadonlyArray<Step> = [
 export const loadStack = Effect.fn("StackLoader.loadStack")(function* (dir: string, options?: LoadOptions) {
   const path = yield* Path.Path
   const root = path.resolve(dir)
-  const state: LoadState = {
+  const layout = {
     dir: root,
     dataDir: path.join(root, ".data"),
     depDir: path.join(root, ".dep"),
-    stateDir: path.join(root, ".core-stack"),
-    env: options?.env ?? process.env,
-    entries: [],
-    problems: []
+    stateDir: path.join(root, ".core-stack")
   }
-  for (const step of loadSteps) {
-    yield* step.run(state)
+  const problems: Array<Problem> = []
+  const baseEnv = options?.env ?? process.env
+
+  const dotenv = yield* readDotEnv(root)
+  if (Either.isLeft(dotenv)) problems.push(...dotenv.left)
+  const env: Env = Either.isRight(dotenv) ? mergeDotEnv(baseEnv, dotenv.right) : baseEnv
+
+  const found = yield* discover(root)
+  problems.push(...found.problems)
+
+  const read = yield* Effect.forEach(found.value, readManifest)
+  const sources = read.flatMap((result) => (Either.isRight(result) ? [result.right] : []))
+  for (const result of read) if (Either.isLeft(result)) problems.push(...result.left)
+
+  const ports = new Map<string, Record<string, number>>()
+  for (const source of sources) {
+    const resolved = resolvePorts(source, env)
+    ports.set(source.name, resolved.ports)
+    problems.push(...resolved.problems)
   }
-  if (state.problems.length > 0) return yield* new ManifestError({ problems: state.problems })
-  const stack: StackSpec = {
+
+  const ctx: StackContext = {
     dir: root,
-    dataDir: state.dataDir,
-    depDir: state.depDir,
-    stateDir: state.stateDir,
-    services: state.entries.map((entry) => entry.spec!).sort((a, b) => (a.name < b.name ? -1 : 1))
+    dataDir: layout.dataDir,
+    depDir: layout.depDir,
+    env,
+    servicePorts: Object.fromEntries(ports),
+    binaries: new Set(sources.flatMap((source) => Object.keys(source.manifest.binaries ?? {}))),
+    unavailable: new Set(found.value.map((f) => f.name).filter((name) => !ports.has(name)))
   }
+  const specs: Array<ServiceSpec> = []
+  for (const source of sources) {
+    const resolved = resolveService(source, ports.get(source.name)!, ctx)
+    if (Either.isRight(resolved)) specs.push(resolved.right)
+    else problems.push(...resolved.left)
+  }
+
+  problems.push(
+    ...checkDependencies(
+      sources,
+      found.value.map((f) => f.name)
+    ),
+    ...checkCycles(sources),
+    ...checkPortClashes(sources, ports),
+    ...(yield* checkCommands(specs, sources, ctx))
+  )
+
+  if (problems.length > 0) {
+    // a stable sort: within a step, problems keep the order of the services
+    return yield* new ManifestError({ problems: problems.sort((a, b) => stepIndex(a.step) - stepIndex(b.step)) })
+  }
+  const stack: StackSpec = { ...layout, services: specs.sort((a, b) => (a.name < b.name ? -1 : 1)) }
   return stack
 })
 
@@ -694,81 +337,10 @@ export const loadStack = Effect.fn("StackLoader.loadStack")(function* (dir: stri
  */
 export const loadEnvironment = Effect.fn("StackLoader.loadEnvironment")(function* (
   dir: string,
-  env: Readonly<Record<string, string | undefined>> = process.env
+  env: Env = process.env
 ) {
   const path = yield* Path.Path
   const result = yield* readDotEnv(path.resolve(dir))
   if (Either.isLeft(result)) return yield* new ManifestError({ problems: result.left })
   return mergeDotEnv(env, result.right)
-})
-
-/** Whether `port` can be bound on `host` right now: undefined if so, else why not. */
-const bindProblem = (host: string, port: number): Effect.Effect<string | undefined> =>
-  Effect.async<string | undefined>((resume) => {
-    const server = net.createServer()
-    server.once("error", (error: NodeJS.ErrnoException) => {
-      server.close()
-      resume(
-        Effect.succeed(
-          error.code === "EADDRINUSE"
-            ? `already in use on ${host}`
-            : error.code === "EACCES"
-              ? `cannot be bound on ${host}: permission denied`
-              : `cannot be bound on ${host}: ${error.message}`
-        )
-      )
-    })
-    server.listen({ port, host, exclusive: true }, () => {
-      server.close(() => resume(Effect.succeed(undefined)))
-    })
-    return Effect.sync(() => {
-      server.close()
-    })
-  })
-
-const relativeTo = (dir: string, file: string): string =>
-  file.startsWith(dir.endsWith("/") ? dir : `${dir}/`) ? file.slice(dir.length).replace(/^\/+/, "") : file
-
-/**
- * Checks that every port of the named services can be bound on 127.0.0.1 and 0.0.0.0 (each briefly
- * bound and released). Fails with a `ManifestError` (step `ports-free`) naming service and port.
- */
-export const checkPortsFree = Effect.fn("StackLoader.checkPortsFree")(function* (
-  stack: StackSpec,
-  names: ReadonlyArray<string>
-) {
-  const problems: Array<Problem> = []
-  for (const service of stack.services) {
-    if (!names.includes(service.name)) continue
-    for (const [portName, port] of Object.entries(service.ports)) {
-      for (const host of ["127.0.0.1", "0.0.0.0"]) {
-        const why = yield* bindProblem(host, port)
-        if (why === undefined) continue
-        problems.push(
-          problem(
-            "ports-free",
-            relativeTo(stack.dir, service.manifestPath),
-            formatPath(["ports", portName]),
-            `port ${port} of service "${service.name}" is ${why}`
-          )
-        )
-        break
-      }
-    }
-  }
-  if (problems.length > 0) return yield* new ManifestError({ problems })
-})
-
-/**
- * The stack directory to work on: the `--dir` value, else `CORE_DIR` from `env`, else the current
- * directory; made absolute.
- */
-export const resolveDirectory = Effect.fn("StackLoader.resolveDirectory")(function* (
-  dirOption: Option.Option<string> | string | undefined,
-  env: Readonly<Record<string, string | undefined>> = process.env
-) {
-  const path = yield* Path.Path
-  const given = Option.isOption(dirOption) ? Option.getOrUndefined(dirOption) : dirOption
-  const fromEnv = env["CORE_DIR"] === "" ? undefined : env["CORE_DIR"]
-  return path.resolve(given ?? fromEnv ?? ".")
 })

@@ -1,15 +1,13 @@
 /**
  * One HTTP(S) download into a file, hashed on the way, with short timeouts so a dead URL fails fast.
  *
- * Node's `http`/`https` are used directly: redirects are followed (release hosts redirect to storage),
- * the response must be 200, and a body shorter than its `Content-Length` is an error.
+ * The platform `HttpClient` (the one the control client uses, so it costs the bundle nothing) with
+ * `followRedirects` (release hosts redirect to storage); the response must be 200, and a body shorter than its
+ * `Content-Length` is an error.
  */
+import { FileSystem, HttpClient, HttpClientRequest } from "@effect/platform"
+import { Data, Effect, Stream } from "effect"
 import { createHash } from "node:crypto"
-import { createWriteStream } from "node:fs"
-import * as http from "node:http"
-import * as https from "node:https"
-import { Transform } from "node:stream"
-import { pipeline } from "node:stream/promises"
 
 /** Timeouts of a download, in milliseconds. */
 export interface DownloadTimeouts {
@@ -29,91 +27,77 @@ export interface Downloaded {
   readonly sha256: string
 }
 
-const maxRedirects = 8
-
-const describe = (error: unknown): string => {
-  if (error instanceof Error) {
-    const code = (error as NodeJS.ErrnoException).code
-    return code && !error.message.includes(code) ? `${error.message} (${code})` : error.message
+/** Why a download did not complete; the caller removes the file. */
+export class DownloadError extends Data.TaggedError("DownloadError")<{ readonly reason: string }> {
+  override get message(): string {
+    return this.reason
   }
-  return String(error)
 }
 
-const get = (url: URL, timeouts: DownloadTimeouts, signal: AbortSignal): Promise<http.IncomingMessage> =>
-  new Promise((resolve, reject) => {
-    const client = url.protocol === "https:" ? https : url.protocol === "http:" ? http : undefined
-    if (!client) return reject(new Error(`unsupported URL scheme ${url.protocol}`))
-    const request = client.get(url, { agent: false, signal, headers: { "user-agent": "core-provision" } })
-    const timer = setTimeout(
-      () => request.destroy(new Error(`no response within ${timeouts.connectMs} ms`)),
-      timeouts.connectMs
-    )
-    request.once("response", (response) => {
-      clearTimeout(timer)
-      resolve(response)
-    })
-    request.once("error", (error) => {
-      clearTimeout(timer)
-      reject(error)
-    })
-  })
+const maxRedirects = 8
+
+/** The innermost readable reason of an error, with its code (`ECONNREFUSED`) when the text lacks it. */
+const describe = (error: unknown): string => {
+  const inner =
+    typeof error === "object" && error !== null && "cause" in error && error.cause !== undefined ? error.cause : error
+  if (inner instanceof Error) {
+    const code = (inner as NodeJS.ErrnoException).code
+    return code && !inner.message.includes(code) ? `${inner.message} (${code})` : inner.message
+  }
+  return String(inner)
+}
 
 /**
  * Downloads `url` into `file` (created or truncated). `onProgress` is called with the bytes received so far
- * and the announced total. Rejects with a readable `Error`; the caller removes `file` on failure.
+ * and the announced total. Interrupting it aborts the request.
  */
-export const downloadToFile = async (
+export const downloadToFile = (
   url: string,
   file: string,
   options: {
     readonly timeouts: DownloadTimeouts
-    readonly signal: AbortSignal
     readonly onProgress?: (received: number, total: number | undefined) => void
   }
-): Promise<Downloaded> => {
-  let current = new URL(url)
-  let response: http.IncomingMessage
-  for (let hop = 0; ; hop++) {
-    try {
-      response = await get(current, options.timeouts, options.signal)
-    } catch (error) {
-      throw new Error(`${current.host}: ${describe(error)}`)
+) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const { connectMs, idleMs } = options.timeouts
+    const fail = (reason: string) => new DownloadError({ reason })
+    const client = (yield* HttpClient.HttpClient).pipe(
+      HttpClient.transformResponse(
+        Effect.timeoutFail({ duration: connectMs, onTimeout: () => fail(`no response within ${connectMs} ms`) })
+      ),
+      HttpClient.followRedirects(maxRedirects)
+    )
+    const response = yield* client
+      .execute(HttpClientRequest.get(url, { headers: { "user-agent": "core-provision" } }))
+      .pipe(
+        Effect.mapError((error) =>
+          error._tag === "DownloadError" ? error : fail(`${new URL(url).host}: ${describe(error)}`)
+        )
+      )
+    if (response.status >= 300 && response.status < 400 && response.headers.location !== undefined) {
+      return yield* fail(`more than ${maxRedirects} redirects`)
     }
-    const status = response.statusCode ?? 0
-    if (status >= 300 && status < 400 && response.headers.location) {
-      response.resume()
-      if (hop >= maxRedirects) throw new Error(`more than ${maxRedirects} redirects`)
-      current = new URL(response.headers.location, current)
-      continue
+    if (response.status !== 200) return yield* fail(`HTTP ${response.status}`)
+    const lengthHeader = response.headers["content-length"]
+    const total = lengthHeader === undefined ? undefined : Number.parseInt(lengthHeader, 10)
+    const hash = createHash("sha256")
+    let received = 0
+    yield* response.stream.pipe(
+      Stream.timeoutFail(() => fail(`no data for ${idleMs} ms`), idleMs),
+      Stream.tap((chunk) =>
+        Effect.sync(() => {
+          received += chunk.length
+          hash.update(chunk)
+          options.onProgress?.(received, total)
+        })
+      ),
+      Stream.run(fs.sink(file)),
+      Effect.mapError((error) => fail(`download interrupted after ${received} bytes: ${describe(error)}`))
+    )
+    if (total !== undefined && received !== total) {
+      return yield* fail(`download truncated: ${received} of ${total} bytes`)
     }
-    if (status !== 200) {
-      response.resume()
-      throw new Error(`HTTP ${status} ${response.statusMessage ?? ""}`.trim())
-    }
-    break
-  }
-  const lengthHeader = response.headers["content-length"]
-  const total = lengthHeader === undefined ? undefined : Number.parseInt(lengthHeader, 10)
-  const hash = createHash("sha256")
-  let received = 0
-  response.setTimeout(options.timeouts.idleMs, () =>
-    response.destroy(new Error(`no data for ${options.timeouts.idleMs} ms`))
-  )
-  const meter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      received += chunk.length
-      hash.update(chunk)
-      options.onProgress?.(received, total)
-      callback(null, chunk)
-    }
+    return { bytes: received, sha256: hash.digest("hex") } satisfies Downloaded
   })
-  try {
-    await pipeline(response, meter, createWriteStream(file), { signal: options.signal })
-  } catch (error) {
-    throw new Error(`download interrupted after ${received} bytes: ${describe(error)}`)
-  }
-  if (total !== undefined && received !== total) {
-    throw new Error(`download truncated: ${received} of ${total} bytes`)
-  }
-  return { bytes: received, sha256: hash.digest("hex") }
-}

@@ -3,11 +3,12 @@
  * stack, provision its binaries, write the process-compose file, start a supervisor, serve the control API,
  * and bring the selected services up.
  */
-import { Effect, Layer, type Option, type Scope } from "effect"
+import { Effect, Layer, type Scope } from "effect"
 import { ensureNoSupervisor, serveControl } from "../api/ControlServer.js"
-import { writeComposeFile } from "../compose/ComposeFile.js"
+import { writeComposeFile } from "../deploy/ComposeFile.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
-import { checkPortsFree, loadEnvironment, loadStack, resolveDirectory } from "../manifest/StackLoader.js"
+import { checkPortsFree } from "../manifest/PortCheck.js"
+import { loadEnvironment, loadStack } from "../manifest/StackLoader.js"
 import { provision } from "../provision/Provisioner.js"
 import { withDependencies } from "../stack/StackGraph.js"
 import { PidRegistry } from "./PidRegistry.js"
@@ -15,8 +16,8 @@ import { makeLocalSupervisor } from "./LocalSupervisor.js"
 import { type LocalSupervisorShape, UnknownService } from "./Supervisor.js"
 
 export interface StackRunOptions {
-  /** `--dir`; default `CORE_DIR`, else the current directory. */
-  readonly dir: Option.Option<string>
+  /** The absolute stack directory. */
+  readonly dir: string
   /** Services to start with their dependencies; empty = every enabled service. */
   readonly services: ReadonlyArray<string>
   /** Start only the named services, not their dependencies (`core <service> run --no-deps`). */
@@ -46,9 +47,8 @@ export interface StackRun {
 }
 
 /** Loads the stack and checks the names asked for. */
-export const loadSelection = (dirOption: Option.Option<string>, services: ReadonlyArray<string>, noDeps = false) =>
+export const loadSelection = (dir: string, services: ReadonlyArray<string>, noDeps = false) =>
   Effect.gen(function* () {
-    const dir = yield* resolveDirectory(dirOption)
     const stack = yield* loadStack(dir)
     const known = stack.services.map((s) => s.name as string)
     for (const name of services) {
