@@ -94,6 +94,29 @@ const readText = (file: string): { readonly text: string } | { readonly reason: 
   }
 }
 
+/** What a path leads to, following symbolic links. */
+export type PathKind =
+  | { readonly _tag: "Missing" }
+  | { readonly _tag: "Directory" }
+  | { readonly _tag: "Other" }
+  /** A symbolic link that leads nowhere: a loop, or to a missing file; `reason` says which. */
+  | { readonly _tag: "BrokenLink"; readonly reason: string }
+
+/** What `file` is, following links; a link that leads nowhere is told apart from nothing at all. */
+export const pathKind = (file: string): Effect.Effect<PathKind> =>
+  Effect.sync((): PathKind => {
+    try {
+      return fs.statSync(file).isDirectory() ? { _tag: "Directory" } : { _tag: "Other" }
+    } catch (error) {
+      try {
+        if (fs.lstatSync(file).isSymbolicLink()) {
+          return { _tag: "BrokenLink", reason: openReason(error as NodeJS.ErrnoException) }
+        }
+      } catch {}
+      return { _tag: "Missing" }
+    }
+  })
+
 /** The text of `file` (an absolute path); `shown` is how errors name it. */
 export const readManifestText = (file: string, shown: string): Effect.Effect<string, ManifestFileError> =>
   Effect.suspend(() => {

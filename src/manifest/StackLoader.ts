@@ -14,6 +14,7 @@ import { findCycle } from "../stack/StackGraph.js"
 import { mergeDotEnv, parseDotEnv } from "./DotEnv.js"
 import { executableStatus, findOnPath } from "./Executable.js"
 import { describeJsonError, describeParseIssue, formatPath, ManifestError, type Problem } from "./ManifestError.js"
+import { pathKind, readManifestText } from "./ManifestFile.js"
 import { ServiceManifest } from "./ServiceManifest.js"
 import { type ManifestSource, resolvePorts, resolveService, type StackContext } from "./ServiceResolver.js"
 import type { ServiceSpec, StackSpec } from "./ServiceSpec.js"
@@ -112,12 +113,14 @@ const discover = (dir: string) =>
       if (name.startsWith(".")) continue
       const serviceDir = path.join(servicesDir, name)
       const manifestPath = path.join(serviceDir, "service.json")
-      if (
-        !(yield* isDirectory(serviceDir)) ||
-        !(yield* fs.exists(manifestPath).pipe(Effect.orElseSucceed(() => false)))
-      ) {
+      // a link that leads nowhere is reported, not skipped: it was meant to be a service
+      const folder = yield* pathKind(serviceDir)
+      if (folder._tag === "BrokenLink") {
+        problems.push(problem("discover", `services/${name}`, "", `cannot read: ${folder.reason}`))
         continue
       }
+      // anything at service.json, however broken, is read (and refused with its reason) by step parse
+      if (folder._tag !== "Directory" || (yield* pathKind(manifestPath))._tag === "Missing") continue
       const file = `services/${name}/service.json`
       if (SERVICE_NAME.test(name)) found.push({ name, dir: serviceDir, manifestPath, file })
       else {
@@ -142,10 +145,9 @@ const decodeManifest = Schema.decodeUnknownEither(ServiceManifest, { errors: "al
 /** Steps `parse` (read, JSON) and `schema` (decode) of one service.json. */
 const readManifest = (found: Found) =>
   Effect.gen(function* () {
-    const fs = yield* FileSystem.FileSystem
-    const text = yield* fs.readFileString(found.manifestPath).pipe(Effect.either)
+    const text = yield* readManifestText(found.manifestPath, found.file).pipe(Effect.either)
     if (Either.isLeft(text)) {
-      return Either.left([problem("parse", found.file, "", `cannot read: ${errorText(text.left)}`)])
+      return Either.left([problem("parse", found.file, "", `cannot read: ${text.left.reason}`)])
     }
     let json: unknown
     try {
@@ -160,7 +162,10 @@ const readManifest = (found: Found) =>
     })
   })
 
-/** Step `commands`: every enabled service's command exists and can be run (provisioned binaries are not yet). */
+/**
+ * Step `commands`: every enabled service's command exists and can be run (provisioned binaries are not yet),
+ * and its working directory, when it exists, is a directory.
+ */
 const checkCommands = (specs: ReadonlyArray<ServiceSpec>, sources: ReadonlyArray<ManifestSource>, ctx: StackContext) =>
   Effect.gen(function* () {
     const path = yield* Path.Path
@@ -168,6 +173,12 @@ const checkCommands = (specs: ReadonlyArray<ServiceSpec>, sources: ReadonlyArray
     for (const spec of specs) {
       if (spec.disabled) continue
       const source = sources.find((s) => s.name === spec.name)!
+      // a working_dir that does not exist yet may be made before the start (under ${data}, say): checked then
+      const workingDir = yield* pathKind(spec.workingDir)
+      if (workingDir._tag === "Other" || workingDir._tag === "BrokenLink") {
+        const why = workingDir._tag === "Other" ? "is not a directory" : `cannot be used: ${workingDir.reason}`
+        problems.push(problem("commands", source.file, "process.compose.working_dir", `${spec.workingDir} ${why}`))
+      }
       const raw = source.manifest.process.command
       const shown =
         raw === spec.command ? JSON.stringify(raw) : `${JSON.stringify(spec.command)} (from ${JSON.stringify(raw)})`
