@@ -528,7 +528,7 @@ describe("manifest fuzzing", () => {
           const bounded = stack === undefined || stack.services.every((s) => s.readinessTimeoutMs <= 60_000)
           if ((c.start || (workingDirIsFile && stack !== undefined)) && bounded) {
             started++
-            await checkCli(dir, stack, workingDirIsFile ? "working directory" : undefined)
+            await checkCli(dir, stack, workingDirIsFile && stack !== undefined ? "working directory" : undefined)
           }
         } catch (error) {
           throw new Error(`${error instanceof Error ? error.message : String(error)}\n${describeCase(dir, c)}`)
