@@ -9,7 +9,7 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { keepWriting } from "./cli/ResilientOutput.js"
 import { main } from "./Main.js"
-import { killAllGroups } from "./supervisor/ProcessGroup.js"
+import { killAllGroups } from "./process/ProcessGroup.js"
 
 // a full disk or a closed pipe must not end the supervisor (and with it, through the guardian, every service)
 keepWriting(process.stdout)

@@ -3,14 +3,8 @@ import { Effect, Exit, Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { join, resolve } from "node:path"
-import {
-  groupMembers,
-  parseProcStat,
-  type ProcStat,
-  readProcStat,
-  readStartTime,
-  startGuardian
-} from "../src/supervisor/Guardian.js"
+import { type ProcStat, parseProcStat, readProcStat, readStartTime } from "../src/process/ProcTable.js"
+import { groupMembers, startGuardian } from "../src/supervisor/Guardian.js"
 import { cleanLeftovers, holdSupervisorLock } from "../src/supervisor/PidRegistry.js"
 import { eventually, liveProcesses, survivors } from "./support/Processes.js"
 import { tempDir } from "./support/Specs.js"

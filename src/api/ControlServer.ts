@@ -11,7 +11,7 @@ import * as http from "node:http"
 import * as net from "node:net"
 import * as path from "node:path"
 import type { LogLine } from "../logs/ServiceLog.js"
-import { readStartTime } from "../supervisor/Guardian.js"
+import { readStartTime } from "../process/ProcTable.js"
 import {
   cleanLeftovers,
   holdSupervisorLock,

@@ -17,7 +17,8 @@ import {
   stateDirOf,
   statePaths
 } from "../supervisor/PidRegistry.js"
-import type { ServiceState, ServiceStatus } from "../supervisor/ServiceStatus.js"
+import { settledVerdict } from "../stack/DependencyCondition.js"
+import type { ServiceStatus } from "../supervisor/ServiceStatus.js"
 
 /** Lines of the supervisor's output quoted when it fails. */
 const TAIL_LINES = 20
@@ -47,21 +48,18 @@ export type Progress =
   | { readonly _tag: "Ready"; readonly services: ReadonlyArray<string> }
   | { readonly _tag: "Failed"; readonly service: string; readonly reason: string }
 
-const settled = (row: ServiceStatus) =>
-  row.state === "running" || row.state === "ready" || (row.state === "completed" && row.exitCode === 0)
-const broken: ReadonlyArray<ServiceState> = ["failed", "skipped"]
-
 /**
  * Decides from the status rows whether `up` is done: every named service (all enabled ones when none is
- * named) and every service that was launched for them is running, ready, or completed successfully.
+ * named) and every service that was launched for them has settled (`settledVerdict`).
  */
 export const progressOf = (rows: ReadonlyArray<ServiceStatus>, selected: ReadonlyArray<string>): Progress => {
   const wanted =
     selected.length > 0 ? rows.filter((r) => selected.includes(r.name)) : rows.filter((r) => r.state !== "disabled")
   const involved = rows.filter((r) => wanted.includes(r) || (r.state !== "pending" && r.state !== "disabled"))
-  const bad = involved.find((r) => broken.includes(r.state) || (r.state === "completed" && r.exitCode !== 0))
+  const bad = involved.find((r) => typeof settledVerdict(r) === "object")
   if (bad) return { _tag: "Failed", service: bad.name, reason: bad.reason ?? `it is ${bad.state}` }
-  if (wanted.length > 0 && involved.every(settled)) return { _tag: "Ready", services: involved.map((r) => r.name) }
+  if (wanted.length > 0 && involved.every((r) => settledVerdict(r) === "met"))
+    return { _tag: "Ready", services: involved.map((r) => r.name) }
   return { _tag: "Starting" }
 }
 

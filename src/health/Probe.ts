@@ -4,11 +4,11 @@
  * calls them directly.
  */
 import { Clock, Data, Duration, Effect, Either } from "effect"
-import { spawn } from "node:child_process"
 import * as http from "node:http"
 import * as https from "node:https"
 import * as net from "node:net"
 import type { ProbeCheck, ProbeSpec } from "../manifest/ServiceSpec.js"
+import { runGroup } from "../process/ProcessGroup.js"
 import * as ProbeSchedule from "./ProbeSchedule.js"
 
 /** One check failed; `reason` is a short human-readable sentence (status, exit code, connection error, timeout). */
@@ -34,7 +34,7 @@ const describeError = (error: unknown): string => {
 
 /**
  * Effect.async, with the resume callback made safe to call more than once, and an error thrown while the
- * check starts (`spawn` throws E2BIG or ENOTDIR, `http.request` a path it cannot send) a failed check named by
+ * check starts (`http.request` throws on a path it cannot send) a failed check named by
  * `what`: thrown inside Effect.async it would be a defect, and readiness would wait for it forever.
  */
 const once = <A>(
@@ -97,62 +97,32 @@ const tcpConnect = (check: Extract<ProbeCheck, { _tag: "tcp" }>) =>
     return Effect.sync(() => socket.destroy())
   })
 
-const killGroup = (pid: number | undefined) => {
-  if (pid === undefined) return
-  try {
-    process.kill(-pid, "SIGKILL")
-  } catch {
-    // ESRCH: the group is gone already.
-  }
-}
-
-const execCommand = (check: Extract<ProbeCheck, { _tag: "exec" }>) =>
-  once<void>(describeCheck(check), (done) => {
-    const child = spawn("sh", ["-c", check.command], {
-      cwd: check.workingDir,
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"]
+const execCommand = (check: Extract<ProbeCheck, { _tag: "exec" }>, owner: string) =>
+  runGroup({ owner, command: "sh", args: ["-c", check.command], cwd: check.workingDir, env: process.env }).pipe(
+    Effect.mapError((error) => new ProbeError({ reason: `${describeCheck(check)}: ${error.reason}` })),
+    Effect.flatMap(({ code, signal, output }) => {
+      if (code === 0) return Effect.void
+      const lastLine = output.slice(-EXEC_OUTPUT_LIMIT).trim().split("\n").pop()?.trim()
+      const status = code !== undefined ? `exited with ${code}` : `was killed by ${signal}`
+      return Effect.fail(
+        new ProbeError({ reason: `${describeCheck(check)} ${status}${lastLine ? `: ${lastLine}` : ""}` })
+      )
     })
-    let output = ""
-    const collect = (chunk: Buffer) => {
-      output = (output + chunk.toString("utf8")).slice(-EXEC_OUTPUT_LIMIT)
-    }
-    child.stdout.on("data", collect)
-    child.stderr.on("data", collect)
-    let exited = false
-    const exit = new Promise<void>((resolve) => {
-      child.once("exit", () => {
-        exited = true
-        resolve()
-      })
-    })
-    child.once("error", (error) => done(failure(`exec \`${check.command}\`: ${describeError(error)}`)))
-    child.once("exit", (code, signal) => {
-      // Sweep whatever the command left running in its group.
-      killGroup(child.pid)
-      child.stdout.destroy()
-      child.stderr.destroy()
-      if (code === 0) return done(success)
-      const lastLine = output.trim().split("\n").pop()?.trim()
-      const status = code !== null ? `exited with ${code}` : `was killed by ${signal}`
-      done(failure(`exec \`${check.command}\` ${status}${lastLine ? `: ${lastLine}` : ""}`))
-    })
-    return Effect.promise(() => {
-      if (exited || child.pid === undefined) return Promise.resolve()
-      killGroup(child.pid)
-      return exit
-    })
-  })
+  )
 
 /**
- * One check with a timeout: `http_get` (status 200-399 = ok, like process-compose; no keep-alive; TLS
+ * One check with a timeout (`owner` names an exec check's process group for the guardian): `http_get` (status 200-399 = ok, like process-compose; no keep-alive; TLS
  * certificates not verified), `exec` (`sh -c` in its own process group, exit 0 = ok; the group is killed on
  * timeout and swept after the command exits) and `tcp` (connection accepted = ok).
  * The timeout uses the Effect clock.
  */
-export const runCheck = (check: ProbeCheck, timeoutMs: number): Effect.Effect<void, ProbeError> => {
+export const runCheck = (
+  check: ProbeCheck,
+  timeoutMs: number,
+  owner = "exec probe"
+): Effect.Effect<void, ProbeError> => {
   const attempt =
-    check._tag === "http_get" ? httpGet(check) : check._tag === "tcp" ? tcpConnect(check) : execCommand(check)
+    check._tag === "http_get" ? httpGet(check) : check._tag === "tcp" ? tcpConnect(check) : execCommand(check, owner)
   return attempt.pipe(
     Effect.timeoutFail({
       duration: Duration.millis(Math.max(1, timeoutMs)),
@@ -219,8 +189,11 @@ export const waitReadyWith = Effect.fn("Probe.waitReady")(function* (
  * caller imposes the readiness timeout. `onResult` is called after every check, with the failure's reason,
  * so the caller can name the last one in its message.
  */
-export const waitReady = (spec: ProbeSpec, onResult?: (ok: boolean, reason?: string) => void): Effect.Effect<void> =>
-  waitReadyWith(runCheck(spec.check, spec.timeoutMs), spec, onResult)
+export const waitReady = (
+  spec: ProbeSpec,
+  onResult?: (ok: boolean, reason?: string) => void,
+  owner?: string
+): Effect.Effect<void> => waitReadyWith(runCheck(spec.check, spec.timeoutMs, owner), spec, onResult)
 
 /** `watchLiveness` with any check in place of the spec's own. */
 export const watchLivenessWith = Effect.fn("Probe.watchLiveness")(function* (
@@ -241,5 +214,7 @@ export const watchLivenessWith = Effect.fn("Probe.watchLiveness")(function* (
  */
 export const watchLiveness = (
   spec: ProbeSpec,
-  onResult?: (ok: boolean, reason?: string) => void
-): Effect.Effect<never, LivenessFailed> => watchLivenessWith(runCheck(spec.check, spec.timeoutMs), spec, onResult)
+  onResult?: (ok: boolean, reason?: string) => void,
+  owner?: string
+): Effect.Effect<never, LivenessFailed> =>
+  watchLivenessWith(runCheck(spec.check, spec.timeoutMs, owner), spec, onResult)

@@ -51,7 +51,7 @@ const goEnv = (ctx: Context, extra: Readonly<Record<string, string>> | undefined
 
 const runGo = (args: ReadonlyArray<string>, cwd: string, env: Readonly<Record<string, string | undefined>>) =>
   Effect.gen(function* () {
-    const result = yield* runTool("go", args, { cwd, env }).pipe(Effect.mapError(fail))
+    const result = yield* runTool("go", args, { cwd, env }).pipe(Effect.mapError((error) => fail(error.message)))
     if (result.code !== 0) {
       const ended = result.code === undefined ? `signal ${result.signal}` : `exit ${result.code}`
       return yield* fail(`go ${args.join(" ")} failed (${ended}):\n${lastLines(result.output, 12)}`)

@@ -1,11 +1,11 @@
 /**
  * Running a short-lived tool (`go`, a `--version` check) to completion, keeping the tail of its output.
  *
- * The tool runs in its own process group; interrupting the Effect kills the group (TERM, then KILL after
- * two seconds), so an interrupted `go build` leaves no compiler behind.
+ * The tool runs through `runGroup`: its own process group, recorded with the guardian when a supervisor's
+ * registry is in context, so an interrupted `go build` (or a `kill -9`'d supervisor) leaves no compiler behind.
  */
-import { spawn } from "node:child_process"
-import { Effect } from "effect"
+import { Data, Effect } from "effect"
+import { runGroup } from "../process/ProcessGroup.js"
 
 /** How a tool run ended. */
 export interface ToolResult {
@@ -16,11 +16,21 @@ export interface ToolResult {
   readonly output: string
 }
 
-const tailLimit = 64 * 1024
+/** A tool could not be started (not on PATH, not executable). */
+export class ToolError extends Data.TaggedError("ToolError")<{
+  readonly command: string
+  readonly reason: string
+}> {
+  override get message() {
+    return this.reason === "command not found"
+      ? `${this.command} not found${this.command.includes("/") ? "" : " on PATH"}`
+      : `cannot run ${this.command}: ${this.reason}`
+  }
+}
 
 /**
- * Runs `command args` in `cwd` with exactly `env`. Fails with a readable reason only when the tool cannot
- * be started (e.g. not on PATH); a non-zero exit is a successful `ToolResult`.
+ * Runs `command args` in `cwd` with exactly `env`. Fails only when the tool cannot be started; a non-zero
+ * exit is a successful `ToolResult`. Interrupted, the tool gets SIGTERM and, two seconds later, SIGKILL.
  */
 export const runTool = (
   command: string,
@@ -31,62 +41,19 @@ export const runTool = (
     /** Kill the tool after this many milliseconds (it then counts as ended by SIGKILL). */
     readonly timeoutMs?: number
   }
-): Effect.Effect<ToolResult, string> =>
-  Effect.async<ToolResult, string>((resume) => {
-    let output = ""
-    let settled = false
-    const child = spawn(command, [...args], {
-      cwd: options.cwd,
-      env: options.env as NodeJS.ProcessEnv,
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    const append = (chunk: Buffer) => {
-      output += chunk.toString("utf8")
-      if (output.length > tailLimit * 2) output = output.slice(-tailLimit)
-    }
-    const killGroup = (signal: NodeJS.Signals) => {
-      if (child.pid === undefined) return
-      try {
-        process.kill(-child.pid, signal)
-      } catch {
-        // already gone
-      }
-    }
-    child.stdout.on("data", append)
-    child.stderr.on("data", append)
-    const timer =
-      options.timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => {
-            append(Buffer.from(`\n(killed after ${options.timeoutMs} ms)\n`))
-            killGroup("SIGKILL")
-          }, options.timeoutMs)
-    child.once("error", (error: NodeJS.ErrnoException) => {
-      if (settled) return
-      settled = true
-      if (timer) clearTimeout(timer)
-      resume(
-        Effect.fail(
-          error.code === "ENOENT"
-            ? `${command} not found${command.includes("/") ? "" : " on PATH"}`
-            : `cannot run ${command}: ${error.message}`
-        )
-      )
-    })
-    child.once("close", (code, signal) => {
-      if (settled) return
-      settled = true
-      if (timer) clearTimeout(timer)
-      resume(Effect.succeed({ code: code ?? undefined, signal: signal ?? undefined, output: output.slice(-tailLimit) }))
-    })
-    return Effect.sync(() => {
-      if (settled) return
-      killGroup("SIGTERM")
-      const escalate = setTimeout(() => killGroup("SIGKILL"), 2_000)
-      child.once("close", () => clearTimeout(escalate))
-    })
-  })
+): Effect.Effect<ToolResult, ToolError> =>
+  runGroup({
+    owner: `build: ${command}`,
+    command,
+    args,
+    cwd: options.cwd,
+    env: options.env,
+    timeoutMs: options.timeoutMs,
+    shutdown: { signal: "SIGTERM", timeoutMs: 2_000 }
+  }).pipe(
+    Effect.map(({ code, signal, output }) => ({ code, signal, output })),
+    Effect.mapError((error) => new ToolError({ command, reason: error.reason }))
+  )
 
 /** The last `count` non-empty lines of a tool's output, for an error message. */
 export const lastLines = (output: string, count: number): string =>

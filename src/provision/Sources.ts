@@ -71,7 +71,7 @@ export const fromPath = (ctx: Context, wanted: Wanted) =>
         cwd: ctx.stackDir,
         env: ctx.env,
         timeoutMs: 10_000
-      }).pipe(Effect.mapError(fail))
+      }).pipe(Effect.mapError((error) => fail(error.message)))
       if (!result.output.includes(wanted.spec.version)) {
         const shown = lastLines(result.output, 1) || "nothing"
         return yield* fail(

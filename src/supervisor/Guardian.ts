@@ -9,65 +9,7 @@
  */
 import { Data, Effect, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import * as fs from "node:fs"
-
-/** A process as `/proc/<pid>/stat` describes it. */
-export interface ProcStat {
-  readonly pid: number
-  readonly state: string
-  readonly pgid: number
-  readonly sid: number
-  /** Clock ticks since boot (field 22). */
-  readonly startTime: number
-}
-
-/** Parses one `/proc/<pid>/stat` line (the command name may hold spaces and parentheses). */
-export const parseProcStat = (line: string): ProcStat | undefined => {
-  const open = line.indexOf("(")
-  const close = line.lastIndexOf(")")
-  if (open < 0 || close < open) return undefined
-  const pid = Number(line.slice(0, open).trim())
-  const rest = line
-    .slice(close + 1)
-    .trim()
-    .split(/\s+/)
-  // rest[0] is field 3 (state); field n is rest[n - 3]
-  const state = rest[0]
-  const pgid = Number(rest[2])
-  const sid = Number(rest[3])
-  const startTime = Number(rest[19])
-  if (!state || !Number.isInteger(pid) || !Number.isInteger(pgid) || !Number.isFinite(startTime)) return undefined
-  return { pid, state, pgid, sid, startTime }
-}
-
-/** The stat of a live (or zombie) process, or undefined when there is none (or no `/proc`). */
-export const readProcStat = (pid: number): ProcStat | undefined => {
-  try {
-    return parseProcStat(fs.readFileSync(`/proc/${pid}/stat`, "utf8"))
-  } catch {
-    return undefined
-  }
-}
-
-/** Start time of a process in clock ticks since boot, or undefined when it is gone. */
-export const readStartTime = (pid: number): number | undefined => readProcStat(pid)?.startTime
-
-/** Every process on the machine, from `/proc`. */
-export const processTable = (): ReadonlyArray<ProcStat> => {
-  let entries: Array<string>
-  try {
-    entries = fs.readdirSync("/proc")
-  } catch {
-    return []
-  }
-  const out: Array<ProcStat> = []
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue
-    const stat = readProcStat(Number(entry))
-    if (stat) out.push(stat)
-  }
-  return out
-}
+import { type ProcStat, processTable } from "../process/ProcTable.js"
 
 /** A process group the supervisor spawned, as recorded. */
 export interface GroupRecord {

@@ -13,8 +13,9 @@
 import { Data, Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { type GroupRecord, killGroup, readProcStat, readStartTime, startGuardian } from "./Guardian.js"
-import { ProcessRegistry } from "./ProcessRegistry.js"
+import { readProcStat, readStartTime } from "../process/ProcTable.js"
+import { type GroupRecord, killGroup, startGuardian } from "./Guardian.js"
+import { ProcessRegistry } from "../process/ProcessRegistry.js"
 
 /** Paths of the runtime state of a stack directory. */
 export const statePaths = (stateDir: string) => ({

@@ -75,11 +75,12 @@ export const runStack = (options: StackRunOptions) =>
     // one supervisor per directory, served or not; leftovers of a crash go before their ports are checked
     yield* ensureNoSupervisor(stack.stateDir)
     yield* checkPortsFree(stack, selected)
+    // the registry (and its guardian) first: a build that provisioning runs is ended with the supervisor too
+    const registry = yield* Layer.build(PidRegistry.layer(stack.stateDir))
     yield* provision(stack, selected, {
       onProgress: options.onProgress ? (event) => options.onProgress!(event.message) : undefined
-    })
+    }).pipe(Effect.provide(registry))
     yield* writeComposeFile(stack)
-    const registry = yield* Layer.build(PidRegistry.layer(stack.stateDir))
     const env = yield* loadEnvironment(stack.dir)
     const supervisor = yield* makeLocalSupervisor(stack, { env }).pipe(Effect.provide(registry))
     const run: StackRun = { stack, supervisor, started: selected, readyMs: 0 }

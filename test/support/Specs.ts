@@ -66,6 +66,14 @@ export const httpProbe = (port: number, o: Partial<ProbeSpec> = {}): ProbeSpec =
   check: { _tag: "http_get", scheme: "http", host: "127.0.0.1", port, path: "/", headers: {} }
 })
 
+/** An exec probe (`sh -c command` in the current directory), checked every second. */
+export const execProbe = (command: string, o: Partial<ProbeSpec> = {}): ProbeSpec => ({
+  ...Defaults.probe,
+  periodMs: 1_000,
+  ...o,
+  check: { _tag: "exec", command, workingDir: process.cwd() }
+})
+
 /** A stack of the given services at `dir`, sorted by name as the loader sorts them. */
 export const stackOf = (dir: string, services: ReadonlyArray<ServiceSpec>): StackSpec => ({
   dir,

@@ -1,0 +1,317 @@
+/**
+ * The one way `core` runs a child process: as the leader of its own process group, recorded with the
+ * `ProcessRegistry` in context (whose guardian ends the group if the supervisor dies hard), owned by a
+ * scope. Closing the scope stops the group (the shutdown signal or command, a grace period, then SIGKILL),
+ * sweeps it once more with SIGKILL (a leader that exited can leave background children in its group), and
+ * returns only when no process of the group is left. Services (`spawnGroup`), and exec probes, shutdown
+ * commands and builds (`runGroup`) all go through here.
+ */
+import { Clock, Data, Deferred, Effect, Option, type Scope } from "effect"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import { constants } from "node:os"
+import { ProcessRegistry } from "./ProcessRegistry.js"
+import { groupProcesses } from "./ProcTable.js"
+
+export class SpawnError extends Data.TaggedError("SpawnError")<{
+  readonly command: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `cannot start ${this.command}: ${this.reason}`
+  }
+}
+
+export type OutputStream = "stdout" | "stderr"
+
+/** How the group is stopped when its scope closes. */
+export interface StopSpec {
+  readonly signal: NodeJS.Signals
+  /** Grace period after the signal (or for the shutdown command and the exit together) before SIGKILL. */
+  readonly timeoutMs: number
+  /** A shell command run instead of the signal (its own group, bounded by `timeoutMs`). */
+  readonly command?: string | undefined
+}
+
+/** Immediate SIGKILL: for short commands nobody waits for (probes, builds past their deadline). */
+export const killAtOnce: StopSpec = { signal: "SIGKILL", timeoutMs: 0 }
+
+export interface GroupOptions {
+  /** Whose group it is, as recorded with the guardian: `api`, `api (exec probe)`, `build nats`. */
+  readonly owner: string
+  readonly command: string
+  readonly args: ReadonlyArray<string>
+  readonly cwd: string
+  /** The full environment of the process. */
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly shutdown: StopSpec
+  /** Every chunk of output, synchronously, in arrival order. */
+  readonly onOutput: (stream: OutputStream, chunk: Buffer) => void
+  /** A stream reached its end (its last partial line can be flushed). */
+  readonly onEnd: (stream: OutputStream) => void
+}
+
+export interface ProcessGroup {
+  readonly pid: number
+  /** Waits for the leader's exit; the status is 128+n for death by signal n. */
+  readonly exit: Effect.Effect<number>
+  /** Waits for the leader's exit: its status and the signal that ended it, if one did. */
+  readonly ended: Effect.Effect<Ended>
+  /** Whether the leader has exited. */
+  readonly hasExited: Effect.Effect<boolean>
+}
+
+export interface Ended {
+  /** Exit status, 128+n for death by signal n. */
+  readonly status: number
+  readonly signal: NodeJS.Signals | undefined
+}
+
+/**
+ * Process groups alive in this process. Only the second-Ctrl-C handler reads it: it must SIGKILL every group
+ * synchronously, when no Effect code can run any more.
+ */
+export const liveGroups = new Set<number>()
+
+/** SIGKILL every live group at once (the second Ctrl-C). */
+export const killAllGroups = (): void => {
+  for (const pgid of liveGroups) signalGroup(pgid, "SIGKILL")
+}
+
+const signalNumbers = constants.signals as Readonly<Record<string, number>>
+
+/** Exit status as a shell reports it. */
+export const exitStatus = (code: number | null, signal: NodeJS.Signals | null): number =>
+  code ?? 128 + (signal ? (signalNumbers[signal] ?? 0) : 0)
+
+/** Signal a whole process group; a group that is already gone is not an error. */
+export const signalGroup = (pgid: number, signal: NodeJS.Signals | number): boolean => {
+  try {
+    process.kill(-pgid, signal)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** How long a release waits for SIGKILLed processes to disappear before it says so and gives up. */
+const GONE_LIMIT_MS = 5_000
+
+/** A group that still answers signal 0 is read from `/proc` this often (it may hold only zombies). */
+const ZOMBIE_CHECK_MS = 20
+
+/**
+ * Waits until no live process of the group is left, SIGKILLing stragglers (a member may fork while it is
+ * killed). Signal 0 answers "gone" for free in the common case; `/proc` is read only for a group that lingers,
+ * since zombies waiting for their reaper still count for signal 0. Real time on purpose: this waits for the
+ * kernel, not for a schedule, and must not hang under a `TestClock`. Returns the pids still alive at the
+ * limit (processes stuck in the kernel), normally none.
+ */
+const awaitGroupGone = (pgid: number): Effect.Effect<ReadonlyArray<number>> =>
+  Effect.async<ReadonlyArray<number>>((resume) => {
+    const started = Date.now()
+    let scanned = started
+    let timer: NodeJS.Timeout | undefined
+    const check = () => {
+      if (!signalGroup(pgid, 0)) return resume(Effect.succeed([]))
+      const now = Date.now()
+      const waited = now - started
+      if (now - scanned >= ZOMBIE_CHECK_MS) {
+        scanned = now
+        const alive = groupProcesses(pgid)
+        if (alive.length === 0 || waited >= GONE_LIMIT_MS) return resume(Effect.succeed(alive.map((p) => p.pid)))
+      }
+      signalGroup(pgid, "SIGKILL")
+      timer = setTimeout(check, 2)
+    }
+    check()
+    return Effect.sync(() => clearTimeout(timer))
+  })
+
+const describeSpawnError = (error: NodeJS.ErrnoException, cwd: string): string =>
+  error.code === "ENOENT"
+    ? isDirectory(cwd)
+      ? "command not found"
+      : `ENOENT: working directory ${cwd} does not exist`
+    : error.code === "EACCES"
+      ? "permission denied (is it executable?)"
+      : error.message
+
+/** Synchronous like the spawn callback it serves (see ProcTable on synchronous reads). */
+const isDirectory = (dir: string): boolean => {
+  try {
+    return fs.statSync(dir).isDirectory()
+  } catch {
+    return false
+  }
+}
+
+/** Spawn `command` in a new process group, recorded with the registry in context, stopped when the scope closes. */
+export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, SpawnError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const registry = yield* Effect.serviceOption(ProcessRegistry)
+    const exited = yield* Deferred.make<Ended>()
+    const drained = yield* Deferred.make<void>()
+    const pid = yield* Effect.acquireRelease(
+      Effect.async<number, SpawnError>((resume) => {
+        const failed = (reason: string) => resume(Effect.fail(new SpawnError({ command: options.command, reason })))
+        let child: ReturnType<typeof spawn>
+        try {
+          child = spawn(options.command, [...options.args], {
+            cwd: options.cwd,
+            env: options.env,
+            detached: true,
+            stdio: ["ignore", "pipe", "pipe"]
+          })
+        } catch (error) {
+          // bad arguments (a NUL byte, too long a list) throw instead of emitting "error"
+          return failed(describeSpawnError(error as NodeJS.ErrnoException, options.cwd))
+        }
+        let open = 2
+        for (const stream of ["stdout", "stderr"] as const) {
+          const readable = child[stream]!
+          readable.on("data", (chunk: Buffer) => options.onOutput(stream, chunk))
+          readable.on("close", () => {
+            options.onEnd(stream)
+            if (--open === 0) Deferred.unsafeDone(drained, Effect.void)
+          })
+        }
+        child.once("error", (error: NodeJS.ErrnoException) => {
+          if (child.pid === undefined) failed(describeSpawnError(error, options.cwd))
+        })
+        child.once("spawn", () => resume(Effect.succeed(child.pid!)))
+        child.once("exit", (code, signal) =>
+          Deferred.unsafeDone(exited, Effect.succeed({ status: exitStatus(code, signal), signal: signal ?? undefined }))
+        )
+      }).pipe(
+        Effect.tap((pid) => liveGroups.add(pid)),
+        Effect.tap((pid) =>
+          Option.match(registry, { onNone: () => Effect.void, onSome: (r) => r.register(options.owner, pid) })
+        )
+      ),
+      (pid) =>
+        stopGroup(pid, options, exited).pipe(
+          Effect.zipRight(Deferred.await(drained).pipe(Effect.interruptible, Effect.timeoutOption("1 second"))),
+          Effect.zipRight(awaitGroupGone(pid)),
+          Effect.flatMap((left) =>
+            left.length === 0
+              ? Effect.void
+              : Effect.logWarning(`${options.owner}: pids ${left.join(" ")} of group ${pid} survive SIGKILL`)
+          ),
+          Effect.zipRight(Effect.sync(() => liveGroups.delete(pid))),
+          Effect.zipRight(
+            Option.match(registry, { onNone: () => Effect.void, onSome: (r) => r.unregister(options.owner, pid) })
+          )
+        )
+    )
+    return {
+      pid,
+      exit: Effect.map(Deferred.await(exited), (ended) => ended.status),
+      ended: Deferred.await(exited),
+      hasExited: Deferred.isDone(exited)
+    }
+  })
+
+/**
+ * The shutdown sequence: signal (or shutdown command), wait for the leader's exit until the timeout (which
+ * the command and the wait share), SIGKILL the group, then sweep the group once more in case the leader left
+ * children behind.
+ */
+const stopGroup = (pid: number, options: GroupOptions, exited: Deferred.Deferred<Ended>): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    const { shutdown } = options
+    if (!(yield* Deferred.isDone(exited))) {
+      const started = yield* Clock.currentTimeMillis
+      if (shutdown.command !== undefined) {
+        yield* runGroup({
+          owner: `${options.owner} (shutdown command)`,
+          command: "sh",
+          args: ["-c", shutdown.command],
+          cwd: options.cwd,
+          env: options.env,
+          timeoutMs: shutdown.timeoutMs
+        }).pipe(Effect.catchAll((error) => Effect.logWarning(`${options.owner}: shutdown command: ${error.message}`)))
+      } else {
+        signalGroup(pid, shutdown.signal)
+      }
+      const spent = (yield* Clock.currentTimeMillis) - started
+      const graceful = yield* Deferred.await(exited).pipe(
+        Effect.interruptible,
+        Effect.timeoutOption(Math.max(0, shutdown.timeoutMs - spent))
+      )
+      if (Option.isNone(graceful)) {
+        if (shutdown.signal !== "SIGKILL") {
+          yield* Effect.logWarning(
+            `pid ${pid} still running ${shutdown.timeoutMs} ms after ${shutdown.command === undefined ? shutdown.signal : "its shutdown command"}: SIGKILL`
+          )
+        }
+        signalGroup(pid, "SIGKILL")
+        yield* Deferred.await(exited)
+      }
+    }
+    signalGroup(pid, "SIGKILL")
+  })
+
+/** How a command run to completion ended. */
+export interface GroupResult {
+  /** Exit status, 128+n for death by signal n. */
+  readonly status: number
+  /** Exit code, or `undefined` when a signal ended it. */
+  readonly code: number | undefined
+  readonly signal: NodeJS.Signals | undefined
+  /** Whether `timeoutMs` passed and the group was killed. */
+  readonly timedOut: boolean
+  /** The tail of stdout and stderr, interleaved as received. */
+  readonly output: string
+}
+
+/** Characters of output a `runGroup` keeps. */
+const OUTPUT_LIMIT = 64 * 1024
+
+/**
+ * Runs a short command to completion in its own group (see `spawnGroup`) and returns its status and output
+ * tail. After `timeoutMs` (Effect clock) the group is SIGKILLed and the result says `timedOut`. Interrupted,
+ * it stops the group with `shutdown` (default: SIGKILL at once). Returns only once the whole group is gone.
+ */
+export const runGroup = (
+  options: Omit<GroupOptions, "onOutput" | "onEnd" | "shutdown"> & {
+    readonly timeoutMs?: number | undefined
+    readonly shutdown?: StopSpec | undefined
+  }
+): Effect.Effect<GroupResult, SpawnError> =>
+  Effect.gen(function* () {
+    let output = ""
+    const append = (_: OutputStream, chunk: Buffer) => {
+      output += chunk.toString("utf8")
+      if (output.length > OUTPUT_LIMIT * 2) output = output.slice(-OUTPUT_LIMIT)
+    }
+    const ended = yield* Effect.scoped(
+      Effect.gen(function* () {
+        const group = yield* spawnGroup({
+          ...options,
+          shutdown: options.shutdown ?? killAtOnce,
+          onOutput: append,
+          onEnd: () => {}
+        })
+        if (options.timeoutMs === undefined) return Option.some(yield* group.ended)
+        // interruptible, so that the timeout can end the wait when this runs in a release (a shutdown command)
+        const exit = yield* group.ended.pipe(Effect.interruptible, Effect.timeoutOption(Math.max(1, options.timeoutMs)))
+        if (Option.isNone(exit)) {
+          signalGroup(group.pid, "SIGKILL")
+          append("stderr", Buffer.from(`\n(killed after ${options.timeoutMs} ms)\n`))
+        }
+        return exit
+      })
+    )
+    const { status, signal } = Option.getOrElse(
+      ended,
+      (): Ended => ({ status: exitStatus(null, "SIGKILL"), signal: "SIGKILL" })
+    )
+    return {
+      status,
+      code: signal === undefined ? status : undefined,
+      signal,
+      timedOut: Option.isNone(ended),
+      output: output.slice(-OUTPUT_LIMIT)
+    }
+  })

@@ -1,0 +1,329 @@
+/**
+ * The life of one service, from `start` to its end: wait for the dependencies' conditions, spawn its process
+ * group (a scoped resource), wait for readiness within the deadline, watch liveness, and apply the restart
+ * policy when the process ends. Times come from the Effect `Clock`, so backoff and deadlines follow a
+ * `TestClock`. The stack-level verbs (`up`, `stop`, ...) are in `LocalSupervisor`.
+ */
+import { Clock, Deferred, Effect, Fiber, Option, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
+import { waitReady, watchLiveness } from "../health/Probe.js"
+import { type LogError, makeServiceLog, type ServiceLog } from "../logs/ServiceLog.js"
+import type { ServiceSpec } from "../manifest/ServiceSpec.js"
+import { spawnGroup } from "../process/ProcessGroup.js"
+import { conditionVerdict } from "../stack/DependencyCondition.js"
+import { decideRestart } from "./RestartPolicy.js"
+import { isAlive, type ServiceStatus } from "./ServiceStatus.js"
+
+/**
+ * A run that ends after it was ready (or, without a readiness check, after this long) resets the count of
+ * consecutive failures that the exponential backoff grows with.
+ */
+const SETTLED_MS = 10_000
+
+/** Lines of a failed service's output quoted in its error. */
+const FAILURE_TAIL = 15
+
+export interface Internal {
+  readonly status: ServiceStatus
+  /** `ready_log_line` matched in the current run. */
+  readonly logReady: boolean
+}
+
+/** A service of the stack: its spec, log, state, and the lock that makes its verbs run one at a time. */
+export interface ServiceEntry {
+  readonly spec: ServiceSpec
+  readonly log: ServiceLog
+  readonly state: SubscriptionRef.SubscriptionRef<Internal>
+  readonly lock: Effect.Semaphore
+}
+
+/** What the services of one stack share. */
+export interface StackContext {
+  readonly entries: ReadonlyMap<string, ServiceEntry>
+  /** Every status change of every service. */
+  readonly transitions: PubSub.PubSub<ServiceStatus>
+  /** Completed when a service asks the whole stack to end. */
+  readonly exitRequested: Deferred.Deferred<string>
+  /** The environment the services inherit (their own `env` goes over it). */
+  readonly env: Readonly<Record<string, string | undefined>>
+}
+
+/** How one run of a process ended. */
+type RunOutcome =
+  | {
+      readonly _tag: "Exited"
+      readonly code: number
+      readonly settled: boolean
+    }
+  | { readonly _tag: "SpawnFailed"; readonly reason: string }
+  | { readonly _tag: "NotReady"; readonly reason: string }
+  | { readonly _tag: "Unhealthy"; readonly reason: string }
+
+/** A service's entry, its log file open in `stateDir/logs`; pending (or disabled), not started. */
+export const makeEntry = (spec: ServiceSpec, stateDir: string): Effect.Effect<ServiceEntry, LogError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const name = spec.name as string
+    const log = yield* makeServiceLog({
+      name,
+      file: `${stateDir}/logs/${name}.log`
+    })
+    const state = yield* SubscriptionRef.make<Internal>({
+      logReady: false,
+      status: {
+        name,
+        state: spec.disabled ? "disabled" : "pending",
+        health: spec.readiness ? "unknown" : "none",
+        pid: null,
+        restarts: 0,
+        startedAt: null,
+        exitCode: null,
+        reason: spec.disabled ? "disabled in its manifest" : null,
+        ports: spec.ports
+      }
+    })
+    return { spec, log, state, lock: yield* Effect.makeSemaphore(1) }
+  })
+
+/** Changes a service's status, publishes it, and notes a new state (or reason) in its log. */
+export const update = (
+  stack: StackContext,
+  entry: ServiceEntry,
+  f: (status: ServiceStatus) => Partial<ServiceStatus>
+): Effect.Effect<ServiceStatus> =>
+  SubscriptionRef.modify(entry.state, (current) => {
+    const next = { ...current.status, ...f(current.status) }
+    const status: ServiceStatus = isAlive(next.state)
+      ? next
+      : {
+          ...next,
+          health:
+            next.health === "unhealthy" && (next.state === "restarting" || next.state === "failed")
+              ? "unhealthy"
+              : entry.spec.readiness
+                ? "unknown"
+                : "none"
+        }
+    const noted = status.state !== current.status.state || status.reason !== current.status.reason
+    return [
+      { status, noted },
+      { ...current, status }
+    ] as const
+  }).pipe(
+    Effect.tap(({ status }) => PubSub.publish(stack.transitions, status)),
+    Effect.tap(({ status, noted }) =>
+      noted
+        ? Effect.sync(() => entry.log.note(`${status.state}${status.reason ? `: ${status.reason}` : ""}`))
+        : Effect.void
+    ),
+    Effect.map(({ status }) => status)
+  )
+
+/** The last lines of a service's own output (not the supervisor's notes), for an error. */
+export const lastLines = (entry: ServiceEntry): Effect.Effect<ReadonlyArray<string>> =>
+  entry.log.tail(FAILURE_TAIL * 4).pipe(
+    Effect.map((lines) =>
+      lines
+        .filter((l) => !l.supervisor)
+        .slice(-FAILURE_TAIL)
+        .map((l) => l.text)
+    )
+  )
+
+/** What a dependency's condition sees of `entry`. */
+export const dependencyState = (entry: ServiceEntry, internal: Internal) => ({
+  ...internal,
+  hasLogLine: entry.spec.readyLogLine !== undefined
+})
+
+/** Waits for every dependency's condition; the reason when one can no longer be met. */
+const awaitDependencies = (stack: StackContext, spec: ServiceSpec): Effect.Effect<string | undefined> =>
+  Effect.forEach(
+    spec.dependsOn,
+    ({ name, condition }) => {
+      const dependency = stack.entries.get(name)!
+      return dependency.state.changes.pipe(
+        Stream.map((internal) => conditionVerdict(condition, dependencyState(dependency, internal))),
+        Stream.filter((verdict) => verdict !== "wait"),
+        Stream.runHead,
+        Effect.map((verdict) =>
+          Option.isSome(verdict) && verdict.value !== "met"
+            ? `dependency ${name} can no longer be ${condition.replace("process_", "")}: ${verdict.value.failed}`
+            : undefined
+        )
+      )
+    },
+    { concurrency: "unbounded" }
+  ).pipe(Effect.map((reasons) => reasons.find((r) => r !== undefined)))
+
+/** One run of the process: spawn, readiness within the deadline (Clock millis), liveness, until it ends. */
+const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
+  Effect.gen(function* () {
+    const { spec, log } = entry
+    const logMatched = yield* Deferred.make<void>()
+    if (spec.readyLogLine !== undefined) {
+      const pattern = new RegExp(spec.readyLogLine)
+      const unsubscribe = log.onLine((line) => {
+        if (!line.supervisor && pattern.test(line.text)) Deferred.unsafeDone(logMatched, Effect.void)
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
+    }
+    yield* SubscriptionRef.update(entry.state, (s) => ({ ...s, logReady: false }))
+    const spawned = yield* spawnGroup({
+      owner: spec.name,
+      command: spec.command,
+      args: spec.args,
+      cwd: spec.workingDir,
+      env: { ...stack.env, ...spec.env },
+      shutdown: spec.shutdown,
+      onOutput: log.write,
+      onEnd: log.end
+    }).pipe(Effect.either)
+    if (spawned._tag === "Left") return { _tag: "SpawnFailed", reason: spawned.left.message } as RunOutcome
+    const proc = spawned.right
+    const hasReadiness = spec.readiness !== undefined || spec.readyLogLine !== undefined
+    const spawnedAt = yield* Clock.currentTimeMillis
+    yield* update(stack, entry, () => ({
+      state: hasReadiness ? "starting" : "running",
+      pid: proc.pid,
+      startedAt: spawnedAt,
+      exitCode: null,
+      reason: null,
+      health: spec.readiness ? "unknown" : "none"
+    }))
+    let ready = !hasReadiness
+    let lastProbeFailure: string | undefined
+
+    const readiness = Effect.all(
+      [
+        spec.readiness
+          ? waitReady(
+              spec.readiness,
+              (ok, reason) => {
+                if (!ok) lastProbeFailure = reason
+              },
+              `${spec.name} (readiness probe)`
+            )
+          : Effect.void,
+        spec.readyLogLine !== undefined
+          ? Deferred.await(logMatched).pipe(
+              Effect.zipRight(SubscriptionRef.update(entry.state, (s) => ({ ...s, logReady: true })))
+            )
+          : Effect.void
+      ],
+      { concurrency: "unbounded", discard: true }
+    ).pipe(
+      Effect.timeoutOption(Math.max(0, deadline - spawnedAt)),
+      Effect.flatMap((done) =>
+        Option.isSome(done)
+          ? Effect.gen(function* () {
+              ready = true
+              yield* update(stack, entry, () => ({
+                state: "ready",
+                health: spec.readiness ? "healthy" : "none",
+                reason: null
+              }))
+            })
+          : Effect.fail({
+              _tag: "NotReady",
+              reason:
+                `not ready after ${spec.readinessTimeoutMs / 1000} s` +
+                (lastProbeFailure ? ` (last readiness check: ${lastProbeFailure})` : "")
+            } as RunOutcome)
+      )
+    )
+    const liveness = spec.liveness
+      ? watchLiveness(spec.liveness, undefined, `${spec.name} (liveness probe)`).pipe(
+          Effect.catchAll((failure) =>
+            Effect.fail({
+              _tag: "Unhealthy",
+              reason: `liveness check failed: ${failure.reason}`
+            } as RunOutcome)
+          )
+        )
+      : Effect.never
+    const watch = (hasReadiness ? readiness : Effect.void).pipe(
+      Effect.zipRight(liveness),
+      Effect.flip,
+      Effect.tap((outcome) =>
+        outcome._tag === "Unhealthy" ? update(stack, entry, () => ({ health: "unhealthy" })) : Effect.void
+      )
+    )
+    const exited = proc.exit.pipe(
+      Effect.zip(Clock.currentTimeMillis),
+      Effect.map(
+        ([code, now]): RunOutcome => ({
+          _tag: "Exited",
+          code,
+          settled: hasReadiness ? ready : now - spawnedAt >= SETTLED_MS
+        })
+      )
+    )
+    // forked in this run's scope, after the group: its probes are interrupted, and awaited, before the
+    // group is stopped (a race would leave the loser's interruption running behind the stop)
+    const watching = yield* Effect.forkScoped(watch)
+    return yield* Effect.raceFirst(exited, Fiber.join(watching))
+  }).pipe(Effect.scoped)
+
+/**
+ * The life of a service from `start` to its end: dependencies, runs, restarts. Interrupting it stops the
+ * current run's process group. Its logs carry the service's name.
+ */
+export const lifecycle = (stack: StackContext, entry: ServiceEntry): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    const { spec } = entry
+    if (spec.dependsOn.length > 0) {
+      yield* update(stack, entry, () => ({ state: "waiting", reason: null, pid: null }))
+      const blocked = yield* awaitDependencies(stack, spec)
+      if (blocked !== undefined) {
+        yield* update(stack, entry, () => ({ state: "skipped", reason: blocked, pid: null }))
+        return
+      }
+    }
+    let policyRestarts = 0
+    let consecutiveFailures = 0
+    let deadline = (yield* Clock.currentTimeMillis) + spec.readinessTimeoutMs
+    while (true) {
+      const outcome = yield* runOnce(stack, entry, deadline)
+      if (outcome._tag === "SpawnFailed" || outcome._tag === "NotReady") {
+        yield* update(stack, entry, () => ({ state: "failed", reason: outcome.reason, pid: null }))
+        return
+      }
+      const code = outcome._tag === "Exited" ? outcome.code : 1
+      const settled = outcome._tag === "Exited" ? outcome.settled : true
+      if (settled) consecutiveFailures = 0
+      const decision = decideRestart(spec.restart, { code, requested: false }, policyRestarts, consecutiveFailures)
+      const reason = outcome._tag === "Unhealthy" ? outcome.reason : undefined
+      switch (decision._tag) {
+        case "Restart": {
+          policyRestarts++
+          if (code !== 0) consecutiveFailures++
+          yield* update(stack, entry, (s) => ({
+            state: "restarting",
+            pid: null,
+            exitCode: code,
+            restarts: s.restarts + 1,
+            reason: `${reason ?? `exited with code ${code}`}; restarting in ${decision.delayMs} ms`
+          }))
+          yield* Effect.sleep(decision.delayMs)
+          if (settled) deadline = (yield* Clock.currentTimeMillis) + spec.readinessTimeoutMs
+          continue
+        }
+        case "Done":
+          yield* update(stack, entry, () => ({
+            state: decision.failed ? "failed" : "completed",
+            pid: null,
+            exitCode: code,
+            reason: reason ?? decision.reason ?? null
+          }))
+          return
+        case "ExitStack":
+          yield* update(stack, entry, () => ({
+            state: code === 0 ? "completed" : "failed",
+            pid: null,
+            exitCode: code,
+            reason: decision.reason
+          }))
+          yield* Deferred.succeed(stack.exitRequested, `${spec.name} ${decision.reason}`)
+          return
+      }
+    }
+  }).pipe(Effect.annotateLogs({ service: entry.spec.name }))

@@ -1,0 +1,113 @@
+/**
+ * The per-service lifecycle on the Effect clock: restart backoff and the readiness deadline driven by
+ * `TestClock` (no real sleeping for them; the processes and probe commands are real).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Scope, TestClock } from "effect"
+import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
+import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
+import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
+import type { ServiceStatus } from "../src/supervisor/ServiceStatus.js"
+import { survivors } from "./support/Processes.js"
+import { execProbe, fixtureBin, service, stackOf, tempDir } from "./support/Specs.js"
+
+/** A readiness probe whose command always fails, checked every second. */
+const neverReady = execProbe("echo not yet; exit 1")
+
+/** Polls (real time: it waits for real processes) until the service's status satisfies `check`. */
+const until = (
+  sup: { readonly statusOf: (name: string) => Effect.Effect<ServiceStatus, unknown> },
+  name: string,
+  check: (status: ServiceStatus) => boolean
+): Effect.Effect<ServiceStatus> =>
+  Effect.gen(function* () {
+    while (true) {
+      const status = yield* Effect.orDie(sup.statusOf(name))
+      if (check(status)) return status
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10)))
+    }
+  })
+
+/** Runs `body` with a supervisor of `services` (TestClock); afterwards checks that no process is left. */
+const withSupervisor = <A, E>(
+  services: ReadonlyArray<ServiceSpec>,
+  body: (sup: Effect.Effect.Success<ReturnType<typeof makeLocalSupervisor>>, pids: Set<number>) => Effect.Effect<A, E>
+) =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    const sup = yield* makeLocalSupervisor(stackOf(tempDir(), services)).pipe(
+      Effect.provide(ProcessRegistry.none),
+      Scope.extend(scope)
+    )
+    const pids = new Set<number>()
+    const result = yield* body(sup, pids).pipe(Effect.exit)
+    yield* Scope.close(scope, Exit.void)
+    expect(survivors(pids)).toEqual([])
+    return yield* result
+  })
+
+describe("ServiceRunner on the TestClock", () => {
+  it.effect(
+    "the readiness deadline fails a service that never gets ready, at the deadline and not before",
+    () =>
+      withSupervisor(
+        [service("slow", "sleep", ["3600"], { readiness: neverReady, readinessTimeoutMs: 20_000 })],
+        (sup, pids) =>
+          Effect.gen(function* () {
+            const up = yield* Effect.fork(sup.up())
+            const starting = yield* until(sup, "slow", (s) => s.state === "starting")
+            pids.add(starting.pid!)
+            yield* TestClock.adjust("19 seconds")
+            expect((yield* sup.statusOf("slow")).state).toBe("starting")
+            yield* TestClock.adjust("1 second")
+            const failed = yield* until(sup, "slow", (s) => s.state === "failed")
+            expect(failed.reason).toMatch(
+              /^not ready after 20 s \(last readiness check: exec `.*` exited with 1: not yet\)$/
+            )
+            const error = yield* Fiber.join(up).pipe(Effect.flip)
+            expect(error).toMatchObject({ _tag: "StartFailed", service: "slow" })
+          })
+      ),
+    30_000
+  )
+
+  it.effect(
+    "runs that never got ready restart after the backoff, and the deadline spans those restarts",
+    () =>
+      withSupervisor(
+        [
+          // each run exits after a real second: long after a deadline that has passed fails it
+          service("crasher", fixtureBin("crash.sh"), ["1", "4"], {
+            readiness: neverReady,
+            readinessTimeoutMs: 50_000,
+            restart: { policy: "on_failure", backoffMs: 30_000, maxRestarts: 5 }
+          })
+        ],
+        (sup, pids) =>
+          Effect.gen(function* () {
+            const up = yield* Effect.fork(sup.up())
+            const first = yield* until(sup, "crasher", (s) => s.state === "restarting")
+            expect(first).toMatchObject({ restarts: 1, exitCode: 4 })
+            expect(first.reason).toBe("exited with code 4; restarting in 30000 ms")
+            // no restart before the backoff has elapsed
+            yield* TestClock.adjust("29 seconds")
+            expect(yield* sup.statusOf("crasher")).toMatchObject({ state: "restarting", restarts: 1 })
+            yield* TestClock.adjust("1 second")
+            const second = yield* until(sup, "crasher", (s) => s.state === "restarting" && s.restarts === 2)
+            expect(second.reason).toBe("exited with code 4; restarting in 30000 ms")
+            // 60 s from the start: past the 50 s readiness deadline, which the failed runs did not renew
+            yield* TestClock.adjust("30 seconds")
+            const failed = yield* until(sup, "crasher", (s) => s.state === "failed")
+            expect(failed.restarts).toBe(2)
+            expect(failed.reason).toMatch(/^not ready after 50 s/)
+            for (const line of yield* sup.logs("crasher", 100)) {
+              const pid = /pid (\d+)/.exec(line.text)?.[1]
+              if (pid) pids.add(Number(pid))
+            }
+            expect(pids.size).toBeGreaterThanOrEqual(2)
+            yield* Fiber.join(up).pipe(Effect.flip)
+          })
+      ),
+    30_000
+  )
+})
