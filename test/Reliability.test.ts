@@ -86,10 +86,31 @@ const sh = (script: string, compose: Record<string, unknown> = {}, extra: Record
 })
 
 describe("item 2: starts that used to hang", () => {
-  it("a working_dir that is a file fails the start, naming it", async () => {
+  it("a working_dir that is a file is refused at load, naming it", async () => {
     const dir = stack({ api: sh("sleep 60", { working_dir: "a-file" }) })
     writeFileSync(join(dir, "a-file"), "")
-    await expectFailedStart(dir, ["api failed to start", `working directory ${join(dir, "a-file")} is not a directory`])
+    await expectFailedStart(dir, [
+      `services/api/service.json: process.compose.working_dir: ${join(dir, "a-file")} is not a directory`
+    ])
+  })
+
+  it("a working_dir that became a file after loading fails the start, naming it", async () => {
+    // the service's own start script turns the second service's working directory into a file
+    const dir = stack({
+      first: {
+        process: {
+          command: "sh",
+          args: ["-c", "rmdir later && touch later && echo done; exec sleep 60"],
+          compose: { ready_log_line: "done" }
+        }
+      },
+      second: sh("sleep 60", { working_dir: "later", depends_on: { first: { condition: "process_log_ready" } } })
+    })
+    mkdirSync(join(dir, "later"))
+    await expectFailedStart(dir, [
+      "second failed to start",
+      `working directory ${join(dir, "later")} is not a directory`
+    ])
   })
 
   it("a missing working_dir is not 'command not found'", async () => {
