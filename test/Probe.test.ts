@@ -134,6 +134,15 @@ describe("runCheck exec", () => {
     })
   )
 
+  it.scopedLive("runs with the environment it is given (the service's), not the supervisor's", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const check = { _tag: "exec", command: 'test "$CORE_PROBE_FOO" = bar', workingDir: dir } as const
+      yield* runCheck(check, 5000, { env: { PATH: process.env["PATH"], CORE_PROBE_FOO: "bar" } })
+      expect(yield* failureReason(runCheck(check, 5000))).toContain("exited with 1")
+    })
+  )
+
   it.scopedLive("a command over its timeout is killed with its whole group", () =>
     Effect.gen(function* () {
       const dir = yield* tempDir

@@ -14,6 +14,14 @@ import * as ProbeSchedule from "./ProbeSchedule.js"
 /** One check failed; `reason` is a short human-readable sentence (status, exit code, connection error, timeout). */
 export class ProbeError extends Data.TaggedError("ProbeError")<{ readonly reason: string }> {}
 
+/** Where an exec check runs: as its service does. */
+export interface CheckContext {
+  /** Names the check's process group for the guardian: `api (readiness probe)`. Default `exec probe`. */
+  readonly owner?: string | undefined
+  /** The full environment of the command: the service's own (its `env` over the stack's). Default: this process's. */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined
+}
+
 /** A liveness probe reached `failureThreshold` consecutive failures outside its grace period. */
 export class LivenessFailed extends Data.TaggedError("LivenessFailed")<{
   /** The reason of the last failed check. */
@@ -97,8 +105,14 @@ const tcpConnect = (check: Extract<ProbeCheck, { _tag: "tcp" }>) =>
     return Effect.sync(() => socket.destroy())
   })
 
-const execCommand = (check: Extract<ProbeCheck, { _tag: "exec" }>, owner: string) =>
-  runGroup({ owner, command: "sh", args: ["-c", check.command], cwd: check.workingDir, env: process.env }).pipe(
+const execCommand = (check: Extract<ProbeCheck, { _tag: "exec" }>, context: CheckContext) =>
+  runGroup({
+    owner: context.owner ?? "exec probe",
+    command: "sh",
+    args: ["-c", check.command],
+    cwd: check.workingDir,
+    env: context.env ?? process.env
+  }).pipe(
     Effect.mapError((error) => new ProbeError({ reason: `${describeCheck(check)}: ${error.reason}` })),
     Effect.flatMap(({ code, signal, output }) => {
       if (code === 0) return Effect.void
@@ -119,10 +133,10 @@ const execCommand = (check: Extract<ProbeCheck, { _tag: "exec" }>, owner: string
 export const runCheck = (
   check: ProbeCheck,
   timeoutMs: number,
-  owner = "exec probe"
+  context: CheckContext = {}
 ): Effect.Effect<void, ProbeError> => {
   const attempt =
-    check._tag === "http_get" ? httpGet(check) : check._tag === "tcp" ? tcpConnect(check) : execCommand(check, owner)
+    check._tag === "http_get" ? httpGet(check) : check._tag === "tcp" ? tcpConnect(check) : execCommand(check, context)
   return attempt.pipe(
     Effect.timeoutFail({
       duration: Duration.millis(Math.max(1, timeoutMs)),
@@ -192,8 +206,8 @@ export const waitReadyWith = Effect.fn("Probe.waitReady")(function* (
 export const waitReady = (
   spec: ProbeSpec,
   onResult?: (ok: boolean, reason?: string) => void,
-  owner?: string
-): Effect.Effect<void> => waitReadyWith(runCheck(spec.check, spec.timeoutMs, owner), spec, onResult)
+  context?: CheckContext
+): Effect.Effect<void> => waitReadyWith(runCheck(spec.check, spec.timeoutMs, context), spec, onResult)
 
 /** `watchLiveness` with any check in place of the spec's own. */
 export const watchLivenessWith = Effect.fn("Probe.watchLiveness")(function* (
@@ -215,6 +229,6 @@ export const watchLivenessWith = Effect.fn("Probe.watchLiveness")(function* (
 export const watchLiveness = (
   spec: ProbeSpec,
   onResult?: (ok: boolean, reason?: string) => void,
-  owner?: string
+  context?: CheckContext
 ): Effect.Effect<never, LivenessFailed> =>
-  watchLivenessWith(runCheck(spec.check, spec.timeoutMs, owner), spec, onResult)
+  watchLivenessWith(runCheck(spec.check, spec.timeoutMs, context), spec, onResult)

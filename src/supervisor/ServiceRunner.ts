@@ -167,12 +167,14 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
       yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
     }
     yield* SubscriptionRef.update(entry.state, (s) => ({ ...s, logReady: false }))
+    // the process, its exec probes and its shutdown command all see the same environment
+    const env = { ...stack.env, ...spec.env }
     const spawned = yield* spawnGroup({
       owner: spec.name,
       command: spec.command,
       args: spec.args,
       cwd: spec.workingDir,
-      env: { ...stack.env, ...spec.env },
+      env,
       shutdown: spec.shutdown,
       onOutput: log.write,
       onEnd: log.end
@@ -200,7 +202,7 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
               (ok, reason) => {
                 if (!ok) lastProbeFailure = reason
               },
-              `${spec.name} (readiness probe)`
+              { owner: `${spec.name} (readiness probe)`, env }
             )
           : Effect.void,
         spec.readyLogLine !== undefined
@@ -231,7 +233,7 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
       )
     )
     const liveness = spec.liveness
-      ? watchLiveness(spec.liveness, undefined, `${spec.name} (liveness probe)`).pipe(
+      ? watchLiveness(spec.liveness, undefined, { owner: `${spec.name} (liveness probe)`, env }).pipe(
           Effect.catchAll((failure) =>
             Effect.fail({
               _tag: "Unhealthy",
