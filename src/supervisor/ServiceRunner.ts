@@ -10,7 +10,7 @@ import { type LogError, makeServiceLog, type ServiceLog } from "../logs/ServiceL
 import type { ServiceSpec } from "../manifest/ServiceSpec.js"
 import { spawnGroup } from "../process/ProcessGroup.js"
 import { conditionVerdict } from "../stack/DependencyCondition.js"
-import { decideRestart } from "./RestartPolicy.js"
+import { BRIEF_RUN_MS, decideRestart } from "./RestartPolicy.js"
 import { isAlive, type ServiceStatus } from "./ServiceStatus.js"
 
 /**
@@ -53,10 +53,14 @@ type RunOutcome =
       readonly _tag: "Exited"
       readonly code: number
       readonly settled: boolean
+      /** It had a readiness check and had not passed it. */
+      readonly beforeReady: boolean
+      /** How long the process ran. */
+      readonly ranMs: number
     }
   | { readonly _tag: "SpawnFailed"; readonly reason: string }
   | { readonly _tag: "NotReady"; readonly reason: string }
-  | { readonly _tag: "Unhealthy"; readonly reason: string }
+  | { readonly _tag: "Unhealthy"; readonly reason: string; readonly ranMs: number }
 
 /** A service's entry, its log file open in `stateDir/logs`; pending (or disabled), not started. */
 export const makeEntry = (spec: ServiceSpec, stateDir: string): Effect.Effect<ServiceEntry, LogError, Scope.Scope> =>
@@ -235,10 +239,13 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
     const liveness = spec.liveness
       ? watchLiveness(spec.liveness, undefined, { owner: `${spec.name} (liveness probe)`, env }).pipe(
           Effect.catchAll((failure) =>
-            Effect.fail({
-              _tag: "Unhealthy",
-              reason: `liveness check failed: ${failure.reason}`
-            } as RunOutcome)
+            Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              Effect.fail({
+                _tag: "Unhealthy",
+                reason: `liveness check failed: ${failure.reason}`,
+                ranMs: now - spawnedAt
+              } as RunOutcome)
+            )
           )
         )
       : Effect.never
@@ -255,7 +262,9 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
         ([code, now]): RunOutcome => ({
           _tag: "Exited",
           code,
-          settled: hasReadiness ? ready : now - spawnedAt >= SETTLED_MS
+          settled: hasReadiness ? ready : now - spawnedAt >= SETTLED_MS,
+          beforeReady: hasReadiness && !ready,
+          ranMs: now - spawnedAt
         })
       )
     )
@@ -282,6 +291,7 @@ export const lifecycle = (stack: StackContext, entry: ServiceEntry): Effect.Effe
     }
     let policyRestarts = 0
     let consecutiveFailures = 0
+    let briefRuns = 0
     let deadline = (yield* Clock.currentTimeMillis) + spec.readinessTimeoutMs
     while (true) {
       const outcome = yield* runOnce(stack, entry, deadline)
@@ -291,19 +301,27 @@ export const lifecycle = (stack: StackContext, entry: ServiceEntry): Effect.Effe
       }
       const code = outcome._tag === "Exited" ? outcome.code : 1
       const settled = outcome._tag === "Exited" ? outcome.settled : true
+      const beforeReady = outcome._tag === "Exited" && outcome.beforeReady
       if (settled) consecutiveFailures = 0
-      const decision = decideRestart(spec.restart, { code, requested: false }, policyRestarts, consecutiveFailures)
+      briefRuns = outcome.ranMs < BRIEF_RUN_MS ? briefRuns + 1 : 0
+      const decision = decideRestart(
+        spec.restart,
+        { code, requested: false, beforeReady },
+        policyRestarts,
+        consecutiveFailures,
+        briefRuns
+      )
       const reason = outcome._tag === "Unhealthy" ? outcome.reason : undefined
       switch (decision._tag) {
         case "Restart": {
           policyRestarts++
-          if (code !== 0) consecutiveFailures++
+          if (code !== 0 || beforeReady) consecutiveFailures++
           yield* update(stack, entry, (s) => ({
             state: "restarting",
             pid: null,
             exitCode: code,
             restarts: s.restarts + 1,
-            reason: `${reason ?? `exited with code ${code}`}; restarting in ${decision.delayMs} ms`
+            reason: `${reason ?? (beforeReady ? `exited with code ${code} before it was ready` : `exited with code ${code}`)}; restarting in ${decision.delayMs} ms`
           }))
           yield* Effect.sleep(decision.delayMs)
           if (settled) deadline = (yield* Clock.currentTimeMillis) + spec.readinessTimeoutMs
