@@ -4,12 +4,21 @@ import * as fs from "node:fs"
 import { spawn } from "node:child_process"
 import * as net from "node:net"
 import { join } from "node:path"
-import { LogLineJson } from "../src/api/ControlApi.js"
+import { DefaultTail, LogLineJson } from "../src/api/ControlApi.js"
 import { connect, NoSupervisor } from "../src/api/ControlClient.js"
-import { ensureNoSupervisor, serveControl } from "../src/api/ControlServer.js"
+import { serveControl } from "../src/api/ControlServer.js"
 import { readStartTime } from "../src/process/ProcTable.js"
+import { ensureNoSupervisor } from "../src/state/SupervisorLock.js"
 import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
-import { ServiceStatus } from "../src/supervisor/ServiceStatus.js"
+import { ServiceStatus } from "../src/stack/ServiceStatus.js"
+import {
+  LocalSupervisor,
+  type LocalSupervisorShape,
+  StartFailed,
+  Supervisor,
+  UnknownService
+} from "../src/supervisor/Supervisor.js"
+import { serviceVerb } from "../src/app/RunningStack.js"
 import { makeFakeSupervisor } from "./support/FakeSupervisor.js"
 import { service, stackOf, tempDir } from "./support/Specs.js"
 
@@ -22,6 +31,7 @@ const withServed = <A, E>(
   body: (ctx: {
     readonly dir: string
     readonly client: Effect.Effect.Success<ReturnType<typeof connect>>
+    readonly local: LocalSupervisorShape
   }) => Effect.Effect<A, E, Scope.Scope>,
   dir = tempDir("core-api-")
 ) =>
@@ -29,10 +39,13 @@ const withServed = <A, E>(
     const stack = stackOf(dir, services)
     const scope = yield* Scope.make()
     const sup = yield* makeFakeSupervisor(stack)
-    yield* serveControl(sup, stack.stateDir, { onDown: Effect.void }).pipe(Scope.extend(scope))
-    const result = yield* Effect.scoped(Effect.flatMap(connect(dir), (client) => body({ dir, client }))).pipe(
-      Effect.exit
+    yield* serveControl(stack.stateDir, { onDown: Effect.void }).pipe(
+      Effect.provideService(LocalSupervisor, sup),
+      Scope.extend(scope)
     )
+    const result = yield* Effect.scoped(
+      Effect.flatMap(connect(dir), (client) => body({ dir, client, local: sup }))
+    ).pipe(Effect.exit)
     yield* Scope.close(scope, Exit.void)
     expect(fs.existsSync(join(stack.stateDir, "control.sock"))).toBe(false)
     expect(fs.existsSync(join(stack.stateDir, "supervisor.pid"))).toBe(false)
@@ -59,6 +72,8 @@ describe("ControlApi over a Unix socket", () => {
           expect((yield* client.statusOf("b")).pid).toBeTypeOf("number")
           const unknown = yield* Effect.flip(client.statusOf("nope"))
           expect(unknown._tag).toBe("UnknownService")
+          // one error class on both sides of the socket
+          expect(unknown).toBeInstanceOf(UnknownService)
           expect(unknown.message).toContain('unknown service "nope"')
 
           const stateDir = join(dir, ".core-stack")
@@ -79,7 +94,8 @@ describe("ControlApi over a Unix socket", () => {
       Effect.gen(function* () {
         yield* client.up([])
         const bPid = (yield* client.statusOf("b")).pid
-        const restarted = yield* client.restart("a")
+        yield* client.restart("a")
+        const restarted = yield* client.statusOf("a")
         expect(restarted.state).toBe("running")
         expect(restarted.restarts).toBe(1)
         expect((yield* client.statusOf("b")).pid).toBe(bPid)
@@ -92,9 +108,34 @@ describe("ControlApi over a Unix socket", () => {
         ])
         const refused = yield* Effect.flip(client.start("b"))
         expect(refused._tag).toBe("StartFailed")
+        expect(refused).toBeInstanceOf(StartFailed)
         expect(refused.message).toContain("dependency a")
-        expect((yield* client.start("a")).state).toBe("running")
-        expect((yield* client.start("b")).state).toBe("running")
+        yield* client.start("a")
+        expect((yield* client.statusOf("a")).state).toBe("running")
+        yield* client.start("b")
+        expect((yield* client.statusOf("b")).state).toBe("running")
+      })
+    )
+  })
+
+  it.live("a verb written once runs on the local supervisor and over the socket alike", () => {
+    const marks = tempDir("core-marks-")
+    return withServed([counter("a", marks)], ({ client, local }) =>
+      Effect.gen(function* () {
+        yield* client.up([])
+        const restart = serviceVerb("a", (supervisor) => supervisor.restart("a"))
+        const remote = yield* Effect.provideService(restart, Supervisor, client)
+        expect([remote.state, remote.restarts]).toEqual(["running", 1])
+        const here = yield* Effect.provideService(restart, Supervisor, local)
+        expect([here.state, here.restarts]).toEqual(["running", 2])
+        const unknown = yield* Effect.flip(
+          Effect.provideService(
+            serviceVerb("nope", (s) => s.stop("nope")),
+            Supervisor,
+            client
+          )
+        )
+        expect(unknown).toBeInstanceOf(UnknownService)
       })
     )
   })
@@ -158,7 +199,7 @@ describe("ControlApi over a Unix socket", () => {
         const lines = Chunk.toArray(yield* Fiber.join(followed))
         expect(lines.map((l) => l.text)).toEqual(["a started", "a started"])
         expect(lines.every((l) => Schema.is(LogLineJson)(l))).toBe(true)
-        const unknown = yield* Effect.flip(Stream.runDrain(client.follow("nope")))
+        const unknown = yield* Effect.flip(Stream.runDrain(client.follow("nope", DefaultTail)))
         expect(unknown._tag).toBe("UnknownService")
       })
     )
@@ -171,7 +212,10 @@ describe("ControlApi over a Unix socket", () => {
       const stack = stackOf(dir, [counter("a", marks)])
       const scope = yield* Scope.make()
       const sup = yield* makeFakeSupervisor(stack)
-      yield* serveControl(sup, stack.stateDir, { onDown: Effect.void }).pipe(Scope.extend(scope))
+      yield* serveControl(stack.stateDir, { onDown: Effect.void }).pipe(
+        Effect.provideService(LocalSupervisor, sup),
+        Scope.extend(scope)
+      )
       yield* sup.up([])
       const clientScope = yield* Scope.make()
       const client = yield* connect(dir).pipe(Scope.extend(clientScope))

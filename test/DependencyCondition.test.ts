@@ -6,7 +6,7 @@ import {
   settledVerdict,
   type Verdict
 } from "../src/stack/DependencyCondition.js"
-import { ServiceState } from "../src/supervisor/ServiceStatus.js"
+import { ServiceState } from "../src/stack/ServiceStatus.js"
 
 const conditions: ReadonlyArray<DependencyCondition> = [
   "process_started",

@@ -7,7 +7,7 @@ import { Effect, Exit, Fiber, Scope, TestClock } from "effect"
 import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
 import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
 import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
-import type { ServiceStatus } from "../src/supervisor/ServiceStatus.js"
+import type { ServiceStatus } from "../src/stack/ServiceStatus.js"
 import { survivors } from "./support/Processes.js"
 import { execProbe, fixtureBin, service, stackOf, tempDir } from "./support/Specs.js"
 

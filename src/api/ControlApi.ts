@@ -4,7 +4,8 @@
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema } from "@effect/platform"
 import { Schema } from "effect"
-import { ServiceStatus } from "../supervisor/ServiceStatus.js"
+import { ServiceStatus } from "../stack/ServiceStatus.js"
+import { StartFailed, UnknownService } from "../supervisor/Supervisor.js"
 
 /** One line of a service's output, as `logs` returns it and `follow` streams it (one JSON object per line). */
 export const LogLineJson = Schema.Struct({
@@ -30,20 +31,6 @@ export class SupervisorIdentity extends Schema.Class<SupervisorIdentity>("Superv
   services: Schema.Array(Schema.String)
 }) {}
 
-/** A verb named a service the stack does not have. */
-export class ApiUnknownService extends Schema.TaggedError<ApiUnknownService>()(
-  "UnknownService",
-  { name: Schema.String, known: Schema.Array(Schema.String) },
-  HttpApiSchema.annotations({ status: 404 })
-) {}
-
-/** A service could not be started: the reason and its last log lines. */
-export class ApiStartFailed extends Schema.TaggedError<ApiStartFailed>()(
-  "StartFailed",
-  { service: Schema.String, reason: Schema.String, lastLines: Schema.Array(Schema.String) },
-  HttpApiSchema.annotations({ status: 409 })
-) {}
-
 const name = HttpApiSchema.param("name", Schema.String)
 
 /** `n`: how many past lines (default 100). */
@@ -59,39 +46,39 @@ export class StackGroup extends HttpApiGroup.make("stack")
     HttpApiEndpoint.post("up", "/up")
       .setPayload(Schema.Struct({ services: Schema.Array(Schema.String) }))
       .addSuccess(Schema.Array(ServiceStatus))
-      .addError(ApiUnknownService)
-      .addError(ApiStartFailed)
+      .addError(UnknownService)
+      .addError(StartFailed)
   )
   /** Stops every service, dependents first; answers when their processes have exited, then the supervisor exits. */
   .add(HttpApiEndpoint.post("down", "/down").addSuccess(SupervisorIdentity)) {}
 
 export class ServicesGroup extends HttpApiGroup.make("services")
-  .add(HttpApiEndpoint.get("statusOf")`/services/${name}`.addSuccess(ServiceStatus).addError(ApiUnknownService))
+  .add(HttpApiEndpoint.get("statusOf")`/services/${name}`.addSuccess(ServiceStatus).addError(UnknownService))
   .add(
     HttpApiEndpoint.post("start")`/services/${name}/start`
       .addSuccess(ServiceStatus)
-      .addError(ApiUnknownService)
-      .addError(ApiStartFailed)
+      .addError(UnknownService)
+      .addError(StartFailed)
   )
-  .add(HttpApiEndpoint.post("stop")`/services/${name}/stop`.addSuccess(ServiceStatus).addError(ApiUnknownService))
+  .add(HttpApiEndpoint.post("stop")`/services/${name}/stop`.addSuccess(ServiceStatus).addError(UnknownService))
   .add(
     HttpApiEndpoint.post("restart")`/services/${name}/restart`
       .addSuccess(ServiceStatus)
-      .addError(ApiUnknownService)
-      .addError(ApiStartFailed)
+      .addError(UnknownService)
+      .addError(StartFailed)
   )
   .add(
     HttpApiEndpoint.get("logs")`/services/${name}/logs`
       .setUrlParams(TailParams)
       .addSuccess(Schema.Array(LogLineJson))
-      .addError(ApiUnknownService)
+      .addError(UnknownService)
   )
   /** NDJSON: one `LogLineJson` per line, until the client disconnects. Read it with a plain HttpClient. */
   .add(
     HttpApiEndpoint.get("follow")`/services/${name}/follow`
       .setUrlParams(TailParams)
       .addSuccess(Schema.String)
-      .addError(ApiUnknownService)
+      .addError(UnknownService)
   ) {}
 
 /** The control API. */

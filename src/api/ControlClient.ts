@@ -1,25 +1,24 @@
 /**
- * The CLI's side of the control API: a client derived from `ControlApi` (HttpApiClient) over the stack's
- * Unix socket, plus a plain HttpClient for the streaming `follow` endpoint. With no supervisor it fails at
- * once with `NoSupervisor`, after cleaning up what a dead one left.
+ * The CLI's side of the control API: the supervisor's interface (`SupervisorShape`) over the stack's Unix
+ * socket, from a client derived from `ControlApi` (HttpApiClient) plus a plain HttpClient for the streaming
+ * `follow` endpoint; `layer` provides it as the `Supervisor`. With no supervisor it fails at once with
+ * `NoSupervisor`, after cleaning up what a dead one left.
  */
 import { HttpApiClient, HttpClient, type HttpClientError, HttpClientRequest } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Data, Effect, type ParseResult, Schedule, Schema, type Scope, Stream } from "effect"
+import type { HttpApiDecodeError } from "@effect/platform/HttpApiError"
+import { Data, Effect, Layer, type ParseResult, Predicate, Schedule, Schema, type Scope, Stream } from "effect"
 import type { AgentOptions } from "node:https"
 import * as path from "node:path"
-import { cleanLeftovers, isAlive, liveSupervisor, stateDirOf, statePaths } from "../supervisor/PidRegistry.js"
-import type { ServiceStatus } from "../supervisor/ServiceStatus.js"
-import { StartFailed, UnknownService } from "../supervisor/Supervisor.js"
-import {
-  type ApiStartFailed,
-  ApiUnknownService,
-  ControlApi,
-  DefaultTail,
-  LogLineJson,
-  type SupervisorIdentity
-} from "./ControlApi.js"
-import { probeSocket, socketAddress } from "./ControlServer.js"
+import type { LogLine } from "../logs/ServiceLog.js"
+import { probeSocket, socketAddress } from "../state/ControlSocket.js"
+import { isRunning } from "../state/ProcessIdentity.js"
+import { stateDirOf, statePaths } from "../state/StateDir.js"
+import { cleanLeftovers, liveSupervisor } from "../state/SupervisorLock.js"
+import { ControlError, Supervisor, type SupervisorShape, UnknownService } from "../supervisor/Supervisor.js"
+import { ControlApi, LogLineJson, type SupervisorIdentity } from "./ControlApi.js"
+
+export { ControlError }
 
 /** No supervisor runs for this stack directory. */
 export class NoSupervisor extends Data.TaggedError("NoSupervisor")<{ readonly dir: string }> {
@@ -28,56 +27,39 @@ export class NoSupervisor extends Data.TaggedError("NoSupervisor")<{ readonly di
   }
 }
 
-/** The supervisor did not answer as the API says (not answering, connection lost, bad payload). */
-export class ControlError extends Data.TaggedError("ControlError")<{
-  readonly dir: string
-  readonly reason: string
-}> {
-  override get message() {
-    return `the supervisor of ${this.dir}: ${this.reason}`
-  }
-}
-
 /** How long a supervisor may take to say hello before the verb gives up. */
 const HELLO_TIMEOUT = "3 seconds"
 /** How long `down` waits for the supervisor process to exit after its services have stopped. */
 const EXIT_TIMEOUT = "15 seconds"
 
-/** The verbs over the socket. Errors of the supervisor come back as the Supervisor's own error types. */
-export interface ControlClient {
+/** The supervisor's verbs over the socket, with the supervisor's own error types, and who answers. */
+export interface ControlClient extends SupervisorShape<ControlError> {
   readonly dir: string
   readonly identity: SupervisorIdentity
-  readonly status: Effect.Effect<ReadonlyArray<ServiceStatus>, ControlError>
-  readonly statusOf: (name: string) => Effect.Effect<ServiceStatus, UnknownService | ControlError>
-  readonly up: (
-    services: ReadonlyArray<string>
-  ) => Effect.Effect<ReadonlyArray<ServiceStatus>, UnknownService | StartFailed | ControlError>
-  readonly start: (name: string) => Effect.Effect<ServiceStatus, UnknownService | StartFailed | ControlError>
-  readonly stop: (name: string) => Effect.Effect<ServiceStatus, UnknownService | ControlError>
-  readonly restart: (name: string) => Effect.Effect<ServiceStatus, UnknownService | StartFailed | ControlError>
-  readonly logs: (name: string, n?: number) => Effect.Effect<ReadonlyArray<LogLineJson>, UnknownService | ControlError>
-  /** The last `n` lines then every new one, across restarts, until interrupted or the supervisor ends. */
-  readonly follow: (name: string, n?: number) => Stream.Stream<LogLineJson, UnknownService | ControlError>
-  /** Stops every service, dependents first; returns when they and the supervisor process have exited. */
-  readonly down: Effect.Effect<void, ControlError>
 }
 
-const fromApi = (e: ApiUnknownService | ApiStartFailed): UnknownService | StartFailed =>
-  e._tag === "UnknownService"
-    ? new UnknownService({ name: e.name, known: e.known })
-    : new StartFailed({ service: e.service, reason: e.reason, lastLines: e.lastLines })
+/** A line as the API carries it, as the supervisor holds it. */
+const fromJsonLine = (json: LogLineJson): LogLine => {
+  const line = { seq: json.seq, time: json.time, stream: json.stream, text: json.text }
+  return json.supervisor ? { ...line, supervisor: true } : line
+}
 
-const describe = (e: unknown): string => {
-  const error = e as HttpClientError.HttpClientError | ParseResult.ParseError | { readonly _tag: undefined }
+/** What went wrong on the way to the supervisor, for a `ControlError`. */
+type TransportError = HttpClientError.HttpClientError | ParseResult.ParseError | HttpApiDecodeError
+
+const transportTags: ReadonlyArray<string> = ["RequestError", "ResponseError", "ParseError", "HttpApiDecodeError"]
+const isTransport = (e: unknown): e is TransportError =>
+  Predicate.hasProperty(e, "_tag") && transportTags.includes(String(e._tag))
+
+const describe = (error: TransportError): string => {
   switch (error._tag) {
     case "RequestError":
       return `connection failed (${error.reason})`
     case "ResponseError":
       return `unexpected answer (${error.reason}, HTTP ${error.response.status})`
     case "ParseError":
+    case "HttpApiDecodeError":
       return `unexpected answer: ${error.message}`
-    default:
-      return `unexpected answer: ${e instanceof Error ? e.message : String(e)}`
   }
 }
 
@@ -112,33 +94,27 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
     const api = yield* HttpApiClient.make(ControlApi, { baseUrl: "http://localhost" }).pipe(
       Effect.provideService(HttpClient.HttpClient, http)
     )
-    const fail = (e: unknown) => new ControlError({ dir: root, reason: describe(e) })
-    const tagOf = (e: unknown) => (e as { readonly _tag?: string })._tag
-    /** Calls whose only expected error is an unknown service. */
-    const callU = <A>(effect: Effect.Effect<A, unknown>): Effect.Effect<A, UnknownService | ControlError> =>
-      Effect.mapError(effect, (e) => {
-        if (tagOf(e) !== "UnknownService") return fail(e)
-        const { name, known } = e as ApiUnknownService
-        return new UnknownService({ name, known })
-      })
-    /** Calls that start a service. */
-    const callS = <A>(effect: Effect.Effect<A, unknown>) =>
-      Effect.mapError(effect, (e): UnknownService | StartFailed | ControlError =>
-        tagOf(e) === "UnknownService" || tagOf(e) === "StartFailed"
-          ? fromApi(e as ApiUnknownService | ApiStartFailed)
-          : fail(e)
-      )
+    const fail = (e: TransportError) => new ControlError({ dir: root, reason: describe(e) })
+    const failed = (e: TransportError) => Effect.fail(fail(e))
+    /** The supervisor's own errors pass as they are (the same classes on both sides); transport errors become `ControlError`. */
+    const call = <A, E>(
+      effect: Effect.Effect<A, E | TransportError>
+    ): Effect.Effect<A, Exclude<E, TransportError> | ControlError> => Effect.catchIf(effect, isTransport, failed)
 
     const identity = yield* api.stack.hello().pipe(
       Effect.timeoutFail({
         duration: HELLO_TIMEOUT,
         onTimeout: () => new ControlError({ dir: root, reason: `no answer on ${socket} within ${HELLO_TIMEOUT}` })
       }),
-      Effect.catchTag("RequestError", () => new NoSupervisor({ dir: root })),
-      Effect.mapError((e) => (e._tag === "NoSupervisor" || e._tag === "ControlError" ? e : fail(e)))
+      Effect.catchTags({
+        RequestError: () => Effect.fail(new NoSupervisor({ dir: root })),
+        ResponseError: failed,
+        ParseError: failed,
+        HttpApiDecodeError: failed
+      })
     )
 
-    const follow = (name: string, n = DefaultTail): Stream.Stream<LogLineJson, UnknownService | ControlError> =>
+    const follow = (name: string, n: number): Stream.Stream<LogLine, UnknownService | ControlError> =>
       Stream.unwrapScoped(
         Effect.gen(function* () {
           const request = HttpClientRequest.get(`http://localhost/services/${encodeURIComponent(name)}/follow`).pipe(
@@ -147,8 +123,10 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
           const response = yield* http.execute(request).pipe(Effect.mapError(fail))
           if (response.status === 404) {
             const body = yield* response.json.pipe(Effect.mapError(fail))
-            const error = yield* Schema.decodeUnknown(ApiUnknownService)(body).pipe(Effect.mapError(fail))
-            return yield* new UnknownService({ name: error.name, known: error.known })
+            return yield* Effect.flatMap(
+              Schema.decodeUnknown(UnknownService)(body).pipe(Effect.mapError(fail)),
+              Effect.fail
+            )
           }
           if (response.status !== 200) {
             return yield* new ControlError({ dir: root, reason: `follow answered HTTP ${response.status}` })
@@ -160,13 +138,13 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
             Stream.decodeText(),
             Stream.splitLines,
             Stream.filter((line) => line.length > 0),
-            Stream.mapEffect((line) => Effect.mapError(decode(line), fail))
+            Stream.mapEffect((line) => Effect.mapBoth(decode(line), { onFailure: fail, onSuccess: fromJsonLine }))
           )
         })
       )
 
     // a read of /proc every 10 ms: `down` returns within ~10 ms of the supervisor's exit, not up to 50 ms after
-    const waitExit = Effect.sync(() => isAlive({ pid: identity.pid, startTime: identity.startTime })).pipe(
+    const waitExit = Effect.sync(() => isRunning({ pid: identity.pid, startTime: identity.startTime })).pipe(
       Effect.repeat({ schedule: Schedule.spaced("10 millis"), until: (alive) => !alive }),
       Effect.asVoid,
       Effect.timeoutFail({
@@ -182,15 +160,16 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
     return {
       dir: root,
       identity,
-      status: Effect.mapError(api.stack.status(), fail),
-      statusOf: (name) => callU(api.services.statusOf({ path: { name } })),
-      up: (services) => callS(api.stack.up({ payload: { services } })),
-      start: (name) => callS(api.services.start({ path: { name } })),
-      stop: (name) => callU(api.services.stop({ path: { name } })),
-      restart: (name) => callS(api.services.restart({ path: { name } })),
-      logs: (name, n = DefaultTail) => callU(api.services.logs({ path: { name }, urlParams: { n } })),
+      status: call(api.stack.status()),
+      statusOf: (name) => call(api.services.statusOf({ path: { name } })),
+      up: (services = []) => Effect.asVoid(call(api.stack.up({ payload: { services } }))),
+      start: (name) => Effect.asVoid(call(api.services.start({ path: { name } }))),
+      stop: (name) => Effect.asVoid(call(api.services.stop({ path: { name } }))),
+      restart: (name) => Effect.asVoid(call(api.services.restart({ path: { name } }))),
+      logs: (name, n) =>
+        Effect.map(call(api.services.logs({ path: { name }, urlParams: { n } })), (lines) => lines.map(fromJsonLine)),
       follow,
-      down: api.stack.down().pipe(
+      shutdown: api.stack.down().pipe(
         Effect.asVoid,
         // the supervisor may close the connection as it ends; what counts is that it is gone
         Effect.catchTag("RequestError", () => Effect.void),
@@ -199,6 +178,10 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
       )
     } satisfies ControlClient
   })
+
+/** The supervisor of stack directory `dir`, over its control socket, for as long as the layer lives. */
+export const layer = (dir: string): Layer.Layer<Supervisor, NoSupervisor | ControlError> =>
+  Layer.scoped(Supervisor, connect(dir))
 
 /** Runs `f` with a client for the supervisor of `dir`. */
 export const withClient = <A, E, R>(

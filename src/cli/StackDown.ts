@@ -4,14 +4,11 @@
  */
 import { Command } from "@effect/cli"
 import { Console, Effect } from "effect"
-import { withClient } from "../api/ControlClient.js"
+import { down } from "../app/RunningStack.js"
 import { dirOption } from "./CliOptions.js"
 
 export const downCommand = Command.make("down", { dir: dirOption }, ({ dir }) =>
-  Effect.gen(function* () {
-    const root = dir
-    const started = Date.now()
-    const pid = yield* withClient(root, (client) => Effect.as(client.down, client.identity.pid))
-    yield* Console.log(`stack in ${root} stopped (supervisor pid ${pid}) in ${Date.now() - started} ms`)
-  })
+  Effect.flatMap(down(dir), (stopped) =>
+    Console.log(`stack in ${stopped.dir} stopped (supervisor pid ${stopped.pid}) in ${stopped.ms} ms`)
+  )
 ).pipe(Command.withDescription("Stop the running stack (dependents first) and wait until every process has exited"))

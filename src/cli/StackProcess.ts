@@ -3,9 +3,11 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Stream } from "effect"
-import { DefaultTail, type LogLineJson } from "../api/ControlApi.js"
-import { withClient } from "../api/ControlClient.js"
-import type { ServiceStatus } from "../supervisor/ServiceStatus.js"
+import { DefaultTail } from "../api/ControlApi.js"
+import { onRunningStack, serviceVerb } from "../app/RunningStack.js"
+import type { LogLine } from "../logs/ServiceLog.js"
+import type { ServiceStatus } from "../stack/ServiceStatus.js"
+import { Supervisor } from "../supervisor/Supervisor.js"
 import { dirOption, jsonOption } from "./CliOptions.js"
 import { formatStatusJson, formatTable } from "./StackStatus.js"
 
@@ -34,13 +36,16 @@ export const describeStatus = (row: ServiceStatus): string => {
 
 const listCommand = Command.make("list", { dir: dirOption, json: jsonOption }, ({ dir, json }) =>
   Effect.gen(function* () {
-    const rows = yield* withClient(dir, (client) => client.status)
+    const rows = yield* onRunningStack(
+      dir,
+      Effect.flatMap(Supervisor, (supervisor) => supervisor.status)
+    )
     yield* Console.log(json ? formatStatusJson(rows) : formatProcessTable(rows))
   })
 ).pipe(Command.withDescription("List the processes of the running stack"))
 
 /** A line as `logs` prints it: the service's text as is, the supervisor's notes as `[core] …`. */
-export const formatLogLine = (line: LogLineJson): string => (line.supervisor ? `[core] ${line.text}` : line.text)
+export const formatLogLine = (line: LogLine): string => (line.supervisor ? `[core] ${line.text}` : line.text)
 
 const follow = Options.boolean("follow").pipe(
   Options.withAlias("f"),
@@ -54,39 +59,40 @@ const tail = Options.integer("tail").pipe(
 
 const logsCommand = Command.make("logs", { name, follow, tail, dir: dirOption }, ({ name, follow, tail, dir }) =>
   Effect.gen(function* () {
-    const root = dir
     const n = Math.max(0, tail)
-    yield* withClient(root, (client) =>
-      follow
-        ? Stream.runForEach(client.follow(name, n), (line) => Console.log(formatLogLine(line)))
-        : Effect.flatMap(client.logs(name, n), (lines) =>
-            Effect.forEach(lines, (line) => Console.log(formatLogLine(line)))
-          )
+    yield* onRunningStack(
+      dir,
+      Effect.flatMap(Supervisor, (supervisor) =>
+        follow
+          ? Stream.runForEach(supervisor.follow(name, n), (line) => Console.log(formatLogLine(line)))
+          : Effect.flatMap(supervisor.logs(name, n), (lines) =>
+              Effect.forEach(lines, (line) => Console.log(formatLogLine(line)))
+            )
+      )
     )
   })
 ).pipe(Command.withDescription("Print a service's output: the last N lines, then new ones with --follow"))
 
-const restartCommand = Command.make("restart", { name, dir: dirOption }, ({ name, dir }) =>
-  Effect.gen(function* () {
-    const row = yield* withClient(dir, (client) => client.restart(name))
-    yield* Console.log(describeStatus(row))
-  })
-).pipe(Command.withDescription("Restart a service and wait until it is ready; its dependents keep running"))
+/** A verb on one service (`restart`, `stop`, `start`): run it, then print the service's row. */
+const verbCommand = (verb: "restart" | "stop" | "start", description: string) =>
+  Command.make(verb, { name, dir: dirOption }, ({ name, dir }) =>
+    Effect.gen(function* () {
+      const row = yield* onRunningStack(
+        dir,
+        serviceVerb(name, (supervisor) => supervisor[verb](name))
+      )
+      yield* Console.log(describeStatus(row))
+    })
+  ).pipe(Command.withDescription(description))
 
-const stopCommand = Command.make("stop", { name, dir: dirOption }, ({ name, dir }) =>
-  Effect.gen(function* () {
-    const row = yield* withClient(dir, (client) => client.stop(name))
-    yield* Console.log(describeStatus(row))
-  })
-).pipe(Command.withDescription("Stop a service, after the services that depend on it"))
-
-const startCommand = Command.make("start", { name, dir: dirOption }, ({ name, dir }) =>
-  Effect.gen(function* () {
-    const row = yield* withClient(dir, (client) => client.start(name))
-    yield* Console.log(describeStatus(row))
-  })
-).pipe(
-  Command.withDescription("Start a stopped service once its dependencies' conditions hold; wait until it is ready")
+const restartCommand = verbCommand(
+  "restart",
+  "Restart a service and wait until it is ready; its dependents keep running"
+)
+const stopCommand = verbCommand("stop", "Stop a service, after the services that depend on it")
+const startCommand = verbCommand(
+  "start",
+  "Start a stopped service once its dependencies' conditions hold; wait until it is ready"
 )
 
 export const processCommand = Command.make("process").pipe(

@@ -3,8 +3,9 @@
  */
 import { Command } from "@effect/cli"
 import { Console, Effect, Schema } from "effect"
-import { withClient } from "../api/ControlClient.js"
-import { isAlive, ServiceStatus } from "../supervisor/ServiceStatus.js"
+import { onRunningStack } from "../app/RunningStack.js"
+import { hasProcess, ServiceStatus } from "../stack/ServiceStatus.js"
+import { Supervisor } from "../supervisor/Supervisor.js"
 import { dirOption, jsonOption } from "./CliOptions.js"
 
 /** A duration as the table shows it: `45s`, `3m04s`, `2h05m`, `3d04h`. */
@@ -38,7 +39,7 @@ export const formatStatusTable = (rows: ReadonlyArray<ServiceStatus>, now: numbe
       r.health,
       r.pid === null ? "-" : String(r.pid),
       String(r.restarts),
-      isAlive(r.state) && r.startedAt !== null ? formatUptime(now - r.startedAt) : "-",
+      hasProcess(r.state) && r.startedAt !== null ? formatUptime(now - r.startedAt) : "-",
       Object.entries(r.ports)
         .map(([name, port]) => `${name}=${port}`)
         .join(",") || "-"
@@ -54,8 +55,10 @@ export const formatStatusJson = (rows: ReadonlyArray<ServiceStatus>): string =>
 
 export const statusCommand = Command.make("status", { dir: dirOption, json: jsonOption }, ({ dir, json }) =>
   Effect.gen(function* () {
-    const root = dir
-    const rows = yield* withClient(root, (client) => client.status)
+    const rows = yield* onRunningStack(
+      dir,
+      Effect.flatMap(Supervisor, (supervisor) => supervisor.status)
+    )
     yield* Console.log(json ? formatStatusJson(rows) : formatStatusTable(rows, Date.now()))
   })
 ).pipe(Command.withDescription("Show every service of the running stack: state, health, pid, restarts, uptime, ports"))

@@ -4,10 +4,10 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import type { FileSystem, Path } from "@effect/platform"
-import { Effect } from "effect"
-import { runStack, type StackRun, type StackRunOptions } from "../supervisor/StackRunner.js"
+import { Console, Effect } from "effect"
+import { type StackRun, type StackRunOptions, upForeground } from "../app/StackUp.js"
+import { upDetached } from "../app/StackUpDetached.js"
 import { dirOption } from "./CliOptions.js"
-import { detach } from "./Detach.js"
 import { dim, lineBatcher, linePrefixer, useColour } from "./Output.js"
 
 const services = Args.text({ name: "SERVICE" }).pipe(
@@ -42,27 +42,29 @@ const printLines = (run: StackRun) =>
 
 /** Runs services in the foreground until Ctrl-C, SIGTERM, or a service that ends the stack. */
 export const foreground = (options: Omit<StackRunOptions, "onProgress" | "beforeStart">) =>
-  Effect.scoped(
-    runStack({
-      ...options,
-      onProgress: (message) => process.stderr.write(`${message}\n`),
-      beforeStart: printLines
-    }).pipe(
-      Effect.tap((run) =>
-        Effect.sync(() =>
-          process.stderr.write(`core: ${run.started.length} service(s) ready in ${run.readyMs} ms; Ctrl-C to stop\n`)
-        )
-      ),
-      Effect.flatMap((run) => run.supervisor.exitRequested),
-      Effect.flatMap((reason) => Effect.sync(() => process.stderr.write(`core: stopping the stack: ${reason}\n`)))
+  upForeground(
+    { ...options, onProgress: (message) => process.stderr.write(`${message}\n`), beforeStart: printLines },
+    (run) =>
+      Effect.sync(() =>
+        process.stderr.write(`core: ${run.started.length} service(s) ready in ${run.readyMs} ms; Ctrl-C to stop\n`)
+      )
+  ).pipe(Effect.flatMap((reason) => Effect.sync(() => process.stderr.write(`core: stopping the stack: ${reason}\n`))))
+
+/** Starts a background supervisor, showing its progress, and says where it runs once every service is ready. */
+const background = (dir: StackRunOptions["dir"], services: ReadonlyArray<string>) =>
+  upDetached(dir, services, (lines) => Console.error(lines.join("\n"))).pipe(
+    Effect.flatMap((up) =>
+      Console.log(
+        `core: ${up.ready.length} service(s) ready in ${up.readyMs} ms; supervisor pid ${up.pid}, output in ${up.output}; stop with: core stack down`
+      )
     )
   )
 
 export const upCommand = Command.make(
   "up",
   { services, detach: detachOption, dir: dirOption },
-  ({ services, detach: background, dir }) =>
-    background
-      ? Effect.asVoid<unknown, unknown, FileSystem.FileSystem | Path.Path>(detach(dir, services))
+  ({ services, detach, dir }) =>
+    detach
+      ? Effect.asVoid<unknown, unknown, FileSystem.FileSystem | Path.Path>(background(dir, services))
       : Effect.asVoid(foreground({ dir, services }))
 ).pipe(Command.withDescription("Start the stack, or the named services and their dependencies"))

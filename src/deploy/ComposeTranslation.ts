@@ -4,9 +4,9 @@
  * process-compose does differently out.
  */
 import { constants as osConstants } from "node:os"
-import * as path from "node:path"
 import type { DependencyCondition } from "../manifest/ServiceManifest.js"
 import type { ProbeCheck, ProbeSpec, ServiceSpec, StackSpec } from "../manifest/ServiceSpec.js"
+import { serviceLogPath } from "../state/StateDir.js"
 
 /** The process-compose version the output is checked against (the compatibility test builds this one). */
 export const ProcessComposeVersion = "v1.85.0"
@@ -232,7 +232,7 @@ export const translateService = (
   if (envKeys.length > 0) value.environment = envKeys.map((key) => escapeTemplate(`${key}=${service.env[key]}`))
 
   const rotation = options.logRotation ?? defaultLogRotation
-  value.log_location = escapeTemplate(path.join(stack.stateDir, "logs", `${service.name}.log`))
+  value.log_location = escapeTemplate(serviceLogPath(stack.stateDir, service.name))
   value.log_configuration = {
     fields_order: ["message"],
     disable_json: true,

@@ -15,9 +15,14 @@ import type { FileSystem, Path } from "@effect/platform"
 import { Clock, Context, Effect, Layer, Stream } from "effect"
 import type { LogLine } from "../logs/ServiceLog.js"
 import type { ServiceSpec, StackSpec } from "../manifest/ServiceSpec.js"
-import type { ServiceStatus } from "../supervisor/ServiceStatus.js"
-import { runStack } from "../supervisor/StackRunner.js"
-import { type LocalSupervisorShape, type SupervisorError, UnknownService } from "../supervisor/Supervisor.js"
+import * as StackUp from "../app/StackUp.js"
+import type { ServiceStatus } from "../stack/ServiceStatus.js"
+import {
+  LocalSupervisor,
+  type LocalSupervisorShape,
+  type SupervisorError,
+  UnknownService
+} from "../supervisor/Supervisor.js"
 
 /** A running service, as a test or program sees it. */
 export interface ServiceHandle {
@@ -84,6 +89,19 @@ const handleOf = (supervisor: LocalSupervisorShape, spec: ServiceSpec): ServiceH
   }
 }
 
+/** The stack of a supervisor, with a handle per service. */
+const stackOf = (supervisor: LocalSupervisorShape): StackShape => {
+  const known = supervisor.stack.services.map((s) => s.name as string)
+  return {
+    stack: supervisor.stack,
+    supervisor,
+    service: (name: string) => {
+      const spec = supervisor.stack.services.find((s) => s.name === name)
+      return spec ? Effect.succeed(handleOf(supervisor, spec)) : Effect.fail(new UnknownService({ name, known }))
+    }
+  }
+}
+
 export interface StackShape {
   readonly stack: StackSpec
   readonly supervisor: LocalSupervisorShape
@@ -94,33 +112,18 @@ export interface StackShape {
 /** A running stack: its supervisor and a handle per service. Released: every service stops, dependents first. */
 export class Stack extends Context.Tag("core/Stack")<Stack, StackShape>() {
   /** Loads `dir`, provisions what the selected services need, and starts them (and their dependencies). */
-  static layer(options: StackOptions): Layer.Layer<Stack, unknown, FileSystem.FileSystem | Path.Path> {
-    return Layer.scoped(
-      Stack,
-      Effect.gen(function* () {
-        const run = yield* live(
-          runStack({
-            dir: options.dir,
-            services: options.services ?? [],
-            startNothing: options.services !== undefined && options.services.length === 0,
-            serve: options.serve ?? false,
-            // `core stack down` stops the services; the host program goes on
-            onDown: Effect.void,
-            ...(options.onProgress ? { onProgress: options.onProgress } : {})
-          })
-        )
-        const known = run.stack.services.map((s) => s.name as string)
-        return {
-          stack: run.stack,
-          supervisor: run.supervisor,
-          service: (name: string) => {
-            const spec = run.stack.services.find((s) => s.name === name)
-            return spec
-              ? Effect.succeed(handleOf(run.supervisor, spec))
-              : Effect.fail(new UnknownService({ name, known }))
-          }
-        }
-      })
+  static layer(options: StackOptions): Layer.Layer<Stack, StackUp.UpError, FileSystem.FileSystem | Path.Path> {
+    const supervisor = StackUp.layer({
+      dir: options.dir,
+      services: options.services ?? [],
+      startNothing: options.services !== undefined && options.services.length === 0,
+      serve: options.serve ?? false,
+      // `core stack down` stops the services; the host program goes on
+      onDown: Effect.void,
+      ...(options.onProgress ? { onProgress: options.onProgress } : {})
+    })
+    return Layer.effect(Stack, Effect.map(LocalSupervisor, stackOf)).pipe(
+      Layer.provide(Layer.scopedContext(live(Layer.build(supervisor))))
     )
   }
 

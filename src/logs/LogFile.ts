@@ -36,6 +36,29 @@ export interface LogFileOptions {
 }
 
 /** The writing half of a log file. */
+/**
+ * Rotation by name: `file.1` .. `file.(maxFiles-1)` move up by one (the oldest beyond `maxFiles` is
+ * overwritten) and `file` becomes `file.1`. Nothing happens with `maxFiles` 0. Throws what the renames throw.
+ */
+export const shiftFiles = (file: string, maxFiles: number): void => {
+  if (maxFiles <= 0) return
+  for (let i = maxFiles - 1; i >= 1; i--) {
+    if (fs.existsSync(`${file}.${i}`)) fs.renameSync(`${file}.${i}`, `${file}.${i + 1}`)
+  }
+  fs.renameSync(file, `${file}.1`)
+}
+
+/** Rotates `file` (see `shiftFiles`) once it is larger than `maxBytes`. False when it did not (or could not). */
+export const rotateIfLarger = (file: string, maxBytes: number, maxFiles: number): boolean => {
+  try {
+    if (fs.statSync(file).size <= maxBytes) return false
+    shiftFiles(file, maxFiles)
+    return true
+  } catch {
+    return false
+  }
+}
+
 export class LogFile {
   private fd: number
   private size: number
@@ -144,12 +167,7 @@ export class LogFile {
     const { file, maxFiles } = this.options
     try {
       fs.closeSync(this.fd)
-      if (maxFiles > 0) {
-        for (let i = maxFiles - 1; i >= 1; i--) {
-          if (fs.existsSync(`${file}.${i}`)) fs.renameSync(`${file}.${i}`, `${file}.${i + 1}`)
-        }
-        fs.renameSync(file, `${file}.1`)
-      }
+      shiftFiles(file, maxFiles)
       this.fd = open(file, maxFiles > 0)
       this.size = 0
       return true

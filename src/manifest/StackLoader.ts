@@ -18,6 +18,7 @@ import { pathKind, readManifestText } from "./ManifestFile.js"
 import { ServiceManifest } from "./ServiceManifest.js"
 import { type ManifestSource, resolvePorts, resolveService, type StackContext } from "./ServiceResolver.js"
 import type { ServiceSpec, StackSpec } from "./ServiceSpec.js"
+import { stateDirOf } from "../state/StateDir.js"
 
 /** Options of `loadStack`. */
 export interface LoadOptions {
@@ -284,7 +285,7 @@ export const loadStack = Effect.fn("StackLoader.loadStack")(function* (dir: stri
     dir: root,
     dataDir: path.join(root, ".data"),
     depDir: path.join(root, ".dep"),
-    stateDir: path.join(root, ".core-stack")
+    stateDir: stateDirOf(root)
   }
   const problems: Array<Problem> = []
   const baseEnv = options?.env ?? process.env

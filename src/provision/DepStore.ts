@@ -7,6 +7,7 @@ import { createReadStream } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect } from "effect"
+import { isRunning } from "../state/ProcessIdentity.js"
 import type { Provenance } from "./Provenance.js"
 import { type Context, io, type Wanted } from "./ProvisionContext.js"
 
@@ -77,15 +78,6 @@ export const installLink = (ctx: Context, wanted: Wanted, executable: string, so
     })
   )
 
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
-
 /** Removes temp files of `name` left in `.dep` by a provisioning process that no longer runs (killed hard). */
 export const removeStaleTemps = (ctx: Context, name: string) =>
   Effect.promise(async () => {
@@ -94,7 +86,7 @@ export const removeStaleTemps = (ctx: Context, name: string) =>
     for (const entry of entries) {
       if (!entry.startsWith(prefix)) continue
       const match = /^(\d+)-[a-z0-9]+\.(tmp|build|download|link)$/.exec(entry.slice(prefix.length))
-      if (match && !isAlive(Number(match[1])))
+      if (match && !isRunning({ pid: Number(match[1]), startTime: null }))
         await fs.rm(path.join(ctx.depDir, entry), { recursive: true, force: true })
     }
   })

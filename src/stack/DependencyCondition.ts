@@ -3,7 +3,7 @@
  * dependency's state meets a `depends_on` condition, and whether a started service has settled.
  */
 import type { DependencyCondition } from "../manifest/ServiceManifest.js"
-import type { ServiceState, ServiceStatus } from "../supervisor/ServiceStatus.js"
+import type { ServiceState, ServiceStatus } from "./ServiceStatus.js"
 
 /** Met now, may still be met (wait), or never will be (with the reason). */
 export type Verdict = "met" | "wait" | { readonly failed: string }

@@ -5,58 +5,11 @@
  * crash or `kill -9` alike — and then SIGKILLs every group still recorded, after checking that each group is
  * still the one that was recorded (a reused pid is never signalled), and exits.
  *
- * The same identity rules serve `cleanLeftovers` (PidRegistry) in TypeScript: read from `/proc` (Linux).
+ * The same identity rules, in TypeScript, are in `state/ProcessIdentity.ts` (`groupMembers`, `killGroup`).
  */
 import { Data, Effect, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import { type ProcStat, processTable } from "../process/ProcTable.js"
-
-/** A process group the supervisor spawned, as recorded. */
-export interface GroupRecord {
-  readonly service: string
-  /** Leader pid = process group id. */
-  readonly pid: number
-  /** The leader's start time, or null if it was already gone when recorded. */
-  readonly startTime: number | null
-  /** No process of the group started before this (the leader's start, else the supervisor's). */
-  readonly notBefore: number
-}
-
-/**
- * Which processes of `table` belong to the recorded group, by identity:
- * - the leader is alive: it is ours only if its start time is the recorded one; then the whole group is;
- * - the leader is gone: members of the group (same pgid) that started no earlier than `notBefore`.
- * Zombies are left out: they are already dead.
- */
-export const groupMembers = (record: GroupRecord, table: ReadonlyArray<ProcStat>): ReadonlyArray<ProcStat> => {
-  const leader = table.find((p) => p.pid === record.pid)
-  if (leader && leader.startTime !== record.startTime) return []
-  return table.filter((p) => p.pgid === record.pid && p.startTime >= record.notBefore && p.state !== "Z")
-}
-
-const trySignal = (pid: number, signal: NodeJS.Signals): boolean => {
-  try {
-    process.kill(pid, signal)
-    return true
-  } catch {
-    return false
-  }
-}
-
-/**
- * SIGKILLs what is left of a recorded group, if it is still ours. Returns the pids that were signalled.
- * Repeats while members remain (a member may fork while it is being killed).
- */
-export const killGroup = (record: GroupRecord): ReadonlyArray<number> => {
-  const killed = new Set<number>()
-  for (let round = 0; round < 5; round++) {
-    const members = groupMembers(record, processTable())
-    if (members.length === 0) break
-    if (!trySignal(-record.pid, "SIGKILL")) for (const m of members) trySignal(m.pid, "SIGKILL")
-    for (const m of members) killed.add(m.pid)
-  }
-  return [...killed]
-}
+import { type GroupRecord, trySignal } from "../state/ProcessIdentity.js"
 
 /** The guardian: POSIX sh, no other dependency. Same identity rules as `groupMembers`. */
 export const guardianScript = `

@@ -10,7 +10,7 @@ import type { StackSpec } from "../manifest/ServiceSpec.js"
 import { ProcessRegistry } from "../process/ProcessRegistry.js"
 import { conditionVerdict, settledVerdict } from "../stack/DependencyCondition.js"
 import { dependentsOf, stopLevels, topologicalOrder, withDependencies } from "../stack/StackGraph.js"
-import type { ServiceStatus } from "./ServiceStatus.js"
+import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import {
   dependencyState,
   lastLines,

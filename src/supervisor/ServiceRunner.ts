@@ -10,8 +10,9 @@ import { type LogError, makeServiceLog, type ServiceLog } from "../logs/ServiceL
 import type { ServiceSpec } from "../manifest/ServiceSpec.js"
 import { spawnGroup } from "../process/ProcessGroup.js"
 import { conditionVerdict } from "../stack/DependencyCondition.js"
+import { serviceLogPath } from "../state/StateDir.js"
 import { BRIEF_RUN_MS, decideRestart } from "./RestartPolicy.js"
-import { isAlive, type ServiceStatus } from "./ServiceStatus.js"
+import { hasProcess, type ServiceStatus } from "../stack/ServiceStatus.js"
 
 /**
  * A run that ends after it was ready (or, without a readiness check, after this long) resets the count of
@@ -68,7 +69,7 @@ export const makeEntry = (spec: ServiceSpec, stateDir: string): Effect.Effect<Se
     const name = spec.name as string
     const log = yield* makeServiceLog({
       name,
-      file: `${stateDir}/logs/${name}.log`
+      file: serviceLogPath(stateDir, name)
     })
     const state = yield* SubscriptionRef.make<Internal>({
       logReady: false,
@@ -95,7 +96,7 @@ export const update = (
 ): Effect.Effect<ServiceStatus> =>
   SubscriptionRef.modify(entry.state, (current) => {
     const next = { ...current.status, ...f(current.status) }
-    const status: ServiceStatus = isAlive(next.state)
+    const status: ServiceStatus = hasProcess(next.state)
       ? next
       : {
           ...next,

@@ -1,13 +1,13 @@
 /**
- * An in-memory `SupervisorShape` for the control API tests: no processes, the documented semantics
+ * An in-memory `LocalSupervisorShape` for the control API tests: no processes, the documented semantics
  * (stop takes dependents first, restart only the service, start refuses unmet dependencies), log lines on
  * every start.
  */
 import { Deferred, Effect, PubSub, Ref, Stream } from "effect"
 import type { LogLine } from "../../src/logs/ServiceLog.js"
 import type { StackSpec } from "../../src/manifest/ServiceSpec.js"
-import type { ServiceStatus } from "../../src/supervisor/ServiceStatus.js"
-import { StartFailed, type SupervisorShape, UnknownService } from "../../src/supervisor/Supervisor.js"
+import type { ServiceStatus } from "../../src/stack/ServiceStatus.js"
+import { type LocalSupervisorShape, StartFailed, UnknownService } from "../../src/supervisor/Supervisor.js"
 
 /** A status row: a pending service with nothing known about it, and `o` on top. */
 export const statusRow = (o: Partial<ServiceStatus> = {}): ServiceStatus => ({
@@ -43,11 +43,13 @@ export const makeFakeSupervisor = (stack: StackSpec) =>
         const next = { ...m.get(name)!, ...f(m.get(name)!) }
         return [next, new Map(m).set(name, next)] as const
       }).pipe(Effect.tap((s) => PubSub.publish(transitions, s)))
+    const listeners = new Set<(service: string, line: LogLine) => void>()
     const emit = (service: string, text: string) =>
       Effect.gen(function* () {
         const entry = { service, line: { seq: ++seq, time: Date.now(), stream: "stdout" as const, text } }
         yield* Ref.update(lines, (ls) => [...ls, entry])
         yield* PubSub.publish(hub, entry)
+        for (const listener of listeners) listener(service, entry.line)
       })
     const launch = (name: string, restart: boolean) =>
       Effect.gen(function* () {
@@ -68,7 +70,7 @@ export const makeFakeSupervisor = (stack: StackSpec) =>
         return n <= 0 ? [] : own.slice(-n)
       })
 
-    const supervisor: SupervisorShape = {
+    const supervisor: LocalSupervisorShape = {
       stack,
       status: Effect.map(Ref.get(rows), (m) => names.map((n) => m.get(n)!)),
       statusOf: (name) =>
@@ -130,7 +132,11 @@ export const makeFakeSupervisor = (stack: StackSpec) =>
       shutdown: Effect.forEach(names.slice().reverse(), (n) => set(n, () => ({ state: "stopped", pid: null })), {
         discard: true
       }),
-      exitRequested: Deferred.await(exit)
+      exitRequested: Deferred.await(exit),
+      onLine: (listener) => {
+        listeners.add(listener)
+        return () => listeners.delete(listener)
+      }
     }
     return supervisor
   })

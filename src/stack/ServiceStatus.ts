@@ -56,6 +56,6 @@ export const ServiceStatus = Schema.Struct({
 })
 export type ServiceStatus = typeof ServiceStatus.Type
 
-/** States in which the service's process is alive. */
-export const isAlive = (state: ServiceState): boolean =>
+/** States in which the service has a process (running, or being started, stopped or restarted). */
+export const hasProcess = (state: ServiceState): boolean =>
   state === "starting" || state === "running" || state === "ready" || state === "stopping"

@@ -1,24 +1,17 @@
 /**
- * `core stack up -d`: the same CLI started again as `stack up` (foreground mode) in its own session, its
+ * `up` detached (`core stack up -d`): the same CLI started again as `stack up` (foreground mode) in its own session, its
  * output in `.core-stack/supervisor.log`; this process polls the control API until every selected service
  * is ready, or reports why the supervisor ended and leaves nothing running.
  */
-import { Console, Data, Effect } from "effect"
+import { Clock, Data, Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { connect } from "../api/ControlClient.js"
-import { ensureNoSupervisor } from "../api/ControlServer.js"
-import {
-  cleanLeftovers,
-  ensureStateDir,
-  liveSupervisor,
-  StateDirError,
-  SupervisorRunning,
-  stateDirOf,
-  statePaths
-} from "../supervisor/PidRegistry.js"
+import { rotateIfLarger } from "../logs/LogFile.js"
 import { settledVerdict } from "../stack/DependencyCondition.js"
-import type { ServiceStatus } from "../supervisor/ServiceStatus.js"
+import { ensureStateDir, StateDirError, SupervisorRunning, stateDirOf, statePaths } from "../state/StateDir.js"
+import { cleanLeftovers, ensureNoSupervisor, liveSupervisor } from "../state/SupervisorLock.js"
+import type { ServiceStatus } from "../stack/ServiceStatus.js"
 
 /** Lines of the supervisor's output quoted when it fails. */
 const TAIL_LINES = 20
@@ -135,15 +128,6 @@ const sizeOf = (file: string): number => {
   }
 }
 
-/** Keeps one older `supervisor.log` (as `.1`) once it passes 5 MiB. */
-const rotate = (file: string) => {
-  if (sizeOf(file) > 5 * 1024 * 1024) {
-    try {
-      fs.renameSync(file, `${file}.1`)
-    } catch {}
-  }
-}
-
 const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null
 
 /**
@@ -206,20 +190,36 @@ const stopChild = (child: ChildProcess) =>
     )
   })
 
+/** A background supervisor whose stack is ready. */
+export interface Detached {
+  /** The services running, dependencies included. */
+  readonly ready: ReadonlyArray<string>
+  /** Milliseconds from the call to every service ready. */
+  readonly readyMs: number
+  readonly pid: number
+  /** Where its output goes (`.core-stack/supervisor.log`). */
+  readonly output: string
+}
+
 /**
- * Starts a background supervisor for the stack directory (`--dir`, `CORE_DIR`, or the current directory)
- * running `services` (all when empty) and returns once every one is ready, printing a one-line summary.
+ * Starts a background supervisor for the stack directory `root` running `services` (all when empty) and returns once every one is ready. The supervisor's own progress
+ * lines (provisioning can take minutes) go to `onProgress` while it starts.
  * Fails with `SupervisorRunning` when the directory has a supervisor already, and with `DetachFailed`
  * (the failing service, the reason and the supervisor's last lines) when the stack cannot start; then
  * nothing is left running.
  */
-export const detach = Effect.fn("Detach.detach")(function* (root: string, services: ReadonlyArray<string>) {
+export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
+  root: string,
+  services: ReadonlyArray<string>,
+  onProgress: (lines: ReadonlyArray<string>) => Effect.Effect<void> = () => Effect.void
+) {
   const stateDir = stateDirOf(root)
   const paths = statePaths(stateDir)
   yield* ensureNoSupervisor(stateDir)
   yield* ensureStateDir(stateDir)
-  const began = Date.now()
-  rotate(paths.supervisorLog)
+  const began = yield* Clock.currentTimeMillis
+  // one older output is kept, as `supervisor.log.1`, once it passes 5 MiB
+  rotateIfLarger(paths.supervisorLog, 5 * 1024 * 1024, 1)
   const logStart = sizeOf(paths.supervisorLog)
   // appended, never truncated: a second `up -d` racing this one must not overwrite its output
   const log = yield* Effect.try({
@@ -276,7 +276,7 @@ export const detach = Effect.fn("Detach.detach")(function* (root: string, servic
   const forwarder = progressForwarder(paths.supervisorLog, logStart)
   const waitReady: Effect.Effect<Progress | "exited"> = Effect.suspend(() => {
     const news = forwarder()
-    const show = news.length > 0 ? Console.error(news.join("\n")) : Effect.void
+    const show = news.length > 0 ? onProgress(news) : Effect.void
     return exited(child) || spawnError
       ? Effect.as(show, "exited" as const)
       : Effect.zipRight(
@@ -309,8 +309,11 @@ export const detach = Effect.fn("Detach.detach")(function* (root: string, servic
     yield* waitExit(child).pipe(Effect.timeout("30 seconds"), Effect.ignore)
     return yield* failWith(outcome.service, outcome.reason)
   }
-  const ready = outcome._tag === "Ready" ? outcome.services : []
-  yield* Console.log(
-    `core: ${ready.length} service(s) ready in ${Date.now() - began} ms; supervisor pid ${child.pid}, output in ${paths.supervisorLog}; stop with: core stack down`
-  )
+  const detached: Detached = {
+    ready: outcome._tag === "Ready" ? outcome.services : [],
+    readyMs: (yield* Clock.currentTimeMillis) - began,
+    pid: child.pid ?? 0,
+    output: paths.supervisorLog
+  }
+  return detached
 })

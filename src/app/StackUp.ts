@@ -1,0 +1,129 @@
+/**
+ * The `up` use case, shared by `core stack up`, `core <service> run` and the library layers: load and check
+ * the stack, provision its binaries, write the process-compose file, start a supervisor, serve the control
+ * API, and bring the selected services up. `layer` is the one layer of the `LocalSupervisor`.
+ */
+import type { FileSystem, Path } from "@effect/platform"
+import { Clock, Context, Effect, Layer, type Scope } from "effect"
+import { serveControl } from "../api/ControlServer.js"
+import { writeComposeFile } from "../deploy/ComposeFile.js"
+import type { StackSpec } from "../manifest/ServiceSpec.js"
+import { checkPortsFree } from "../manifest/PortCheck.js"
+import { loadEnvironment, loadStack } from "../manifest/StackLoader.js"
+import { provision } from "../provision/Provisioner.js"
+import { withDependencies } from "../stack/StackGraph.js"
+import { ensureNoSupervisor } from "../state/SupervisorLock.js"
+import { makeLocalSupervisor } from "../supervisor/LocalSupervisor.js"
+import { PidRegistry } from "../supervisor/PidRegistry.js"
+import { LocalSupervisor, type LocalSupervisorShape, Supervisor, UnknownService } from "../supervisor/Supervisor.js"
+
+export interface StackRunOptions {
+  /** The absolute stack directory. */
+  readonly dir: string
+  /** Services to start with their dependencies; empty = every enabled service. */
+  readonly services: ReadonlyArray<string>
+  /** Start only the named services, not their dependencies (`core <service> run --no-deps`). */
+  readonly noDeps?: boolean
+  /** Prepare everything (provisioning included) and start no service: callers start them with `up`. */
+  readonly startNothing?: boolean
+  /** Serve the control API on `.core-stack/control.sock` (default true). */
+  readonly serve?: boolean
+  /**
+   * What `core stack down` does once every service has stopped. Default: SIGTERM to this process, the path
+   * of Ctrl-C (right for the CLI); a library host passes its own.
+   */
+  readonly onDown?: Effect.Effect<void>
+  /** Progress of provisioning and start-up, one line per message. */
+  readonly onProgress?: (message: string) => void
+  /** Runs once the supervisor exists, before anything starts (the foreground printer hooks in here). */
+  readonly beforeStart?: (run: StackRun) => Effect.Effect<unknown, never, Scope.Scope>
+}
+
+export interface StackRun {
+  readonly stack: StackSpec
+  readonly supervisor: LocalSupervisorShape
+  /** The services started, dependencies included, in start order. */
+  readonly started: ReadonlyArray<string>
+  /** Milliseconds from the call to every service ready. */
+  readonly readyMs: number
+}
+
+/** Loads the stack and checks the names asked for. */
+export const loadSelection = (dir: string, services: ReadonlyArray<string>, noDeps = false) =>
+  Effect.gen(function* () {
+    const stack = yield* loadStack(dir)
+    const known = stack.services.map((s) => s.name as string)
+    for (const name of services) {
+      if (!known.includes(name)) return yield* new UnknownService({ name, known })
+    }
+    const nodes = stack.services.map((s) => ({ name: s.name as string, dependsOn: s.dependsOn }))
+    const targets = services.length > 0 ? services : stack.services.filter((s) => !s.disabled).map((s) => s.name)
+    if (noDeps) {
+      const alone = stack.services.filter((s) => targets.includes(s.name)).map((s) => ({ ...s, dependsOn: [] }))
+      return { stack: { ...stack, services: alone }, selected: targets }
+    }
+    return { stack, selected: withDependencies(nodes, targets) }
+  })
+
+/**
+ * Runs the stack in the current scope: when the scope closes, every service is stopped (dependents first)
+ * and the control socket removed. Fails, having stopped whatever it started, when a service cannot start.
+ */
+export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOptions) {
+  const began = yield* Clock.currentTimeMillis
+  const { stack, selected } = yield* loadSelection(options.dir, options.services, options.noDeps)
+  const serve = options.serve ?? true
+  // one supervisor per directory, served or not; leftovers of a crash go before their ports are checked
+  yield* ensureNoSupervisor(stack.stateDir)
+  yield* checkPortsFree(stack, selected)
+  // the registry (and its guardian) first: a build that provisioning runs is ended with the supervisor too
+  const registry = yield* Layer.build(PidRegistry.layer(stack.stateDir))
+  yield* provision(stack, selected, {
+    onProgress: options.onProgress ? (event) => options.onProgress!(event.message) : undefined
+  }).pipe(Effect.provide(registry))
+  yield* writeComposeFile(stack)
+  const env = yield* loadEnvironment(stack.dir)
+  const supervisor = yield* makeLocalSupervisor(stack, { env }).pipe(Effect.provide(registry))
+  const run: StackRun = { stack, supervisor, started: selected, readyMs: 0 }
+  if (options.beforeStart) yield* options.beforeStart(run)
+  if (serve) {
+    yield* serveControl(stack.stateDir, options.onDown ? { onDown: options.onDown } : {}).pipe(
+      Effect.provideService(LocalSupervisor, supervisor)
+    )
+  }
+  if (!options.startNothing) yield* supervisor.up(selected)
+  return { ...run, readyMs: (yield* Clock.currentTimeMillis) - began }
+})
+
+/** Why `up` failed: a union of tagged errors (loading, ports, provisioning, the state directory, a start). */
+export type UpError = Effect.Effect.Error<ReturnType<typeof runStack>>
+
+/**
+ * The one layer of the supervisor of this process: `runStack` for the life of the layer, as the
+ * `LocalSupervisor` and as the `Supervisor` (so that a verb written for the CLI runs on it too). Released:
+ * every service is stopped (dependents first) and the control socket removed.
+ */
+export const layer = (
+  options: StackRunOptions
+): Layer.Layer<LocalSupervisor | Supervisor, UpError, FileSystem.FileSystem | Path.Path> =>
+  Layer.scopedContext(
+    Effect.map(runStack(options), (run) =>
+      Context.make(LocalSupervisor, run.supervisor).pipe(Context.add(Supervisor, run.supervisor))
+    )
+  )
+
+/**
+ * `up` in the foreground: runs the stack until it asks to end (or the fiber is interrupted: Ctrl-C,
+ * SIGTERM), then stops it. `onReady` runs once every selected service is ready; the result is the reason
+ * the stack ended. Running one service (`core <service> run`) is this with one name.
+ */
+export const upForeground = (
+  options: StackRunOptions,
+  onReady: (run: StackRun) => Effect.Effect<void> = () => Effect.void
+) =>
+  Effect.scoped(
+    runStack(options).pipe(
+      Effect.tap(onReady),
+      Effect.flatMap((run) => run.supervisor.exitRequested)
+    )
+  )

@@ -1,0 +1,70 @@
+/**
+ * `.core-stack/`, the runtime state of a stack directory: where each of its files lives, and the errors of
+ * using it. The one owner of the folder is `src/state/` (this module, `StateRecords`, `SupervisorLock`,
+ * `ControlSocket`); nothing else builds a path inside it.
+ */
+import { Data, Effect } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+
+/** Paths of the runtime state of a stack directory. */
+export const statePaths = (stateDir: string) => ({
+  stateDir,
+  /** The control API's Unix socket (0600). */
+  socket: path.join(stateDir, "control.sock"),
+  /** The supervisor lock: a `SupervisorRecord`. */
+  pidFile: path.join(stateDir, "supervisor.pid"),
+  /** One `GroupRecordFile` per spawned process group, `<pgid>.json`. */
+  pidsDir: path.join(stateDir, "pids"),
+  /** The output of a background supervisor (`up -d`). */
+  supervisorLog: path.join(stateDir, "supervisor.log"),
+  /** Service logs, `<name>.log`. */
+  logsDir: path.join(stateDir, "logs")
+})
+
+export type StatePaths = ReturnType<typeof statePaths>
+
+/** A service's log file (rotated files beside it: `.1`, `.2`, ...). */
+export const serviceLogPath = (stateDir: string, service: string): string =>
+  path.join(statePaths(stateDir).logsDir, `${service}.log`)
+
+/** The state directory of a stack directory. */
+export const stateDirOf = (dir: string): string => path.join(path.resolve(dir), ".core-stack")
+
+/** The stack directory of a state directory. */
+export const stackDirOf = (stateDir: string): string => path.dirname(stateDir)
+
+/** Another supervisor is running for this stack directory (`pid` 0: it answers on the socket, pid unknown). */
+export class SupervisorRunning extends Data.TaggedError("SupervisorRunning")<{
+  readonly dir: string
+  readonly pid: number
+}> {
+  override get message() {
+    const who = this.pid > 0 ? `supervisor pid ${this.pid}; ` : ""
+    return `a stack is already running in ${this.dir} (${who}stop it with: core stack down)`
+  }
+}
+
+/** The state directory could not be prepared or written. */
+export class StateDirError extends Data.TaggedError("StateDirError")<{
+  readonly path: string
+  readonly cause: unknown
+}> {
+  override get message() {
+    const reason = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `cannot use ${this.path}: ${reason}`
+  }
+}
+
+/** Creates `.core-stack/` (mode 0700) or tightens its mode. */
+export const ensureStateDir = (stateDir: string): Effect.Effect<void, StateDirError> =>
+  Effect.try({
+    try: () => {
+      fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 })
+      fs.chmodSync(stateDir, 0o700)
+    },
+    catch: (cause) => new StateDirError({ path: stateDir, cause })
+  })
+
+/** Removes a file or folder of the state directory, if it is there. */
+export const removeState = (file: string): void => fs.rmSync(file, { force: true, recursive: true })

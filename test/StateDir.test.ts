@@ -1,0 +1,90 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Scope } from "effect"
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import { join } from "node:path"
+import { rotateIfLarger } from "../src/logs/LogFile.js"
+import { readStartTime } from "../src/process/ProcTable.js"
+import { isRunning } from "../src/state/ProcessIdentity.js"
+import { stateDirOf, statePaths } from "../src/state/StateDir.js"
+import { GroupRecordFile, readRecord, readSupervisorRecord, SupervisorRecord } from "../src/state/StateRecords.js"
+import { holdSupervisorLock, probeSupervisor } from "../src/state/SupervisorLock.js"
+import { tempDir } from "./support/Specs.js"
+
+/** A pid that was used and is gone: a child that has exited and been reaped. */
+const deadPid = (): number => spawnSync("true").pid!
+
+describe("state records", () => {
+  it("a record file is found, missing, or invalid (not JSON, or not the Schema's shape)", () => {
+    const dir = tempDir("core-state-")
+    const file = join(dir, "r.json")
+    expect(readRecord(SupervisorRecord, file)).toEqual({ _tag: "Missing" })
+    fs.writeFileSync(file, "{ not json")
+    expect(readRecord(SupervisorRecord, file)).toEqual({ _tag: "Invalid" })
+    fs.writeFileSync(file, JSON.stringify({ pid: 1.5, startTime: null, dir }))
+    expect(readRecord(SupervisorRecord, file)).toEqual({ _tag: "Invalid" })
+    fs.writeFileSync(file, JSON.stringify({ pid: 12, startTime: null, dir }))
+    expect(readRecord(SupervisorRecord, file)).toEqual({ _tag: "Found", value: { pid: 12, startTime: null, dir } })
+    // a group record without the supervisor that spawned it is not one
+    fs.writeFileSync(file, JSON.stringify({ service: "a", pid: 5, startTime: 1, notBefore: 1 }))
+    expect(readRecord(GroupRecordFile, file)._tag).toBe("Invalid")
+  })
+
+  it("isRunning: this process is; a reaped pid is not; a reused pid with another start time is not", () => {
+    const me = { pid: process.pid, startTime: readStartTime(process.pid) ?? null }
+    expect(isRunning(me)).toBe(true)
+    expect(isRunning({ pid: process.pid, startTime: null })).toBe(true)
+    expect(isRunning({ pid: deadPid(), startTime: null })).toBe(false)
+    if (me.startTime !== null) expect(isRunning({ pid: process.pid, startTime: me.startTime + 1 })).toBe(false)
+  })
+})
+
+describe("the supervisor lock", () => {
+  it.effect("probe: missing, then live while held, then missing again; a dead owner's file is stale", () =>
+    Effect.gen(function* () {
+      const stateDir = stateDirOf(tempDir("core-lock-"))
+      expect(probeSupervisor(stateDir)._tag).toBe("Missing")
+      const scope = yield* Scope.make()
+      yield* holdSupervisorLock(stateDir).pipe(Scope.extend(scope))
+      const held = probeSupervisor(stateDir)
+      expect(held._tag).toBe("Live")
+      expect(readSupervisorRecord(stateDir)).toMatchObject({ _tag: "Found", value: { pid: process.pid } })
+      // held already by this process: taking it again is fine and leaves the release to the first scope
+      yield* Effect.scoped(holdSupervisorLock(stateDir))
+      expect(probeSupervisor(stateDir)._tag).toBe("Live")
+      yield* Scope.close(scope, Exit.void)
+      expect(probeSupervisor(stateDir)._tag).toBe("Missing")
+
+      const { pidFile } = statePaths(stateDir)
+      fs.writeFileSync(pidFile, JSON.stringify({ pid: deadPid(), startTime: null, dir: "/x" }))
+      expect(probeSupervisor(stateDir)).toMatchObject({ _tag: "Stale", record: { dir: "/x" } })
+      fs.writeFileSync(pidFile, "garbage")
+      expect(probeSupervisor(stateDir)).toEqual({ _tag: "Stale", record: undefined })
+      // a stale lock is taken over
+      yield* Effect.scoped(
+        Effect.zipRight(
+          holdSupervisorLock(stateDir),
+          Effect.sync(() => expect(probeSupervisor(stateDir)._tag).toBe("Live"))
+        )
+      )
+      expect(fs.existsSync(pidFile)).toBe(false)
+    })
+  )
+})
+
+describe("rotation of the supervisor's output", () => {
+  it("keeps one older file once the limit is passed, and nothing happens below it", () => {
+    const file = join(tempDir("core-rotate-"), "supervisor.log")
+    expect(rotateIfLarger(file, 10, 1)).toBe(false)
+    fs.writeFileSync(file, "0123456789")
+    expect(rotateIfLarger(file, 10, 1)).toBe(false)
+    fs.appendFileSync(file, "a")
+    expect(rotateIfLarger(file, 10, 1)).toBe(true)
+    expect(fs.existsSync(file)).toBe(false)
+    expect(fs.readFileSync(`${file}.1`, "utf8")).toBe("0123456789a")
+    fs.writeFileSync(file, "second output")
+    expect(rotateIfLarger(file, 10, 1)).toBe(true)
+    expect(fs.readFileSync(`${file}.1`, "utf8")).toBe("second output")
+    expect(fs.existsSync(`${file}.2`)).toBe(false)
+  })
+})
