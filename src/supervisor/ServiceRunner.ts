@@ -20,6 +20,9 @@ import { hasProcess, type ServiceStatus } from "../stack/ServiceStatus.js"
  */
 const SETTLED_MS = 10_000
 
+/** Characters of an output line that `ready_log_line` is matched against (the start of a longer line). */
+const READY_LINE_LIMIT = 16 * 1024
+
 /** Lines of a failed service's output quoted in its error. */
 const FAILURE_TAIL = 15
 
@@ -160,14 +163,24 @@ const awaitDependencies = (stack: StackContext, spec: ServiceSpec): Effect.Effec
   ).pipe(Effect.map((reasons) => reasons.find((r) => r !== undefined)))
 
 /** One run of the process: spawn, readiness within the deadline (Clock millis), liveness, until it ends. */
-const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
+/**
+ * `previous`: how the last run ended, when this one is a restart (its status says so while it runs).
+ */
+const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, previous: string | undefined) =>
   Effect.gen(function* () {
     const { spec, log } = entry
     const logMatched = yield* Deferred.make<void>()
     if (spec.readyLogLine !== undefined) {
       const pattern = new RegExp(spec.readyLogLine)
+      let matched = false
       const unsubscribe = log.onLine((line) => {
-        if (!line.supervisor && pattern.test(line.text)) Deferred.unsafeDone(logMatched, Effect.void)
+        if (matched || line.supervisor) return
+        // a line of megabytes must not hold the supervisor up, whatever the pattern
+        const text = line.text.length > READY_LINE_LIMIT ? line.text.slice(0, READY_LINE_LIMIT) : line.text
+        if (pattern.test(text)) {
+          matched = true
+          Deferred.unsafeDone(logMatched, Effect.void)
+        }
       })
       yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
     }
@@ -193,7 +206,7 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
       pid: proc.pid,
       startedAt: spawnedAt,
       exitCode: null,
-      reason: null,
+      reason: previous === undefined ? null : `restarted after: ${previous}`,
       health: spec.readiness ? "unknown" : "none"
     }))
     let ready = !hasReadiness
@@ -294,8 +307,9 @@ export const lifecycle = (stack: StackContext, entry: ServiceEntry): Effect.Effe
     let consecutiveFailures = 0
     let briefRuns = 0
     let deadline = (yield* Clock.currentTimeMillis) + spec.readinessTimeoutMs
+    let previous: string | undefined
     while (true) {
-      const outcome = yield* runOnce(stack, entry, deadline)
+      const outcome = yield* runOnce(stack, entry, deadline, previous)
       if (outcome._tag === "SpawnFailed" || outcome._tag === "NotReady") {
         yield* update(stack, entry, () => ({ state: "failed", reason: outcome.reason, pid: null }))
         return
@@ -317,12 +331,14 @@ export const lifecycle = (stack: StackContext, entry: ServiceEntry): Effect.Effe
         case "Restart": {
           policyRestarts++
           if (code !== 0 || beforeReady) consecutiveFailures++
+          previous = reason ?? `exited with code ${code}${beforeReady ? " before it was ready" : ""}`
+          const ended = previous
           yield* update(stack, entry, (s) => ({
             state: "restarting",
             pid: null,
             exitCode: code,
             restarts: s.restarts + 1,
-            reason: `${reason ?? (beforeReady ? `exited with code ${code} before it was ready` : `exited with code ${code}`)}; restarting in ${decision.delayMs} ms`
+            reason: `${ended}; restarting in ${decision.delayMs} ms`
           }))
           yield* Effect.sleep(decision.delayMs)
           if (settled) deadline = (yield* Clock.currentTimeMillis) + spec.readinessTimeoutMs
