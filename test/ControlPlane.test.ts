@@ -164,6 +164,12 @@ describe("pure parts", () => {
 
   const row = statusRow
 
+  it("formatStatusTable: a note under the table names the services whose log output was dropped", () => {
+    const table = formatStatusTable([row({ name: "api", droppedLogBytes: 1234 }), row({ name: "db" })], 0)
+    expect(table.split("\n").at(-1)).toBe("log output not written to .core-stack/logs (disk full?): api 1234 bytes")
+    expect(formatStatusTable([row({ name: "db" })], 0)).not.toContain("disk full")
+  })
+
   it("formatStatusTable: columns, uptime only while alive, ports", () => {
     const table = formatStatusTable(
       [

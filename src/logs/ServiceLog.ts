@@ -84,6 +84,8 @@ export interface ServiceLog {
   readonly onLine: (listener: (line: LogLine) => void) => () => void
   /** Resolves once everything written so far is on disk (logs a warning if a write failed since last time). */
   readonly flush: Effect.Effect<void>
+  /** Bytes that could not be written to the file (a full disk, say); writing resumes when it can. */
+  readonly droppedBytes: () => number
 }
 
 /** Options of `makeServiceLog`. */
@@ -189,6 +191,7 @@ export const makeServiceLog = (options: ServiceLogOptions): Effect.Effect<Servic
 
     const log: ServiceLog = {
       name: options.name,
+      droppedBytes: () => file.droppedBytes,
       write: (stream, chunk) => accept(stream, splitters[stream].push(chunk)),
       end: (stream) => accept(stream, splitters[stream].end()),
       note: (text) => {

@@ -52,7 +52,12 @@ export const ServiceStatus = Schema.Struct({
   exitCode: Schema.NullOr(Schema.Int),
   /** Why it failed, was skipped or stopped, or null. */
   reason: Schema.NullOr(Schema.String),
-  ports: Schema.Record({ key: Schema.String, value: Schema.Int })
+  ports: Schema.Record({ key: Schema.String, value: Schema.Int }),
+  /**
+   * Bytes of its output that could not be written to its log file (a full disk, say; still in memory for
+   * `logs` while they last). Absent when none.
+   */
+  droppedLogBytes: Schema.optional(Schema.Int)
 })
 export type ServiceStatus = typeof ServiceStatus.Type
 

@@ -165,7 +165,12 @@ export const makeLocalSupervisor = (
     }, forService)
 
     const statusOf = (name: string) =>
-      Effect.flatMap(entryOf(name), (entry) => Effect.map(SubscriptionRef.get(entry.state), (s) => s.status))
+      Effect.flatMap(entryOf(name), (entry) =>
+        Effect.map(SubscriptionRef.get(entry.state), (s) => {
+          const dropped = entry.log.droppedBytes()
+          return dropped > 0 ? { ...s.status, droppedLogBytes: dropped } : s.status
+        })
+      )
 
     return {
       stack,
