@@ -7,6 +7,7 @@
  * process group at once and exits 130.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { exitCodeOf } from "./cli/InterruptExit.js"
 import { keepWriting } from "./cli/ResilientOutput.js"
 import { main } from "./Main.js"
 import { killAllGroups } from "./process/ProcessGroup.js"
@@ -25,4 +26,7 @@ const onSignal = () => {
 process.on("SIGINT", onSignal)
 process.on("SIGTERM", onSignal)
 
-NodeRuntime.runMain(main(process.argv), { disableErrorReporting: true })
+NodeRuntime.runMain(main(process.argv), {
+  disableErrorReporting: true,
+  teardown: (exit, onExit) => onExit(exitCodeOf(exit))
+})

@@ -190,3 +190,35 @@ describe("item 7: messages that name what is wrong", () => {
     expect(run.output).toContain("process-compose.yaml: cannot write it: a directory is in the way (EISDIR)")
   })
 })
+
+describe("item 7: an interrupted up -d", () => {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    it(`exits non-zero on ${signal}, says what it stopped, and leaves nothing`, async () => {
+      const dir = stack({ api: sh("sleep 60", { readiness_probe: { exec: { command: "false" }, period_seconds: 1 } }) })
+      const child = spawn(process.execPath, [cli, "stack", "up", "-d", "--dir", dir], {
+        env: { PATH: process.env["PATH"], NO_COLOR: "1", [MARKER]: dir },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let output = ""
+      child.stderr.on("data", (b: Buffer) => {
+        output += b.toString()
+      })
+      const closed = new Promise<number | null>((done) => child.on("close", (code) => done(code)))
+      // the service is starting (its readiness probe keeps failing)
+      const starting = await eventually(
+        () =>
+          spawnSync(process.execPath, [cli, "stack", "status", "--dir", dir], { encoding: "utf8" }).stdout.includes(
+            "starting"
+          ),
+        30_000,
+        100
+      )
+      expect(starting).toBe(true)
+      child.kill(signal)
+      const code = await closed
+      expect(code, output).toBe(130)
+      expect(output).toContain("core: interrupted before the stack was ready")
+      expect(await leftovers(dir)).toEqual([])
+    })
+  }
+})

@@ -7,6 +7,7 @@ import type { FileSystem, Path } from "@effect/platform"
 import { Console, Effect } from "effect"
 import { type StackRun, type StackRunOptions, upForeground } from "../app/StackUp.js"
 import { upDetached } from "../app/StackUpDetached.js"
+import { exitCodeOnInterrupt, INTERRUPTED_EXIT_CODE } from "./InterruptExit.js"
 import { dirOption } from "./CliOptions.js"
 import { dim, lineBatcher, linePrefixer, useColour } from "./Output.js"
 
@@ -52,7 +53,12 @@ export const foreground = (options: Omit<StackRunOptions, "onProgress" | "before
 
 /** Starts a background supervisor, showing its progress, and says where it runs once every service is ready. */
 const background = (dir: StackRunOptions["dir"], services: ReadonlyArray<string>) =>
-  upDetached(dir, services, (lines) => Console.error(lines.join("\n"))).pipe(
+  exitCodeOnInterrupt(INTERRUPTED_EXIT_CODE).pipe(
+    Effect.zipRight(upDetached(dir, services, (lines) => Console.error(lines.join("\n")))),
+    // upDetached has stopped the supervisor it started when this runs
+    Effect.onInterrupt(() =>
+      Console.error("core: interrupted before the stack was ready: stopped what was starting; nothing is left running")
+    ),
     Effect.flatMap((up) =>
       Console.log(
         `core: ${up.ready.length} service(s) ready in ${up.readyMs} ms; supervisor pid ${up.pid}, output in ${up.output}; stop with: core stack down`
