@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: manifest placeholders are written literally here
 /**
  * Issue 10's failures, each through the built CLI in a temporary stack directory: what `core stack up -d`
  * says and leaves behind when a start cannot work. Each must end within its deadline with a reason naming
@@ -5,7 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { spawn, spawnSync } from "node:child_process"
-import { mkdirSync, symlinkSync, writeFileSync } from "node:fs"
+import { mkdirSync, statSync, symlinkSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { eventually, processesWithEnv } from "./support/Processes.js"
 import { tempDir } from "./support/Specs.js"
@@ -221,4 +222,27 @@ describe("item 7: an interrupted up -d", () => {
       expect(await leftovers(dir)).toEqual([])
     })
   }
+})
+
+describe("item 7: ${data}", () => {
+  it("${data} and ${data}/<service> exist (0700) before the service starts", async () => {
+    const dir = stack({
+      redis: {
+        process: {
+          command: "sh",
+          args: ["-c", 'cd "$0" && echo in-data && exec sleep 60', "${data}/redis"],
+          compose: { ready_log_line: "in-data", readiness_timeout_seconds: 10 }
+        }
+      }
+    })
+    try {
+      const up = await core(dir, ["stack", "up", "-d"])
+      expect(up.code, up.output).toBe(0)
+      expect(statSync(join(dir, ".data")).mode & 0o777).toBe(0o700)
+      expect(statSync(join(dir, ".data", "redis")).mode & 0o777).toBe(0o700)
+    } finally {
+      await core(dir, ["stack", "down"])
+      expect(await leftovers(dir)).toEqual([])
+    }
+  })
 })

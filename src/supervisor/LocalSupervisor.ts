@@ -48,7 +48,8 @@ export const makeLocalSupervisor = (
       entries,
       transitions: transitionsHub,
       exitRequested,
-      env: options.env ?? process.env
+      env: options.env ?? process.env,
+      dataDir: stack.dataDir
     }
 
     const runs = yield* FiberMap.make<string, void>()

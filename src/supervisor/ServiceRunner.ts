@@ -4,6 +4,8 @@
  * policy when the process ends. Times come from the Effect `Clock`, so backoff and deadlines follow a
  * `TestClock`. The stack-level verbs (`up`, `stop`, ...) are in `LocalSupervisor`.
  */
+import * as fs from "node:fs"
+import * as path from "node:path"
 import { Clock, Deferred, Effect, Fiber, Option, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
 import { waitReady, watchLiveness } from "../health/Probe.js"
 import { type LogError, makeServiceLog, type ServiceLog } from "../logs/ServiceLog.js"
@@ -49,6 +51,21 @@ export interface StackContext {
   readonly exitRequested: Deferred.Deferred<string>
   /** The environment the services inherit (their own `env` goes over it). */
   readonly env: Readonly<Record<string, string | undefined>>
+  /** `${data}`: made (0700) before a service starts, with a folder of the service's name in it. */
+  readonly dataDir: string
+}
+
+/** Makes `${data}` and `${data}/<service>` (0700) if they are missing; undefined, or why it could not. */
+const makeDataDirs = (dataDir: string, service: string): string | undefined => {
+  const dir = path.join(dataDir, service)
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+    return undefined
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException
+    const why = e.code === "EEXIST" || e.code === "ENOTDIR" ? "a file is in the way" : (e.code ?? e.message)
+    return `cannot create its data directory ${dir}: ${why}`
+  }
 }
 
 /** How one run of a process ended. */
@@ -185,6 +202,8 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
       yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
     }
     yield* SubscriptionRef.update(entry.state, (s) => ({ ...s, logReady: false }))
+    const noDataDir = makeDataDirs(stack.dataDir, spec.name)
+    if (noDataDir !== undefined) return { _tag: "SpawnFailed", reason: noDataDir } as RunOutcome
     // the process, its exec probes and its shutdown command all see the same environment
     const env = { ...stack.env, ...spec.env }
     const spawned = yield* spawnGroup({
