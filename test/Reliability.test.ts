@@ -184,6 +184,15 @@ describe("item 7: messages that name what is wrong", () => {
     expect(output).not.toMatch(/core: LogError$/m)
   })
 
+  it("a file where .core-stack should be", async () => {
+    const dir = stack({ api: sh("sleep 60") })
+    writeFileSync(join(dir, ".core-stack"), "")
+    const output = await expectFailedStart(dir, [
+      `cannot use ${join(dir, ".core-stack")}: a file is in the way where a directory should be`
+    ])
+    expect(output).not.toContain("mkdir")
+  })
+
   it("a directory where process-compose.yaml should be", async () => {
     const dir = broken((d) => mkdirSync(join(d, ".core-stack", "process-compose.yaml")))
     const run = await core(dir, ["stack", "generate"])

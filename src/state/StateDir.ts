@@ -51,7 +51,17 @@ export class StateDirError extends Data.TaggedError("StateDirError")<{
   readonly cause: unknown
 }> {
   override get message() {
-    const reason = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    const code = (this.cause as NodeJS.ErrnoException | undefined)?.code
+    const reason =
+      code === "EEXIST" || code === "ENOTDIR"
+        ? `a file is in the way where a directory should be (${code}); move it aside`
+        : code === "EACCES" || code === "EPERM"
+          ? `permission denied (${code})`
+          : code === "ENOSPC"
+            ? "no space left on device (ENOSPC)"
+            : this.cause instanceof Error
+              ? this.cause.message
+              : String(this.cause)
     return `cannot use ${this.path}: ${reason}`
   }
 }
