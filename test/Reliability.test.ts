@@ -255,3 +255,24 @@ describe("item 7: ${data}", () => {
     }
   })
 })
+
+describe("item 7: down while the supervisor cannot answer", () => {
+  it("stops a supervisor that holds the stack but does not answer (starting), and says so", async () => {
+    const dir = tempDir("core-rel-")
+    const standIn = resolve(import.meta.dirname, "fixtures/control/standin-supervisor.ts")
+    const child = spawn(process.execPath, ["--import", "tsx", standIn, join(dir, ".core-stack"), "1"], {
+      env: { ...process.env, [MARKER]: dir },
+      stdio: ["ignore", "pipe", "inherit"],
+      detached: true
+    })
+    let out = ""
+    child.stdout.on("data", (b: Buffer) => {
+      out += b.toString()
+    })
+    expect(await eventually(() => out.includes("ready"), 30_000)).toBe(true)
+    const down = await core(dir, ["stack", "down"])
+    expect(down.code, down.output).toBe(0)
+    expect(down.output).toContain("which was starting or stopping and did not answer")
+    expect(await leftovers(dir)).toEqual([])
+  })
+})

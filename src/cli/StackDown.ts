@@ -9,6 +9,8 @@ import { dirOption } from "./CliOptions.js"
 
 export const downCommand = Command.make("down", { dir: dirOption }, ({ dir }) =>
   Effect.flatMap(down(dir), (stopped) =>
-    Console.log(`stack in ${stopped.dir} stopped (supervisor pid ${stopped.pid}) in ${stopped.ms} ms`)
+    Console.log(
+      `stack in ${stopped.dir} stopped (supervisor pid ${stopped.pid}${stopped.starting ? ", which was starting or stopping and did not answer" : ""}) in ${stopped.ms} ms`
+    )
   )
 ).pipe(Command.withDescription("Stop the running stack (dependents first) and wait until every process has exited"))
