@@ -15,23 +15,22 @@
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, FastCheck as fc } from "effect"
-import { spawn, spawnSync } from "node:child_process"
+import { spawnSync } from "node:child_process"
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
-import { dirname, join, resolve } from "node:path"
+import { dirname, join } from "node:path"
 import { ManifestError } from "../src/manifest/ManifestError.js"
 import type { StackSpec } from "../src/manifest/ServiceSpec.js"
 import { loadStack } from "../src/manifest/StackLoader.js"
+import { runCli, STACK_TRACE } from "./support/Cli.js"
 import { eventually, processesMentioning } from "./support/Processes.js"
 import { freshPort, tempDir } from "./support/Specs.js"
 
-const cli = resolve(import.meta.dirname, "../dist/core.cjs")
 const RUNS = Number(process.env["FUZZ_RUNS"] ?? 500)
 const SEED = process.env["FUZZ_SEED"] === undefined ? undefined : Number(process.env["FUZZ_SEED"])
 /** How long loading may take, however broken the stack. */
 const LOAD_DEADLINE_MS = 10_000
 /** What a CLI run may take beyond the readiness deadlines of its services. */
 const CLI_SLACK_MS = 30_000
-const STACK_TRACE = /\n\s+at .*:\d+:\d+/
 
 type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
 type Manifests = Record<string, Json>
@@ -437,37 +436,6 @@ const checkLoad = async (dir: string, named: string | undefined): Promise<StackS
   if (named !== undefined) expect(error.problems.map((p) => p.file)).toContain(named)
   return undefined
 }
-
-interface Run {
-  readonly code: number | null
-  readonly output: string
-  readonly timedOut: boolean
-}
-
-/** Runs the CLI; kills it (SIGKILL) when it takes longer than `deadlineMs`. */
-const runCli = (args: ReadonlyArray<string>, deadlineMs: number): Promise<Run> =>
-  new Promise((done) => {
-    const child = spawn(process.execPath, [cli, ...args], {
-      env: { PATH: process.env["PATH"], NO_COLOR: "1" },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let output = ""
-    child.stdout.on("data", (b: Buffer) => {
-      output += b.toString()
-    })
-    child.stderr.on("data", (b: Buffer) => {
-      output += b.toString()
-    })
-    let timedOut = false
-    const timer = setTimeout(() => {
-      timedOut = true
-      child.kill("SIGKILL")
-    }, deadlineMs)
-    child.on("close", (code) => {
-      clearTimeout(timer)
-      done({ code, output, timedOut })
-    })
-  })
 
 /** Kills (SIGKILL) every process left that mentions `dir`; returns what was left. */
 const reapLeftovers = async (dir: string) => {

@@ -8,43 +8,15 @@ import { describe, expect, it } from "@effect/vitest"
 import { spawn, spawnSync } from "node:child_process"
 import { mkdirSync, statSync, symlinkSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
+import { cli, runCli, STACK_TRACE } from "./support/Cli.js"
 import { eventually, processesWithEnv } from "./support/Processes.js"
 import { tempDir } from "./support/Specs.js"
 
-const cli = resolve(import.meta.dirname, "../dist/core.cjs")
 const MARKER = "CORE_RELIABILITY_MARKER"
-const STACK_TRACE = /\n\s+at .*:\d+:\d+/
 
-interface Result {
-  readonly code: number | null
-  readonly output: string
-  readonly timedOut: boolean
-}
-
-/** Runs the CLI with a marker in its environment; SIGKILLs it after `deadlineMs`. */
-const core = (dir: string, args: ReadonlyArray<string>, deadlineMs = 60_000): Promise<Result> =>
-  new Promise((done) => {
-    const child = spawn(process.execPath, [cli, ...args, "--dir", dir], {
-      env: { PATH: process.env["PATH"], NO_COLOR: "1", [MARKER]: dir },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let output = ""
-    child.stdout.on("data", (b: Buffer) => {
-      output += b.toString()
-    })
-    child.stderr.on("data", (b: Buffer) => {
-      output += b.toString()
-    })
-    let timedOut = false
-    const timer = setTimeout(() => {
-      timedOut = true
-      child.kill("SIGKILL")
-    }, deadlineMs)
-    child.on("close", (code) => {
-      clearTimeout(timer)
-      done({ code, output, timedOut })
-    })
-  })
+/** Runs `core args... --dir dir` with the marker in its environment; SIGKILLs it after `deadlineMs`. */
+const core = (dir: string, args: ReadonlyArray<string>, deadlineMs = 60_000) =>
+  runCli([...args, "--dir", dir], deadlineMs, { [MARKER]: dir })
 
 /** A stack directory with the given manifests (objects are written as JSON). */
 const stack = (manifests: Record<string, unknown>): string => {

@@ -252,8 +252,9 @@ const checkRawManifest = (
       for (const message of resolved.left) {
         if (message.startsWith("${env.")) problems.push(problem("placeholders", found.file, formatPath(path), message))
       }
-    } else if (Array.isArray(value)) value.forEach((v, i) => walk(v, [...path, i]))
-    else if (typeof value === "object" && value !== null) {
+    } else if (Array.isArray(value)) {
+      for (const [i, v] of value.entries()) walk(v, [...path, i])
+    } else if (typeof value === "object" && value !== null) {
       for (const [k, v] of Object.entries(value)) walk(v, [...path, k])
     }
   }
