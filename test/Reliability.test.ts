@@ -248,3 +248,20 @@ describe("item 7: down while the supervisor cannot answer", () => {
     expect(await leftovers(dir)).toEqual([])
   })
 })
+
+describe("item 7: down racing up -d", () => {
+  for (const delayMs of [100, 250, 500]) {
+    it(`down ${delayMs} ms into an up -d stops what is starting and says so`, async () => {
+      const dir = stack({ api: sh("sleep 60", { readiness_probe: { exec: { command: "false" }, period_seconds: 1 } }) })
+      const up = core(dir, ["stack", "up", "-d"])
+      await new Promise((r) => setTimeout(r, delayMs))
+      const down = await core(dir, ["stack", "down"])
+      const upResult = await up
+      expect(down.code, down.output).toBe(0)
+      expect(down.output).toMatch(/^stack in .* stopped/)
+      expect(upResult.code, upResult.output).not.toBe(0)
+      expect(upResult.output).not.toMatch(STACK_TRACE)
+      expect(await leftovers(dir)).toEqual([])
+    })
+  }
+})

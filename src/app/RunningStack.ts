@@ -5,9 +5,9 @@
  */
 import { Clock, Effect, Option, Schedule } from "effect"
 import * as ControlClient from "../api/ControlClient.js"
-import { isRunning } from "../state/ProcessIdentity.js"
+import { isRunning, type ProcessIdentity } from "../state/ProcessIdentity.js"
 import { stateDirOf } from "../state/StateDir.js"
-import { cleanLeftovers, liveSupervisor } from "../state/SupervisorLock.js"
+import { cleanLeftovers, liveStarter, liveSupervisor } from "../state/SupervisorLock.js"
 import { type ControlError, Supervisor, type SupervisorShape } from "../supervisor/Supervisor.js"
 
 /** Runs `verb` with the `Supervisor` of the stack directory `dir`. */
@@ -26,32 +26,40 @@ export const serviceVerb = <E>(
  */
 export const down = Effect.fn("RunningStack.down")(function* (root: string) {
   const began = yield* Clock.currentTimeMillis
-  const { pid, starting } = yield* ControlClient.withClient(root, (client) =>
-    Effect.as(client.shutdown, { pid: client.identity.pid, starting: false })
+  const { pid, stopped } = yield* ControlClient.withClient(root, (client) =>
+    Effect.as(client.shutdown, { pid: client.identity.pid, stopped: "on request" as StoppedBy })
   ).pipe(
-    // a supervisor that is starting (no socket yet) or stopping does not answer: it is stopped by its pid
-    Effect.catchTag("ControlError", (error) =>
-      Effect.flatMap(stopUnanswering(root), (stopped) =>
-        stopped === undefined ? Effect.fail(error) : Effect.succeed({ pid: stopped, starting: true })
-      )
-    )
+    // a supervisor that is starting (no socket yet) or stopping does not answer: it is stopped by its pid;
+    // before it holds the directory, the `up -d` starting it is stopped (and stops it)
+    Effect.catchTags({
+      ControlError: (error) => stopBy(liveSupervisor(stateDirOf(root)), "supervisor signalled", root, error),
+      NoSupervisor: (error) => stopBy(liveStarter(stateDirOf(root)), "up -d signalled", root, error)
+    })
   )
   const ms = (yield* Clock.currentTimeMillis) - began
-  return { dir: root, pid, ms, starting }
+  return { dir: root, pid, ms, stopped }
 })
+
+/**
+ * How `down` stopped the stack: its supervisor answered; or it did not (starting, stopping) and got SIGTERM;
+ * or there was none yet and the `up -d` starting it got SIGTERM (`pid` is then the `up -d`'s).
+ */
+export type StoppedBy = "on request" | "supervisor signalled" | "up -d signalled"
+
+/** Stops `process` (the supervisor, or the `up -d` starting it), or fails with `error` when there is none. */
+const stopBy = <E>(process: ProcessIdentity | undefined, stopped: StoppedBy, root: string, error: E) =>
+  process === undefined ? Effect.fail(error) : Effect.as(stopUnanswering(process, root), { pid: process.pid, stopped })
 
 /** How long a supervisor gets to stop its stack after SIGTERM before SIGKILL (its guardian then ends the rest). */
 const UNANSWERING_GRACE_MS = 30_000
 
 /**
- * Stops the stack directory's live supervisor when it does not answer: SIGTERM (it stops its services as on
- * Ctrl-C), SIGKILL after `UNANSWERING_GRACE_MS`; returns its pid once it has exited, or undefined when there
- * is none.
+ * Stops a process of the stack directory that does not answer, its supervisor or the `up -d` starting it:
+ * SIGTERM (either stops what it started, as on Ctrl-C), SIGKILL after `UNANSWERING_GRACE_MS`; returns once it
+ * has exited and its leftovers are cleaned up.
  */
-const stopUnanswering = (root: string): Effect.Effect<number | undefined> =>
+const stopUnanswering = (supervisor: ProcessIdentity, root: string): Effect.Effect<void> =>
   Effect.gen(function* () {
-    const supervisor = liveSupervisor(stateDirOf(root))
-    if (supervisor === undefined) return undefined
     const signal = (name: NodeJS.Signals) =>
       Effect.sync(() => {
         try {
@@ -69,5 +77,4 @@ const stopUnanswering = (root: string): Effect.Effect<number | undefined> =>
     const stopped = yield* gone.pipe(Effect.timeoutOption(UNANSWERING_GRACE_MS))
     if (Option.isNone(stopped)) yield* signal("SIGKILL").pipe(Effect.zipRight(gone))
     yield* cleanLeftovers(stateDirOf(root))
-    return supervisor.pid
   })

@@ -10,7 +10,7 @@ import { connect } from "../api/ControlClient.js"
 import { rotateIfLarger } from "../logs/LogFile.js"
 import { settledVerdict } from "../stack/DependencyCondition.js"
 import { ensureStateDir, StateDirError, SupervisorRunning, stateDirOf, statePaths } from "../state/StateDir.js"
-import { cleanLeftovers, ensureNoSupervisor, liveSupervisor } from "../state/SupervisorLock.js"
+import { cleanLeftovers, ensureNoSupervisor, liveSupervisor, recordStarter } from "../state/SupervisorLock.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
 
 /** Lines of the supervisor's output quoted when it fails. */
@@ -242,6 +242,8 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
   const paths = statePaths(stateDir)
   yield* ensureNoSupervisor(stateDir)
   yield* ensureStateDir(stateDir)
+  // a `down` before the supervisor holds the directory stops this process, which stops the supervisor
+  yield* recordStarter(stateDir)
   const began = yield* Clock.currentTimeMillis
   // one older output is kept, as `supervisor.log.1`, once it passes 5 MiB
   rotateIfLarger(paths.supervisorLog, 5 * 1024 * 1024, 1)
@@ -341,4 +343,4 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
     output: paths.supervisorLog
   }
   return detached
-})
+}, Effect.scoped)

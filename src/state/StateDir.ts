@@ -14,6 +14,8 @@ export const statePaths = (stateDir: string) => ({
   socket: path.join(stateDir, "control.sock"),
   /** The supervisor lock: a `SupervisorRecord`. */
   pidFile: path.join(stateDir, "supervisor.pid"),
+  /** The `up -d` starting the stack, until its supervisor is ready or it gives up: a `SupervisorRecord`. */
+  starterFile: path.join(stateDir, "starter.pid"),
   /** One `GroupRecordFile` per spawned process group, `<pgid>.json`. */
   pidsDir: path.join(stateDir, "pids"),
   /** The output of a background supervisor (`up -d`). */
