@@ -3,8 +3,8 @@
  * the stack, provision its binaries, write the process-compose file, start a supervisor, serve the control
  * API, and bring the selected services up. `layer` is the one layer of the `LocalSupervisor`.
  */
-import type { FileSystem, Path } from "@effect/platform"
-import { Clock, Context, Effect, Layer, type Scope } from "effect"
+import { FileSystem, type Path } from "@effect/platform"
+import { Clock, Context, Data, Effect, Layer, Option, type Scope } from "effect"
 import { serveControl } from "../api/ControlServer.js"
 import { writeComposeFile } from "../deploy/ComposeFile.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
@@ -20,6 +20,8 @@ import { LocalSupervisor, type LocalSupervisorShape, Supervisor, UnknownService 
 export interface StackRunOptions {
   /** The absolute stack directory. */
   readonly dir: string
+  /** `--data`; default `CORE_DATA_DIR`, else `.data` in the stack directory. */
+  readonly data?: Option.Option<string>
   /** Services to start with their dependencies; empty = every enabled service. */
   readonly services: ReadonlyArray<string>
   /** Start only the named services, not their dependencies (`core <service> run --no-deps`). */
@@ -48,10 +50,37 @@ export interface StackRun {
   readonly readyMs: number
 }
 
-/** Loads the stack and checks the names asked for. */
-export const loadSelection = (dir: string, services: ReadonlyArray<string>, noDeps = false) =>
+/** The data directory cannot be created. */
+export class DataDirError extends Data.TaggedError("DataDirError")<{ readonly path: string; readonly cause: unknown }> {
+  override get message() {
+    const why = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `cannot create the data directory ${this.path}: ${why}`
+  }
+}
+
+/** Creates the data directory (mode 0700) when it is missing; an existing one is left as it is. */
+export const ensureDataDir = (path: string) =>
   Effect.gen(function* () {
-    const stack = yield* loadStack(dir)
+    const fs = yield* FileSystem.FileSystem
+    const info = yield* fs.stat(path).pipe(Effect.option)
+    if (Option.isSome(info)) {
+      if (info.value.type === "Directory") return
+      return yield* Effect.fail(new Error("it exists and is not a directory"))
+    }
+    yield* fs.makeDirectory(path, { recursive: true, mode: 0o700 })
+    // the umask may have narrowed the mode, never widened it; chmod makes it exactly 0700
+    yield* fs.chmod(path, 0o700)
+  }).pipe(Effect.mapError((cause) => new DataDirError({ path, cause })))
+
+/** Loads the stack and checks the names asked for. */
+export const loadSelection = (
+  dir: string,
+  services: ReadonlyArray<string>,
+  noDeps = false,
+  data: Option.Option<string> = Option.none()
+) =>
+  Effect.gen(function* () {
+    const stack = yield* loadStack(dir, Option.isSome(data) ? { dataDir: data.value } : {})
     const known = stack.services.map((s) => s.name as string)
     for (const name of services) {
       if (!known.includes(name)) return yield* new UnknownService({ name, known })
@@ -71,11 +100,12 @@ export const loadSelection = (dir: string, services: ReadonlyArray<string>, noDe
  */
 export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOptions) {
   const began = yield* Clock.currentTimeMillis
-  const { stack, selected } = yield* loadSelection(options.dir, options.services, options.noDeps)
+  const { stack, selected } = yield* loadSelection(options.dir, options.services, options.noDeps, options.data)
   const serve = options.serve ?? true
   // one supervisor per directory, served or not; leftovers of a crash go before their ports are checked
   yield* ensureNoSupervisor(stack.stateDir)
   yield* checkPortsFree(stack, selected)
+  yield* ensureDataDir(stack.dataDir)
   // the registry (and its guardian) first: a build that provisioning runs is ended with the supervisor too
   const registry = yield* Layer.build(PidRegistry.layer(stack.stateDir))
   yield* provision(stack, selected, {

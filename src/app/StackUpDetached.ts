@@ -3,6 +3,7 @@
  * output in `.core-stack/supervisor.log`; this process polls the control API until every selected service
  * is ready, or reports why the supervisor ended and leaves nothing running.
  */
+import * as path from "node:path"
 import { Clock, Data, Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -236,7 +237,9 @@ export interface Detached {
 export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
   root: string,
   services: ReadonlyArray<string>,
-  onProgress: (lines: ReadonlyArray<string>) => Effect.Effect<void> = () => Effect.void
+  onProgress: (lines: ReadonlyArray<string>) => Effect.Effect<void> = () => Effect.void,
+  /** `--data`: reaches the supervisor as the variable it defaults to, made absolute here. */
+  dataDir?: string
 ) {
   const stateDir = stateDirOf(root)
   const paths = statePaths(stateDir)
@@ -263,7 +266,12 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
           cwd: root,
           detached: true,
           stdio: ["ignore", log, log],
-          env: { ...process.env, CORE_SUPERVISOR: "1", NO_COLOR: "1" }
+          env: {
+            ...process.env,
+            CORE_SUPERVISOR: "1",
+            NO_COLOR: "1",
+            ...(dataDir !== undefined && { CORE_DATA_DIR: path.resolve(dataDir) })
+          }
         }
       )
     } finally {

@@ -13,5 +13,11 @@ export const dirOption = Options.text("dir").pipe(
   Options.map((dir) => resolve(dir))
 )
 
+/** `--data PATH`: the data directory, `${data}` (default: env `CORE_DATA_DIR`, else `.data` in the stack directory). */
+export const dataOption = Options.text("data").pipe(
+  Options.withDescription("data directory, ${data} (default: $CORE_DATA_DIR, else .data in the stack directory)"),
+  Options.optional
+)
+
 /** `--json`: machine-readable output. */
 export const jsonOption = Options.boolean("json").pipe(Options.withDescription("print JSON"))

@@ -5,7 +5,7 @@
 import { CliConfig, Command, Options } from "@effect/cli"
 import { FileSystem, Path } from "@effect/platform"
 import { Effect } from "effect"
-import { dirOption } from "./CliOptions.js"
+import { dataOption, dirOption } from "./CliOptions.js"
 import { foreground } from "./StackUp.js"
 
 const noDeps = Options.boolean("no-deps").pipe(Options.withDescription("start this service alone"))
@@ -28,7 +28,7 @@ const serviceNames = (dir: string) =>
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
     const names = yield* fs.readDirectory(path.join(dir, "services")).pipe(Effect.orElseSucceed(() => []))
-    return yield* Effect.filter(names.filter((name) => name !== "stack").sort(), (name) =>
+    return yield* Effect.filter(names.filter((name) => name !== "stack" && name !== "deploy").sort(), (name) =>
       fs.exists(path.join(dir, "services", name, "service.json")).pipe(Effect.orElseSucceed(() => false))
     )
   })
@@ -40,8 +40,8 @@ export const serviceCommands = (args: ReadonlyArray<string>) =>
       Command.make(name).pipe(
         Command.withDescription(`The ${name} service`),
         Command.withSubcommands([
-          Command.make("run", { dir: dirOption, noDeps }, ({ dir, noDeps }) =>
-            foreground({ dir, services: [name], noDeps })
+          Command.make("run", { dir: dirOption, data: dataOption, noDeps }, ({ dir, data, noDeps }) =>
+            foreground({ dir, data, services: [name], noDeps })
           ).pipe(Command.withDescription(`Run ${name} in the foreground (with its dependencies unless --no-deps)`))
         ])
       )

@@ -4,16 +4,15 @@
  * `.dep` path whether or not the binary is there yet.
  */
 import { Command } from "@effect/cli"
-import { Console, Effect } from "effect"
+import { Console, Effect, Option } from "effect"
 import { writeComposeFile } from "../deploy/ComposeFile.js"
 import { loadStack } from "../manifest/StackLoader.js"
-import { dirOption } from "./CliOptions.js"
+import { dataOption, dirOption } from "./CliOptions.js"
 
 /** `core stack generate`. */
-export const generateCommand = Command.make("generate", { dir: dirOption }, ({ dir }) =>
+export const generateCommand = Command.make("generate", { dir: dirOption, data: dataOption }, ({ dir, data }) =>
   Effect.gen(function* () {
-    const stackDir = dir
-    const stack = yield* loadStack(stackDir)
+    const stack = yield* loadStack(dir, Option.isSome(data) ? { dataDir: data.value } : {})
     const written = yield* writeComposeFile(stack)
     yield* Console.log(written)
   })

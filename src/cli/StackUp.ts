@@ -4,11 +4,11 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import type { FileSystem, Path } from "@effect/platform"
-import { Console, Effect } from "effect"
+import { Console, Effect, Option } from "effect"
 import { type StackRun, type StackRunOptions, upForeground } from "../app/StackUp.js"
 import { upDetached } from "../app/StackUpDetached.js"
+import { dataOption, dirOption } from "./CliOptions.js"
 import { exitCodeOnInterrupt, INTERRUPTED_EXIT_CODE } from "./InterruptExit.js"
-import { dirOption } from "./CliOptions.js"
 import { dim, lineBatcher, linePrefixer, useColour } from "./Output.js"
 
 const services = Args.text({ name: "SERVICE" }).pipe(
@@ -52,9 +52,9 @@ export const foreground = (options: Omit<StackRunOptions, "onProgress" | "before
   ).pipe(Effect.flatMap((reason) => Effect.sync(() => process.stderr.write(`core: stopping the stack: ${reason}\n`))))
 
 /** Starts a background supervisor, showing its progress, and says where it runs once every service is ready. */
-const background = (dir: StackRunOptions["dir"], services: ReadonlyArray<string>) =>
+const background = (dir: StackRunOptions["dir"], services: ReadonlyArray<string>, data: Option.Option<string>) =>
   exitCodeOnInterrupt(INTERRUPTED_EXIT_CODE).pipe(
-    Effect.zipRight(upDetached(dir, services, (lines) => Console.error(lines.join("\n")))),
+    Effect.zipRight(upDetached(dir, services, (lines) => Console.error(lines.join("\n")), Option.getOrUndefined(data))),
     // upDetached has stopped the supervisor it started when this runs
     Effect.onInterrupt(() =>
       Console.error("core: interrupted before the stack was ready: stopped what was starting; nothing is left running")
@@ -68,9 +68,9 @@ const background = (dir: StackRunOptions["dir"], services: ReadonlyArray<string>
 
 export const upCommand = Command.make(
   "up",
-  { services, detach: detachOption, dir: dirOption },
-  ({ services, detach, dir }) =>
+  { services, detach: detachOption, dir: dirOption, data: dataOption },
+  ({ services, detach, dir, data }) =>
     detach
-      ? Effect.asVoid<unknown, unknown, FileSystem.FileSystem | Path.Path>(background(dir, services))
-      : Effect.asVoid(foreground({ dir, services }))
+      ? Effect.asVoid<unknown, unknown, FileSystem.FileSystem | Path.Path>(background(dir, services, data))
+      : Effect.asVoid(foreground({ dir, services, data }))
 ).pipe(Command.withDescription("Start the stack, or the named services and their dependencies"))

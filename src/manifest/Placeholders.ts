@@ -4,10 +4,12 @@
  * | placeholder                          | value                                                     |
  * |--------------------------------------|-----------------------------------------------------------|
  * | `${dep.NAME}`                        | absolute path of provisioned binary NAME (`.dep/NAME`)    |
- * | `${data}`                            | absolute path of the stack's data directory (`.data`)     |
+ * | `${data}`                            | absolute data directory: `--data`, `CORE_DATA_DIR`, `.data` |
  * | `${env.VAR}` / `${env.VAR:-default}` | environment (after `.env`); unset without default = error |
  * | `${port.NAME}`                       | this service's port NAME                                  |
  * | `${svc.SERVICE.port.NAME}`           | another service's port                                    |
+ * | `${svc.SERVICE.host}`                | where SERVICE is reached: `CORE_HOST_<SERVICE>`, else `127.0.0.1` |
+ * | `${bind}`                            | the address this service listens on (see `bindAddress`)   |
  * | `${dir}`                             | this service's folder (`services/<name>`)                 |
  * | `$${...}`                            | a literal `${...}`                                        |
  *
@@ -18,8 +20,12 @@ import { Either } from "effect"
 
 /** What a placeholder may refer to, for one service of one stack. */
 export interface PlaceholderContext {
-  /** Absolute `.data` directory of the stack. */
+  /** Absolute data directory of the stack (`.data` unless moved). */
   readonly dataDir: string
+  /** The address this service listens on (`${bind}`), from `bindAddress`; default `127.0.0.1`. */
+  readonly bind?: string
+  /** An `${env.VAR}` without a value stays `${env.VAR}` instead of being an error (portable loading). */
+  readonly keepUnsetEnv?: boolean
   /** Absolute `.dep` directory of the stack. */
   readonly depDir: string
   /** Absolute folder of this service. */
@@ -44,8 +50,32 @@ export const placeholderKinds = [
   "env.VAR:-default",
   "port.NAME",
   "svc.SERVICE.port.NAME",
+  "svc.SERVICE.host",
+  "bind",
   "dir"
 ] as const
+
+/** Where services are reached and listen when nothing else is said: this machine. */
+export const LOOPBACK = "127.0.0.1"
+
+const setting = (env: Readonly<Record<string, string | undefined>>, name: string): string | undefined => {
+  const value = env[name]?.trim()
+  return value === undefined || value === "" ? undefined : value
+}
+
+/** The variable that says where service `name` is reached: `CORE_HOST_<NAME>`, upper-cased, other characters `_`. */
+export const hostVariable = (name: string): string => `CORE_HOST_${name}`.toUpperCase().replace(/[^A-Z0-9]/g, "_")
+
+/** `${svc.NAME.host}`: `CORE_HOST_<NAME>` when set, else `127.0.0.1`. */
+export const serviceHost = (env: Readonly<Record<string, string | undefined>>, name: string): string =>
+  setting(env, hostVariable(name)) ?? LOOPBACK
+
+/**
+ * `${bind}`: for the service that declares the stack's public entry (`deploy.public`), `CORE_PUBLIC_BIND`, else
+ * `CORE_BIND`, else `127.0.0.1`; for every other service, `CORE_BIND`, else `127.0.0.1`.
+ */
+export const bindAddress = (env: Readonly<Record<string, string | undefined>>, isPublicEntry: boolean): string =>
+  (isPublicEntry ? setting(env, "CORE_PUBLIC_BIND") : undefined) ?? setting(env, "CORE_BIND") ?? LOOPBACK
 
 const known = (names: Iterable<string>): string => {
   const list = [...names].sort()
@@ -58,6 +88,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 const resolveOne = (body: string, ctx: PlaceholderContext): Either.Either<string, string> => {
   const shown = "${" + body + "}"
   if (body === "data") return Either.right(ctx.dataDir)
+  if (body === "bind") return Either.right(ctx.bind ?? LOOPBACK)
   if (body === "dir") return Either.right(ctx.serviceDir)
   if (body.startsWith("env.")) {
     const rest = body.slice("env.".length)
@@ -66,6 +97,7 @@ const resolveOne = (body: string, ctx: PlaceholderContext): Either.Either<string
     if (!ENV_NAME.test(name)) return Either.left(`invalid variable name in ${shown}`)
     const value = ctx.env[name]
     if (sep >= 0) return Either.right(value === undefined || value === "" ? rest.slice(sep + 2) : value)
+    if (value === undefined && ctx.keepUnsetEnv === true) return Either.right(shown)
     if (value === undefined) {
       return Either.left(`${shown}: environment variable ${name} is not set (give a default: \${env.${name}:-value})`)
     }
@@ -87,16 +119,22 @@ const resolveOne = (body: string, ctx: PlaceholderContext): Either.Either<string
     return Either.right(String(port))
   }
   if (body.startsWith("svc.")) {
+    const host = /^svc\.([^.]+)\.host$/.exec(body)
     const match = /^svc\.([^.]+)\.port\.([^.]+)$/.exec(body)
-    if (match === null) return Either.left(`${shown}: expected \${svc.SERVICE.port.NAME}`)
-    const [, service, name] = match as unknown as [string, string, string]
+    const service = host?.[1] ?? match?.[1]
+    if (service === undefined)
+      return Either.left(`${shown}: expected \${svc.SERVICE.port.NAME} or \${svc.SERVICE.host}`)
     const ports = ctx.servicePorts[service]
+    if (host !== null && (ports !== undefined || ctx.unavailable?.has(service))) {
+      return Either.right(serviceHost(ctx.env, service))
+    }
     if (ports === undefined && ctx.unavailable?.has(service)) {
       return Either.left(`${shown}: the manifest of service "${service}" is invalid, its ports are unknown`)
     }
     if (ports === undefined) {
       return Either.left(`${shown}: unknown service "${service}" (known: ${known(Object.keys(ctx.servicePorts))})`)
     }
+    const name = match![2]!
     const port = ports[name]
     if (port === undefined) {
       return Either.left(`${shown}: service "${service}" has no port "${name}" (ports: ${known(Object.keys(ports))})`)
@@ -141,4 +179,20 @@ export const resolvePlaceholders = (
     i++
   }
   return problems.length > 0 ? Either.left(problems) : Either.right(out)
+}
+
+/** The bodies of the placeholders in `text` (`port.http` for `${port.http}`), in order; `$${...}` is no placeholder. */
+export const placeholdersIn = (text: string): ReadonlyArray<string> => {
+  const bodies: Array<string> = []
+  let i = 0
+  while (i < text.length) {
+    if (text.startsWith("$${", i)) i += 3
+    else if (text.startsWith("${", i)) {
+      const end = text.indexOf("}", i + 2)
+      if (end < 0) break
+      bodies.push(text.slice(i + 2, end))
+      i = end + 1
+    } else i++
+  }
+  return bodies
 }

@@ -269,6 +269,25 @@ export const ProcessSection = strict({
   compose: opt(Compose)
 })
 
+// ---------------------------------------------------------------------------------------------
+// deployment hints (`core deploy fly`, `core deploy k8s`)
+
+/** How the service is deployed: its public entry and sizing hints. Ignored by `core stack up`. */
+export const Deploy = strict({
+  /**
+   * Name of one of this service's `ports`: the stack's public entry, the one port a deployment exposes
+   * (at most one service of a stack declares it). This service's `${bind}` follows `CORE_PUBLIC_BIND`.
+   */
+  public: opt(Schema.String),
+  /** Memory hint in MiB (Fly `[[vm]] memory_mb`, Kubernetes `requests.memory`). */
+  memory_mb: opt(PositiveInt),
+  /** CPU hint (Fly `[[vm]] cpus`, Kubernetes `requests.cpu`). */
+  cpus: opt(Schema.Number.pipe(Schema.positive())),
+  /** The service can run with a read-only root filesystem (Kubernetes `readOnlyRootFilesystem`). */
+  read_only_root: opt(Schema.Boolean)
+})
+export type Deploy = typeof Deploy.Type
+
 /** A whole `service.json`. */
 export const ServiceManifest = strict({
   $schema: opt(Schema.String),
@@ -276,6 +295,8 @@ export const ServiceManifest = strict({
   binaries: opt(Schema.Record({ key: Schema.String, value: BinarySpec })),
   process: ProcessSection,
   /** Named ports, e.g. `{ "client": 4222 }`. Each may be overridden by `CORE_PORT_<SERVICE>_<NAME>`. */
-  ports: opt(Schema.Record({ key: Schema.String, value: PortNumber }))
+  ports: opt(Schema.Record({ key: Schema.String, value: PortNumber })),
+  /** Deployment hints: see `Deploy`. */
+  deploy: opt(Deploy)
 })
 export type ServiceManifest = typeof ServiceManifest.Type

@@ -10,7 +10,7 @@ import { Either } from "effect"
 import * as nodePath from "node:path"
 import * as os from "node:os"
 import { formatPath, type Problem } from "./ManifestError.js"
-import { type PlaceholderContext, resolvePlaceholders } from "./Placeholders.js"
+import { bindAddress, type PlaceholderContext, resolvePlaceholders } from "./Placeholders.js"
 import type { Probe, ServiceManifest, ServiceName } from "./ServiceManifest.js"
 import { Defaults, type ProbeCheck, type ProbeSpec, type ServiceSpec } from "./ServiceSpec.js"
 
@@ -125,7 +125,12 @@ const resolveStrings = (
   ctx: StackContext
 ): Either.Either<Resolved, ReadonlyArray<Problem>> => {
   const { problems, report } = collector("placeholders", source.file)
-  const placeholders: PlaceholderContext = { ...ctx, serviceDir: source.dir, ports }
+  const placeholders: PlaceholderContext = {
+    ...ctx,
+    serviceDir: source.dir,
+    ports,
+    bind: bindAddress(ctx.env, source.manifest.deploy?.public !== undefined)
+  }
   const resolve = (text: string, field: string): string => {
     const result = resolvePlaceholders(text, placeholders)
     if (Either.isRight(result)) return result.right
@@ -256,6 +261,15 @@ const applySettings = (
     } else signal = name
   }
 
+  const publicPort = manifest.deploy?.public
+  if (publicPort !== undefined && ports[publicPort] === undefined) {
+    const names = Object.keys(ports).sort()
+    report(
+      "deploy.public",
+      `this service has no port "${publicPort}" (ports: ${names.length > 0 ? names.join(", ") : "none"})`
+    )
+  }
+
   if (compose.ready_log_line !== undefined) {
     try {
       new RegExp(compose.ready_log_line)
@@ -298,7 +312,9 @@ const applySettings = (
       command: resolved.shutdownCommand
     },
     disabled: compose.disabled ?? false,
-    binaries: manifest.binaries ?? {}
+    binaries: manifest.binaries ?? {},
+    deploy: manifest.deploy ?? {},
+    manifest
   })
 }
 

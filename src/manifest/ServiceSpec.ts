@@ -2,7 +2,14 @@
  * A service as the runtime sees it: its manifest loaded, defaults applied and every placeholder resolved.
  * Produced by `StackLoader`, consumed by the supervisor, the compose generator and the library layers.
  */
-import type { BinarySpec, DependencyCondition, RestartPolicy, ServiceName } from "./ServiceManifest.js"
+import type {
+  BinarySpec,
+  DependencyCondition,
+  Deploy,
+  RestartPolicy,
+  ServiceManifest,
+  ServiceName
+} from "./ServiceManifest.js"
 
 export type ProbeCheck =
   | {
@@ -75,6 +82,10 @@ export interface ServiceSpec {
   readonly shutdown: ShutdownSpec
   readonly disabled: boolean
   readonly binaries: Readonly<Record<string, BinarySpec>>
+  /** Deployment hints (`deploy` of the manifest; `public` names one of `ports`). */
+  readonly deploy: Deploy
+  /** The manifest as written, placeholders unresolved: what the deployment generators read. */
+  readonly manifest: ServiceManifest
 }
 
 /** Defaults, shared by the loader, the generator and the docs. */
@@ -90,7 +101,7 @@ export const Defaults = {
 export interface StackSpec {
   /** Absolute stack directory. */
   readonly dir: string
-  /** `.data` under it. */
+  /** The data directory (`${data}`): `.data` under it unless `--data` or `CORE_DATA_DIR` moved it. */
   readonly dataDir: string
   /** `.dep` under it. */
   readonly depDir: string

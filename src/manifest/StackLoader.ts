@@ -25,6 +25,13 @@ import { stateDirOf } from "../state/StateDir.js"
 export interface LoadOptions {
   /** The environment for placeholders, port overrides and PATH; default `process.env`. `.env` is loaded under it. */
   readonly env?: Readonly<Record<string, string | undefined>>
+  /** `--data PATH`: the data directory (`${data}`); default `CORE_DATA_DIR`, else `<dir>/.data`. Relative to the current directory. */
+  readonly dataDir?: string
+  /**
+   * For the deployment generators, which must not depend on this machine: `.env` is not read, and an
+   * `${env.VAR}` without a value stays as written instead of being an error (its value is the platform's).
+   */
+  readonly portable?: boolean
 }
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -340,18 +347,20 @@ const stepIndex = (step: string): number => {
 export const loadStack = Effect.fn("StackLoader.loadStack")(function* (dir: string, options?: LoadOptions) {
   const path = yield* Path.Path
   const root = path.resolve(dir)
+  const problems: Array<Problem> = []
+  const baseEnv = options?.env ?? process.env
+  const portable = options?.portable ?? false
+
+  const dotenv = portable ? Either.right({}) : yield* readDotEnv(root)
+  if (Either.isLeft(dotenv)) problems.push(...dotenv.left)
+  const env: Env = Either.isRight(dotenv) ? mergeDotEnv(baseEnv, dotenv.right) : baseEnv
+  const dataDir = options?.dataDir ?? (env["CORE_DATA_DIR"] === "" ? undefined : env["CORE_DATA_DIR"])
   const layout = {
     dir: root,
-    dataDir: path.join(root, ".data"),
+    dataDir: dataDir === undefined ? path.join(root, ".data") : path.resolve(dataDir),
     depDir: path.join(root, ".dep"),
     stateDir: stateDirOf(root)
   }
-  const problems: Array<Problem> = []
-  const baseEnv = options?.env ?? process.env
-
-  const dotenv = yield* readDotEnv(root)
-  if (Either.isLeft(dotenv)) problems.push(...dotenv.left)
-  const env: Env = Either.isRight(dotenv) ? mergeDotEnv(baseEnv, dotenv.right) : baseEnv
 
   const found = yield* discover(root)
   problems.push(...found.problems)
@@ -375,7 +384,8 @@ export const loadStack = Effect.fn("StackLoader.loadStack")(function* (dir: stri
     env,
     servicePorts: Object.fromEntries(ports),
     binaries: new Set(sources.flatMap((source) => Object.keys(source.manifest.binaries ?? {}))),
-    unavailable: new Set(found.value.map((f) => f.name).filter((name) => !ports.has(name)))
+    unavailable: new Set(found.value.map((f) => f.name).filter((name) => !ports.has(name))),
+    keepUnsetEnv: portable
   }
   const specs: Array<ServiceSpec> = []
   for (const source of sources) {

@@ -37,6 +37,8 @@ export const resolvedService = (name: string, overrides: ServiceOverrides = {}, 
   shutdown: { ...Defaults.shutdown, command: undefined },
   disabled: false,
   binaries: {},
+  deploy: {},
+  manifest: { process: { command: "/usr/bin/true" } },
   ...overrides
 })
 
