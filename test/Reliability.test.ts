@@ -4,7 +4,7 @@
  * says and leaves behind when a start cannot work. Each must end within its deadline with a reason naming
  * the service or the file, print no stack trace, and leave no process running.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { afterEach, describe, expect, it } from "@effect/vitest"
 import { spawn, spawnSync } from "node:child_process"
 import { mkdirSync, statSync, symlinkSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
@@ -18,9 +18,23 @@ const MARKER = "CORE_RELIABILITY_MARKER"
 const core = (dir: string, args: ReadonlyArray<string>, deadlineMs = 60_000) =>
   runCli([...args, "--dir", dir], deadlineMs, { [MARKER]: dir })
 
+/** Every stack directory a test made: whatever a failed test left running there is ended after it. */
+const made = new Set<string>()
+afterEach(async () => {
+  for (const dir of made) await leftovers(dir)
+  made.clear()
+})
+
+/** A fresh directory for a stack, its processes ended after the test. */
+const stackDir = () => {
+  const dir = tempDir("core-rel-")
+  made.add(dir)
+  return dir
+}
+
 /** A stack directory with the given manifests (objects are written as JSON). */
 const stack = (manifests: Record<string, unknown>): string => {
-  const dir = tempDir("core-rel-")
+  const dir = stackDir()
   for (const [name, manifest] of Object.entries(manifests)) {
     mkdirSync(join(dir, "services", name), { recursive: true })
     if (manifest !== undefined) {
@@ -230,7 +244,7 @@ describe("item 7: ${data}", () => {
 
 describe("item 7: down while the supervisor cannot answer", () => {
   it("stops a supervisor that holds the stack but does not answer (starting), and says so", async () => {
-    const dir = tempDir("core-rel-")
+    const dir = stackDir()
     const standIn = resolve(import.meta.dirname, "fixtures/control/standin-supervisor.ts")
     const child = spawn(process.execPath, ["--import", "tsx", standIn, join(dir, ".core-stack"), "1"], {
       env: { ...process.env, [MARKER]: dir },
