@@ -11,6 +11,10 @@ import { exitCodeOf } from "./cli/InterruptExit.js"
 import { keepWriting } from "./cli/ResilientOutput.js"
 import { main } from "./Main.js"
 import { killAllGroups } from "./process/ProcessGroup.js"
+import * as Trace from "./trace/Trace.js"
+
+Trace.mark("bundle evaluated")
+if (Trace.tracing()) process.once("exit", () => Trace.mark("exit"))
 
 // a full disk or a closed pipe must not end the supervisor (and with it, through the guardian, every service)
 keepWriting(process.stdout)

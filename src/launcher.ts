@@ -24,6 +24,8 @@ import Module from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as vm from "node:vm"
+import { earlyDetachedUp } from "./app/SupervisorSpawn.js"
+import * as Trace from "./trace/Trace.js"
 
 const bundle = path.join(__dirname, "core-main.cjs")
 const uid = process.geteuid?.() ?? -1
@@ -83,6 +85,8 @@ const writeCache = (file: string, key: string, data: Buffer): void => {
 }
 
 const load = (): void => {
+  Trace.mark("node started, launcher running")
+  earlyDetachedUp(process.argv.slice(2))
   const bytes = fs.readFileSync(bundle)
   const flags = process.execArgv.join(" ")
   const key = `${sha256(bytes)}:${process.version}:${process.arch}:${flags}\n`
@@ -90,6 +94,9 @@ const load = (): void => {
   const cachedData = file === undefined ? undefined : readCache(file, key)
   const source = bytes.toString("utf8").replace(/^#!.*/, "")
   const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData })
+  Trace.mark(
+    `bundle compiled (code cache ${cachedData === undefined ? "absent" : script.cachedDataRejected ? "rejected" : "used"})`
+  )
   if (file !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) {
     process.once("exit", () => writeCache(file, key, script.createCachedData()))
   }

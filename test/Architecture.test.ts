@@ -22,7 +22,8 @@ const layers: ReadonlyArray<{ readonly folders: ReadonlyArray<string>; readonly 
   { folders: ["provision", "health", "logs"] },
   { folders: ["manifest", "stack"], peers: true },
   { folders: ["state"] },
-  { folders: ["process"] }
+  { folders: ["process"] },
+  { folders: ["trace"] }
 ]
 
 /** Modules of one folder that must not import each other (`from` must not import `to`). */

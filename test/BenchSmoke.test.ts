@@ -30,6 +30,7 @@ describe("npm run bench -- --quick", () => {
     try {
       const json = join(dir, "samples.json")
       const markdown = join(dir, "table.md")
+      const svg = join(dir, "curve.svg")
       const { code, stdout, stderr } = await runBench([
         "--quick",
         "--runs",
@@ -46,6 +47,12 @@ describe("npm run bench -- --quick", () => {
         json,
         "--markdown",
         markdown,
+        "--curve",
+        "2,3",
+        "--curve-idle",
+        "1",
+        "--svg",
+        svg,
         ...(havePc ? [] : ["--no-pc"])
       ])
       expect(stderr).not.toContain("left behind")
@@ -56,24 +63,34 @@ describe("npm run bench -- --quick", () => {
       expect(lines[1]).toMatch(/^row\s+core\s+process-compose\s+core\/pc\s+floor\s+target\s+met$/)
       const rows = lines.slice(2)
       const expected = [
+        /^0\. up -d to ready, one service/,
         /^1\. ready, 3-level chain/,
         /^2\. scale: 4 services ready/,
         /^2\. scale: supervisor peak RSS/,
         /^2\. scale: supervisor CPU, 1 s idle/,
         /^3\. shutdown: down of 4, all exited/,
+        /^2b\. 4 services that only run/,
+        /^2b\. only run: supervisor peak RSS/,
+        /^2b\. only run: down of 4/,
         /^4\. CLI round trip/,
         /^5\. logs: 20000 lines \(1 MB\) in the file/,
         /^5\. logs: lines lost\s+0\s/,
         /^5\. logs: supervisor CPU time meanwhile/,
-        /^6\. restart after SIGKILL/
+        /^6\. restart after SIGKILL/,
+        ...["ready", "supervisor peak RSS", "idle CPU", "down, all exited"].flatMap((figure) => [
+          new RegExp(`^7\\. curve: 2 services, ${figure}`),
+          new RegExp(`^7\\. curve: 3 services, ${figure}`),
+          new RegExp(`^7\\. curve: ${figure}.*, per added service \\(slope\\)`)
+        ])
       ]
       expect(rows.length).toBe(expected.length)
       for (const [i, row] of rows.entries()) expect(row).toMatch(expected[i]!)
       // every row has a core figure; process-compose's too when it ran
       for (const row of rows) {
         const cells = row.split(/\s{2,}/)
-        expect(cells[1]).toMatch(/^\d/)
-        if (havePc) expect(cells[2]).toMatch(/^\d/)
+        expect(cells[1]).toMatch(/^-?\d/)
+        // row 0 is core's detached start against its own foreground start: no process-compose figure
+        if (havePc && !row.startsWith("0.")) expect(cells[2]).toMatch(/^-?\d/)
       }
 
       const samples = JSON.parse(readFileSync(json, "utf8")).samples as Record<string, { core: Array<number> }>
@@ -82,6 +99,9 @@ describe("npm run bench -- --quick", () => {
         expect(s.core.length, figure).toBeGreaterThan(0)
         for (const x of s.core) expect(Number.isFinite(x), figure).toBe(true)
       }
+      // one line per orchestrator in each of the four panels
+      const plot = readFileSync(svg, "utf8")
+      expect(plot.match(/<polyline /g)?.length).toBe(havePc ? 8 : 4)
       expect(readFileSync(markdown, "utf8")).toContain(
         "| row | core | process-compose | core/pc | floor | target | met |"
       )

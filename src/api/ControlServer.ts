@@ -15,6 +15,7 @@ import { removeState, type StateDirError, SupervisorRunning, statePaths } from "
 import { holdSupervisorLock } from "../state/SupervisorLock.js"
 import { LocalSupervisor, type LocalSupervisorShape } from "../supervisor/Supervisor.js"
 import { ControlApi, DefaultTail, LogLineJson, SupervisorIdentity } from "./ControlApi.js"
+import * as Trace from "../trace/Trace.js"
 
 /** Options of `serveControl`. */
 export interface ServeOptions {
@@ -58,7 +59,12 @@ const handlers = (
       .handle("status", () => supervisor.status)
       .handle("up", ({ payload }) => detached(supervisor.up(payload.services)).pipe(Effect.zipRight(supervisor.status)))
       .handle("down", () =>
-        detached(supervisor.shutdown).pipe(
+        detached(
+          Effect.zipRight(
+            Effect.sync(() => Trace.mark("down requested")),
+            supervisor.shutdown
+          )
+        ).pipe(
           // answer first, then let the supervisor end (which closes this server)
           Effect.zipRight(Effect.forkIn(Effect.delay(Deferred.succeed(down, undefined), "50 millis"), scope)),
           Effect.as(identity)
@@ -138,7 +144,11 @@ export const serveControl: (
       dir: supervisor.stack.dir,
       services: supervisor.stack.services.map((s) => s.name)
     })
-    yield* Deferred.await(down).pipe(Effect.zipRight(options.onDown ?? signalSelf), Effect.forkIn(scope))
+    yield* Deferred.await(down).pipe(
+      Effect.tap(() => Trace.mark("down answered, the supervisor ends")),
+      Effect.zipRight(options.onDown ?? signalSelf),
+      Effect.forkIn(scope)
+    )
     const api = HttpApiBuilder.api(ControlApi).pipe(Layer.provide(handlers(supervisor, identity, down, scope)))
     const served = HttpApiBuilder.serve().pipe(
       Layer.provide(api),

@@ -6,8 +6,9 @@
 import { Clock, Effect, Option, Schedule } from "effect"
 import * as ControlClient from "../api/ControlClient.js"
 import { isRunning, type ProcessIdentity } from "../state/ProcessIdentity.js"
-import { stateDirOf } from "../state/StateDir.js"
+import { stateDirOf, statePaths } from "../state/StateDir.js"
 import { cleanLeftovers, liveStarter, liveSupervisor } from "../state/SupervisorLock.js"
+import * as Trace from "../trace/Trace.js"
 import { type ControlError, Supervisor, type SupervisorShape } from "../supervisor/Supervisor.js"
 
 /** Runs `verb` with the `Supervisor` of the stack directory `dir`. */
@@ -26,8 +27,13 @@ export const serviceVerb = <E>(
  */
 export const down = Effect.fn("RunningStack.down")(function* (root: string) {
   const began = yield* Clock.currentTimeMillis
+  const output = statePaths(stateDirOf(root)).supervisorLog
+  const seen = Trace.tracing() ? Trace.fileSize(output) : 0
   const { pid, stopped } = yield* ControlClient.withClient(root, (client) =>
-    Effect.as(client.shutdown, { pid: client.identity.pid, stopped: "on request" as StoppedBy })
+    Effect.sync(() => Trace.mark("connected, down requested")).pipe(
+      Effect.zipRight(client.shutdown),
+      Effect.as({ pid: client.identity.pid, stopped: "on request" as StoppedBy })
+    )
   ).pipe(
     // a supervisor that is starting (no socket yet) or stopping does not answer: it is stopped by its pid;
     // before it holds the directory, the `up -d` starting it is stopped (and stops it)
@@ -36,6 +42,8 @@ export const down = Effect.fn("RunningStack.down")(function* (root: string) {
       NoSupervisor: (error) => stopBy(liveStarter(stateDirOf(root)), "up -d signalled", root, error)
     })
   )
+  Trace.mark("supervisor exit seen")
+  Trace.echoFrom(output, seen)
   const ms = (yield* Clock.currentTimeMillis) - began
   return { dir: root, pid, ms, stopped }
 })

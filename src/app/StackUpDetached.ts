@@ -5,14 +5,15 @@
  */
 import * as path from "node:path"
 import { Clock, Data, Effect } from "effect"
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import { connect } from "../api/ControlClient.js"
-import { rotateIfLarger } from "../logs/LogFile.js"
 import { settledVerdict } from "../stack/DependencyCondition.js"
 import { ensureStateDir, StateDirError, SupervisorRunning, stateDirOf, statePaths } from "../state/StateDir.js"
 import { cleanLeftovers, ensureNoSupervisor, liveSupervisor, recordStarter } from "../state/SupervisorLock.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
+import * as Trace from "../trace/Trace.js"
+import { adoptEarly, sizeOf, spawnSupervisor } from "./SupervisorSpawn.js"
 
 /** Lines of the supervisor's output quoted when it fails. */
 const TAIL_LINES = 20
@@ -120,6 +121,9 @@ const readFrom = (file: string, offset: number): Buffer => {
 /** Lines of the supervisor's output that are its own (not `name | line` of a service). */
 const serviceLine = /^\S+\s+\| /
 
+/** `CORE_TRACE` lines: shown at the end, on this command's timeline (`Trace.echoFrom`). */
+const traceLine = /^core trace /
+
 /**
  * Which new lines of the supervisor's output to show while waiting: its own progress lines, until the first
  * service line (from then on the stack starts, and its outcome is reported at the end). Each call returns
@@ -140,29 +144,13 @@ export const progressForwarder = (file: string, from: number) => {
         servicesStarted = true
         break
       }
-      if (line.trim().length > 0) out.push(line)
+      if (line.trim().length > 0 && !traceLine.test(line)) out.push(line)
     }
     return out
   }
 }
 
-const sizeOf = (file: string): number => {
-  try {
-    return fs.statSync(file).size
-  } catch {
-    return 0
-  }
-}
-
 const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null
-
-/**
- * Node flags of the background supervisor, before the caller's own (which win). Semi-spaces of 1 MB instead of
- * V8's 16 MB: the supervisor allocates in bursts (starting 200 services) and V8 keeps the grown young generation
- * committed for good, ~30 MB of RSS (npm run bench: peak 176 MB -> 145 MB with 200 services). The price is more
- * scavenges under a flood of output: 100 MB of one service's lines cost ~1.6 s of supervisor CPU instead of ~1 s.
- */
-const SUPERVISOR_NODE_FLAGS = ["--max-semi-space-size=1"]
 
 /** Least and most time between two polls of a starting supervisor. */
 const POLL_GAP_MS = { least: 20, most: 100 } as const
@@ -243,46 +231,26 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
 ) {
   const stateDir = stateDirOf(root)
   const paths = statePaths(stateDir)
-  yield* ensureNoSupervisor(stateDir)
-  yield* ensureStateDir(stateDir)
-  // a `down` before the supervisor holds the directory stops this process, which stops the supervisor
-  yield* recordStarter(stateDir)
-  const began = yield* Clock.currentTimeMillis
-  // one older output is kept, as `supervisor.log.1`, once it passes 5 MiB
-  rotateIfLarger(paths.supervisorLog, 5 * 1024 * 1024, 1)
-  const logStart = sizeOf(paths.supervisorLog)
-  // appended, never truncated: a second `up -d` racing this one must not overwrite its output
-  const log = yield* Effect.try({
-    try: () => fs.openSync(paths.supervisorLog, "a", 0o600),
-    catch: (cause) => new StateDirError({ path: paths.supervisorLog, cause })
-  })
-  const child = yield* Effect.sync(() => {
-    try {
-      const entry = process.argv[1]!
-      return spawn(
-        process.execPath,
-        [...SUPERVISOR_NODE_FLAGS, ...process.execArgv, entry, "stack", "up", "--dir", root, ...services],
-        {
-          cwd: root,
-          detached: true,
-          stdio: ["ignore", log, log],
-          env: {
-            ...process.env,
-            CORE_SUPERVISOR: "1",
-            NO_COLOR: "1",
+  // started by the launcher before this bundle was even loaded (see SupervisorSpawn), or now
+  const spawned =
+    (dataDir === undefined ? adoptEarly(root, services) : undefined) ??
+    (yield* Effect.gen(function* () {
+      yield* ensureNoSupervisor(stateDir)
+      yield* ensureStateDir(stateDir)
+      const now = yield* Clock.currentTimeMillis
+      return yield* Effect.try({
+        try: () =>
+          spawnSupervisor(root, services, paths.supervisorLog, now, {
+            // `--data` reaches the supervisor as the variable it defaults to, made absolute here
             ...(dataDir !== undefined && { CORE_DATA_DIR: path.resolve(dataDir) })
-          }
-        }
-      )
-    } finally {
-      fs.closeSync(log)
-    }
-  })
-  let spawnError: Error | undefined
-  child.once("error", (e) => {
-    spawnError = e
-  })
-  child.unref()
+          }),
+        catch: (cause) => new StateDirError({ path: paths.supervisorLog, cause })
+      })
+    }))
+  const { child, logStart, began } = spawned
+  // a `down` before the supervisor holds the directory stops this process, which stops the supervisor
+  yield* ensureStateDir(stateDir)
+  yield* recordStarter(stateDir)
 
   const failWith = (service: string | undefined, reason: string) =>
     Effect.gen(function* () {
@@ -303,6 +271,7 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
       // another supervisor that won the directory is not ours: ours will exit and say so
       if (client.identity.pid !== child.pid) return { _tag: "Starting" } as const
       lastRows = yield* client.status
+      Trace.count("status poll")
       return progressOf(lastRows, services)
     })
   ).pipe(Effect.orElseSucceed((): Progress => ({ _tag: "Starting" })))
@@ -312,7 +281,7 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
   const waitReady: Effect.Effect<Progress | "exited"> = Effect.suspend(() => {
     const news = forwarder()
     const show = news.length > 0 ? onProgress(news) : Effect.void
-    return exited(child) || spawnError
+    return exited(child) || spawned.spawnError
       ? Effect.as(show, "exited" as const)
       : Effect.zipRight(
           show,
@@ -329,7 +298,8 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
   const outcome = yield* waitReady.pipe(Effect.onInterrupt(() => stopChild(child)))
 
   if (outcome === "exited") {
-    if (spawnError) return yield* failWith(undefined, `cannot start the supervisor: ${spawnError.message}`)
+    if (spawned.spawnError)
+      return yield* failWith(undefined, `cannot start the supervisor: ${spawned.spawnError.message}`)
     const failed = progressOf(lastRows, services)
     if (failed._tag === "Failed") return yield* failWith(failed.service, failed.reason)
     const said = failureIn(lastLines(paths.supervisorLog, 200, logStart))
@@ -344,9 +314,12 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
     if (outcome.ending !== false) yield* waitExit(child).pipe(Effect.timeout("30 seconds"), Effect.ignore)
     return yield* failWith(outcome.service, outcome.reason)
   }
+  Trace.summary()
+  Trace.mark("every service ready, seen by up -d")
+  Trace.echoFrom(paths.supervisorLog, logStart)
   const detached: Detached = {
     ready: outcome._tag === "Ready" ? outcome.services : [],
-    readyMs: (yield* Clock.currentTimeMillis) - began,
+    readyMs: Math.round((yield* Clock.currentTimeMillis) - began),
     pid: child.pid ?? 0,
     output: paths.supervisorLog
   }

@@ -12,6 +12,7 @@ import * as fs from "node:fs"
 import { constants } from "node:os"
 import { ProcessRegistry } from "./ProcessRegistry.js"
 import { groupProcesses } from "./ProcTable.js"
+import * as Trace from "../trace/Trace.js"
 
 export class SpawnError extends Data.TaggedError("SpawnError")<{
   readonly command: string
@@ -159,12 +160,14 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
         const failed = (reason: string) => resume(Effect.fail(new SpawnError({ command: options.command, reason })))
         let child: ReturnType<typeof spawn>
         try {
-          child = spawn(options.command, [...options.args], {
-            cwd: options.cwd,
-            env: options.env,
-            detached: true,
-            stdio: ["ignore", "pipe", "pipe"]
-          })
+          child = Trace.timed("spawn() of a process group", () =>
+            spawn(options.command, [...options.args], {
+              cwd: options.cwd,
+              env: options.env,
+              detached: true,
+              stdio: ["ignore", "pipe", "pipe"]
+            })
+          )
         } catch (error) {
           // bad arguments (a NUL byte, too long a list) throw instead of emitting "error"
           return failed(describeSpawnError(error as NodeJS.ErrnoException, options.cwd))
@@ -181,7 +184,10 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
         child.once("error", (error: NodeJS.ErrnoException) => {
           if (child.pid === undefined) failed(describeSpawnError(error, options.cwd))
         })
-        child.once("spawn", () => resume(Effect.succeed(child.pid!)))
+        child.once("spawn", () => {
+          Trace.count("process group running (its spawn event)")
+          resume(Effect.succeed(child.pid!))
+        })
         child.once("exit", (code, signal) =>
           Deferred.unsafeDone(exited, Effect.succeed({ status: exitStatus(code, signal), signal: signal ?? undefined }))
         )
@@ -195,6 +201,7 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
         stopGroup(pid, options, exited).pipe(
           Effect.zipRight(Deferred.await(drained).pipe(Effect.interruptible, Effect.timeoutOption("1 second"))),
           Effect.zipRight(awaitGroupGone(pid)),
+          Effect.tap(() => Trace.count("process group gone")),
           Effect.flatMap((left) =>
             left.length === 0
               ? Effect.void
@@ -235,6 +242,7 @@ const stopGroup = (pid: number, options: GroupOptions, exited: Deferred.Deferred
         }).pipe(Effect.catchAll((error) => Effect.logWarning(`${options.owner}: shutdown command: ${error.message}`)))
       } else {
         signalGroup(pid, shutdown.signal)
+        Trace.count("stop signal sent to a group")
       }
       const spent = (yield* Clock.currentTimeMillis) - started
       const graceful = yield* Deferred.await(exited).pipe(

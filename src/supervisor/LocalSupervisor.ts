@@ -21,6 +21,7 @@ import {
   update
 } from "./ServiceRunner.js"
 import { type LocalSupervisorShape, StartFailed, type SupervisorShape, UnknownService } from "./Supervisor.js"
+import * as Trace from "../trace/Trace.js"
 
 /**
  * Builds a supervisor for `stack`. Nothing runs until `up` or `start`. Closing the scope shuts every service
@@ -102,6 +103,7 @@ export const makeLocalSupervisor = (
           yield* update(context, entry, () => ({ state: "stopping" }))
           yield* FiberMap.remove(runs, entry.spec.name)
           yield* update(context, entry, () => ({ state: "stopped", pid: null, reason: "stopped on request" }))
+          Trace.count("service stopped")
         })
       )
 
@@ -112,7 +114,15 @@ export const makeLocalSupervisor = (
         { discard: true }
       )
 
-    const shutdown = stopAll(order)
+    const shutdown = Effect.sync(() => Trace.mark("stopping every service")).pipe(
+      Effect.zipRight(stopAll(order)),
+      Effect.zipRight(
+        Effect.sync(() => {
+          Trace.summary()
+          Trace.mark("every service stopped")
+        })
+      )
+    )
     yield* Effect.addFinalizer(() => shutdown)
 
     const forService = <A, E, R>(effect: Effect.Effect<A, E, R>, name: string) =>

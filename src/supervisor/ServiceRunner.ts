@@ -14,6 +14,7 @@ import { spawnGroup } from "../process/ProcessGroup.js"
 import { conditionVerdict } from "../stack/DependencyCondition.js"
 import { serviceLogPath } from "../state/StateDir.js"
 import { BRIEF_RUN_MS, decideRestart } from "./RestartPolicy.js"
+import * as Trace from "../trace/Trace.js"
 import { hasProcess, type ServiceStatus } from "../stack/ServiceStatus.js"
 
 /**
@@ -237,6 +238,7 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
           ? waitReady(
               spec.readiness,
               (ok, reason) => {
+                Trace.count(ok ? "readiness check passed" : "readiness check failed")
                 if (!ok) lastProbeFailure = reason
               },
               { owner: `${spec.name} (readiness probe)`, env }
@@ -255,6 +257,7 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
         Option.isSome(done)
           ? Effect.gen(function* () {
               ready = true
+              Trace.count("service ready")
               yield* update(stack, entry, () => ({
                 state: "ready",
                 health: spec.readiness ? "healthy" : "none",

@@ -166,14 +166,20 @@ export const waitAllGone = async (
   return now() - since
 }
 
-/** The pids of every live process in process group `pgid`. */
-export const groupMembers = (pgid: number): ReadonlyArray<number> => {
-  const members: Array<number> = []
+/** The live members of each of `pgids` that has any, in one scan of `/proc` (thousands of groups after a curve). */
+export const membersOf = (pgids: Iterable<number>): ReadonlyMap<number, ReadonlyArray<number>> => {
+  const wanted = new Set(pgids)
+  const members = new Map<number, Array<number>>()
   for (const entry of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue
     const fields = statFields(Number(entry))
     // pgrp is field 5 of the line, 3 after the state
-    if (fields !== undefined && Number(fields[2]) === pgid && fields[0] !== "Z") members.push(Number(entry))
+    if (fields === undefined || fields[0] === "Z") continue
+    const pgid = Number(fields[2])
+    if (!wanted.has(pgid)) continue
+    const list = members.get(pgid) ?? []
+    list.push(Number(entry))
+    members.set(pgid, list)
   }
   return members
 }

@@ -2,7 +2,7 @@
  * The measurements: each scenario runs one stack under one orchestrator (or the floor, the same servers
  * without any orchestrator) and returns raw samples. `bench.ts` repeats them and builds the table.
  */
-import type { ChildProcess } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { LogFollower } from "./LogFollower.js"
@@ -12,7 +12,7 @@ import {
   cpuMs,
   exitOf,
   freePorts,
-  groupMembers,
+  membersOf,
   isAlive,
   killGroup,
   killPid,
@@ -23,7 +23,7 @@ import {
   statusMb,
   waitAllGone
 } from "./Proc.js"
-import { type BenchService, httpService, PORT_PLACEHOLDER, type StackDir, writeStack } from "./Stacks.js"
+import { type BenchService, coreCli, httpService, PORT_PLACEHOLDER, type StackDir, writeStack } from "./Stacks.js"
 
 /** Everything started, so that nothing outlives the benchmark, whatever happens. */
 export class Cleanup {
@@ -40,9 +40,15 @@ export class Cleanup {
     this.running.add(running)
     this.group(running.supervisorPid)
   }
-  /** A running stack that was stopped cleanly. */
+  /**
+   * A running stack that was stopped cleanly: its groups that are gone are forgotten at once. Pid numbers come
+   * round quickly (pid_max is often 32768, and a curve spawns thousands): a group id kept for the final sweep
+   * could by then belong to someone else's processes.
+   */
   stopped(running: Running): void {
     this.running.delete(running)
+    const live = membersOf(this.groups)
+    for (const g of this.groups) if (!live.has(g)) this.groups.delete(g)
   }
   /** Remembers a temp stack directory. */
   dir(stack: StackDir): StackDir {
@@ -57,12 +63,13 @@ export class Cleanup {
   /** Kills whatever is left; returns the processes that were still there (`pid (group g)`). */
   async finish(): Promise<ReadonlyArray<string>> {
     for (const running of this.running) running.abort()
-    let left = [...this.groups].flatMap((g) => groupMembers(g).map((pid) => `${pid} (group ${g})`))
+    const leftOver = () => [...membersOf(this.groups)].flatMap(([g, pids]) => pids.map((pid) => `${pid} (group ${g})`))
+    let left = leftOver()
     for (let i = 0; i < 40 && left.length > 0; i++) {
       await sleep(50)
-      left = [...this.groups].flatMap((g) => groupMembers(g).map((pid) => `${pid} (group ${g})`))
+      left = leftOver()
     }
-    for (const g of this.groups) killGroup(g)
+    for (const g of membersOf(this.groups).keys()) killGroup(g)
     for (const stack of this.stacks) stack.remove()
     return left
   }
@@ -163,20 +170,103 @@ export const chainRun = async (
 export const nodeFloor = async (): Promise<number> => (await run(process.execPath, ["-e", "0"])).ms
 
 // ---------------------------------------------------------------------------------------------------------
+// 0. `up -d` against the foreground `up`, one service
+
+/** One HTTP service, ready at once. */
+export const detachStack = async (cleanup: Cleanup, settings: Settings): Promise<StackDir> => {
+  const [port] = await freePorts(1)
+  return cleanup.dir(writeStack("detach", settings.binary, [httpService("svc", port!, 0)]))
+}
+
+/** The process groups core records in `.core-stack/pids/` (`<pgid>.json`). */
+const recordedGroups = (stack: StackDir): ReadonlyArray<number> => {
+  try {
+    return fs
+      .readdirSync(path.join(stack.dir, ".core-stack", "pids"))
+      .flatMap((f) => (/^\d+\.json$/.test(f) ? [Number.parseInt(f, 10)] : []))
+  } catch {
+    return []
+  }
+}
+
+/**
+ * `core stack up` in the foreground: the time from the command to its "ready" line; then Ctrl-C (SIGINT),
+ * waiting until it and its services have exited.
+ */
+export const foregroundRun = async (cleanup: Cleanup, stack: StackDir): Promise<number> => {
+  const began = now()
+  const child = spawn(process.execPath, [coreCli, "stack", "up", "--dir", stack.dir], {
+    detached: true,
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" }
+  })
+  cleanup.group(child.pid)
+  let stderr = ""
+  const readyMs = await new Promise<number>((resolve, reject) => {
+    child.stderr!.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8")
+      if (/service\(s\) ready in/.test(stderr)) resolve(now() - began)
+    })
+    child.once("exit", (code) => reject(new Error(`core stack up exited ${code} before ready:\n${stderr}`)))
+  })
+  const groups = recordedGroups(stack)
+  for (const g of groups) cleanup.group(g)
+  killPid(child.pid!, "SIGINT")
+  await exitOf(child)
+  await waitAllGone(groups, now(), { timeoutMs: 15_000 })
+  return readyMs
+}
+
+/** `core stack up -d` of the same stack: the time until it returns, every service ready; then down. */
+export const detachedRun = async (cleanup: Cleanup, orchestrator: Orchestrator, stack: StackDir): Promise<number> => {
+  const { running, readyMs } = await orchestrator.up(stack, { pollMs: 5 })
+  cleanup.stack(running)
+  await cleanup.track(running)
+  await running.down()
+  cleanup.stopped(running)
+  return readyMs
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // 2. scale and 3. shutdown
 
-/** `settings.scale` independent HTTP services, each with a readiness probe, ready at once. */
-export const scaleStack = async (cleanup: Cleanup, settings: Settings): Promise<StackDir> => {
-  const ports = await freePorts(settings.scale)
-  const width = String(settings.scale).length
+/** `size` independent services on free ports, named `<prefix>001`...; `service` makes each from its name and port. */
+const manyStack = async (
+  cleanup: Cleanup,
+  settings: Settings,
+  label: string,
+  size: number,
+  service: (name: string, port: number) => BenchService
+): Promise<StackDir> => {
+  const ports = await freePorts(size)
+  const width = String(size).length
+  const prefix = label.charAt(0)
   return cleanup.dir(
     writeStack(
-      "scale",
+      label,
       settings.binary,
-      ports.map((port, i) => httpService(`s${String(i + 1).padStart(width, "0")}`, port, 0))
+      ports.map((port, i) => service(`${prefix}${String(i + 1).padStart(width, "0")}`, port))
     )
   )
 }
+
+/** `settings.scale` independent HTTP services, each with a readiness probe, ready at once. */
+export const scaleStack = (cleanup: Cleanup, settings: Settings): Promise<StackDir> =>
+  manyStack(cleanup, settings, "scale", settings.scale, (name, port) => httpService(name, port, 0))
+
+/**
+ * A stack of the scaling curve: `size` independent HTTP services ready at once, each with a readiness and a
+ * liveness probe (so that the idle window measures what watching them costs).
+ */
+export const curveStack = (cleanup: Cleanup, settings: Settings, size: number): Promise<StackDir> =>
+  manyStack(cleanup, settings, `curve${size}`, size, (name, port) => httpService(name, port, 0, { liveness: true }))
+
+/** `settings.scale` independent services that only run: no probe, "running" is all there is to wait for. */
+export const plainStack = (cleanup: Cleanup, settings: Settings): Promise<StackDir> =>
+  manyStack(cleanup, settings, "plain", settings.scale, (name, port) => ({
+    name,
+    args: ["http", String(port), "0"]
+  }))
 
 /** Figures of one scale run. */
 export interface ScaleSample {
@@ -214,7 +304,8 @@ export const scaleRun = async (
   cleanup: Cleanup,
   settings: Settings,
   orchestrator: Orchestrator,
-  stack: StackDir
+  stack: StackDir,
+  idleSeconds: number = settings.idleSeconds
 ): Promise<ScaleSample> => {
   const { running, readyMs } = await orchestrator.up(stack, { pollMs: 20 })
   cleanup.stack(running)
@@ -223,7 +314,7 @@ export const scaleRun = async (
   await sleep(SETTLE_MS)
   const cpu0 = cpuMs(pid) ?? 0
   const t0 = now()
-  await sleep(settings.idleSeconds * 1000)
+  await sleep(idleSeconds * 1000)
   const idleCpuPercent = (((cpuMs(pid) ?? 0) - cpu0) / (now() - t0)) * 100
   const peakRssMb = statusMb(pid, "VmHWM") ?? Number.NaN
   const downMs = await running.down()

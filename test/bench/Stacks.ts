@@ -12,8 +12,8 @@ import { runOk } from "./Proc.js"
 /** The repository root. */
 export const repoRoot = path.resolve(import.meta.dirname, "..", "..")
 
-/** The built CLI. */
-export const coreCli = path.join(repoRoot, "dist", "core.cjs")
+/** The built CLI (`CORE_BENCH_CLI` may name another build, e.g. an older commit's for an A/B). */
+export const coreCli = process.env.CORE_BENCH_CLI ?? path.join(repoRoot, "dist", "core.cjs")
 
 const svcSource = path.join(import.meta.dirname, "svc", "main.go")
 const svcBinary = path.join(repoRoot, ".dep", "tools", "benchsvc")
@@ -54,6 +54,8 @@ export interface BenchService {
   /** A service that must be healthy before this one starts. */
   readonly dependsOn?: string
   readonly restart?: "no" | "always"
+  /** A liveness probe too (the same `http_get`, every second, the shortest process-compose has). */
+  readonly liveness?: boolean
 }
 
 /** The manifest placeholder of a service's `http` port. */
@@ -64,7 +66,7 @@ export const httpService = (
   name: string,
   port: number,
   readyAfterMs: number,
-  extra: Partial<Pick<BenchService, "dependsOn" | "restart">> = {}
+  extra: Partial<Pick<BenchService, "dependsOn" | "restart" | "liveness">> = {}
 ): BenchService => ({ name, port, args: ["http", PORT_PLACEHOLDER, String(readyAfterMs)], ...extra })
 
 /** The manifest of `service`, running `binary`. */
@@ -76,11 +78,13 @@ export const manifestOf = (binary: string, service: BenchService): unknown => {
   }
   if (service.dependsOn !== undefined) compose.depends_on = { [service.dependsOn]: { condition: "process_healthy" } }
   if (service.port !== undefined) {
-    compose.readiness_probe = {
+    const probe = {
       http_get: { host: "127.0.0.1", port: PORT_PLACEHOLDER, path: "/" },
       period_seconds: 1,
       timeout_seconds: 1
     }
+    compose.readiness_probe = probe
+    if (service.liveness === true) compose.liveness_probe = probe
   }
   return {
     process: { command: binary, args: service.args, compose },

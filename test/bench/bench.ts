@@ -15,9 +15,14 @@ import {
   chainFloor,
   chainRun,
   chainStack,
+  curveStack,
+  detachedRun,
+  detachStack,
+  foregroundRun,
   logFloor,
   logRun,
   logStack,
+  plainStack,
   nodeFloor,
   RESTART_DELAY,
   restartFloor,
@@ -28,10 +33,11 @@ import {
   scaleRun,
   scaleStack
 } from "./Scenarios.js"
-import { ensureBenchService, repoRoot } from "./Stacks.js"
+import { fitLine, type Panel, renderSvg } from "./Curve.js"
+import { ensureBenchService, repoRoot, type StackDir } from "./Stacks.js"
 import { count, mb, ms, percent, type Row, renderMarkdown, renderText, type Summary, summarize } from "./Table.js"
 
-const SCENARIOS = ["chain", "cli", "scale", "logs", "restart"] as const
+const SCENARIOS = ["detach", "chain", "cli", "scale", "plain", "logs", "restart", "curve"] as const
 type Scenario = (typeof SCENARIOS)[number]
 
 const USAGE = `usage: npm run bench -- [options]
@@ -41,6 +47,9 @@ const USAGE = `usage: npm run bench -- [options]
   --lines N        lines of the log scenario (default 2000000, about 100 MB)
   --idle S         seconds of the idle CPU window (default 10)
   --repeats N      CLI calls and kills per run (default 3)
+  --curve LIST     stack sizes of the scaling curve (default 10,50,200,500; --quick: 10,50)
+  --curve-idle S   seconds of the curve's idle CPU window (default 5; --quick: 2)
+  --svg FILE       also write the scaling curve as an SVG plot
   --only LIST      scenarios, comma-separated: ${SCENARIOS.join(",")}
   --no-pc          core alone (process-compose is otherwise built when missing)
   --markdown FILE  also write the machine and the table as Markdown
@@ -52,6 +61,10 @@ interface Options {
   readonly pc: boolean
   readonly markdown: string | undefined
   readonly json: string | undefined
+  readonly svg: string | undefined
+  /** Stack sizes of the scaling curve. */
+  readonly curve: ReadonlyArray<number>
+  readonly curveIdleSeconds: number
 }
 
 const parseOptions = (argv: ReadonlyArray<string>): Options => {
@@ -80,7 +93,10 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
     "--repeats",
     "--only",
     "--markdown",
-    "--json"
+    "--json",
+    "--svg",
+    "--curve",
+    "--curve-idle"
   ])
   for (const [i, arg] of argv.entries()) {
     const prev = argv[i - 1]
@@ -92,7 +108,13 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
   for (const s of selected) {
     if (!(SCENARIOS as ReadonlyArray<string>).includes(s)) throw new Error(`unknown scenario ${s}\n${USAGE}`)
   }
+  const curve = (value("--curve") ?? (quick ? "10,50" : "10,50,200,500")).split(",").map((s) => Number(s.trim()))
+  if (curve.some((n) => !Number.isInteger(n) || n < 1))
+    throw new Error(`--curve wants sizes such as 10,50,200\n${USAGE}`)
   return {
+    curve,
+    curveIdleSeconds: int("--curve-idle", quick ? 2 : 5, 1),
+    svg: value("--svg"),
     settings: {
       runs: int("--runs", quick ? 2 : 5, 1),
       scale: int("--scale", quick ? 20 : 200, 1),
@@ -180,9 +202,23 @@ const main = async () => {
     const scale = options.only.has("scale") ? await scaleStack(cleanup, settings) : undefined
     const logs = logStack(cleanup, settings)
     const restart = await restartStack(cleanup, settings)
+    const detach = options.only.has("detach") ? await detachStack(cleanup, settings) : undefined
+    const plain = options.only.has("plain") ? await plainStack(cleanup, settings) : undefined
+    const curve = new Map<number, StackDir>()
+    if (options.only.has("curve")) for (const n of options.curve) curve.set(n, await curveStack(cleanup, settings, n))
     for (let r = 1; r <= runs; r++) {
       // alternate who goes first, so that neither always runs on a warmer machine
       const order = r % 2 === 1 ? orchestrators : [...orchestrators].reverse()
+      if (detach !== undefined) {
+        // the foreground `up` is this row's floor: process-compose has no detached mode to compare with
+        const foreground = await foregroundRun(cleanup, detach)
+        const detached = await detachedRun(cleanup, core, detach)
+        add("detach", "floor", foreground)
+        add("detach", "core", detached)
+        progress(
+          `run ${r}/${runs} detach core: up -d ready in ${detached.toFixed(0)} ms, foreground up in ${foreground.toFixed(0)} ms`
+        )
+      }
       if (options.only.has("chain") || options.only.has("cli")) {
         add("chain", "floor", await chainFloor(cleanup, settings, chain))
         for (let i = 0; i < settings.repeats; i++) add("cli", "floor", await nodeFloor())
@@ -207,6 +243,29 @@ const main = async () => {
           add("scale.down", key(o), s.downMs)
           progress(
             `run ${r}/${runs} scale ${o.name}: ${settings.scale} ready in ${s.readyMs.toFixed(0)} ms, peak RSS ${s.peakRssMb.toFixed(1)} MB, idle CPU ${s.idleCpuPercent.toFixed(2)} %, down in ${s.downMs.toFixed(0)} ms`
+          )
+        }
+      }
+      for (const [n, stack] of curve) {
+        for (const o of order) {
+          const s = await scaleRun(cleanup, settings, o, stack, options.curveIdleSeconds)
+          add(`curve.${n}.ready`, key(o), s.readyMs)
+          add(`curve.${n}.rss`, key(o), s.peakRssMb)
+          add(`curve.${n}.cpu`, key(o), s.idleCpuPercent)
+          add(`curve.${n}.down`, key(o), s.downMs)
+          progress(
+            `run ${r}/${runs} curve ${o.name}: ${n} ready in ${s.readyMs.toFixed(0)} ms, peak RSS ${s.peakRssMb.toFixed(1)} MB, idle CPU ${s.idleCpuPercent.toFixed(2)} %, down in ${s.downMs.toFixed(0)} ms`
+          )
+        }
+      }
+      if (plain !== undefined) {
+        for (const o of order) {
+          const s = await scaleRun(cleanup, settings, o, plain, 1)
+          add("plain.ready", key(o), s.readyMs)
+          add("plain.rss", key(o), s.peakRssMb)
+          add("plain.down", key(o), s.downMs)
+          progress(
+            `run ${r}/${runs} plain ${o.name}: ${settings.scale} running in ${s.readyMs.toFixed(0)} ms, peak RSS ${s.peakRssMb.toFixed(1)} MB, down in ${s.downMs.toFixed(0)} ms`
           )
         }
       }
@@ -251,6 +310,17 @@ const main = async () => {
   })
   const has = (figure: string) => samples[figure] !== undefined
   const rows: Array<Row> = []
+  if (has("detach")) {
+    rows.push(
+      row("0. up -d to ready, one service", "detach", ms, {
+        floorText: "foreground up",
+        target: {
+          text: "< floor + 60 ms",
+          limit: (r) => (r.floor === undefined ? undefined : r.floor.median + 60)
+        }
+      })
+    )
+  }
   if (has("chain")) {
     rows.push(
       row(`1. ready, 3-level chain (${CHAIN_DELAYS.join("+")} ms)`, "chain", ms, {
@@ -275,6 +345,16 @@ const main = async () => {
         target: { text: "< 2 % of a core", limit: () => 2 }
       }),
       row(`3. shutdown: down of ${n}, all exited`, "scale.down", ms, { floorText: "SIGTERM to each" })
+    )
+  }
+  if (has("plain.ready")) {
+    const n = settings.scale
+    rows.push(
+      row(`2b. ${n} services that only run (no probes), up -d`, "plain.ready", ms, {
+        target: { text: "< 1.5 x pc", limit: (r) => (r.pc === undefined ? undefined : r.pc.median * 1.5) }
+      }),
+      row("2b. only run: supervisor peak RSS", "plain.rss", mb),
+      row(`2b. only run: down of ${n}, all exited`, "plain.down", ms)
     )
   }
   if (has("cli")) {
@@ -308,6 +388,41 @@ const main = async () => {
     )
   }
 
+  const panels: Array<Panel> = []
+  if (options.curve.some((n) => samples[`curve.${n}.ready`] !== undefined)) {
+    const figures = [
+      { id: "ready", title: "ready", unit: ms, plotUnit: "ms" },
+      { id: "rss", title: "supervisor peak RSS", unit: mb, plotUnit: "MB" },
+      { id: "cpu", title: `idle CPU, liveness probes every 1 s`, unit: percent, plotUnit: "% of a core" },
+      { id: "down", title: "down, all exited", unit: ms, plotUnit: "ms" }
+    ] as const
+    for (const f of figures) {
+      for (const n of options.curve) rows.push(row(`7. curve: ${n} services, ${f.title}`, `curve.${n}.${f.id}`, f.unit))
+      const series = (who: "core" | "pc") =>
+        options.curve.map((n) => ({ x: n, y: fig(`curve.${n}.${f.id}`, who)?.median ?? Number.NaN }))
+      const slope = (who: "core" | "pc") => {
+        const line = fitLine(series(who))
+        return line === undefined ? undefined : { median: line.slope, min: line.slope, max: line.slope, n: 1 }
+      }
+      const core = slope("core")
+      const pc = slope("pc")
+      rows.push({
+        name: `7. curve: ${f.title}, per added service (slope)`,
+        unit: { suffix: f.unit.suffix, decimals: f.unit.decimals + 2 },
+        ...(core ? { core } : {}),
+        ...(pc ? { pc } : {})
+      })
+      panels.push({
+        title: f.title,
+        unit: f.plotUnit,
+        series: [
+          { label: "core", points: series("core") },
+          ...(pc ? [{ label: "process-compose", points: series("pc") }] : [])
+        ]
+      })
+    }
+  }
+
   const header = `${runs} run(s); median (min–max); core/pc is the ratio of the medians`
   process.stdout.write(`${header}\n${renderText(rows)}\n`)
   const info = machine(pcBinary)
@@ -317,6 +432,9 @@ const main = async () => {
       options.markdown,
       `${info.map((l) => `- ${l}`).join("\n")}\n- command: \`${command}\`; ${header}\n\n${renderMarkdown(rows)}\n`
     )
+  }
+  if (options.svg !== undefined && panels.length > 0) {
+    fs.writeFileSync(options.svg, renderSvg(panels, `npm run bench, ${runs} run(s), medians; ${info[0]}; ${info[3]}`))
   }
   if (options.json !== undefined) {
     fs.writeFileSync(options.json, `${JSON.stringify({ machine: info, settings, samples }, null, 2)}\n`)

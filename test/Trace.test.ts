@@ -1,0 +1,45 @@
+import { execFile } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { describe, expect, it } from "vitest"
+import { readySummary } from "../src/cli/StackUp.js"
+
+const cli = path.resolve(import.meta.dirname, "..", "dist", "core.cjs")
+
+const runCli = (args: ReadonlyArray<string>, env: Record<string, string>) =>
+  new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    execFile(process.execPath, [cli, ...args], { env: { ...process.env, ...env } }, (error, _stdout, stderr) =>
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stderr })
+    )
+  })
+
+describe("CORE_TRACE", () => {
+  it("prints the start's phases in time order when set, nothing when not", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "core-trace-"))
+    try {
+      const traced = await runCli(["stack", "status", "--dir", dir], { CORE_TRACE: "1" })
+      const lines = traced.stderr.split("\n").filter((l) => l.startsWith("core trace "))
+      const phases = lines.map((l) => /ms {2}cli +(.*) {2}@/.exec(l)?.[1])
+      expect(phases[0]).toBe("node started, launcher running")
+      expect(phases[1]).toMatch(/^bundle compiled \(code cache (absent|rejected|used)\)$/)
+      expect(phases).toContain("bundle evaluated")
+      expect(phases.at(-1)).toBe("exit")
+      const times = lines.map((l) => Number(/\+([\d.]+) ms/.exec(l)?.[1]))
+      expect(times).toEqual([...times].sort((a, b) => a - b))
+      const plain = await runCli(["stack", "status", "--dir", dir], { CORE_TRACE: "" })
+      expect(plain.code).toBe(traced.code)
+      expect(plain.stderr).not.toContain("core trace")
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe("readySummary", () => {
+  it("says provisioning and start apart", () => {
+    expect(readySummary({ started: ["a", "b", "c"], readyMs: 170184, provisionMs: 169772 })).toBe(
+      "3 service(s) ready in 170184 ms (provisioning 169772 ms, start 412 ms)"
+    )
+  })
+})
