@@ -14,7 +14,8 @@ const srcDir = path.resolve(import.meta.dirname, "../src")
  * are above every layer.
  */
 const layers: ReadonlyArray<{ readonly folders: ReadonlyArray<string>; readonly peers?: true }> = [
-  { folders: ["cli", "ui", "library"] },
+  { folders: ["cli", "library"] },
+  { folders: ["ui"] },
   { folders: ["app"] },
   { folders: ["api"] },
   { folders: ["deploy"] },

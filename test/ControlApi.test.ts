@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Fiber, Schema, Scope, Stream } from "effect"
+import { Chunk, Deferred, Effect, Exit, Fiber, Schema, Scope, Stream } from "effect"
 import * as fs from "node:fs"
 import { spawn } from "node:child_process"
 import * as net from "node:net"
@@ -202,6 +202,53 @@ describe("ControlApi over a Unix socket", () => {
         const unknown = yield* Effect.flip(Stream.runDrain(client.follow("nope", DefaultTail)))
         expect(unknown._tag).toBe("UnknownService")
       })
+    )
+  })
+
+  it.live("graph, metrics, and events: every row first, then each transition", () => {
+    const marks = tempDir("core-marks-")
+    return withServed(
+      [counter("a", marks), counter("b", marks, { dependsOn: { a: "process_started" } })],
+      ({ client }) =>
+        Effect.gen(function* () {
+          expect(yield* client.graph).toEqual({
+            layers: [["a"], ["b"]],
+            edges: [{ service: "b", dependsOn: "a", condition: "process_started" }],
+            disabled: []
+          })
+          const rowsSeen = yield* Deferred.make<void>()
+          const events = yield* client.events.pipe(
+            Stream.filter((e) => e._tag === "Status"),
+            Stream.map((e) => (e._tag === "Status" ? `${e.status.name}:${e.status.state}` : "")),
+            Stream.zipWithIndex,
+            Stream.tap(([, i]) => (i === 1 ? Deferred.succeed(rowsSeen, undefined) : Effect.void)),
+            Stream.map(([e]) => e),
+            Stream.takeUntil((e) => e === "b:running"),
+            Stream.runCollect,
+            Effect.fork
+          )
+          // the rows come first; the services start once they are in
+          yield* Deferred.await(rowsSeen)
+          yield* client.up([])
+          const seen = Chunk.toArray(yield* Fiber.join(events))
+          expect(seen.slice(0, 2)).toEqual(["a:pending", "b:pending"])
+          expect(seen).toContain("a:running")
+          expect(seen.at(-1)).toBe("b:running")
+          // these fake services have no process: their usage is known to be nothing
+          const rows = yield* client.status
+          expect(rows.map((r) => [r.cpu, r.rss])).toEqual([
+            [null, null],
+            [null, null]
+          ])
+          const metrics = yield* client.metrics()
+          expect(metrics.intervalMs).toBe(2000)
+          expect(metrics.times.length).toBeGreaterThanOrEqual(1)
+          expect(metrics.services.map((m) => [m.name, m.cpu.length, m.rss.length])).toEqual([
+            ["a", metrics.times.length, metrics.times.length],
+            ["b", metrics.times.length, metrics.times.length]
+          ])
+          expect((yield* client.metrics(metrics.times.at(-1)!)).times).toEqual([])
+        })
     )
   })
 

@@ -170,7 +170,7 @@ describe("pure parts", () => {
     expect(formatStatusTable([row({ name: "db" })], 0)).not.toContain("disk full")
   })
 
-  it("formatStatusTable: columns, uptime only while alive, ports", () => {
+  it("formatStatusTable: columns, uptime only while alive, CPU and RSS, ports", () => {
     const table = formatStatusTable(
       [
         row({
@@ -179,16 +179,18 @@ describe("pure parts", () => {
           health: "healthy",
           pid: 42,
           startedAt: 1_000,
-          ports: { client: 4222, monitor: 8222 }
+          ports: { client: 4222, monitor: 8222 },
+          cpu: 1.234,
+          rss: 23.4 * 1024 * 1024
         }),
-        row({ name: "pocketbase", state: "stopped", restarts: 2 })
+        row({ name: "pocketbase", state: "stopped", restarts: 2, cpu: null, rss: null })
       ],
       61_000
     )
     expect(table.split("\n")).toEqual([
-      "SERVICE     STATE    HEALTH   PID  RESTARTS  UPTIME  PORTS",
-      "nats        ready    healthy  42   0         1m00s   client=4222,monitor=8222",
-      "pocketbase  stopped  none     -    2         -       -"
+      "SERVICE     STATE    HEALTH   PID  RESTARTS  UPTIME  CPU   RSS  PORTS",
+      "nats        ready    healthy  42   0         1m00s   1.2%  23M  client=4222,monitor=8222",
+      "pocketbase  stopped  none     -    2         -       -     -    -"
     ])
   })
 
@@ -281,7 +283,19 @@ describe("core stack (control plane, end to end)", () => {
     ])
     for (const r of rows) expect(pidsOf(dir, r.name)).toEqual([r.pid])
     const table = await core(["stack", "status"], dir)
-    expect(table.stdout.split("\n")[0]).toMatch(/^SERVICE\s+STATE\s+HEALTH\s+PID\s+RESTARTS\s+UPTIME\s+PORTS$/)
+    expect(table.stdout.split("\n")[0]).toMatch(
+      /^SERVICE\s+STATE\s+HEALTH\s+PID\s+RESTARTS\s+UPTIME\s+CPU\s+RSS\s+PORTS$/
+    )
+    // every live service's group is measured within two sampling intervals (CPU needs two readings)
+    let measured = rows
+    for (let i = 0; i < 50 && !measured.every((r) => (r.rss ?? 0) > 0 && typeof r.cpu === "number"); i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      measured = await statusOf(dir)
+    }
+    for (const r of measured) {
+      expect(r.rss, r.name).toBeGreaterThan(1024 * 1024)
+      expect(r.cpu, r.name).toBeGreaterThanOrEqual(0)
+    }
     const list = await core(["stack", "process", "list", "--json"], dir)
     expect(Schema.decodeUnknownSync(StatusJson)(JSON.parse(list.stdout)).map((r) => r.name)).toEqual(["a", "b", "c"])
 

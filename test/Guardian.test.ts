@@ -91,14 +91,14 @@ const bystander = () =>
 describe("parseProcStat", () => {
   it("reads pid, state, pgid, sid and start time, whatever the command name holds", () => {
     const line = "4242 (we (ird) name) S 1 4240 4239 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1 2 3"
-    expect(parseProcStat(line)).toEqual({ pid: 4242, state: "S", pgid: 4240, sid: 4239, startTime: 987654 })
+    expect(parseProcStat(line)).toMatchObject({ pid: 4242, state: "S", pgid: 4240, sid: 4239, startTime: 987654 })
     expect(parseProcStat("garbage")).toBeUndefined()
   })
 
   it("groupMembers: a live leader with another start time is a reused pid, and nothing is ours", () => {
     const table: ReadonlyArray<ProcStat> = [
-      { pid: 10, state: "S", pgid: 10, sid: 10, startTime: 500 },
-      { pid: 11, state: "S", pgid: 10, sid: 10, startTime: 510 }
+      { pid: 10, state: "S", pgid: 10, sid: 10, startTime: 500, ticks: 0, rssPages: 0 },
+      { pid: 11, state: "S", pgid: 10, sid: 10, startTime: 510, ticks: 0, rssPages: 0 }
     ]
     expect(groupMembers({ service: "x", pid: 10, startTime: 400, notBefore: 400 }, table)).toEqual([])
     expect(groupMembers({ service: "x", pid: 10, startTime: 500, notBefore: 500 }, table).map((p) => p.pid)).toEqual([

@@ -81,5 +81,60 @@ export class ServicesGroup extends HttpApiGroup.make("services")
       .addError(UnknownService)
   ) {}
 
+/** A service's current resource use (see `ResourceSampler`); null where it has no process or none was measured. */
+export const ServiceUsageJson = Schema.Struct({
+  name: Schema.String,
+  /** Percent of one core over the last sampling interval, whole process group. */
+  cpu: Schema.NullOr(Schema.Number),
+  /** Resident memory of the whole process group, bytes. */
+  rss: Schema.NullOr(Schema.Number)
+})
+
+/** The sampled history: one time axis (epoch ms), and per service one value (or null) per time. */
+export const UsageHistoryJson = Schema.Struct({
+  /** Milliseconds between two samples. */
+  intervalMs: Schema.Number,
+  times: Schema.Array(Schema.Number),
+  services: Schema.Array(
+    Schema.Struct({
+      name: Schema.String,
+      cpu: Schema.Array(Schema.NullOr(Schema.Number)),
+      rss: Schema.Array(Schema.NullOr(Schema.Number))
+    })
+  )
+})
+export type UsageHistoryJson = typeof UsageHistoryJson.Type
+
+/** The dependency graph of the stack, from the manifests' `depends_on`. */
+export const StackGraphJson = Schema.Struct({
+  /** Start levels: the first holds the services without dependencies, each next one those that need only earlier ones. */
+  layers: Schema.Array(Schema.Array(Schema.String)),
+  /** One edge per `depends_on` entry: `service` waits for `dependsOn` to meet `condition`. */
+  edges: Schema.Array(Schema.Struct({ service: Schema.String, dependsOn: Schema.String, condition: Schema.String })),
+  /** Services with `disabled: true`. */
+  disabled: Schema.Array(Schema.String)
+})
+export type StackGraphJson = typeof StackGraphJson.Type
+
+/**
+ * What `GET /events` streams, one JSON object per line: first a `Status` for every service (its current row),
+ * then a `Status` at each transition and a `Usage` at each resource sample.
+ */
+export const StackEvent = Schema.Union(
+  Schema.TaggedStruct("Status", { status: ServiceStatus }),
+  Schema.TaggedStruct("Usage", { time: Schema.Number, services: Schema.Array(ServiceUsageJson) })
+)
+export type StackEvent = typeof StackEvent.Type
+
+/** `since`: only samples taken after this time (epoch ms). */
+export const SinceParams = Schema.Struct({ since: Schema.optional(Schema.NumberFromString) })
+
+/** What a dashboard needs besides the verbs: resource history, the graph, and a stream of changes. */
+export class ObserveGroup extends HttpApiGroup.make("observe")
+  .add(HttpApiEndpoint.get("metrics", "/metrics").setUrlParams(SinceParams).addSuccess(UsageHistoryJson))
+  .add(HttpApiEndpoint.get("graph", "/graph").addSuccess(StackGraphJson))
+  /** NDJSON: one `StackEvent` per line, until the client disconnects. Read it with a plain HttpClient. */
+  .add(HttpApiEndpoint.get("events", "/events").addSuccess(Schema.String)) {}
+
 /** The control API. */
-export class ControlApi extends HttpApi.make("control").add(StackGroup).add(ServicesGroup) {}
+export class ControlApi extends HttpApi.make("control").add(StackGroup).add(ServicesGroup).add(ObserveGroup) {}

@@ -1,7 +1,7 @@
 /**
  * The CLI's side of the control API: the supervisor's interface (`SupervisorShape`) over the stack's Unix
  * socket, from a client derived from `ControlApi` (HttpApiClient) plus a plain HttpClient for the streaming
- * `follow` endpoint; `layer` provides it as the `Supervisor`. With no supervisor it fails at once with
+ * `follow` and `events` endpoints; `layer` provides it as the `Supervisor`. With no supervisor it fails at once with
  * `NoSupervisor`, after cleaning up what a dead one left.
  */
 import { HttpApiClient, HttpClient, type HttpClientError, HttpClientRequest } from "@effect/platform"
@@ -16,7 +16,14 @@ import { isRunning } from "../state/ProcessIdentity.js"
 import { stateDirOf, statePaths } from "../state/StateDir.js"
 import { cleanLeftovers, liveSupervisor } from "../state/SupervisorLock.js"
 import { ControlError, Supervisor, type SupervisorShape, UnknownService } from "../supervisor/Supervisor.js"
-import { ControlApi, LogLineJson, type SupervisorIdentity } from "./ControlApi.js"
+import {
+  ControlApi,
+  LogLineJson,
+  StackEvent,
+  type StackGraphJson,
+  type SupervisorIdentity,
+  type UsageHistoryJson
+} from "./ControlApi.js"
 
 export { ControlError }
 
@@ -36,6 +43,11 @@ const EXIT_TIMEOUT = "15 seconds"
 export interface ControlClient extends SupervisorShape<ControlError> {
   readonly dir: string
   readonly identity: SupervisorIdentity
+  /** The sampled resource use of every service, or only the samples after `since` (epoch ms). */
+  readonly metrics: (since?: number) => Effect.Effect<UsageHistoryJson, ControlError>
+  readonly graph: Effect.Effect<StackGraphJson, ControlError>
+  /** Every service's row, then each transition and resource sample, until interrupted or the supervisor ends. */
+  readonly events: Stream.Stream<StackEvent, ControlError>
 }
 
 /** A line as the API carries it, as the supervisor holds it. */
@@ -114,13 +126,11 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
       })
     )
 
-    const follow = (name: string, n: number): Stream.Stream<LogLine, UnknownService | ControlError> =>
+    /** An NDJSON endpoint as a stream of `schema` values; a 404 carries an unknown service. */
+    const ndjson = <A, I>(url: string, schema: Schema.Schema<A, I>): Stream.Stream<A, UnknownService | ControlError> =>
       Stream.unwrapScoped(
         Effect.gen(function* () {
-          const request = HttpClientRequest.get(`http://localhost/services/${encodeURIComponent(name)}/follow`).pipe(
-            HttpClientRequest.setUrlParam("n", String(n))
-          )
-          const response = yield* http.execute(request).pipe(Effect.mapError(fail))
+          const response = yield* http.execute(HttpClientRequest.get(url)).pipe(Effect.mapError(fail))
           if (response.status === 404) {
             const body = yield* response.json.pipe(Effect.mapError(fail))
             return yield* Effect.flatMap(
@@ -129,18 +139,23 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
             )
           }
           if (response.status !== 200) {
-            return yield* new ControlError({ dir: root, reason: `follow answered HTTP ${response.status}` })
+            return yield* new ControlError({ dir: root, reason: `${url} answered HTTP ${response.status}` })
           }
-          const decode = Schema.decodeUnknown(Schema.parseJson(LogLineJson))
+          const decode = Schema.decodeUnknown(Schema.parseJson(schema))
           return response.stream.pipe(
             // the supervisor going away (connection closed mid-stream) ends the stream like end-of-file
             Stream.catchAll(() => Stream.empty),
             Stream.decodeText(),
             Stream.splitLines,
             Stream.filter((line) => line.length > 0),
-            Stream.mapEffect((line) => Effect.mapBoth(decode(line), { onFailure: fail, onSuccess: fromJsonLine }))
+            Stream.mapEffect((line) => Effect.mapError(decode(line), fail))
           )
         })
+      )
+
+    const follow = (name: string, n: number): Stream.Stream<LogLine, UnknownService | ControlError> =>
+      ndjson(`http://localhost/services/${encodeURIComponent(name)}/follow?n=${n}`, LogLineJson).pipe(
+        Stream.map(fromJsonLine)
       )
 
     // a read of /proc every 10 ms: `down` returns within ~10 ms of the supervisor's exit, not up to 50 ms after
@@ -175,6 +190,11 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
         Effect.catchTag("RequestError", () => Effect.void),
         Effect.mapError(fail),
         Effect.zipRight(waitExit)
+      ),
+      metrics: (since) => call(api.observe.metrics({ urlParams: since === undefined ? {} : { since } })),
+      graph: call(api.observe.graph()),
+      events: Stream.catchTag(ndjson("http://localhost/events", StackEvent), "UnknownService", (e) =>
+        Stream.fail(new ControlError({ dir: root, reason: e.message }))
       )
     } satisfies ControlClient
   })

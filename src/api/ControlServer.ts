@@ -5,7 +5,7 @@
 import { HttpApiBuilder, HttpServer, HttpServerResponse } from "@effect/platform"
 import type { ServeError } from "@effect/platform/HttpServerError"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Deferred, Effect, Fiber, Layer, Schema, type Scope, Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, Queue, Schema, type Scope, Stream } from "effect"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import type { LogLine } from "../logs/ServiceLog.js"
@@ -13,8 +13,18 @@ import { probeSocket, socketAddress } from "../state/ControlSocket.js"
 import { readStartTime } from "../process/ProcTable.js"
 import { removeState, type StateDirError, SupervisorRunning, statePaths } from "../state/StateDir.js"
 import { holdSupervisorLock } from "../state/SupervisorLock.js"
+import { hasProcess, type ServiceStatus } from "../stack/ServiceStatus.js"
+import { startLevels } from "../stack/StackGraph.js"
+import { makeResourceSampler, type ResourceSampler } from "../supervisor/ResourceSampler.js"
 import { LocalSupervisor, type LocalSupervisorShape } from "../supervisor/Supervisor.js"
-import { ControlApi, DefaultTail, LogLineJson, SupervisorIdentity } from "./ControlApi.js"
+import {
+  ControlApi,
+  DefaultTail,
+  LogLineJson,
+  StackEvent,
+  type StackGraphJson,
+  SupervisorIdentity
+} from "./ControlApi.js"
 import * as Trace from "../trace/Trace.js"
 
 /** Options of `serveControl`. */
@@ -42,21 +52,64 @@ const toJsonLine = (line: LogLine): LogLineJson => {
 }
 
 const encodeLine = Schema.encodeSync(Schema.parseJson(LogLineJson))
+const encodeEvent = Schema.encodeSync(Schema.parseJson(StackEvent))
+
+/** The stack's dependency graph as the API shows it. */
+export const graphOf = (stack: LocalSupervisorShape["stack"]): StackGraphJson => ({
+  layers: startLevels(stack.services.map((s) => ({ name: s.name, dependsOn: s.dependsOn }))),
+  edges: stack.services.flatMap((s) =>
+    s.dependsOn.map((d) => ({ service: s.name as string, dependsOn: d.name as string, condition: d.condition }))
+  ),
+  disabled: stack.services.filter((s) => s.disabled).map((s) => s.name as string)
+})
+
+/** Samples the groups of the services whose process is alive. */
+const sampleServices = (supervisor: LocalSupervisorShape) =>
+  makeResourceSampler(
+    Effect.map(supervisor.status, (rows) =>
+      rows.map((row) => ({ name: row.name, pid: hasProcess(row.state) ? row.pid : null }))
+    )
+  )
+
+/**
+ * The current row of every service, then every transition. The transitions are subscribed to before the rows
+ * are read, so none is lost in between (one may come twice; the last word is the newest).
+ */
+const statusEvents = (supervisor: LocalSupervisorShape): Stream.Stream<ServiceStatus> =>
+  Stream.unwrapScoped(
+    Effect.gen(function* () {
+      const queue = yield* Queue.unbounded<ServiceStatus>()
+      yield* supervisor.transitions.pipe(
+        Stream.runForEach((status) => Queue.offer(queue, status)),
+        Effect.forkScoped
+      )
+      // let the forked subscription run before the snapshot is read
+      yield* Effect.yieldNow()
+      const rows = yield* supervisor.status
+      return Stream.concat(Stream.fromIterable(rows), Stream.fromQueue(queue))
+    })
+  )
 
 /** The handlers: the supervisor's methods, run in the server's scope so that a client going away mid-call does not cut a stop or restart in half. */
 const handlers = (
   supervisor: LocalSupervisorShape,
+  sampler: ResourceSampler,
   identity: SupervisorIdentity,
   down: Deferred.Deferred<void>,
   scope: Scope.Scope
 ) => {
   const detached = <A, E>(effect: Effect.Effect<A, E>) =>
     Effect.flatMap(Effect.forkIn(effect, scope), (fiber) => Fiber.join(fiber))
-  const status = (name: string) => supervisor.statusOf(name)
+  const withUsage = (row: ServiceStatus) =>
+    Effect.map(sampler.latest, (latest): ServiceStatus => {
+      const usage = hasProcess(row.state) ? latest.get(row.name) : undefined
+      return { ...row, cpu: usage?.cpu ?? null, rss: usage?.rss ?? null }
+    })
+  const status = (name: string) => Effect.flatMap(supervisor.statusOf(name), withUsage)
   const stack = HttpApiBuilder.group(ControlApi, "stack", (h) =>
     h
       .handle("hello", () => Effect.succeed(identity))
-      .handle("status", () => supervisor.status)
+      .handle("status", () => Effect.flatMap(supervisor.status, (rows) => Effect.forEach(rows, withUsage)))
       .handle("up", ({ payload }) => detached(supervisor.up(payload.services)).pipe(Effect.zipRight(supervisor.status)))
       .handle("down", () =>
         detached(
@@ -92,7 +145,23 @@ const handlers = (
         })
       )
   )
-  return Layer.mergeAll(stack, services)
+  const observe = HttpApiBuilder.group(ControlApi, "observe", (h) =>
+    h
+      .handle("metrics", ({ urlParams }) => sampler.history(urlParams.since))
+      .handle("graph", () => Effect.succeed(graphOf(supervisor.stack)))
+      .handleRaw("events", () => {
+        const events = Stream.merge(
+          Stream.map(statusEvents(supervisor), (status): StackEvent => ({ _tag: "Status", status })),
+          Stream.map(sampler.samples, (sample): StackEvent => ({ _tag: "Usage", ...sample }))
+        )
+        const body = events.pipe(
+          Stream.map((event) => `${encodeEvent(event)}\n`),
+          Stream.encodeText
+        )
+        return Effect.succeed(HttpServerResponse.stream(body, { contentType: "application/x-ndjson" }))
+      })
+  )
+  return Layer.mergeAll(stack, services, observe)
 }
 
 /** A Node HTTP server on a Unix socket whose shutdown does not wait for open (follow) connections. */
@@ -149,7 +218,8 @@ export const serveControl: (
       Effect.zipRight(options.onDown ?? signalSelf),
       Effect.forkIn(scope)
     )
-    const api = HttpApiBuilder.api(ControlApi).pipe(Layer.provide(handlers(supervisor, identity, down, scope)))
+    const sampler = yield* sampleServices(supervisor)
+    const api = HttpApiBuilder.api(ControlApi).pipe(Layer.provide(handlers(supervisor, sampler, identity, down, scope)))
     const served = HttpApiBuilder.serve().pipe(
       Layer.provide(api),
       Layer.provide(unixServer(paths.socket)),

@@ -9,6 +9,7 @@ import { generateCommand } from "./StackGenerate.js"
 import { processCommand } from "./StackProcess.js"
 import { provisionCommand } from "./StackProvision.js"
 import { statusCommand } from "./StackStatus.js"
+import { uiCommand } from "./StackUi.js"
 import { upCommand } from "./StackUp.js"
 import { waitCommand } from "./StackWait.js"
 import { serviceCommands } from "./ServiceRun.js"
@@ -22,7 +23,8 @@ export const stackCommand = Command.make("stack").pipe(
     processCommand,
     generateCommand,
     provisionCommand,
-    waitCommand
+    waitCommand,
+    uiCommand
   ])
 )
 

@@ -5,18 +5,11 @@ import { Command } from "@effect/cli"
 import { Console, Effect, Schema } from "effect"
 import { onRunningStack } from "../app/RunningStack.js"
 import { hasProcess, ServiceStatus } from "../stack/ServiceStatus.js"
+import { formatBytes, formatCpu, formatUptime } from "../supervisor/StatusFormat.js"
 import { Supervisor } from "../supervisor/Supervisor.js"
 import { dirOption, jsonOption } from "./CliOptions.js"
 
-/** A duration as the table shows it: `45s`, `3m04s`, `2h05m`, `3d04h`. */
-export const formatUptime = (ms: number): string => {
-  const s = Math.max(0, Math.floor(ms / 1000))
-  const pad = (n: number) => String(n).padStart(2, "0")
-  if (s < 60) return `${s}s`
-  if (s < 3600) return `${Math.floor(s / 60)}m${pad(s % 60)}s`
-  if (s < 86400) return `${Math.floor(s / 3600)}h${pad(Math.floor((s % 3600) / 60))}m`
-  return `${Math.floor(s / 86400)}d${pad(Math.floor((s % 86400) / 3600))}h`
-}
+export { formatUptime }
 
 /** Left-aligned columns separated by two spaces; the last column is not padded. */
 export const formatTable = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
@@ -29,7 +22,7 @@ export const formatTable = (header: ReadonlyArray<string>, rows: ReadonlyArray<R
   return [line(header), ...rows.map(line)].join("\n")
 }
 
-/** The `stack status` table: SERVICE STATE HEALTH PID RESTARTS UPTIME PORTS. `now` in epoch ms. */
+/** The `stack status` table: SERVICE STATE HEALTH PID RESTARTS UPTIME CPU RSS PORTS. `now` in epoch ms. */
 export const formatStatusTable = (rows: ReadonlyArray<ServiceStatus>, now: number): string =>
   [formatRows(rows, now), ...droppedNote(rows)].join("\n")
 
@@ -43,7 +36,7 @@ const droppedNote = (rows: ReadonlyArray<ServiceStatus>): ReadonlyArray<string> 
 
 const formatRows = (rows: ReadonlyArray<ServiceStatus>, now: number): string =>
   formatTable(
-    ["SERVICE", "STATE", "HEALTH", "PID", "RESTARTS", "UPTIME", "PORTS"],
+    ["SERVICE", "STATE", "HEALTH", "PID", "RESTARTS", "UPTIME", "CPU", "RSS", "PORTS"],
     rows.map((r) => [
       r.name,
       r.state,
@@ -51,6 +44,8 @@ const formatRows = (rows: ReadonlyArray<ServiceStatus>, now: number): string =>
       r.pid === null ? "-" : String(r.pid),
       String(r.restarts),
       hasProcess(r.state) && r.startedAt !== null ? formatUptime(now - r.startedAt) : "-",
+      formatCpu(r.cpu),
+      formatBytes(r.rss),
       Object.entries(r.ports)
         .map(([name, port]) => `${name}=${port}`)
         .join(",") || "-"
@@ -72,4 +67,8 @@ export const statusCommand = Command.make("status", { dir: dirOption, json: json
     )
     yield* Console.log(json ? formatStatusJson(rows) : formatStatusTable(rows, Date.now()))
   })
-).pipe(Command.withDescription("Show every service of the running stack: state, health, pid, restarts, uptime, ports"))
+).pipe(
+  Command.withDescription(
+    "Show every service of the running stack: state, health, pid, restarts, uptime, CPU, memory, ports"
+  )
+)

@@ -11,14 +11,22 @@ import * as fs from "node:fs"
 /** A process as `/proc/<pid>/stat` describes it. */
 export interface ProcStat {
   readonly pid: number
+  /** One-letter state (`R`, `S`, `Z`, ...). */
   readonly state: string
   readonly pgid: number
   readonly sid: number
-  /** Clock ticks since boot (field 22). */
+  /** Clock ticks since boot (field 22): tells a reused pid from the process seen before. */
   readonly startTime: number
+  /** CPU time in user and kernel mode, in clock ticks (fields 14 and 15). */
+  readonly ticks: number
+  /** Resident set size in pages (field 24). */
+  readonly rssPages: number
 }
 
-/** Parses one `/proc/<pid>/stat` line (the command name may hold spaces and parentheses). */
+/**
+ * Parses one `/proc/<pid>/stat` line, or undefined when it is not one. The command name (field 2) is in
+ * parentheses and may itself hold spaces and parentheses, so the fields are counted from the last `)`.
+ */
 export const parseProcStat = (line: string): ProcStat | undefined => {
   const open = line.indexOf("(")
   const close = line.lastIndexOf(")")
@@ -30,11 +38,17 @@ export const parseProcStat = (line: string): ProcStat | undefined => {
     .split(/\s+/)
   // rest[0] is field 3 (state); field n is rest[n - 3]
   const state = rest[0]
-  const pgid = Number(rest[2])
-  const sid = Number(rest[3])
-  const startTime = Number(rest[19])
-  if (!state || !Number.isInteger(pid) || !Number.isInteger(pgid) || !Number.isFinite(startTime)) return undefined
-  return { pid, state, pgid, sid, startTime }
+  const stat = {
+    pid,
+    state: state ?? "",
+    pgid: Number(rest[2]),
+    sid: Number(rest[3]),
+    startTime: Number(rest[19]),
+    ticks: Number(rest[11]) + Number(rest[12]),
+    rssPages: Number(rest[21])
+  }
+  const numbers = [stat.pid, stat.pgid, stat.sid, stat.startTime, stat.ticks, stat.rssPages]
+  return state?.length === 1 && numbers.every(Number.isSafeInteger) ? stat : undefined
 }
 
 /** The stat of a live (or zombie) process, or undefined when there is none (or no `/proc`). */

@@ -54,6 +54,13 @@ export const ServiceStatus = Schema.Struct({
   reason: Schema.NullOr(Schema.String),
   ports: Schema.Record({ key: Schema.String, value: Schema.Int }),
   /**
+   * CPU use of its whole process group over the last sampling interval (a few seconds), in percent of one core;
+   * null when it has no process or none was measured yet. Set by the control API; absent inside the supervisor.
+   */
+  cpu: Schema.optional(Schema.NullOr(Schema.Number)),
+  /** Resident memory of its whole process group in bytes, or null; like `cpu`. */
+  rss: Schema.optional(Schema.NullOr(Schema.Number)),
+  /**
    * Bytes of its output that could not be written to its log file (a full disk, say; still in memory for
    * `logs` while they last). Absent when none.
    */

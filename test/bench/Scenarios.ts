@@ -2,6 +2,7 @@
  * The measurements: each scenario runs one stack under one orchestrator (or the floor, the same servers
  * without any orchestrator) and returns raw samples. `bench.ts` repeats them and builds the table.
  */
+import { Effect, Stream } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -23,6 +24,7 @@ import {
   statusMb,
   waitAllGone
 } from "./Proc.js"
+import { DEFAULT_SAMPLE_INTERVAL_MS, HISTORY_MS, makeResourceSampler } from "../../src/supervisor/ResourceSampler.js"
 import { type BenchService, coreCli, httpService, PORT_PLACEHOLDER, type StackDir, writeStack } from "./Stacks.js"
 
 /** Everything started, so that nothing outlives the benchmark, whatever happens. */
@@ -476,3 +478,47 @@ export const restartRun = async (
 
 /** Whether any of `pids` is alive (for the end-of-run check). */
 export const anyAlive = (pids: ReadonlyArray<number>): boolean => pids.some(isAlive)
+
+// ---------------------------------------------------------------------------------------------------------
+// 7. the cost of sampling resource use (ResourceSampler) over `scale` process groups
+
+/** Sweeps measured per run of the sampling scenario; they are taken back to back, not at the real interval. */
+const SAMPLING_SWEEPS = 50
+
+/**
+ * The CPU time of one sweep of the real `ResourceSampler` (read every group's members from /proc, compute the
+ * use, record it, publish it) over `scale` live process groups, measured in this process over back-to-back
+ * sweeps; returned as a percentage of one core at the supervisor's sampling interval.
+ */
+export const samplingRun = async (
+  cleanup: Cleanup,
+  settings: Settings
+): Promise<{ percent: number; sweepMs: number }> => {
+  const children = Array.from({ length: settings.scale }, () => {
+    const child = launch("sleep", ["600"])
+    cleanup.group(child.pid)
+    return child
+  })
+  try {
+    const watched = children.map((child, i) => ({ name: `s${i}`, pid: child.pid! }))
+    const sweepMs = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          // sweeps back to back (the first, a full scan of /proc, is part of the cost), as much history as at 2 s
+          const sampler = yield* makeResourceSampler(Effect.succeed(watched), {
+            intervalMs: 1,
+            historyMs: HISTORY_MS / DEFAULT_SAMPLE_INTERVAL_MS
+          })
+          const before = process.cpuUsage()
+          yield* sampler.samples.pipe(Stream.take(SAMPLING_SWEEPS), Stream.runDrain)
+          const used = process.cpuUsage(before)
+          return (used.user + used.system) / 1000 / SAMPLING_SWEEPS
+        })
+      )
+    )
+    return { percent: (sweepMs / DEFAULT_SAMPLE_INTERVAL_MS) * 100, sweepMs }
+  } finally {
+    for (const child of children) killGroup(child.pid!)
+    await Promise.all(children.map(exitOf))
+  }
+}

@@ -28,6 +28,7 @@ import {
   restartFloor,
   restartRun,
   restartStack,
+  samplingRun,
   type Settings,
   scaleFloor,
   scaleRun,
@@ -37,13 +38,13 @@ import { fitLine, type Panel, renderSvg } from "./Curve.js"
 import { ensureBenchService, repoRoot, type StackDir } from "./Stacks.js"
 import { count, mb, ms, percent, type Row, renderMarkdown, renderText, type Summary, summarize } from "./Table.js"
 
-const SCENARIOS = ["detach", "chain", "cli", "scale", "plain", "logs", "restart", "curve"] as const
+const SCENARIOS = ["detach", "chain", "cli", "scale", "plain", "logs", "restart", "curve", "sampling"] as const
 type Scenario = (typeof SCENARIOS)[number]
 
 const USAGE = `usage: npm run bench -- [options]
   --quick          a short pass: 2 runs, 20 services, 200000 log lines, 3 s idle window
   --runs N         runs of every scenario (default 5)
-  --scale N        services of the scale scenario (default 200)
+  --scale N        services of the scale scenario, process groups sampled (default 200)
   --lines N        lines of the log scenario (default 2000000, about 100 MB)
   --idle S         seconds of the idle CPU window (default 10)
   --repeats N      CLI calls and kills per run (default 3)
@@ -290,6 +291,13 @@ const main = async () => {
           progress(`run ${r}/${runs} restart ${o.name}: ${s.map((x) => x.toFixed(0)).join("/")} ms`)
         }
       }
+      if (options.only.has("sampling")) {
+        const s = await samplingRun(cleanup, settings)
+        add("sampling", "core", s.percent)
+        progress(
+          `run ${r}/${runs} sampling: ${settings.scale} groups, ${s.sweepMs.toFixed(2)} ms of CPU per sweep, ${s.percent.toFixed(3)} % of a core`
+        )
+      }
     }
   } finally {
     const left = await cleanup.finish()
@@ -421,6 +429,14 @@ const main = async () => {
         ]
       })
     }
+  }
+
+  if (has("sampling")) {
+    rows.push(
+      row(`8. sampling: ${settings.scale} process groups, CPU at the 2 s interval`, "sampling", percent, {
+        target: { text: "< 1 % of a core", limit: () => 1 }
+      })
+    )
   }
 
   const header = `${runs} run(s); median (min–max); core/pc is the ratio of the medians`
