@@ -1,7 +1,13 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: manifest placeholders are the subject of these tests
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
-import { type PlaceholderContext, resolvePlaceholders } from "../src/manifest/Placeholders.js"
+import { envReferencesIn } from "../src/manifest/EnvReferences.js"
+import {
+  type PlaceholderContext,
+  parseEnvReference,
+  replacePlaceholders,
+  resolvePlaceholders
+} from "../src/manifest/Placeholders.js"
 
 const ctx: PlaceholderContext = {
   dataDir: "/stack/.data",
@@ -84,6 +90,13 @@ describe("resolvePlaceholders", () => {
     expect(bad("${data.x}")[0]).toContain("unknown placeholder ${data.x}")
   })
 
+  it("reports an env placeholder whose name is no variable name", () => {
+    expect(bad("${env.1X}")[0]).toContain("invalid variable name in ${env.1X}")
+    expect(bad("${env.A-B:-x}")[0]).toContain("invalid variable name")
+    expect(bad("${env.}")[0]).toContain("invalid variable name")
+    expect(ok("${env.NOPE:-a:-b}")).toBe("a:-b")
+  })
+
   it("reports an unterminated placeholder", () => {
     expect(bad("x ${port.http")[0]).toContain("unterminated placeholder")
   })
@@ -97,5 +110,39 @@ describe("services with an invalid manifest", () => {
   it("says so instead of calling them unknown", () => {
     const result = resolvePlaceholders("${svc.db.port.sql}", { ...ctx, unavailable: new Set(["db"]) })
     expect(Either.isLeft(result) && result.left[0]).toContain('the manifest of service "db" is invalid')
+  })
+})
+
+describe("env references", () => {
+  it("parses env.NAME and env.NAME:-default, nothing else", () => {
+    expect(parseEnvReference("env.TOKEN")).toEqual({ name: "TOKEN", fallback: undefined })
+    expect(parseEnvReference("env.LEVEL:-")).toEqual({ name: "LEVEL", fallback: "" })
+    expect(parseEnvReference("env.URL:-http://a:-b}")).toEqual({ name: "URL", fallback: "http://a:-b}" })
+    expect(parseEnvReference("env.1X")).toBeUndefined()
+    expect(parseEnvReference("env.A-B")).toBeUndefined()
+    expect(parseEnvReference("port.http")).toBeUndefined()
+  })
+
+  it("finds them in one string, $${...} excepted", () => {
+    expect(envReferencesIn("${env.A} $${env.B} ${port.http} ${env.C:-c} ${env.bad-name} ${env.D")).toEqual([
+      { name: "A", fallback: undefined },
+      { name: "C", fallback: "c" }
+    ])
+  })
+})
+
+describe("replacePlaceholders", () => {
+  const upper = (body: string) => (body.startsWith("env.") ? body.toUpperCase() : undefined)
+
+  it("replaces what the function answers for and keeps everything else as written", () => {
+    expect(replacePlaceholders("a ${env.x} ${port.http} $${env.y} $ b", upper)).toBe(
+      "a ENV.X ${port.http} $${env.y} $ b"
+    )
+    expect(replacePlaceholders("${env.x}${env.y}", upper)).toBe("ENV.XENV.Y")
+    expect(replacePlaceholders("", upper)).toBe("")
+  })
+
+  it("keeps an unterminated placeholder as written", () => {
+    expect(replacePlaceholders("${env.x} and ${env.y", upper)).toBe("ENV.X and ${env.y")
   })
 })

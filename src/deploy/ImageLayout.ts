@@ -2,7 +2,7 @@
  * Where things are inside the one image of a deployment (the Dockerfile of `core deploy fly`), for the
  * generators that run containers of it.
  */
-import { FlyDefaults } from "./FlyDeploy.js"
+import { FlyDefaults } from "./FlyDefaults.js"
 
 const [uid, gid] = FlyDefaults.user.split(":").map(Number) as [number, number]
 

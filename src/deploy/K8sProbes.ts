@@ -13,9 +13,14 @@
  */
 import { Either } from "effect"
 import * as path from "node:path"
-import { parseEnvReference } from "../manifest/EnvReferences.js"
+import { envReferencesIn } from "../manifest/EnvReferences.js"
 import { formatPath, type Problem } from "../manifest/ManifestError.js"
-import { type PlaceholderContext, placeholdersIn, resolvePlaceholders } from "../manifest/Placeholders.js"
+import {
+  type PlaceholderContext,
+  parseEnvReference,
+  replacePlaceholders,
+  resolvePlaceholders
+} from "../manifest/Placeholders.js"
 import type { Probe } from "../manifest/ServiceManifest.js"
 import { Defaults } from "../manifest/ServiceSpec.js"
 
@@ -66,9 +71,9 @@ export const shellQuote = (text: string): string => `'${text.replaceAll("'", `'\
 
 /** `${env.X}` and `${env.X:-d}` rewritten as literal shell expansions (`$${X}`, `$${X:-d}`); the rest kept. */
 const envAsShell = (text: string): string =>
-  text.replace(/\$\$\{|\$\{([^}]*)\}/g, (match, body: string | undefined) => {
-    const ref = body === undefined ? undefined : parseEnvReference(body)
-    return ref === undefined ? match : `$\${${ref.name}${ref.fallback === undefined ? "" : `:-${ref.fallback}`}}`
+  replacePlaceholders(text, (body) => {
+    const ref = parseEnvReference(body)
+    return ref === undefined ? undefined : `$\${${ref.name}${ref.fallback === undefined ? "" : `:-${ref.fallback}`}}`
   })
 
 /** Maps one manifest probe; `at` is its JSON path (`process.compose.readiness_probe`). */
@@ -80,15 +85,13 @@ export const mapProbe = (raw: Probe, at: string, ctx: ProbeContext, options: { l
 
   /** The text resolved, or undefined when a problem was reported. */
   const resolveOrReport = (text: string, field: string): string | undefined => {
-    for (const body of placeholdersIn(text)) {
-      const ref = parseEnvReference(body)
-      if (ref !== undefined && ref.fallback === undefined) {
-        report(
-          field,
-          `\${env.${ref.name}} is a secret: it cannot be written into a Kubernetes probe (only an exec probe can read it)`
-        )
-        return undefined
-      }
+    const secret = envReferencesIn(text).find((ref) => ref.fallback === undefined)
+    if (secret !== undefined) {
+      report(
+        field,
+        `\${env.${secret.name}} is a secret: it cannot be written into a Kubernetes probe (only an exec probe can read it)`
+      )
+      return undefined
     }
     const result = resolvePlaceholders(text, ctx.placeholders)
     if (Either.isRight(result)) return result.right

@@ -5,14 +5,11 @@
  * generated file.
  */
 import { formatPath } from "./ManifestError.js"
-import { placeholdersIn } from "./Placeholders.js"
+import { type EnvPlaceholder, parseEnvReference, placeholdersIn } from "./Placeholders.js"
 import type { ServiceManifest } from "./ServiceManifest.js"
 
 /** One `${env.VAR...}` in a manifest. */
-export interface EnvReference {
-  readonly name: string
-  /** The default after `:-`, when there is one. */
-  readonly fallback: string | undefined
+export interface EnvReference extends EnvPlaceholder {
   /** JSON path of the string that holds it, e.g. `process.env.TOKEN`. */
   readonly field: string
 }
@@ -27,22 +24,16 @@ function* strings(value: unknown, path: ReadonlyArray<string | number> = []): Ge
   }
 }
 
-const ENV_REFERENCE = /^env\.([A-Za-z_][A-Za-z0-9_]*)(?::-([\s\S]*))?$/
-
-/** A placeholder body (`env.NAME` or `env.NAME:-default`) as a variable and its default; undefined for any other. */
-export const parseEnvReference = (body: string): Omit<EnvReference, "field"> | undefined => {
-  const match = ENV_REFERENCE.exec(body)
-  return match === null ? undefined : { name: match[1]!, fallback: match[2] }
-}
+/** Every `${env.*}` of one string, in order. */
+export const envReferencesIn = (text: string): ReadonlyArray<EnvPlaceholder> =>
+  placeholdersIn(text).flatMap((body) => {
+    const reference = parseEnvReference(body)
+    return reference === undefined ? [] : [reference]
+  })
 
 /** Every `${env.*}` of `manifest`, in document order. */
 export const envReferences = (manifest: ServiceManifest): ReadonlyArray<EnvReference> =>
-  [...strings(manifest)].flatMap(([field, text]) =>
-    placeholdersIn(text).flatMap((body) => {
-      const reference = parseEnvReference(body)
-      return reference === undefined ? [] : [{ ...reference, field }]
-    })
-  )
+  [...strings(manifest)].flatMap(([field, text]) => envReferencesIn(text).map((reference) => ({ ...reference, field })))
 
 /** Whether `manifest` uses `${data}` anywhere (its service keeps state in the data directory). */
 export const usesDataDir = (manifest: ServiceManifest): boolean =>

@@ -82,7 +82,23 @@ const known = (names: Iterable<string>): string => {
   return list.length === 0 ? "none" : list.join(", ")
 }
 
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+/** One `${env.VAR}` or `${env.VAR:-default}`: the variable and its default. */
+export interface EnvPlaceholder {
+  readonly name: string
+  /** The default after `:-`, when there is one. */
+  readonly fallback: string | undefined
+}
+
+const ENV_PLACEHOLDER = /^env\.([A-Za-z_][A-Za-z0-9_]*)(?::-([\s\S]*))?$/
+
+/**
+ * A placeholder body (`env.NAME` or `env.NAME:-default`) as a variable and its default; undefined for any other
+ * body, and for an `env.` body whose name is not a variable name.
+ */
+export const parseEnvReference = (body: string): EnvPlaceholder | undefined => {
+  const match = ENV_PLACEHOLDER.exec(body)
+  return match === null ? undefined : { name: match[1]!, fallback: match[2] }
+}
 
 /** The value of one placeholder body (the text between `${` and `}`), or why it has none. */
 const resolveOne = (body: string, ctx: PlaceholderContext): Either.Either<string, string> => {
@@ -91,12 +107,11 @@ const resolveOne = (body: string, ctx: PlaceholderContext): Either.Either<string
   if (body === "bind") return Either.right(ctx.bind ?? LOOPBACK)
   if (body === "dir") return Either.right(ctx.serviceDir)
   if (body.startsWith("env.")) {
-    const rest = body.slice("env.".length)
-    const sep = rest.indexOf(":-")
-    const name = sep < 0 ? rest : rest.slice(0, sep)
-    if (!ENV_NAME.test(name)) return Either.left(`invalid variable name in ${shown}`)
+    const reference = parseEnvReference(body)
+    if (reference === undefined) return Either.left(`invalid variable name in ${shown}`)
+    const { name, fallback } = reference
     const value = ctx.env[name]
-    if (sep >= 0) return Either.right(value === undefined || value === "" ? rest.slice(sep + 2) : value)
+    if (fallback !== undefined) return Either.right(value === undefined || value === "" ? fallback : value)
     if (value === undefined && ctx.keepUnsetEnv === true) return Either.right(shown)
     if (value === undefined) {
       return Either.left(`${shown}: environment variable ${name} is not set (give a default: \${env.${name}:-value})`)
@@ -146,6 +161,41 @@ const resolveOne = (body: string, ctx: PlaceholderContext): Either.Either<string
   )
 }
 
+/** One piece of a manifest string: literal text, a `$${` escape, a placeholder's body, or an unterminated `${`. */
+type Piece =
+  | { readonly _tag: "Text"; readonly text: string }
+  | { readonly _tag: "Escape" }
+  | { readonly _tag: "Placeholder"; readonly body: string }
+  | { readonly _tag: "Unterminated"; readonly text: string }
+
+/** `text` cut into its pieces, in order: the one reader of the placeholder syntax. An unterminated `${` ends it. */
+function* piecesOf(text: string): Generator<Piece> {
+  let start = 0
+  let i = 0
+  while (i < text.length) {
+    const escaped = text.startsWith("$${", i)
+    if (!escaped && !text.startsWith("${", i)) {
+      i++
+      continue
+    }
+    if (i > start) yield { _tag: "Text", text: text.slice(start, i) }
+    if (escaped) {
+      yield { _tag: "Escape" }
+      i += 3
+    } else {
+      const end = text.indexOf("}", i + 2)
+      if (end < 0) {
+        yield { _tag: "Unterminated", text: text.slice(i) }
+        return
+      }
+      yield { _tag: "Placeholder", body: text.slice(i + 2, end) }
+      i = end + 1
+    }
+    start = i
+  }
+  if (start < text.length) yield { _tag: "Text", text: text.slice(start) }
+}
+
 /**
  * Resolves every placeholder of `text`. Returns the resolved string, or every problem found in it
  * (each message names the placeholder).
@@ -156,43 +206,33 @@ export const resolvePlaceholders = (
 ): Either.Either<string, ReadonlyArray<string>> => {
   let out = ""
   const problems: Array<string> = []
-  let i = 0
-  while (i < text.length) {
-    if (text.startsWith("$${", i)) {
-      out += "${"
-      i += 3
-      continue
-    }
-    if (text.startsWith("${", i)) {
-      const end = text.indexOf("}", i + 2)
-      if (end < 0) {
-        problems.push(`unterminated placeholder ${JSON.stringify(text.slice(i))} (missing "}")`)
-        break
-      }
-      const resolved = resolveOne(text.slice(i + 2, end), ctx)
+  for (const piece of piecesOf(text)) {
+    if (piece._tag === "Text") out += piece.text
+    else if (piece._tag === "Escape") out += "${"
+    else if (piece._tag === "Unterminated")
+      problems.push(`unterminated placeholder ${JSON.stringify(piece.text)} (missing "}")`)
+    else {
+      const resolved = resolveOne(piece.body, ctx)
       if (Either.isRight(resolved)) out += resolved.right
       else problems.push(resolved.left)
-      i = end + 1
-      continue
     }
-    out += text[i]
-    i++
   }
   return problems.length > 0 ? Either.left(problems) : Either.right(out)
 }
 
 /** The bodies of the placeholders in `text` (`port.http` for `${port.http}`), in order; `$${...}` is no placeholder. */
-export const placeholdersIn = (text: string): ReadonlyArray<string> => {
-  const bodies: Array<string> = []
-  let i = 0
-  while (i < text.length) {
-    if (text.startsWith("$${", i)) i += 3
-    else if (text.startsWith("${", i)) {
-      const end = text.indexOf("}", i + 2)
-      if (end < 0) break
-      bodies.push(text.slice(i + 2, end))
-      i = end + 1
-    } else i++
-  }
-  return bodies
-}
+export const placeholdersIn = (text: string): ReadonlyArray<string> =>
+  [...piecesOf(text)].flatMap((piece) => (piece._tag === "Placeholder" ? [piece.body] : []))
+
+/**
+ * `text` with each placeholder for which `replace` gives a text replaced by it; everything else, `$${` escapes
+ * included, kept as written.
+ */
+export const replacePlaceholders = (text: string, replace: (body: string) => string | undefined): string =>
+  [...piecesOf(text)]
+    .map((piece) => {
+      if (piece._tag === "Escape") return "$${"
+      if (piece._tag === "Placeholder") return replace(piece.body) ?? "${" + piece.body + "}"
+      return piece.text
+    })
+    .join("")
