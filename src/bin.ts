@@ -7,12 +7,18 @@
  * process group at once and exits 130.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { exitCodeOf } from "./cli/InterruptExit.js"
+import { keepWriting } from "./cli/ResilientOutput.js"
 import { main } from "./Main.js"
 import { killAllGroups } from "./process/ProcessGroup.js"
 import * as Trace from "./trace/Trace.js"
 
 Trace.mark("bundle evaluated")
 if (Trace.tracing()) process.once("exit", () => Trace.mark("exit"))
+
+// a full disk or a closed pipe must not end the supervisor (and with it, through the guardian, every service)
+keepWriting(process.stdout)
+keepWriting(process.stderr)
 
 let signals = 0
 const onSignal = () => {
@@ -24,4 +30,7 @@ const onSignal = () => {
 process.on("SIGINT", onSignal)
 process.on("SIGTERM", onSignal)
 
-NodeRuntime.runMain(main(process.argv), { disableErrorReporting: true })
+NodeRuntime.runMain(main(process.argv), {
+  disableErrorReporting: true,
+  teardown: (exit, onExit) => onExit(exitCodeOf(exit))
+})

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
-import { mkdirSync, writeFileSync } from "node:fs"
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs"
 import { createServer, type Server } from "node:net"
 import { dirname, join, resolve } from "node:path"
 import { malformedStacks } from "./fixtures/malformed.js"
@@ -36,6 +36,10 @@ describe("core stack up on malformed stacks", () => {
         for (const [file, text] of Object.entries(stack.files)) {
           mkdirSync(dirname(join(dir, file)), { recursive: true })
           writeFileSync(join(dir, file), fill(text))
+        }
+        for (const [file, target] of Object.entries(stack.links ?? {})) {
+          mkdirSync(dirname(join(dir, file)), { recursive: true })
+          symlinkSync(target, join(dir, file))
         }
         // spawnSync would block the event loop that keeps the occupied port open: it listens in the kernel, fine
         const result = spawnSync(process.execPath, [cli, "stack", "up", "--dir", dir], {

@@ -10,7 +10,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import { join, resolve } from "node:path"
 import { formatStatusJson, formatStatusTable, formatUptime, StatusJson } from "../src/cli/StackStatus.js"
-import { failureIn, progressForwarder, progressOf } from "../src/app/StackUpDetached.js"
+import { failureIn, progressForwarder, progressOf, STAYED_UP_MS } from "../src/app/StackUpDetached.js"
 import type { ServiceStatus } from "../src/stack/ServiceStatus.js"
 import { eventually, liveProcesses, processesMentioning } from "./support/Processes.js"
 import { statusRow } from "./support/FakeSupervisor.js"
@@ -164,6 +164,12 @@ describe("pure parts", () => {
 
   const row = statusRow
 
+  it("formatStatusTable: a note under the table names the services whose log output was dropped", () => {
+    const table = formatStatusTable([row({ name: "api", droppedLogBytes: 1234 }), row({ name: "db" })], 0)
+    expect(table.split("\n").at(-1)).toBe("log output not written to .core-stack/logs (disk full?): api 1234 bytes")
+    expect(formatStatusTable([row({ name: "db" })], 0)).not.toContain("disk full")
+  })
+
   it("formatStatusTable: columns, uptime only while alive, CPU and RSS, ports", () => {
     const table = formatStatusTable(
       [
@@ -191,6 +197,29 @@ describe("pure parts", () => {
   it("the --json text decodes with the API's Schema", () => {
     const rows = [row({ name: "x", state: "ready", pid: 7, startedAt: 5, ports: { http: 80 } })]
     expect(Schema.decodeUnknownSync(StatusJson)(JSON.parse(formatStatusJson(rows)))).toEqual(rows)
+  })
+
+  it("progressOf: a service that restarted has not stayed up; one without readiness check must run 500 ms", () => {
+    const looping = row({
+      name: "a",
+      state: "restarting",
+      restarts: 2,
+      reason: "exited with code 1; restarting in 500 ms"
+    })
+    expect(progressOf([looping], [])).toEqual({
+      _tag: "Failed",
+      service: "a",
+      reason: "it has not stayed up: restarted 2 times; exited with code 1; restarting in 500 ms",
+      ending: false
+    })
+    const back = row({ name: "a", state: "running", restarts: 1, reason: "restarted after: exited with code 1" })
+    expect(progressOf([back], [])).toMatchObject({
+      _tag: "Failed",
+      reason: expect.stringContaining("restarted 1 time;")
+    })
+    const young = row({ name: "a", state: "running", startedAt: 10_000 })
+    expect(progressOf([young], [], 10_000 + STAYED_UP_MS - 1)).toEqual({ _tag: "Starting" })
+    expect(progressOf([young], [], 10_000 + STAYED_UP_MS)).toEqual({ _tag: "Ready", services: ["a"] })
   })
 
   it("progressOf: ready when every wanted and launched service settled; failed names the service", () => {

@@ -45,6 +45,12 @@ const spawnStandIn = (stateDir: string, groups: number) =>
     child.once("exit", (code) => resume(Effect.fail(new Error(`stand-in exited with ${code}: ${out}`))))
   })
 
+/** Waits until every group of forker.sh holds its leader and both grandchildren (3 processes per group). */
+const allForked = (groups: ReadonlyArray<number>) =>
+  Effect.promise(() => eventually(() => survivors(groups).length >= groups.length * 3, 10_000)).pipe(
+    Effect.map(() => expect(survivors(groups).length).toBeGreaterThanOrEqual(groups.length * 3))
+  )
+
 /** The guardian started by `supervisorPid`: the child of it that runs the guardian script. */
 const guardianOf = (supervisorPid: number): ReadonlyArray<ProcStat> =>
   liveProcesses()
@@ -118,7 +124,8 @@ describe("Guardian", () => {
       // the guardian has its own session: in none of the service groups, nor in the supervisor's
       expect(guardian[0]!.sid).toBe(guardian[0]!.pid)
       for (const g of groups) expect(guardian[0]!.pgid).not.toBe(g)
-      expect(survivors(groups).length).toBeGreaterThanOrEqual(groups.length * 3)
+      // the stand-in says ready once it spawned the groups: their grandchildren come a moment later
+      yield* allForked(groups)
       expect(fs.readdirSync(join(stateDir, "pids")).length).toBe(groups.length)
 
       child.kill("SIGKILL")
@@ -136,6 +143,7 @@ describe("Guardian", () => {
       const dir = tempDir("core-guard-")
       const stateDir = join(dir, ".core-stack")
       const { child, groups } = yield* startStandIn(stateDir)
+      yield* allForked(groups)
       const guardian = guardianOf(child.pid!)
       expect(guardian.length).toBe(1)
       // while the supervisor lives, its records are not leftovers

@@ -281,4 +281,15 @@ describe("LogFile", () => {
       expect(log.droppedBytes).toBe(4 + 15)
     })
   )
+
+  it.scopedLive("a service's log tells how much a full disk dropped (what `status` shows)", () =>
+    Effect.gen(function* () {
+      const log = yield* makeServiceLog({ name: "web", file: "/dev/full" })
+      log.write("stdout", Buffer.from("hello\nworld\n"))
+      yield* log.flush
+      expect(log.droppedBytes()).toBe(12)
+      // the lines are still in memory
+      expect((yield* log.tail(5)).map((l) => l.text)).toEqual(["hello", "world"])
+    })
+  )
 })

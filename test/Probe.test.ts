@@ -134,6 +134,15 @@ describe("runCheck exec", () => {
     })
   )
 
+  it.scopedLive("runs with the environment it is given (the service's), not the supervisor's", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const check = { _tag: "exec", command: 'test "$CORE_PROBE_FOO" = bar', workingDir: dir } as const
+      yield* runCheck(check, 5000, { env: { PATH: process.env["PATH"], CORE_PROBE_FOO: "bar" } })
+      expect(yield* failureReason(runCheck(check, 5000))).toContain("exited with 1")
+    })
+  )
+
   it.scopedLive("a command over its timeout is killed with its whole group", () =>
     Effect.gen(function* () {
       const dir = yield* tempDir
@@ -157,6 +166,27 @@ describe("runCheck exec", () => {
       )
       const pgid = Number(fs.readFileSync(pidFile, "utf8").trim())
       expect(groupMembers(pgid)).toEqual([])
+    })
+  )
+})
+
+describe("runCheck: errors thrown while starting a check", () => {
+  it.scopedLive("fail the check with their reason (they were lost: readiness waited forever)", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      fs.writeFileSync(path.join(dir, "a-file"), "")
+      const huge = yield* failureReason(
+        runCheck({ _tag: "exec", command: "x".repeat(200 * 1024), workingDir: dir }, 5000)
+      )
+      expect(huge).toContain("E2BIG")
+      expect(huge.length).toBeLessThan(400)
+      const notDir = yield* failureReason(
+        runCheck({ _tag: "exec", command: "true", workingDir: path.join(dir, "a-file") }, 5000)
+      )
+      expect(notDir).toContain("ENOTDIR")
+      const port = yield* closedPort
+      const badPath = yield* failureReason(runCheck(get(port, "/a b"), 5000))
+      expect(badPath).toContain(`GET http://127.0.0.1:${port}/a b: cannot send the request`)
     })
   )
 })

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import {
   FIRST_DELAY_MS,
   LATENESS,
+  MIN_PERIOD_MS,
   initial,
   nextDelay,
   onResult,
@@ -117,6 +118,12 @@ describe("ProbeSchedule", () => {
     const b = onResult(a, false, 10).state
     expect(b.consecutiveSuccesses).toBe(0)
     expect(onResult(b, true, 20).verdict).toBe("pending")
+  })
+
+  it("a period of 0 is taken as MIN_PERIOD_MS: a liveness probe checks every 100 ms, not in a busy loop", () => {
+    const { times } = run(initial({ ...spec, periodMs: 0 }, "liveness"), [true, true, true])
+    expect(times).toEqual([0, MIN_PERIOD_MS, 2 * MIN_PERIOD_MS])
+    expect(MIN_PERIOD_MS).toBe(100)
   })
 
   it("counts checks and clamps nonsense thresholds to 1", () => {

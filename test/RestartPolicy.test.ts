@@ -3,7 +3,7 @@ import { Effect, Exit, Scope, Stream, TestClock } from "effect"
 import { Defaults, type RestartSpec } from "../src/manifest/ServiceSpec.js"
 import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
 import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
-import { backoffDelay, decideRestart } from "../src/supervisor/RestartPolicy.js"
+import { backoffDelay, crashLoopDelay, decideRestart } from "../src/supervisor/RestartPolicy.js"
 import { survivors } from "./support/Processes.js"
 import { fixtureBin, service, stackOf, tempDir } from "./support/Specs.js"
 
@@ -121,4 +121,31 @@ describe("restart backoff in the supervisor (TestClock)", () => {
       expect(survivors(pids)).toEqual([])
     })
   )
+})
+
+describe("crash loops", () => {
+  it("a brief run waits at least 250 ms, doubled per brief run in a row, up to 30 s, whatever backoff_seconds says", () => {
+    expect([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 100].map(crashLoopDelay)).toEqual([
+      0, 250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000
+    ])
+    const noBackoff = spec({ policy: "always", backoffMs: 0 })
+    expect(decideRestart(noBackoff, exit(1), 0, 0, 0)).toEqual({ _tag: "Restart", delayMs: 0 })
+    expect(decideRestart(noBackoff, exit(1), 5, 5, 3)).toEqual({ _tag: "Restart", delayMs: 1000 })
+    // a longer backoff wins over the floor
+    expect(decideRestart(spec({ policy: "always", backoffMs: 5000 }), exit(1), 0, 0, 1)).toEqual({
+      _tag: "Restart",
+      delayMs: 5000
+    })
+  })
+
+  it("a run that ended before it was ready is a failure, whatever its code", () => {
+    const beforeReady = { code: 0, requested: false, beforeReady: true }
+    expect(decideRestart(spec({ policy: "no" }), beforeReady, 0, 0)).toEqual({
+      _tag: "Done",
+      failed: true,
+      reason: "exited with code 0 before it was ready"
+    })
+    expect(decideRestart(spec({ policy: "on_failure" }), beforeReady, 0, 0)._tag).toBe("Restart")
+    expect(decideRestart(spec({ policy: "exit_on_failure" }), beforeReady, 0, 0)._tag).toBe("ExitStack")
+  })
 })

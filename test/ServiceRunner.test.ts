@@ -88,13 +88,13 @@ describe("ServiceRunner on the TestClock", () => {
             const up = yield* Effect.fork(sup.up())
             const first = yield* until(sup, "crasher", (s) => s.state === "restarting")
             expect(first).toMatchObject({ restarts: 1, exitCode: 4 })
-            expect(first.reason).toBe("exited with code 4; restarting in 30000 ms")
+            expect(first.reason).toBe("exited with code 4 before it was ready; restarting in 30000 ms")
             // no restart before the backoff has elapsed
             yield* TestClock.adjust("29 seconds")
             expect(yield* sup.statusOf("crasher")).toMatchObject({ state: "restarting", restarts: 1 })
             yield* TestClock.adjust("1 second")
             const second = yield* until(sup, "crasher", (s) => s.state === "restarting" && s.restarts === 2)
-            expect(second.reason).toBe("exited with code 4; restarting in 30000 ms")
+            expect(second.reason).toBe("exited with code 4 before it was ready; restarting in 30000 ms")
             // 60 s from the start: past the 50 s readiness deadline, which the failed runs did not renew
             yield* TestClock.adjust("30 seconds")
             const failed = yield* until(sup, "crasher", (s) => s.state === "failed")
@@ -106,6 +106,26 @@ describe("ServiceRunner on the TestClock", () => {
             }
             expect(pids.size).toBeGreaterThanOrEqual(2)
             yield* Fiber.join(up).pipe(Effect.flip)
+          })
+      ),
+    30_000
+  )
+
+  it.effect(
+    "a crash loop with backoff_seconds 0 waits 250 ms, 500 ms, 1 s ... between restarts instead of spinning",
+    () =>
+      withSupervisor(
+        [service("looper", fixtureBin("crash.sh"), ["0", "1"], { restart: { policy: "always", backoffMs: 0 } })],
+        (sup) =>
+          Effect.gen(function* () {
+            yield* Effect.fork(Effect.ignore(sup.up()))
+            const delays: Array<string> = []
+            for (let n = 1; n <= 4; n++) {
+              const status = yield* until(sup, "looper", (s) => s.state === "restarting" && s.restarts === n)
+              delays.push(/restarting in (\d+) ms/.exec(status.reason ?? "")?.[1] ?? "?")
+              yield* TestClock.adjust(`${250 * 2 ** (n - 1)} millis`)
+            }
+            expect(delays).toEqual(["250", "500", "1000", "2000"])
           })
       ),
     30_000

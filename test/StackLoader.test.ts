@@ -18,7 +18,7 @@ import { malformedStacks } from "./fixtures/malformed.js"
 const json = (value: unknown): string => JSON.stringify(value, null, 2)
 
 /** A fresh temporary stack directory holding `files`; removed with the scope. */
-const makeStack = (files: Readonly<Record<string, string>>) =>
+const makeStack = (files: Readonly<Record<string, string>>, links: Readonly<Record<string, string>> = {}) =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
@@ -27,6 +27,10 @@ const makeStack = (files: Readonly<Record<string, string>>) =>
       const file = path.join(dir, name)
       yield* fs.makeDirectory(path.dirname(file), { recursive: true })
       yield* fs.writeFileString(file, content)
+    }
+    for (const [name, target] of Object.entries(links)) {
+      yield* fs.makeDirectory(path.dirname(path.join(dir, name)), { recursive: true })
+      yield* fs.symlink(target, path.join(dir, name))
     }
     return dir
   })
@@ -71,7 +75,7 @@ describe("malformed stacks", () => {
         const port = stackCase.occupyPort === true ? String((yield* occupyPort).port) : "{{PORT}}"
         const fill = (text: string) => text.replaceAll("{{PORT}}", port)
         const files = Object.fromEntries(Object.entries(stackCase.files).map(([k, v]) => [k, fill(v)]))
-        const dir = yield* makeStack(files)
+        const dir = yield* makeStack(files, stackCase.links)
         const error = yield* Effect.flip(loadForUp(dir, { ...baseEnv, ...stackCase.env }))
         expect(error).toBeInstanceOf(ManifestError)
         for (const line of stackCase.expect) expect(error.message).toContain(fill(line))

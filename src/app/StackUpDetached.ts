@@ -10,7 +10,7 @@ import * as fs from "node:fs"
 import { connect } from "../api/ControlClient.js"
 import { settledVerdict } from "../stack/DependencyCondition.js"
 import { ensureStateDir, StateDirError, SupervisorRunning, stateDirOf, statePaths } from "../state/StateDir.js"
-import { cleanLeftovers, ensureNoSupervisor, liveSupervisor } from "../state/SupervisorLock.js"
+import { cleanLeftovers, ensureNoSupervisor, liveSupervisor, recordStarter } from "../state/SupervisorLock.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import * as Trace from "../trace/Trace.js"
 import { adoptEarly, sizeOf, spawnSupervisor } from "./SupervisorSpawn.js"
@@ -41,19 +41,44 @@ export class DetachFailed extends Data.TaggedError("DetachFailed")<{
 export type Progress =
   | { readonly _tag: "Starting" }
   | { readonly _tag: "Ready"; readonly services: ReadonlyArray<string> }
-  | { readonly _tag: "Failed"; readonly service: string; readonly reason: string }
+  /** `ending`: the supervisor ends by itself (a failed start); a service that keeps restarting does not end it. */
+  | { readonly _tag: "Failed"; readonly service: string; readonly reason: string; readonly ending?: false }
+
+/**
+ * How long a service without a readiness check must have been running before `up -d` calls it up: a process
+ * that exits at once (a bad flag, a missing file) is then seen failing or restarting instead.
+ */
+export const STAYED_UP_MS = 500
 
 /**
  * Decides from the status rows whether `up` is done: every named service (all enabled ones when none is
- * named) and every service that was launched for them has settled (`settledVerdict`).
+ * named) and every service that was launched for them has settled (`settledVerdict`), and those without a
+ * readiness check have been running for `STAYED_UP_MS` (at `now`). A service that has restarted has not
+ * stayed up: that is a failure.
  */
-export const progressOf = (rows: ReadonlyArray<ServiceStatus>, selected: ReadonlyArray<string>): Progress => {
+export const progressOf = (
+  rows: ReadonlyArray<ServiceStatus>,
+  selected: ReadonlyArray<string>,
+  now = Date.now()
+): Progress => {
   const wanted =
     selected.length > 0 ? rows.filter((r) => selected.includes(r.name)) : rows.filter((r) => r.state !== "disabled")
   const involved = rows.filter((r) => wanted.includes(r) || (r.state !== "pending" && r.state !== "disabled"))
   const bad = involved.find((r) => typeof settledVerdict(r) === "object")
   if (bad) return { _tag: "Failed", service: bad.name, reason: bad.reason ?? `it is ${bad.state}` }
-  if (wanted.length > 0 && involved.every((r) => settledVerdict(r) === "met"))
+  const restarted = involved.find((r) => r.restarts > 0)
+  if (restarted) {
+    const times = `${restarted.restarts} time${restarted.restarts === 1 ? "" : "s"}`
+    const last = restarted.reason === null ? "" : `; ${restarted.reason}`
+    return {
+      _tag: "Failed",
+      service: restarted.name,
+      reason: `it has not stayed up: restarted ${times}${last}`,
+      ending: false
+    }
+  }
+  const young = (r: ServiceStatus) => r.state === "running" && r.startedAt !== null && now - r.startedAt < STAYED_UP_MS
+  if (wanted.length > 0 && involved.every((r) => settledVerdict(r) === "met" && !young(r)))
     return { _tag: "Ready", services: involved.map((r) => r.name) }
   return { _tag: "Starting" }
 }
@@ -223,6 +248,9 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
       })
     }))
   const { child, logStart, began } = spawned
+  // a `down` before the supervisor holds the directory stops this process, which stops the supervisor
+  yield* ensureStateDir(stateDir)
+  yield* recordStarter(stateDir)
 
   const failWith = (service: string | undefined, reason: string) =>
     Effect.gen(function* () {
@@ -282,8 +310,8 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
     return yield* failWith(undefined, `the supervisor exited (${child.exitCode ?? child.signalCode})`)
   }
   if (outcome._tag === "Failed") {
-    // the supervisor ends by itself when `up` fails; give it the time to stop what it started
-    yield* waitExit(child).pipe(Effect.timeout("30 seconds"), Effect.ignore)
+    // the supervisor ends by itself when a start fails; give it the time to stop what it started
+    if (outcome.ending !== false) yield* waitExit(child).pipe(Effect.timeout("30 seconds"), Effect.ignore)
     return yield* failWith(outcome.service, outcome.reason)
   }
   Trace.summary()
@@ -296,4 +324,4 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
     output: paths.supervisorLog
   }
   return detached
-})
+}, Effect.scoped)

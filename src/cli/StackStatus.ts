@@ -24,6 +24,17 @@ export const formatTable = (header: ReadonlyArray<string>, rows: ReadonlyArray<R
 
 /** The `stack status` table: SERVICE STATE HEALTH PID RESTARTS UPTIME CPU RSS PORTS. `now` in epoch ms. */
 export const formatStatusTable = (rows: ReadonlyArray<ServiceStatus>, now: number): string =>
+  [formatRows(rows, now), ...droppedNote(rows)].join("\n")
+
+/** A line under the table when log lines could not be written to their files. */
+const droppedNote = (rows: ReadonlyArray<ServiceStatus>): ReadonlyArray<string> => {
+  const dropped = rows.filter((r) => (r.droppedLogBytes ?? 0) > 0)
+  if (dropped.length === 0) return []
+  const list = dropped.map((r) => `${r.name} ${r.droppedLogBytes} bytes`).join(", ")
+  return [`log output not written to .core-stack/logs (disk full?): ${list}`]
+}
+
+const formatRows = (rows: ReadonlyArray<ServiceStatus>, now: number): string =>
   formatTable(
     ["SERVICE", "STATE", "HEALTH", "PID", "RESTARTS", "UPTIME", "CPU", "RSS", "PORTS"],
     rows.map((r) => [

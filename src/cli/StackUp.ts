@@ -8,6 +8,7 @@ import { Console, Effect, Option } from "effect"
 import { type StackRun, type StackRunOptions, upForeground } from "../app/StackUp.js"
 import { upDetached } from "../app/StackUpDetached.js"
 import { dataOption, dirOption } from "./CliOptions.js"
+import { exitCodeOnInterrupt, INTERRUPTED_EXIT_CODE } from "./InterruptExit.js"
 import { dim, lineBatcher, linePrefixer, useColour } from "./Output.js"
 
 const services = Args.text({ name: "SERVICE" }).pipe(
@@ -56,7 +57,12 @@ export const foreground = (options: Omit<StackRunOptions, "onProgress" | "before
 
 /** Starts a background supervisor, showing its progress, and says where it runs once every service is ready. */
 const background = (dir: StackRunOptions["dir"], services: ReadonlyArray<string>, data: Option.Option<string>) =>
-  upDetached(dir, services, (lines) => Console.error(lines.join("\n")), Option.getOrUndefined(data)).pipe(
+  exitCodeOnInterrupt(INTERRUPTED_EXIT_CODE).pipe(
+    Effect.zipRight(upDetached(dir, services, (lines) => Console.error(lines.join("\n")), Option.getOrUndefined(data))),
+    // upDetached has stopped the supervisor it started when this runs
+    Effect.onInterrupt(() =>
+      Console.error("core: interrupted before the stack was ready: stopped what was starting; nothing is left running")
+    ),
     Effect.flatMap((up) =>
       Console.log(
         `core: ${up.ready.length} service(s) ready in ${up.readyMs} ms; supervisor pid ${up.pid}, output in ${up.output}; stop with: core stack down`

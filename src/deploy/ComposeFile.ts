@@ -109,8 +109,19 @@ export class ComposeWriteError extends Data.TaggedError("ComposeWriteError")<{
   readonly cause?: unknown
 }> {
   override get message(): string {
-    return `cannot write ${this.path}: ${this.reason}`
+    const code = /\b(E[A-Z]{2,})\b/.exec(String((this.cause as { message?: unknown } | undefined)?.message))?.[1]
+    const why = code === undefined ? "" : `: ${systemReasons[code] ?? "the system says"} (${code})`
+    return `cannot write ${this.path}: ${this.reason}${why}`
   }
+}
+
+const systemReasons: Readonly<Record<string, string>> = {
+  EISDIR: "a directory is in the way",
+  ENOTDIR: "a part of the path is a file, not a directory",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  ENOSPC: "no space left on device",
+  EROFS: "read-only file system"
 }
 
 /** Options of `writeComposeFile`. */

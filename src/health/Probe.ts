@@ -14,6 +14,14 @@ import * as ProbeSchedule from "./ProbeSchedule.js"
 /** One check failed; `reason` is a short human-readable sentence (status, exit code, connection error, timeout). */
 export class ProbeError extends Data.TaggedError("ProbeError")<{ readonly reason: string }> {}
 
+/** Where an exec check runs: as its service does. */
+export interface CheckContext {
+  /** Names the check's process group for the guardian: `api (readiness probe)`. Default `exec probe`. */
+  readonly owner?: string | undefined
+  /** The full environment of the command: the service's own (its `env` over the stack's). Default: this process's. */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined
+}
+
 /** A liveness probe reached `failureThreshold` consecutive failures outside its grace period. */
 export class LivenessFailed extends Data.TaggedError("LivenessFailed")<{
   /** The reason of the last failed check. */
@@ -32,23 +40,37 @@ const describeError = (error: unknown): string => {
   return String(error)
 }
 
-/** Effect.async, with the resume callback made safe to call more than once. */
-const once = <A>(register: (done: (result: Either.Either<A, ProbeError>) => void) => Effect.Effect<void> | void) =>
+/**
+ * Effect.async, with the resume callback made safe to call more than once, and an error thrown while the
+ * check starts (`http.request` throws on a path it cannot send) a failed check named by
+ * `what`: thrown inside Effect.async it would be a defect, and readiness would wait for it forever.
+ */
+const once = <A>(
+  what: string,
+  register: (done: (result: Either.Either<A, ProbeError>) => void) => Effect.Effect<void> | void
+) =>
   Effect.async<A, ProbeError>((resume) => {
     let resumed = false
-    const cleanup = register((result) => {
+    const done = (result: Either.Either<A, ProbeError>) => {
       if (resumed) return
       resumed = true
       resume(Either.isRight(result) ? Effect.succeed(result.right) : Effect.fail(result.left))
-    })
-    return cleanup ?? Effect.void
+    }
+    try {
+      return register(done) ?? Effect.void
+    } catch (error) {
+      done(
+        failure(`${what}: cannot ${what.startsWith("GET") ? "send the request" : "start it"}: ${describeError(error)}`)
+      )
+      return Effect.void
+    }
   })
 
 const failure = (reason: string) => Either.left(new ProbeError({ reason }))
 const success = Either.right(undefined)
 
 const httpGet = (check: Extract<ProbeCheck, { _tag: "http_get" }>) =>
-  once<void>((done) => {
+  once<void>(describeCheck(check), (done) => {
     const url = `${check.scheme}://${check.host}:${check.port}${check.path}`
     const options: https.RequestOptions = {
       host: check.host,
@@ -73,7 +95,7 @@ const httpGet = (check: Extract<ProbeCheck, { _tag: "http_get" }>) =>
   })
 
 const tcpConnect = (check: Extract<ProbeCheck, { _tag: "tcp" }>) =>
-  once<void>((done) => {
+  once<void>(describeCheck(check), (done) => {
     const socket = net.connect({ host: check.host, port: check.port })
     socket.once("connect", () => {
       socket.destroy()
@@ -83,15 +105,21 @@ const tcpConnect = (check: Extract<ProbeCheck, { _tag: "tcp" }>) =>
     return Effect.sync(() => socket.destroy())
   })
 
-const execCommand = (check: Extract<ProbeCheck, { _tag: "exec" }>, owner: string) =>
-  runGroup({ owner, command: "sh", args: ["-c", check.command], cwd: check.workingDir, env: process.env }).pipe(
-    Effect.mapError((error) => new ProbeError({ reason: `exec \`${check.command}\`: ${error.reason}` })),
+const execCommand = (check: Extract<ProbeCheck, { _tag: "exec" }>, context: CheckContext) =>
+  runGroup({
+    owner: context.owner ?? "exec probe",
+    command: "sh",
+    args: ["-c", check.command],
+    cwd: check.workingDir,
+    env: context.env ?? process.env
+  }).pipe(
+    Effect.mapError((error) => new ProbeError({ reason: `${describeCheck(check)}: ${error.reason}` })),
     Effect.flatMap(({ code, signal, output }) => {
       if (code === 0) return Effect.void
       const lastLine = output.slice(-EXEC_OUTPUT_LIMIT).trim().split("\n").pop()?.trim()
       const status = code !== undefined ? `exited with ${code}` : `was killed by ${signal}`
       return Effect.fail(
-        new ProbeError({ reason: `exec \`${check.command}\` ${status}${lastLine ? `: ${lastLine}` : ""}` })
+        new ProbeError({ reason: `${describeCheck(check)} ${status}${lastLine ? `: ${lastLine}` : ""}` })
       )
     })
   )
@@ -105,10 +133,10 @@ const execCommand = (check: Extract<ProbeCheck, { _tag: "exec" }>, owner: string
 export const runCheck = (
   check: ProbeCheck,
   timeoutMs: number,
-  owner = "exec probe"
+  context: CheckContext = {}
 ): Effect.Effect<void, ProbeError> => {
   const attempt =
-    check._tag === "http_get" ? httpGet(check) : check._tag === "tcp" ? tcpConnect(check) : execCommand(check, owner)
+    check._tag === "http_get" ? httpGet(check) : check._tag === "tcp" ? tcpConnect(check) : execCommand(check, context)
   return attempt.pipe(
     Effect.timeoutFail({
       duration: Duration.millis(Math.max(1, timeoutMs)),
@@ -125,7 +153,7 @@ export const describeCheck = (check: ProbeCheck): string => {
     case "tcp":
       return `tcp ${check.host}:${check.port}`
     case "exec":
-      return `exec \`${check.command}\``
+      return `exec \`${check.command.length > 200 ? `${check.command.slice(0, 200)}…` : check.command}\``
   }
 }
 
@@ -178,8 +206,8 @@ export const waitReadyWith = Effect.fn("Probe.waitReady")(function* (
 export const waitReady = (
   spec: ProbeSpec,
   onResult?: (ok: boolean, reason?: string) => void,
-  owner?: string
-): Effect.Effect<void> => waitReadyWith(runCheck(spec.check, spec.timeoutMs, owner), spec, onResult)
+  context?: CheckContext
+): Effect.Effect<void> => waitReadyWith(runCheck(spec.check, spec.timeoutMs, context), spec, onResult)
 
 /** `watchLiveness` with any check in place of the spec's own. */
 export const watchLivenessWith = Effect.fn("Probe.watchLiveness")(function* (
@@ -201,6 +229,6 @@ export const watchLivenessWith = Effect.fn("Probe.watchLiveness")(function* (
 export const watchLiveness = (
   spec: ProbeSpec,
   onResult?: (ok: boolean, reason?: string) => void,
-  owner?: string
+  context?: CheckContext
 ): Effect.Effect<never, LivenessFailed> =>
-  watchLivenessWith(runCheck(spec.check, spec.timeoutMs, owner), spec, onResult)
+  watchLivenessWith(runCheck(spec.check, spec.timeoutMs, context), spec, onResult)

@@ -40,6 +40,11 @@ export interface ProbeState {
   readonly lastCheckMs: number
 }
 
+/**
+ * The shortest period: `period_seconds: 0` would otherwise check (and with `exec`, spawn) in a busy loop, and a
+ * failing liveness probe would restart its service as fast as it fails.
+ */
+export const MIN_PERIOD_MS = 100
 /** Delay after the first check of a readiness probe. */
 export const FIRST_DELAY_MS = 10
 /** The readiness delay as a share of the time since the probe started: how late a service may be seen ready. */
@@ -52,7 +57,7 @@ export const initial = (
 ): ProbeState => ({
   kind,
   initialDelayMs: Math.max(0, spec.initialDelayMs),
-  periodMs: Math.max(1, spec.periodMs),
+  periodMs: Math.max(MIN_PERIOD_MS, spec.periodMs),
   successThreshold: Math.max(1, spec.successThreshold),
   failureThreshold: Math.max(1, spec.failureThreshold),
   checks: 0,

@@ -36,7 +36,30 @@ export class LogError extends Data.TaggedError("LogError")<{
   readonly file: string
   readonly reason: string
   readonly cause?: unknown
-}> {}
+}> {
+  override get message() {
+    return `${this.file}: ${this.reason}`
+  }
+}
+
+/** Why a log file cannot be opened, in words (the system's code kept for searching). */
+const openFailure = (cause: unknown): string => {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code
+  switch (code) {
+    case "ENOTDIR":
+    case "EEXIST":
+      return `cannot open the log file: a part of its path is a file, not a directory (${code})`
+    case "ELOOP":
+      return "cannot open the log file: it is a symbolic link, which is never followed (ELOOP)"
+    case "EACCES":
+    case "EPERM":
+      return `cannot open the log file: permission denied (${code})`
+    case "ENOSPC":
+      return "cannot open the log file: no space left on device (ENOSPC)"
+    default:
+      return `cannot open the log file: ${cause instanceof Error ? cause.message : String(cause)}`
+  }
+}
 
 /** The log of one service. Lives as long as the supervisor, not the process. */
 export interface ServiceLog {
@@ -61,6 +84,8 @@ export interface ServiceLog {
   readonly onLine: (listener: (line: LogLine) => void) => () => void
   /** Resolves once everything written so far is on disk (logs a warning if a write failed since last time). */
   readonly flush: Effect.Effect<void>
+  /** Bytes that could not be written to the file (a full disk, say); writing resumes when it can. */
+  readonly droppedBytes: () => number
 }
 
 /** Options of `makeServiceLog`. */
@@ -117,8 +142,7 @@ export const makeServiceLog = (options: ServiceLogOptions): Effect.Effect<Servic
             maxBytes: options.maxBytes ?? 10 * 1024 * 1024,
             maxFiles: options.maxFiles ?? 3
           }),
-        catch: (cause) =>
-          new LogError({ file: options.file, reason: `cannot open the log file: ${String(cause)}`, cause })
+        catch: (cause) => new LogError({ file: options.file, reason: openFailure(cause), cause })
       }),
       (file) => Effect.async<void>((resume) => file.close(() => resume(Effect.void)))
     )
@@ -167,6 +191,7 @@ export const makeServiceLog = (options: ServiceLogOptions): Effect.Effect<Servic
 
     const log: ServiceLog = {
       name: options.name,
+      droppedBytes: () => file.droppedBytes,
       write: (stream, chunk) => accept(stream, splitters[stream].push(chunk)),
       end: (stream) => accept(stream, splitters[stream].end()),
       note: (text) => {

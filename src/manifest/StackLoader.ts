@@ -14,6 +14,8 @@ import { findCycle } from "../stack/StackGraph.js"
 import { mergeDotEnv, parseDotEnv } from "./DotEnv.js"
 import { executableStatus, findOnPath } from "./Executable.js"
 import { describeJsonError, describeParseIssue, formatPath, ManifestError, type Problem } from "./ManifestError.js"
+import { pathKind, readManifestText } from "./ManifestFile.js"
+import { type PlaceholderContext, resolvePlaceholders } from "./Placeholders.js"
 import { ServiceManifest } from "./ServiceManifest.js"
 import { type ManifestSource, resolvePorts, resolveService, type StackContext } from "./ServiceResolver.js"
 import type { ServiceSpec, StackSpec } from "./ServiceSpec.js"
@@ -120,12 +122,14 @@ const discover = (dir: string) =>
       if (name.startsWith(".")) continue
       const serviceDir = path.join(servicesDir, name)
       const manifestPath = path.join(serviceDir, "service.json")
-      if (
-        !(yield* isDirectory(serviceDir)) ||
-        !(yield* fs.exists(manifestPath).pipe(Effect.orElseSucceed(() => false)))
-      ) {
+      // a link that leads nowhere is reported, not skipped: it was meant to be a service
+      const folder = yield* pathKind(serviceDir)
+      if (folder._tag === "BrokenLink") {
+        problems.push(problem("discover", `services/${name}`, "", `cannot read: ${folder.reason}`))
         continue
       }
+      // anything at service.json, however broken, is read (and refused with its reason) by step parse
+      if (folder._tag !== "Directory" || (yield* pathKind(manifestPath))._tag === "Missing") continue
       const file = `services/${name}/service.json`
       if (SERVICE_NAME.test(name)) found.push({ name, dir: serviceDir, manifestPath, file })
       else {
@@ -147,13 +151,18 @@ const discover = (dir: string) =>
 
 const decodeManifest = Schema.decodeUnknownEither(ServiceManifest, { errors: "all", onExcessProperty: "error" })
 
+/** A service.json that is JSON but fails its schema: its problems, and the JSON for `checkRawManifest`. */
+interface Undecoded {
+  readonly found: Found
+  readonly json: unknown
+}
+
 /** Steps `parse` (read, JSON) and `schema` (decode) of one service.json. */
-const readManifest = (found: Found) =>
+const readManifest = (found: Found, undecoded: Array<Undecoded>) =>
   Effect.gen(function* () {
-    const fs = yield* FileSystem.FileSystem
-    const text = yield* fs.readFileString(found.manifestPath).pipe(Effect.either)
+    const text = yield* readManifestText(found.manifestPath, found.file).pipe(Effect.either)
     if (Either.isLeft(text)) {
-      return Either.left([problem("parse", found.file, "", `cannot read: ${errorText(text.left)}`)])
+      return Either.left([problem("parse", found.file, "", `cannot read: ${text.left.reason}`)])
     }
     let json: unknown
     try {
@@ -162,13 +171,18 @@ const readManifest = (found: Found) =>
       return Either.left([problem("parse", found.file, "", describeJsonError(text.right, error))])
     }
     return Either.mapBoth(decodeManifest(json), {
-      onLeft: (error) =>
-        describeParseIssue(error.issue).map((line) => problem("schema", found.file, line.path, line.message)),
+      onLeft: (error) => {
+        undecoded.push({ found, json })
+        return describeParseIssue(error.issue).map((line) => problem("schema", found.file, line.path, line.message))
+      },
       onRight: (manifest): ManifestSource => ({ ...found, manifest })
     })
   })
 
-/** Step `commands`: every enabled service's command exists and can be run (provisioned binaries are not yet). */
+/**
+ * Step `commands`: every enabled service's command exists and can be run (provisioned binaries are not yet),
+ * and its working directory, when it exists, is a directory.
+ */
 const checkCommands = (specs: ReadonlyArray<ServiceSpec>, sources: ReadonlyArray<ManifestSource>, ctx: StackContext) =>
   Effect.gen(function* () {
     const path = yield* Path.Path
@@ -176,6 +190,12 @@ const checkCommands = (specs: ReadonlyArray<ServiceSpec>, sources: ReadonlyArray
     for (const spec of specs) {
       if (spec.disabled) continue
       const source = sources.find((s) => s.name === spec.name)!
+      // a working_dir that does not exist yet may be made before the start (under ${data}, say): checked then
+      const workingDir = yield* pathKind(spec.workingDir)
+      if (workingDir._tag === "Other" || workingDir._tag === "BrokenLink") {
+        const why = workingDir._tag === "Other" ? "is not a directory" : `cannot be used: ${workingDir.reason}`
+        problems.push(problem("commands", source.file, "process.compose.working_dir", `${spec.workingDir} ${why}`))
+      }
       const raw = source.manifest.process.command
       const shown =
         raw === spec.command ? JSON.stringify(raw) : `${JSON.stringify(spec.command)} (from ${JSON.stringify(raw)})`
@@ -198,6 +218,56 @@ const checkCommands = (specs: ReadonlyArray<ServiceSpec>, sources: ReadonlyArray
     }
     return problems
   })
+
+/**
+ * What can still be found in a manifest that failed its schema, so that one run reports it with the schema's
+ * problems: `depends_on` names that are no service, and `${env.VAR}` placeholders (without a default) whose
+ * variable is not set, wherever they are.
+ */
+const checkRawManifest = (
+  { found, json }: Undecoded,
+  known: ReadonlyArray<string>,
+  ctx: Omit<PlaceholderContext, "serviceDir" | "ports">
+): ReadonlyArray<Problem> => {
+  const problems: Array<Problem> = []
+  const at = (value: unknown, keys: ReadonlyArray<string>): unknown =>
+    keys.reduce<unknown>(
+      (v, k) => (typeof v === "object" && v !== null ? (v as Record<string, unknown>)[k] : undefined),
+      value
+    )
+  const dependsOn = at(json, ["process", "compose", "depends_on"])
+  if (typeof dependsOn === "object" && dependsOn !== null && !Array.isArray(dependsOn)) {
+    for (const dependency of Object.keys(dependsOn)) {
+      if (dependency === found.name || known.includes(dependency)) continue
+      const others = list(known.filter((name) => name !== found.name))
+      problems.push(
+        problem(
+          "dependencies",
+          found.file,
+          formatPath(["process", "compose", "depends_on", dependency]),
+          `unknown service "${dependency}" (known: ${others})`
+        )
+      )
+    }
+  }
+  const placeholderCtx: PlaceholderContext = { ...ctx, serviceDir: found.dir, ports: {} }
+  const walk = (value: unknown, path: ReadonlyArray<string | number>): void => {
+    if (typeof value === "string") {
+      if (!value.includes("${env.")) return
+      const resolved = resolvePlaceholders(value, placeholderCtx)
+      if (Either.isRight(resolved)) return
+      for (const message of resolved.left) {
+        if (message.startsWith("${env.")) problems.push(problem("placeholders", found.file, formatPath(path), message))
+      }
+    } else if (Array.isArray(value)) {
+      for (const [i, v] of value.entries()) walk(v, [...path, i])
+    } else if (typeof value === "object" && value !== null) {
+      for (const [k, v] of Object.entries(value)) walk(v, [...path, k])
+    }
+  }
+  walk(json, [])
+  return problems
+}
 
 // ---------------------------------------------------------------------------------------------
 // steps over the whole stack (pure)
@@ -295,7 +365,8 @@ export const loadStack = Effect.fn("StackLoader.loadStack")(function* (dir: stri
   const found = yield* discover(root)
   problems.push(...found.problems)
 
-  const read = yield* Effect.forEach(found.value, readManifest)
+  const undecoded: Array<Undecoded> = []
+  const read = yield* Effect.forEach(found.value, (f) => readManifest(f, undecoded))
   const sources = read.flatMap((result) => (Either.isRight(result) ? [result.right] : []))
   for (const result of read) if (Either.isLeft(result)) problems.push(...result.left)
 
@@ -330,7 +401,14 @@ export const loadStack = Effect.fn("StackLoader.loadStack")(function* (dir: stri
     ),
     ...checkCycles(sources),
     ...checkPortClashes(sources, ports),
-    ...(yield* checkCommands(specs, sources, ctx))
+    ...(yield* checkCommands(specs, sources, ctx)),
+    ...undecoded.flatMap((u) =>
+      checkRawManifest(
+        u,
+        found.value.map((f) => f.name),
+        ctx
+      )
+    )
   )
 
   if (problems.length > 0) {

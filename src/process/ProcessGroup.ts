@@ -134,9 +134,11 @@ const describeSpawnError = (error: NodeJS.ErrnoException, cwd: string): string =
     ? isDirectory(cwd)
       ? "command not found"
       : `ENOENT: working directory ${cwd} does not exist`
-    : error.code === "EACCES"
-      ? "permission denied (is it executable?)"
-      : error.message
+    : error.code === "ENOTDIR"
+      ? `ENOTDIR: working directory ${cwd} is not a directory`
+      : error.code === "EACCES"
+        ? "permission denied (is it executable?)"
+        : error.message
 
 /** Synchronous like the spawn callback it serves (see ProcTable on synchronous reads). */
 const isDirectory = (dir: string): boolean => {

@@ -59,7 +59,12 @@ export const ServiceStatus = Schema.Struct({
    */
   cpu: Schema.optional(Schema.NullOr(Schema.Number)),
   /** Resident memory of its whole process group in bytes, or null; like `cpu`. */
-  rss: Schema.optional(Schema.NullOr(Schema.Number))
+  rss: Schema.optional(Schema.NullOr(Schema.Number)),
+  /**
+   * Bytes of its output that could not be written to its log file (a full disk, say; still in memory for
+   * `logs` while they last). Absent when none.
+   */
+  droppedLogBytes: Schema.optional(Schema.Int)
 })
 export type ServiceStatus = typeof ServiceStatus.Type
 

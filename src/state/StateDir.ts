@@ -14,6 +14,8 @@ export const statePaths = (stateDir: string) => ({
   socket: path.join(stateDir, "control.sock"),
   /** The supervisor lock: a `SupervisorRecord`. */
   pidFile: path.join(stateDir, "supervisor.pid"),
+  /** The `up -d` starting the stack, until its supervisor is ready or it gives up: a `SupervisorRecord`. */
+  starterFile: path.join(stateDir, "starter.pid"),
   /** One `GroupRecordFile` per spawned process group, `<pgid>.json`. */
   pidsDir: path.join(stateDir, "pids"),
   /** The output of a background supervisor (`up -d`). */
@@ -51,7 +53,17 @@ export class StateDirError extends Data.TaggedError("StateDirError")<{
   readonly cause: unknown
 }> {
   override get message() {
-    const reason = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    const code = (this.cause as NodeJS.ErrnoException | undefined)?.code
+    const reason =
+      code === "EEXIST" || code === "ENOTDIR"
+        ? `a file is in the way where a directory should be (${code}); move it aside`
+        : code === "EACCES" || code === "EPERM"
+          ? `permission denied (${code})`
+          : code === "ENOSPC"
+            ? "no space left on device (ENOSPC)"
+            : this.cause instanceof Error
+              ? this.cause.message
+              : String(this.cause)
     return `cannot use ${this.path}: ${reason}`
   }
 }

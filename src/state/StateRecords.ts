@@ -71,6 +71,10 @@ export const writeRecord = <A, I>(
 export const readSupervisorRecord = (stateDir: string): Read<SupervisorRecord> =>
   readRecord(SupervisorRecord, statePaths(stateDir).pidFile)
 
+/** The recorded `up -d` that is starting the stack of a state directory. */
+export const readStarterRecord = (stateDir: string): Read<SupervisorRecord> =>
+  readRecord(SupervisorRecord, statePaths(stateDir).starterFile)
+
 /** The file of a group's record. */
 export const groupRecordPath = (stateDir: string, pgid: number): string =>
   path.join(statePaths(stateDir).pidsDir, `${pgid}.json`)

@@ -10,7 +10,7 @@ import { probeSocket } from "./ControlSocket.js"
 import { readStartTime } from "../process/ProcTable.js"
 import { isRunning, killGroup } from "./ProcessIdentity.js"
 import { ensureStateDir, removeState, StateDirError, SupervisorRunning, stackDirOf, statePaths } from "./StateDir.js"
-import { groupRecords, readSupervisorRecord, SupervisorRecord, writeRecord } from "./StateRecords.js"
+import { groupRecords, readStarterRecord, readSupervisorRecord, SupervisorRecord, writeRecord } from "./StateRecords.js"
 
 /** What `supervisor.pid` says about a stack directory. */
 export type SupervisorProbe =
@@ -38,6 +38,25 @@ export const probeSupervisor = (stateDir: string): SupervisorProbe => {
 export const liveSupervisor = (stateDir: string): SupervisorRecord | undefined => {
   const probe = probeSupervisor(stateDir)
   return probe._tag === "Live" ? probe.record : undefined
+}
+
+/**
+ * Records this process as the `up -d` starting the stack for the scope's lifetime, so that a `down` in the
+ * moment before its supervisor holds the directory can stop it (`liveStarter`).
+ */
+export const recordStarter = (stateDir: string): Effect.Effect<void, StateDirError, Scope.Scope> =>
+  Effect.acquireRelease(writeRecord(SupervisorRecord, statePaths(stateDir).starterFile, selfRecord(stateDir)), () =>
+    Effect.sync(() => {
+      const read = readStarterRecord(stateDir)
+      if (read._tag === "Found" && read.value.pid === process.pid)
+        fs.rmSync(statePaths(stateDir).starterFile, { force: true })
+    })
+  )
+
+/** The `up -d` recorded as starting the stack, if it is still running. */
+export const liveStarter = (stateDir: string): SupervisorRecord | undefined => {
+  const read = readStarterRecord(stateDir)
+  return read._tag === "Found" && isRunning(read.value) ? read.value : undefined
 }
 
 /** This process as the lock records it. */

@@ -49,7 +49,8 @@ export const makeLocalSupervisor = (
       entries,
       transitions: transitionsHub,
       exitRequested,
-      env: options.env ?? process.env
+      env: options.env ?? process.env,
+      dataDir: stack.dataDir
     }
 
     const runs = yield* FiberMap.make<string, void>()
@@ -175,7 +176,12 @@ export const makeLocalSupervisor = (
     }, forService)
 
     const statusOf = (name: string) =>
-      Effect.flatMap(entryOf(name), (entry) => Effect.map(SubscriptionRef.get(entry.state), (s) => s.status))
+      Effect.flatMap(entryOf(name), (entry) =>
+        Effect.map(SubscriptionRef.get(entry.state), (s) => {
+          const dropped = entry.log.droppedBytes()
+          return dropped > 0 ? { ...s.status, droppedLogBytes: dropped } : s.status
+        })
+      )
 
     return {
       stack,

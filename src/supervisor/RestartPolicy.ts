@@ -8,7 +8,25 @@ export interface ExitInfo {
   readonly code: number
   /** Whether the supervisor asked it to stop (a stop never triggers a restart). */
   readonly requested: boolean
+  /** It had a readiness check and ended before passing it: a failed run, whatever its code. */
+  readonly beforeReady?: boolean
 }
+
+/** A run shorter than this is brief: runs that are all brief are a crash loop. */
+export const BRIEF_RUN_MS = 10_000
+/** The least delay after the first brief run; it doubles with every brief run in a row. */
+export const CRASH_LOOP_FIRST_MS = 250
+/** The most the least delay grows to. */
+export const CRASH_LOOP_MAX_MS = 30_000
+
+/**
+ * The least delay before a restart, whatever `backoff_seconds` says, after `briefRuns` runs in a row (the last
+ * one included) that each lasted less than `BRIEF_RUN_MS`: 0 after a run that was not brief, then 250 ms,
+ * 500 ms, 1 s, 2 s ... up to 30 s. A process that exits at once restarts about eight times in its first 30 s,
+ * then twice a minute, instead of spinning (thousands of restarts in seconds with `backoff_seconds: 0`).
+ */
+export const crashLoopDelay = (briefRuns: number): number =>
+  briefRuns <= 0 ? 0 : Math.min(CRASH_LOOP_MAX_MS, CRASH_LOOP_FIRST_MS * 2 ** Math.min(briefRuns - 1, 30))
 
 export type RestartDecision =
   | { readonly _tag: "Restart"; readonly delayMs: number }
@@ -20,16 +38,23 @@ export type RestartDecision =
 /**
  * @param restarts restarts already done for this service (by the policy)
  * @param consecutiveFailures failed runs in a row, for the exponential backoff (0 for the first restart)
+ * @param briefRuns runs in a row, this one included, shorter than `BRIEF_RUN_MS` (see `crashLoopDelay`)
  */
 export const decideRestart = (
   spec: RestartSpec,
   exit: ExitInfo,
   restarts: number,
-  consecutiveFailures: number
+  consecutiveFailures: number,
+  briefRuns = 0
 ): RestartDecision => {
-  const failed = exit.code !== 0
+  const failed = exit.code !== 0 || exit.beforeReady === true
   if (exit.requested) return { _tag: "Done", failed: false, reason: undefined }
-  const ended = failed ? `exited with code ${exit.code}` : "exited with code 0"
+  const ended =
+    exit.code !== 0
+      ? `exited with code ${exit.code}`
+      : exit.beforeReady === true
+        ? "exited with code 0 before it was ready"
+        : "exited with code 0"
   if (failed && spec.policy === "exit_on_failure") return { _tag: "ExitStack", reason: ended }
   const wants = spec.policy === "always" || (spec.policy === "on_failure" && failed)
   if (wants && spec.maxRestarts > 0 && restarts >= spec.maxRestarts) {
@@ -37,7 +62,9 @@ export const decideRestart = (
       ? { _tag: "ExitStack", reason: `${ended}; max_restarts (${spec.maxRestarts}) reached` }
       : { _tag: "Done", failed: true, reason: `${ended}; max_restarts (${spec.maxRestarts}) reached` }
   }
-  if (wants) return { _tag: "Restart", delayMs: backoffDelay(spec, consecutiveFailures) }
+  if (wants) {
+    return { _tag: "Restart", delayMs: Math.max(backoffDelay(spec, consecutiveFailures), crashLoopDelay(briefRuns)) }
+  }
   if (spec.exitOnEnd) return { _tag: "ExitStack", reason: ended }
   return { _tag: "Done", failed, reason: failed ? ended : undefined }
 }

@@ -4,6 +4,8 @@
  * policy when the process ends. Times come from the Effect `Clock`, so backoff and deadlines follow a
  * `TestClock`. The stack-level verbs (`up`, `stop`, ...) are in `LocalSupervisor`.
  */
+import * as fs from "node:fs"
+import * as path from "node:path"
 import { Clock, Deferred, Effect, Fiber, Option, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
 import { waitReady, watchLiveness } from "../health/Probe.js"
 import { type LogError, makeServiceLog, type ServiceLog } from "../logs/ServiceLog.js"
@@ -11,7 +13,7 @@ import type { ServiceSpec } from "../manifest/ServiceSpec.js"
 import { spawnGroup } from "../process/ProcessGroup.js"
 import { conditionVerdict } from "../stack/DependencyCondition.js"
 import { serviceLogPath } from "../state/StateDir.js"
-import { decideRestart } from "./RestartPolicy.js"
+import { BRIEF_RUN_MS, decideRestart } from "./RestartPolicy.js"
 import * as Trace from "../trace/Trace.js"
 import { hasProcess, type ServiceStatus } from "../stack/ServiceStatus.js"
 
@@ -20,6 +22,9 @@ import { hasProcess, type ServiceStatus } from "../stack/ServiceStatus.js"
  * consecutive failures that the exponential backoff grows with.
  */
 const SETTLED_MS = 10_000
+
+/** Characters of an output line that `ready_log_line` is matched against (the start of a longer line). */
+const READY_LINE_LIMIT = 16 * 1024
 
 /** Lines of a failed service's output quoted in its error. */
 const FAILURE_TAIL = 15
@@ -47,6 +52,21 @@ export interface StackContext {
   readonly exitRequested: Deferred.Deferred<string>
   /** The environment the services inherit (their own `env` goes over it). */
   readonly env: Readonly<Record<string, string | undefined>>
+  /** `${data}`: made (0700) before a service starts, with a folder of the service's name in it. */
+  readonly dataDir: string
+}
+
+/** Makes `${data}` and `${data}/<service>` (0700) if they are missing; undefined, or why it could not. */
+const makeDataDirs = (dataDir: string, service: string): string | undefined => {
+  const dir = path.join(dataDir, service)
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+    return undefined
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException
+    const why = e.code === "EEXIST" || e.code === "ENOTDIR" ? "a file is in the way" : (e.code ?? e.message)
+    return `cannot create its data directory ${dir}: ${why}`
+  }
 }
 
 /** How one run of a process ended. */
@@ -55,10 +75,14 @@ type RunOutcome =
       readonly _tag: "Exited"
       readonly code: number
       readonly settled: boolean
+      /** It had a readiness check and had not passed it. */
+      readonly beforeReady: boolean
+      /** How long the process ran. */
+      readonly ranMs: number
     }
   | { readonly _tag: "SpawnFailed"; readonly reason: string }
   | { readonly _tag: "NotReady"; readonly reason: string }
-  | { readonly _tag: "Unhealthy"; readonly reason: string }
+  | { readonly _tag: "Unhealthy"; readonly reason: string; readonly ranMs: number }
 
 /** A service's entry, its log file open in `stateDir/logs`; pending (or disabled), not started. */
 export const makeEntry = (spec: ServiceSpec, stateDir: string): Effect.Effect<ServiceEntry, LogError, Scope.Scope> =>
@@ -157,24 +181,38 @@ const awaitDependencies = (stack: StackContext, spec: ServiceSpec): Effect.Effec
   ).pipe(Effect.map((reasons) => reasons.find((r) => r !== undefined)))
 
 /** One run of the process: spawn, readiness within the deadline (Clock millis), liveness, until it ends. */
-const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
+/**
+ * `previous`: how the last run ended, when this one is a restart (its status says so while it runs).
+ */
+const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, previous: string | undefined) =>
   Effect.gen(function* () {
     const { spec, log } = entry
     const logMatched = yield* Deferred.make<void>()
     if (spec.readyLogLine !== undefined) {
       const pattern = new RegExp(spec.readyLogLine)
+      let matched = false
       const unsubscribe = log.onLine((line) => {
-        if (!line.supervisor && pattern.test(line.text)) Deferred.unsafeDone(logMatched, Effect.void)
+        if (matched || line.supervisor) return
+        // a line of megabytes must not hold the supervisor up, whatever the pattern
+        const text = line.text.length > READY_LINE_LIMIT ? line.text.slice(0, READY_LINE_LIMIT) : line.text
+        if (pattern.test(text)) {
+          matched = true
+          Deferred.unsafeDone(logMatched, Effect.void)
+        }
       })
       yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
     }
     yield* SubscriptionRef.update(entry.state, (s) => ({ ...s, logReady: false }))
+    const noDataDir = makeDataDirs(stack.dataDir, spec.name)
+    if (noDataDir !== undefined) return { _tag: "SpawnFailed", reason: noDataDir } as RunOutcome
+    // the process, its exec probes and its shutdown command all see the same environment
+    const env = { ...stack.env, ...spec.env }
     const spawned = yield* spawnGroup({
       owner: spec.name,
       command: spec.command,
       args: spec.args,
       cwd: spec.workingDir,
-      env: { ...stack.env, ...spec.env },
+      env,
       shutdown: spec.shutdown,
       onOutput: log.write,
       onEnd: log.end
@@ -188,7 +226,7 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
       pid: proc.pid,
       startedAt: spawnedAt,
       exitCode: null,
-      reason: null,
+      reason: previous === undefined ? null : `restarted after: ${previous}`,
       health: spec.readiness ? "unknown" : "none"
     }))
     let ready = !hasReadiness
@@ -203,7 +241,7 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
                 Trace.count(ok ? "readiness check passed" : "readiness check failed")
                 if (!ok) lastProbeFailure = reason
               },
-              `${spec.name} (readiness probe)`
+              { owner: `${spec.name} (readiness probe)`, env }
             )
           : Effect.void,
         spec.readyLogLine !== undefined
@@ -235,12 +273,15 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
       )
     )
     const liveness = spec.liveness
-      ? watchLiveness(spec.liveness, undefined, `${spec.name} (liveness probe)`).pipe(
+      ? watchLiveness(spec.liveness, undefined, { owner: `${spec.name} (liveness probe)`, env }).pipe(
           Effect.catchAll((failure) =>
-            Effect.fail({
-              _tag: "Unhealthy",
-              reason: `liveness check failed: ${failure.reason}`
-            } as RunOutcome)
+            Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              Effect.fail({
+                _tag: "Unhealthy",
+                reason: `liveness check failed: ${failure.reason}`,
+                ranMs: now - spawnedAt
+              } as RunOutcome)
+            )
           )
         )
       : Effect.never
@@ -257,7 +298,9 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number) =>
         ([code, now]): RunOutcome => ({
           _tag: "Exited",
           code,
-          settled: hasReadiness ? ready : now - spawnedAt >= SETTLED_MS
+          settled: hasReadiness ? ready : now - spawnedAt >= SETTLED_MS,
+          beforeReady: hasReadiness && !ready,
+          ranMs: now - spawnedAt
         })
       )
     )
@@ -284,28 +327,40 @@ export const lifecycle = (stack: StackContext, entry: ServiceEntry): Effect.Effe
     }
     let policyRestarts = 0
     let consecutiveFailures = 0
+    let briefRuns = 0
     let deadline = (yield* Clock.currentTimeMillis) + spec.readinessTimeoutMs
+    let previous: string | undefined
     while (true) {
-      const outcome = yield* runOnce(stack, entry, deadline)
+      const outcome = yield* runOnce(stack, entry, deadline, previous)
       if (outcome._tag === "SpawnFailed" || outcome._tag === "NotReady") {
         yield* update(stack, entry, () => ({ state: "failed", reason: outcome.reason, pid: null }))
         return
       }
       const code = outcome._tag === "Exited" ? outcome.code : 1
       const settled = outcome._tag === "Exited" ? outcome.settled : true
+      const beforeReady = outcome._tag === "Exited" && outcome.beforeReady
       if (settled) consecutiveFailures = 0
-      const decision = decideRestart(spec.restart, { code, requested: false }, policyRestarts, consecutiveFailures)
+      briefRuns = outcome.ranMs < BRIEF_RUN_MS ? briefRuns + 1 : 0
+      const decision = decideRestart(
+        spec.restart,
+        { code, requested: false, beforeReady },
+        policyRestarts,
+        consecutiveFailures,
+        briefRuns
+      )
       const reason = outcome._tag === "Unhealthy" ? outcome.reason : undefined
       switch (decision._tag) {
         case "Restart": {
           policyRestarts++
-          if (code !== 0) consecutiveFailures++
+          if (code !== 0 || beforeReady) consecutiveFailures++
+          previous = reason ?? `exited with code ${code}${beforeReady ? " before it was ready" : ""}`
+          const ended = previous
           yield* update(stack, entry, (s) => ({
             state: "restarting",
             pid: null,
             exitCode: code,
             restarts: s.restarts + 1,
-            reason: `${reason ?? `exited with code ${code}`}; restarting in ${decision.delayMs} ms`
+            reason: `${ended}; restarting in ${decision.delayMs} ms`
           }))
           yield* Effect.sleep(decision.delayMs)
           if (settled) deadline = (yield* Clock.currentTimeMillis) + spec.readinessTimeoutMs

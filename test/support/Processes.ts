@@ -55,3 +55,21 @@ export const eventually = async (check: () => boolean, ms = 5000, every = 25): P
   }
   return check()
 }
+
+/**
+ * Live processes whose environment holds `NAME=value` (read from /proc/<pid>/environ): every descendant of a
+ * process started with it, whatever its command line, unless a process cleared its environment.
+ */
+export const processesWithEnv = (name: string, value: string): ReadonlyArray<{ pid: number; cmdline: string }> => {
+  const entry = `${name}=${value}`
+  return liveProcesses()
+    .filter((p) => p.pid !== process.pid)
+    .flatMap((p) => {
+      try {
+        if (!readFileSync(`/proc/${p.pid}/environ`, "utf8").split("\0").includes(entry)) return []
+        return [{ pid: p.pid, cmdline: readFileSync(`/proc/${p.pid}/cmdline`, "utf8").replaceAll("\0", " ").trim() }]
+      } catch {
+        return []
+      }
+    })
+}
