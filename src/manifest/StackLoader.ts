@@ -10,12 +10,11 @@
  */
 import { FileSystem, Path } from "@effect/platform"
 import { Effect, Either, Schema } from "effect"
-import { findCycle } from "../stack/StackGraph.js"
 import { mergeDotEnv, parseDotEnv } from "./DotEnv.js"
 import { executableStatus, findOnPath } from "./Executable.js"
-import { describeJsonError, describeParseIssue, formatPath, ManifestError, type Problem } from "./ManifestError.js"
+import { checkCycles, checkDependencies, checkPortClashes, checkRawManifest, problem } from "./StackChecks.js"
+import { describeJsonError, describeParseIssue, ManifestError, type Problem } from "./ManifestError.js"
 import { pathKind, readManifestText } from "./ManifestFile.js"
-import { type PlaceholderContext, resolvePlaceholders } from "./Placeholders.js"
 import { ServiceManifest } from "./ServiceManifest.js"
 import { type ManifestSource, resolvePorts, resolveService, type StackContext } from "./ServiceResolver.js"
 import type { ServiceSpec, StackSpec } from "./ServiceSpec.js"
@@ -59,18 +58,8 @@ interface Checked<A> {
 
 const SERVICE_NAME = /^[a-z][a-z0-9_-]*$/
 
-const problem = (step: string, file: string, path: string, message: string): Problem => ({ step, file, path, message })
-
 const errorText = (error: unknown): string =>
   typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error)
-
-const list = (names: Iterable<string>): string => {
-  const sorted = [...names].sort()
-  return sorted.length === 0 ? "none" : sorted.join(", ")
-}
-
-const dependencyNames = (source: ManifestSource): ReadonlyArray<string> =>
-  Object.keys(source.manifest.process.compose?.depends_on ?? {})
 
 // ---------------------------------------------------------------------------------------------
 // steps that read files
@@ -219,119 +208,6 @@ const checkCommands = (specs: ReadonlyArray<ServiceSpec>, sources: ReadonlyArray
     return problems
   })
 
-/**
- * What can still be found in a manifest that failed its schema, so that one run reports it with the schema's
- * problems: `depends_on` names that are no service, and `${env.VAR}` placeholders (without a default) whose
- * variable is not set, wherever they are.
- */
-const checkRawManifest = (
-  { found, json }: Undecoded,
-  known: ReadonlyArray<string>,
-  ctx: Omit<PlaceholderContext, "serviceDir" | "ports">
-): ReadonlyArray<Problem> => {
-  const problems: Array<Problem> = []
-  const at = (value: unknown, keys: ReadonlyArray<string>): unknown =>
-    keys.reduce<unknown>(
-      (v, k) => (typeof v === "object" && v !== null ? (v as Record<string, unknown>)[k] : undefined),
-      value
-    )
-  const dependsOn = at(json, ["process", "compose", "depends_on"])
-  if (typeof dependsOn === "object" && dependsOn !== null && !Array.isArray(dependsOn)) {
-    for (const dependency of Object.keys(dependsOn)) {
-      if (dependency === found.name || known.includes(dependency)) continue
-      const others = list(known.filter((name) => name !== found.name))
-      problems.push(
-        problem(
-          "dependencies",
-          found.file,
-          formatPath(["process", "compose", "depends_on", dependency]),
-          `unknown service "${dependency}" (known: ${others})`
-        )
-      )
-    }
-  }
-  const placeholderCtx: PlaceholderContext = { ...ctx, serviceDir: found.dir, ports: {} }
-  const walk = (value: unknown, path: ReadonlyArray<string | number>): void => {
-    if (typeof value === "string") {
-      if (!value.includes("${env.")) return
-      const resolved = resolvePlaceholders(value, placeholderCtx)
-      if (Either.isRight(resolved)) return
-      for (const message of resolved.left) {
-        if (message.startsWith("${env.")) problems.push(problem("placeholders", found.file, formatPath(path), message))
-      }
-    } else if (Array.isArray(value)) {
-      for (const [i, v] of value.entries()) walk(v, [...path, i])
-    } else if (typeof value === "object" && value !== null) {
-      for (const [k, v] of Object.entries(value)) walk(v, [...path, k])
-    }
-  }
-  walk(json, [])
-  return problems
-}
-
-// ---------------------------------------------------------------------------------------------
-// steps over the whole stack (pure)
-
-/** Step `dependencies`: every `depends_on` names a service of the stack. */
-const checkDependencies = (sources: ReadonlyArray<ManifestSource>, known: ReadonlyArray<string>) =>
-  sources.flatMap((source) =>
-    dependencyNames(source)
-      .filter((dependency) => dependency !== source.name && !known.includes(dependency))
-      .map((dependency) =>
-        problem(
-          "dependencies",
-          source.file,
-          formatPath(["process", "compose", "depends_on", dependency]),
-          `unknown service "${dependency}" (known: ${list(known.filter((name) => name !== source.name))})`
-        )
-      )
-  )
-
-/** Step `cycles`: the first dependency cycle, if any. */
-const checkCycles = (sources: ReadonlyArray<ManifestSource>): ReadonlyArray<Problem> => {
-  const cycle = findCycle(
-    sources.map((source) => ({ name: source.name, dependsOn: dependencyNames(source).map((name) => ({ name })) }))
-  )
-  if (cycle === undefined) return []
-  const first = sources.find((source) => source.name === cycle[0])!
-  return [
-    problem(
-      "cycles",
-      first.file,
-      formatPath(["process", "compose", "depends_on", cycle[1]!]),
-      cycle.length === 2 ? `service "${cycle[0]}" depends on itself` : `dependency cycle: ${cycle.join(" -> ")}`
-    )
-  ]
-}
-
-/** Step `ports`: no port is declared by two enabled services (or twice by one). */
-const checkPortClashes = (
-  sources: ReadonlyArray<ManifestSource>,
-  ports: ReadonlyMap<string, Readonly<Record<string, number>>>
-): ReadonlyArray<Problem> => {
-  const owners = new Map<number, { service: string; port: string }>()
-  const problems: Array<Problem> = []
-  for (const source of sources) {
-    if (source.manifest.process.compose?.disabled === true) continue
-    for (const [portName, port] of Object.entries(ports.get(source.name)!).sort(([a], [b]) => (a < b ? -1 : 1))) {
-      const owner = owners.get(port)
-      if (owner === undefined) {
-        owners.set(port, { service: source.name, port: portName })
-        continue
-      }
-      problems.push(
-        problem(
-          "ports",
-          source.file,
-          formatPath(["ports", portName]),
-          `port ${port} is used twice: by service "${owner.service}" (ports.${owner.port}) and by service "${source.name}" (ports.${portName})`
-        )
-      )
-    }
-  }
-  return problems
-}
-
 // ---------------------------------------------------------------------------------------------
 // public API
 
@@ -404,7 +280,8 @@ export const loadStack = Effect.fn("StackLoader.loadStack")(function* (dir: stri
     ...(yield* checkCommands(specs, sources, ctx)),
     ...undecoded.flatMap((u) =>
       checkRawManifest(
-        u,
+        u.found,
+        u.json,
         found.value.map((f) => f.name),
         ctx
       )
