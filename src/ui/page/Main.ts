@@ -10,6 +10,9 @@ import { stopAll, toast } from "./PageLayout.js"
 import { model } from "./PageModel.js"
 import { renderUptime } from "./ServicesTable.js"
 import "./style.css"
+import "./ServicesTable.css"
+import "./DependencyGraph.css"
+import "./LogPanel.css"
 
 stopAll.addEventListener("click", () => {
   if (!confirm(`Stop every service of ${model.dir} and end its supervisor (core stack down)?`)) return
