@@ -124,13 +124,14 @@ describe("restart backoff in the supervisor (TestClock)", () => {
 })
 
 describe("crash loops", () => {
-  it("a brief run waits at least 250 ms, doubled per brief run in a row, up to 30 s, whatever backoff_seconds says", () => {
-    expect([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 100].map(crashLoopDelay)).toEqual([
-      0, 250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000
+  it("after three brief runs in a row, a restart waits at least 250 ms, doubled per brief run, up to 30 s, whatever backoff_seconds says", () => {
+    expect([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 100].map(crashLoopDelay)).toEqual([
+      0, 0, 0, 0, 250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000
     ])
     const noBackoff = spec({ policy: "always", backoffMs: 0 })
     expect(decideRestart(noBackoff, exit(1), 0, 0, 0)).toEqual({ _tag: "Restart", delayMs: 0 })
-    expect(decideRestart(noBackoff, exit(1), 5, 5, 3)).toEqual({ _tag: "Restart", delayMs: 1000 })
+    expect(decideRestart(noBackoff, exit(1), 2, 2, 3)).toEqual({ _tag: "Restart", delayMs: 0 })
+    expect(decideRestart(noBackoff, exit(1), 5, 5, 6)).toEqual({ _tag: "Restart", delayMs: 1000 })
     // a longer backoff wins over the floor
     expect(decideRestart(spec({ policy: "always", backoffMs: 5000 }), exit(1), 0, 0, 1)).toEqual({
       _tag: "Restart",

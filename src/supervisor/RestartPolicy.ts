@@ -14,19 +14,24 @@ export interface ExitInfo {
 
 /** A run shorter than this is brief: runs that are all brief are a crash loop. */
 export const BRIEF_RUN_MS = 10_000
-/** The least delay after the first brief run; it doubles with every brief run in a row. */
+/** Brief runs in a row restarted at once (after `backoff_seconds`): a restart or two is not yet a loop. */
+export const CRASH_LOOP_FREE_RUNS = 3
+/** The least delay after the first brief run past the free ones; it doubles with every brief run in a row. */
 export const CRASH_LOOP_FIRST_MS = 250
 /** The most the least delay grows to. */
 export const CRASH_LOOP_MAX_MS = 30_000
 
 /**
  * The least delay before a restart, whatever `backoff_seconds` says, after `briefRuns` runs in a row (the last
- * one included) that each lasted less than `BRIEF_RUN_MS`: 0 after a run that was not brief, then 250 ms,
- * 500 ms, 1 s, 2 s ... up to 30 s. A process that exits at once restarts about eight times in its first 30 s,
- * then twice a minute, instead of spinning (thousands of restarts in seconds with `backoff_seconds: 0`).
+ * one included) that each lasted less than `BRIEF_RUN_MS`: nothing for the first `CRASH_LOOP_FREE_RUNS` (a
+ * service killed once or twice comes back at once), then 250 ms, 500 ms, 1 s, 2 s ... up to 30 s. A process that
+ * exits at once restarts about eight times in its first 10 s, then twice a minute, instead of spinning
+ * (thousands of restarts in seconds with `backoff_seconds: 0`).
  */
 export const crashLoopDelay = (briefRuns: number): number =>
-  briefRuns <= 0 ? 0 : Math.min(CRASH_LOOP_MAX_MS, CRASH_LOOP_FIRST_MS * 2 ** Math.min(briefRuns - 1, 30))
+  briefRuns <= CRASH_LOOP_FREE_RUNS
+    ? 0
+    : Math.min(CRASH_LOOP_MAX_MS, CRASH_LOOP_FIRST_MS * 2 ** Math.min(briefRuns - CRASH_LOOP_FREE_RUNS - 1, 30))
 
 export type RestartDecision =
   | { readonly _tag: "Restart"; readonly delayMs: number }

@@ -362,7 +362,7 @@ export const lifecycle = (stack: StackContext, entry: ServiceEntry): Effect.Effe
             restarts: s.restarts + 1,
             reason: `${ended}; restarting in ${decision.delayMs} ms`
           }))
-          yield* Effect.sleep(decision.delayMs)
+          if (decision.delayMs > 0) yield* Effect.sleep(decision.delayMs)
           if (settled) deadline = (yield* Clock.currentTimeMillis) + spec.readinessTimeoutMs
           continue
         }
