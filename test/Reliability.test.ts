@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { spawn, spawnSync } from "node:child_process"
-import { mkdirSync, statSync, symlinkSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, statSync, symlinkSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { cli, runCli, STACK_TRACE } from "./support/Cli.js"
 import { eventually, processesWithEnv } from "./support/Processes.js"
@@ -264,11 +264,18 @@ describe("item 7: down while the supervisor cannot answer", () => {
 })
 
 describe("item 7: down racing up -d", () => {
-  for (const delayMs of [100, 250, 500]) {
-    it(`down ${delayMs} ms into an up -d stops what is starting and says so`, async () => {
+  // moments of the start, as conditions (a fixed delay would miss them on a busy machine)
+  const state = (dir: string, file: string) => existsSync(join(dir, ".core-stack", file))
+  const moments: ReadonlyArray<readonly [string, (dir: string) => boolean]> = [
+    ["once the up -d has recorded itself", (dir) => state(dir, "starter.pid") || state(dir, "supervisor.pid")],
+    ["once the supervisor holds the directory", (dir) => state(dir, "supervisor.pid")],
+    ["once the service runs", (dir) => processesWithEnv(MARKER, dir).some((p) => p.cmdline.includes("sleep 60"))]
+  ]
+  for (const [moment, reached] of moments) {
+    it(`down ${moment} stops what is starting and says so`, async () => {
       const dir = stack({ api: sh("sleep 60", { readiness_probe: { exec: { command: "false" }, period_seconds: 1 } }) })
       const up = core(dir, ["stack", "up", "-d"])
-      await new Promise((r) => setTimeout(r, delayMs))
+      expect(await eventually(() => reached(dir), 30_000)).toBe(true)
       const down = await core(dir, ["stack", "down"])
       const upResult = await up
       expect(down.code, down.output).toBe(0)
