@@ -169,11 +169,12 @@ const probeUntil = (
   spec: Omit<ProbeSpec, "check">,
   kind: ProbeSchedule.ProbeKind,
   until: ProbeSchedule.ProbeVerdict,
-  onResult: ((ok: boolean, reason?: string) => void) | undefined
+  onResult: ((ok: boolean, reason?: string) => void) | undefined,
+  firstDelayMs = 0
 ) =>
   Effect.gen(function* () {
     const start = yield* Clock.currentTimeMillis
-    let state = ProbeSchedule.initial(spec, kind)
+    let state = ProbeSchedule.initial(spec, kind, firstDelayMs)
     while (true) {
       const delay = ProbeSchedule.nextDelay(state)
       if (delay > 0) yield* Effect.sleep(Duration.millis(delay))
@@ -209,13 +210,24 @@ export const waitReady = (
   context?: CheckContext
 ): Effect.Effect<void> => waitReadyWith(runCheck(spec.check, spec.timeoutMs, context), spec, onResult)
 
+/** How a liveness probe starts. */
+export interface LivenessOptions {
+  /**
+   * A readiness check has just passed: the first check comes one period after the call instead of at once
+   * (the grace period still counts from the call).
+   */
+  readonly afterReady?: boolean | undefined
+}
+
 /** `watchLiveness` with any check in place of the spec's own. */
 export const watchLivenessWith = Effect.fn("Probe.watchLiveness")(function* (
   check: Effect.Effect<void, ProbeError>,
   spec: Omit<ProbeSpec, "check">,
-  onResult?: (ok: boolean, reason?: string) => void
+  onResult?: (ok: boolean, reason?: string) => void,
+  options: LivenessOptions = {}
 ) {
-  const { result, state } = yield* probeUntil(check, spec, "liveness", "unhealthy", onResult)
+  const firstDelayMs = options.afterReady === true ? spec.periodMs : 0
+  const { result, state } = yield* probeUntil(check, spec, "liveness", "unhealthy", onResult, firstDelayMs)
   return yield* new LivenessFailed({
     reason: reasonOf(result) ?? "unknown",
     consecutiveFailures: state.consecutiveFailures
@@ -223,12 +235,14 @@ export const watchLivenessWith = Effect.fn("Probe.watchLiveness")(function* (
 })
 
 /**
- * Runs for the life of the process: checks at once, then every `periodMs`; fails with `LivenessFailed` after
- * `failureThreshold` consecutive failures outside the grace period (`initialDelayMs` from the call).
+ * Runs for the life of the process: checks at once (or one period later, `afterReady`), then every
+ * `periodMs`; fails with `LivenessFailed` after `failureThreshold` consecutive failures outside the grace
+ * period (`initialDelayMs` from the call).
  */
 export const watchLiveness = (
   spec: ProbeSpec,
   onResult?: (ok: boolean, reason?: string) => void,
-  context?: CheckContext
+  context?: CheckContext,
+  options?: LivenessOptions
 ): Effect.Effect<never, LivenessFailed> =>
-  watchLivenessWith(runCheck(spec.check, spec.timeoutMs, context), spec, onResult)
+  watchLivenessWith(runCheck(spec.check, spec.timeoutMs, context), spec, onResult, options)
