@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Clock, Deferred, Effect, Fiber, Option, PubSub, type Scope } from "effect"
+import { Clock, Deferred, Effect, PubSub, type Scope } from "effect"
 import { waitReady, watchLiveness } from "../health/Probe.js"
 import { type LogError, makeServiceLog, type ServiceLog } from "../logs/ServiceLog.js"
 import type { ServiceSpec } from "../manifest/ServiceSpec.js"
@@ -288,30 +288,38 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
             Effect.zipRight(Effect.sync(() => entry.state.set({ ...entry.state.get(), logReady: true })))
           )
         : undefined
+    // how this run ends: the first of its exit, a missed readiness deadline and a failed liveness probe
+    const outcome = yield* Deferred.make<RunOutcome>()
     // one of the two runs in this fiber; both, side by side, only when there are both
     const readiness = (
       probe && logLine
         ? Effect.all([probe, logLine], { concurrency: "unbounded", discard: true })
         : (probe ?? logLine ?? Effect.void)
     ).pipe(
-      Effect.timeoutOption(Math.max(0, deadline - spawnedAt)),
-      Effect.flatMap((done) =>
-        Option.isSome(done)
-          ? Effect.gen(function* () {
-              ready = true
-              Trace.count("service ready")
-              yield* update(stack, entry, () => ({
-                state: "ready",
-                health: spec.readiness ? "healthy" : "none",
-                reason: null
-              }))
-            })
-          : Effect.fail({
-              _tag: "NotReady",
-              reason:
-                `not ready after ${spec.readinessTimeoutMs / 1000} s` +
-                (lastProbeFailure ? ` (last readiness check: ${lastProbeFailure})` : "")
-            } as RunOutcome)
+      Effect.zipRight(
+        Effect.suspend(() => {
+          ready = true
+          Trace.count("service ready")
+          return update(stack, entry, () => ({
+            state: "ready",
+            health: spec.readiness ? "healthy" : "none",
+            reason: null
+          }))
+        })
+      )
+    )
+    const notReady = Effect.sleep(Math.max(0, deadline - spawnedAt)).pipe(
+      Effect.zipRight(
+        Effect.suspend(() =>
+          ready
+            ? Effect.void
+            : Deferred.succeed(outcome, {
+                _tag: "NotReady",
+                reason:
+                  `not ready after ${spec.readinessTimeoutMs / 1000} s` +
+                  (lastProbeFailure ? ` (last readiness check: ${lastProbeFailure})` : "")
+              })
+        )
       )
     )
     const liveness = spec.liveness
@@ -324,26 +332,23 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
         ).pipe(
           Effect.catchAll((failure) =>
             Effect.flatMap(Clock.currentTimeMillis, (now) =>
-              Effect.fail({
-                _tag: "Unhealthy",
-                reason: `liveness check failed: ${failure.reason}`,
-                ranMs: now - spawnedAt
-              } as RunOutcome)
+              update(stack, entry, () => ({ health: "unhealthy" })).pipe(
+                Effect.zipRight(
+                  Deferred.succeed(outcome, {
+                    _tag: "Unhealthy",
+                    reason: `liveness check failed: ${failure.reason}`,
+                    ranMs: now - spawnedAt
+                  })
+                )
+              )
             )
           )
         )
-      : Effect.never
-    const watch = (hasReadiness ? readiness : Effect.void).pipe(
-      Effect.zipRight(liveness),
-      Effect.flip,
-      Effect.tap((outcome) =>
-        outcome._tag === "Unhealthy" ? update(stack, entry, () => ({ health: "unhealthy" })) : Effect.void
-      )
-    )
+      : Effect.void
     const exited = proc.exit.pipe(
       Effect.zip(Clock.currentTimeMillis),
-      Effect.map(
-        ([code, now]): RunOutcome => ({
+      Effect.flatMap(([code, now]) =>
+        Deferred.succeed(outcome, {
           _tag: "Exited",
           code,
           settled: hasReadiness ? ready : now - spawnedAt >= SETTLED_MS,
@@ -352,10 +357,13 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
         })
       )
     )
-    // forked in this run's scope, after the group: its probes are interrupted, and awaited, before the
-    // group is stopped (a race would leave the loser's interruption running behind the stop)
-    const watching = yield* Effect.forkScoped(watch)
-    return yield* Effect.raceFirst(exited, Fiber.join(watching))
+    // forked in this run's scope, after the group: when the run ends, the scope interrupts and awaits its
+    // probes before the group is stopped. A fiber each, not races (a race forks both sides again): 3 fibers
+    // per run where timeoutOption, raceFirst and forkScoped made 5.
+    if (hasReadiness) yield* Effect.forkScoped(notReady)
+    yield* Effect.forkScoped(hasReadiness ? Effect.zipRight(readiness, liveness) : liveness)
+    yield* Effect.forkScoped(exited)
+    return yield* Deferred.await(outcome)
   }).pipe(Effect.scoped)
 
 /**
