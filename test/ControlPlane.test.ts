@@ -170,6 +170,12 @@ describe("pure parts", () => {
     expect(formatStatusTable([row({ name: "db" })], 0)).not.toContain("disk full")
   })
 
+  it("formatStatusTable: a note under the table when the supervisor dropped its own output", () => {
+    const table = formatStatusTable([row({ name: "db" })], 0, 4096)
+    expect(table.split("\n").at(-1)).toBe("supervisor output not written (disk full?): 4096 bytes")
+    expect(formatStatusTable([row({ name: "db" })], 0, 0)).not.toContain("disk full")
+  })
+
   it("formatStatusTable: columns, uptime only while alive, CPU and RSS, ports", () => {
     const table = formatStatusTable(
       [
@@ -491,11 +497,14 @@ describe("core stack (control plane, end to end)", () => {
     const all = await core(["stack", "process", "logs", "a"], dir)
     expect(all.stdout).toMatch(/a started \(pid \d+\)/)
 
-    const follower = startCore(["stack", "process", "logs", "a", "--follow", "-n", "0"], dir)
-    await new Promise((r) => setTimeout(r, 500))
+    // following from the last line: its arrival shows the follow is connected (a fixed wait raced a busy machine)
+    const follower = startCore(["stack", "process", "logs", "a", "--follow", "-n", "1"], dir)
+    expect(await eventually(() => follower.output.length > 0, 20_000)).toBe(true)
+    const seen = follower.output.length
     expect((await core(["stack", "process", "restart", "a"], dir)).code).toBe(0)
     expect((await core(["stack", "process", "restart", "a"], dir)).code).toBe(0)
-    expect(await eventually(() => (follower.output.match(/a started/g) ?? []).length >= 2, 10_000)).toBe(true)
+    const startedSince = () => (follower.output.slice(seen).match(/a started/g) ?? []).length
+    expect(await eventually(() => startedSince() >= 2, 30_000)).toBe(true)
     expect(follower.child.exitCode).toBeNull()
     follower.child.kill("SIGINT")
     const end = await follower.done
