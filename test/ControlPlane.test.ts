@@ -135,7 +135,7 @@ afterEach(async () => {
       process.kill(supervisorPid(dir), "SIGKILL")
     } catch {}
     // the guardian ends the services; anything else of the directory is a failure the test has reported
-    await eventually(() => processesMentioning(dir).length === 0, 2_000)
+    await eventually(() => processesMentioning(dir).length === 0, 15_000)
     for (const p of processesMentioning(dir)) {
       try {
         process.kill(p.pid, "SIGKILL")
@@ -146,7 +146,7 @@ afterEach(async () => {
 
 /** The test's end: nothing of the stack directory is running, and the guardian is gone. */
 const expectNothingLeft = async (dir: string, guardians: ReadonlyArray<number> = []) => {
-  expect(await eventually(() => processesMentioning(dir).length === 0, 2_000)).toBe(true)
+  expect(await eventually(() => processesMentioning(dir).length === 0, 15_000)).toBe(true)
   expect(processesMentioning(dir)).toEqual([])
   for (const g of guardians) expect(alive(g)).toBe(false)
 }
@@ -569,7 +569,7 @@ describe("core stack (control plane, end to end)", () => {
     expect(grandchildren.length).toBe(2)
 
     process.kill(supervisor, "SIGKILL")
-    expect(await eventually(() => processesMentioning(dir).length === 0, 2_000)).toBe(true)
+    expect(await eventually(() => processesMentioning(dir).length === 0, 15_000)).toBe(true)
     await expectNothingLeft(dir, guardians)
 
     // the next command cleans the dead supervisor's files and says so in one line
