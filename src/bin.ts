@@ -9,6 +9,7 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { exitCodeOf } from "./cli/InterruptExit.js"
 import { keepWriting } from "./cli/ResilientOutput.js"
+import { SECOND_INTERRUPT_LINE } from "./cli/UpLines.js"
 import { main } from "./Main.js"
 import { killAllGroups } from "./process/ProcessGroup.js"
 import * as Trace from "./trace/Trace.js"
@@ -23,7 +24,7 @@ keepWriting(process.stderr)
 let signals = 0
 const onSignal = () => {
   if (++signals < 2) return
-  process.stderr.write("core: second interrupt: killing every process group now\n")
+  process.stderr.write(`${SECOND_INTERRUPT_LINE}\n`)
   killAllGroups()
   process.exit(130)
 }
