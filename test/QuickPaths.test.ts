@@ -11,7 +11,8 @@ import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import { join } from "node:path"
-import { getJson, isStatusRows, statusFieldNames } from "../src/api/PlainControl.js"
+import { SupervisorIdentity } from "../src/api/ControlApi.js"
+import { getJson, identityFieldNames, isIdentity, isStatusRows, statusFieldNames } from "../src/api/PlainControl.js"
 import { parseQuickVerb, quickText } from "../src/cli/QuickVerbs.js"
 import { formatStatusJson, StatusJson } from "../src/cli/StackStatus.js"
 import { Health, ServiceState, ServiceStatus } from "../src/stack/ServiceStatus.js"
@@ -24,6 +25,7 @@ import { tempDir } from "./support/Specs.js"
 describe("the plain client checks answers against the control API's Schemas", () => {
   it("has the Schema's fields in the Schema's order, and its states and healths", () => {
     expect(statusFieldNames).toEqual(Object.keys(ServiceStatus.fields))
+    expect(identityFieldNames).toEqual(Object.keys(SupervisorIdentity.fields))
     expect(ServiceState.literals.length).toBe(12)
     expect(Health.literals).toEqual(["none", "unknown", "healthy", "unhealthy"])
   })
@@ -40,6 +42,27 @@ describe("the plain client checks answers against the control API's Schemas", ()
       }),
       { numRuns: 200 }
     )
+  })
+
+  it("accepts every encoded hello the Schema makes, with its count of dropped output", () => {
+    FastCheck.assert(
+      FastCheck.property(Arbitrary.make(SupervisorIdentity), (identity) => {
+        const wire: unknown = JSON.parse(JSON.stringify(Schema.encodeSync(SupervisorIdentity)(identity)))
+        expect(isIdentity(wire)).toBe(true)
+        expect(isIdentity(wire) && wire.droppedOutputBytes).toBe(identity.droppedOutputBytes)
+      }),
+      { numRuns: 100 }
+    )
+    const hello = { pid: 1, startTime: null, dir: "/s", services: ["a"] }
+    expect(isIdentity(hello)).toBe(true)
+    for (const bad of [
+      { ...hello, pid: "1" },
+      { ...hello, services: [1] },
+      { ...hello, droppedOutputBytes: 0.5 },
+      []
+    ]) {
+      expect(isIdentity(bad)).toBe(false)
+    }
   })
 
   it("rejects what the Schema rejects, and what it would print differently", () => {

@@ -57,8 +57,28 @@ const oneOf =
   (value: unknown): boolean =>
     typeof value === "string" && values.includes(value)
 
-/** The fields of an encoded `ServiceStatus`, in the Schema's order, and whether each may be absent. */
-const statusFields: ReadonlyArray<readonly [string, (value: unknown) => boolean, "optional"?]> = [
+/** A field of an encoded Schema struct: its name, its check, and whether it may be absent. */
+type Field = readonly [string, (value: unknown) => boolean, "optional"?]
+
+/**
+ * Whether `value` is an object with exactly `fields`: every field valid, the keys in the Schema's order and no
+ * others, so that printing it gives the text the Schema's encoding would.
+ */
+const hasExactly = (fields: ReadonlyArray<Field>, value: unknown): boolean => {
+  if (!isObject(value)) return false
+  const keys = Object.keys(value)
+  let k = 0
+  for (const [name, valid, optional] of fields) {
+    if (keys[k] === name) {
+      if (!valid(value[name])) return false
+      k++
+    } else if (optional === undefined) return false
+  }
+  return k === keys.length
+}
+
+/** The fields of an encoded `ServiceStatus`, in the Schema's order. */
+const statusFields: ReadonlyArray<Field> = [
   ["name", (v) => typeof v === "string"],
   ["state", oneOf(SERVICE_STATES)],
   ["health", oneOf(HEALTHS)],
@@ -76,27 +96,28 @@ const statusFields: ReadonlyArray<readonly [string, (value: unknown) => boolean,
 /** The names of the fields of an encoded `ServiceStatus`, in order (the test compares them with the Schema's). */
 export const statusFieldNames: ReadonlyArray<string> = statusFields.map(([name]) => name)
 
-/**
- * Whether `value` is one encoded `ServiceStatus` exactly as the supervisor sends it: every field valid, the
- * keys in the Schema's order and no others, so that printing it gives the text the Schema's encoding would.
- */
-const isStatusRow = (value: unknown): value is ServiceStatus => {
-  if (!isObject(value)) return false
-  const keys = Object.keys(value)
-  let k = 0
-  for (const [name, valid, optional] of statusFields) {
-    if (keys[k] === name) {
-      if (!valid(value[name])) return false
-      k++
-    } else if (optional === undefined) return false
-  }
-  return k === keys.length
-}
+/** Whether `value` is one encoded `ServiceStatus` exactly as the supervisor sends it. */
+const isStatusRow = (value: unknown): value is ServiceStatus => hasExactly(statusFields, value)
 
 /** Whether `value` is the answer of `GET /status` (an array of encoded `ServiceStatus`), as above. */
 export const isStatusRows = (value: unknown): value is ReadonlyArray<ServiceStatus> =>
   Array.isArray(value) && value.every(isStatusRow)
 
-/** The part of `GET /hello`'s `SupervisorIdentity` that the quick paths use: who answers. */
-export const helloPid = (value: unknown): number | undefined =>
-  isObject(value) && isInt(value.pid) ? (value.pid as number) : undefined
+/** The fields of an encoded `SupervisorIdentity` (`GET /hello`), in the Schema's order. */
+const identityFields: ReadonlyArray<Field> = [
+  ["pid", isInt],
+  ["startTime", nullOr(isNumber)],
+  ["dir", (v) => typeof v === "string"],
+  ["services", (v) => Array.isArray(v) && v.every((s) => typeof s === "string")],
+  ["droppedOutputBytes", isInt, "optional"]
+]
+
+/** The names of the fields of an encoded `SupervisorIdentity`, in order (compared with the Schema's by the test). */
+export const identityFieldNames: ReadonlyArray<string> = identityFields.map(([name]) => name)
+
+/** Whether `value` is an encoded `SupervisorIdentity` (`GET /hello`), as above. */
+export const isIdentity = (value: unknown): value is { readonly pid: number; readonly droppedOutputBytes?: number } =>
+  hasExactly(identityFields, value)
+
+/** Who answers `GET /hello`: its pid, or undefined when the answer is not a `SupervisorIdentity`. */
+export const helloPid = (value: unknown): number | undefined => (isIdentity(value) ? value.pid : undefined)

@@ -10,11 +10,11 @@
  * launcher loads the CLI, which does what it always did and says what is wrong.
  */
 import * as path from "node:path"
-import { getJson, isStatusRows } from "../api/PlainControl.js"
+import { getJson, isIdentity, isStatusRows } from "../api/PlainControl.js"
 import { liveRecorded } from "../state/QuickState.js"
 import { stateDirOf, statePaths } from "../state/StatePaths.js"
 import * as Trace from "../trace/Trace.js"
-import { keepWriting } from "./ResilientOutput.js"
+import { keepWriting } from "../logs/ResilientOutput.js"
 import { formatEncodedJson, formatProcessTable, formatStatusTable } from "./StatusTable.js"
 
 /** A read-only verb the quick path serves. */
@@ -57,12 +57,15 @@ export const parseQuickVerb = (
   return { verb, root: path.resolve(cwd, dir ?? fallback ?? "."), json }
 }
 
-/** The text the verb prints for `rows` (already checked to be encoded `ServiceStatus`es). */
-export const quickText = (quick: QuickVerb, rows: Parameters<typeof formatProcessTable>[0]): string =>
+/**
+ * The text the verb prints for `rows` (already checked to be encoded `ServiceStatus`es); `dropped`: the
+ * supervisor's own output it could not write, from its hello.
+ */
+export const quickText = (quick: QuickVerb, rows: Parameters<typeof formatProcessTable>[0], dropped = 0): string =>
   quick.json
     ? formatEncodedJson(rows)
     : quick.verb === "status"
-      ? formatStatusTable(rows, Date.now())
+      ? formatStatusTable(rows, Date.now(), dropped)
       : formatProcessTable(rows)
 
 /**
@@ -79,11 +82,15 @@ export const quickVerb = (
   const paths = statePaths(stateDirOf(quick.root))
   // with no live supervisor recorded the full CLI cleans up what a dead one left and says so
   if (liveRecorded(paths.pidFile) === undefined) return Promise.resolve(false)
-  return getJson(paths.socket, "/status", ANSWER_TIMEOUT_MS).then((rows) => {
-    if (!isStatusRows(rows)) return false
+  // the full client says hello first (its answer also counts the supervisor's dropped output); here both at once
+  return Promise.all([
+    getJson(paths.socket, "/hello", ANSWER_TIMEOUT_MS),
+    getJson(paths.socket, "/status", ANSWER_TIMEOUT_MS)
+  ]).then(([hello, rows]) => {
+    if (!isIdentity(hello) || !isStatusRows(rows)) return false
     Trace.mark(`${quick.verb} answered, without the CLI bundle`)
     keepWriting(process.stdout)
-    process.stdout.write(`${quickText(quick, rows)}\n`)
+    process.stdout.write(`${quickText(quick, rows, hello.droppedOutputBytes ?? 0)}\n`)
     return true
   })
 }

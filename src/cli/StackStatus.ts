@@ -3,10 +3,9 @@
  */
 import { Command } from "@effect/cli"
 import { Console, Effect, Schema } from "effect"
-import { onRunningStack } from "../app/RunningStack.js"
+import { withClient } from "../api/ControlClient.js"
 import { ServiceStatus } from "../stack/ServiceStatus.js"
 import { formatUptime } from "../supervisor/StatusFormat.js"
-import { Supervisor } from "../supervisor/Supervisor.js"
 import { dirOption, jsonOption } from "./CliOptions.js"
 import { formatEncodedJson, formatStatusTable } from "./StatusTable.js"
 
@@ -21,11 +20,10 @@ export const formatStatusJson = (rows: ReadonlyArray<ServiceStatus>): string =>
 
 export const statusCommand = Command.make("status", { dir: dirOption, json: jsonOption }, ({ dir, json }) =>
   Effect.gen(function* () {
-    const rows = yield* onRunningStack(
-      dir,
-      Effect.flatMap(Supervisor, (supervisor) => supervisor.status)
+    const { rows, dropped } = yield* withClient(dir, (client) =>
+      Effect.map(client.status, (rows) => ({ rows, dropped: client.identity.droppedOutputBytes ?? 0 }))
     )
-    yield* Console.log(json ? formatStatusJson(rows) : formatStatusTable(rows, Date.now()))
+    yield* Console.log(json ? formatStatusJson(rows) : formatStatusTable(rows, Date.now(), dropped))
   })
 ).pipe(
   Command.withDescription(

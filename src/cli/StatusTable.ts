@@ -17,9 +17,16 @@ export const formatTable = (header: ReadonlyArray<string>, rows: ReadonlyArray<R
   return [line(header), ...rows.map(line)].join("\n")
 }
 
-/** The `stack status` table: SERVICE STATE HEALTH PID RESTARTS UPTIME CPU RSS PORTS. `now` in epoch ms. */
-export const formatStatusTable = (rows: ReadonlyArray<ServiceStatus>, now: number): string =>
-  [formatRows(rows, now), ...droppedNote(rows)].join("\n")
+/**
+ * The `stack status` table: SERVICE STATE HEALTH PID RESTARTS UPTIME CPU RSS PORTS. `now` in epoch ms;
+ * `supervisorDropped`: bytes of the supervisor's own output it could not write.
+ */
+export const formatStatusTable = (rows: ReadonlyArray<ServiceStatus>, now: number, supervisorDropped = 0): string =>
+  [formatRows(rows, now), ...droppedNote(rows), ...supervisorDroppedNote(supervisorDropped)].join("\n")
+
+/** A line under the table when the supervisor could not write its own output (`.core-stack/supervisor.log`). */
+const supervisorDroppedNote = (dropped: number): ReadonlyArray<string> =>
+  dropped > 0 ? [`supervisor output not written (disk full?): ${dropped} bytes`] : []
 
 /** A line under the table when log lines could not be written to their files. */
 const droppedNote = (rows: ReadonlyArray<ServiceStatus>): ReadonlyArray<string> => {
