@@ -53,7 +53,8 @@ export interface StateCell {
   readonly when: <A>(f: (state: Internal) => A | undefined) => Effect.Effect<A>
 }
 
-export const makeStateCell = (initial: Internal): StateCell => {
+/** A cell holding `initial`, with no waiters. */
+const makeStateCell = (initial: Internal): StateCell => {
   let current = initial
   const waiters = new Set<(state: Internal) => void>()
   return {
