@@ -292,6 +292,20 @@ describe("watchLiveness (TestClock)", () => {
     })
   )
 
+  it.effect("afterReady: the first check comes one period after the start, not at once", () =>
+    Effect.gen(function* () {
+      const checks = yield* Ref.make(0)
+      const check = Ref.update(checks, (n) => n + 1)
+      yield* Effect.fork(watchLivenessWith(check, timing, undefined, { afterReady: true }))
+      yield* TestClock.adjust(timing.periodMs - 1)
+      expect(yield* Ref.get(checks)).toBe(0)
+      yield* TestClock.adjust(1)
+      expect(yield* Ref.get(checks)).toBe(1)
+      yield* TestClock.adjust(timing.periodMs)
+      expect(yield* Ref.get(checks)).toBe(2)
+    })
+  )
+
   it.effect("failures in the grace period do not count", () =>
     Effect.gen(function* () {
       const check = Effect.fail(new ProbeError({ reason: "down" }))

@@ -65,6 +65,11 @@ describe("ProbeSchedule", () => {
     expect(times).toEqual([0, 10_000, 20_000])
   })
 
+  it("liveness started right after readiness waits one period before its first check", () => {
+    const { times } = run(initial(spec, "liveness", spec.periodMs), [true, true, true])
+    expect(times).toEqual([10_000, 20_000, 30_000])
+  })
+
   it("success threshold: consecutive successes; a failure restarts the count", () => {
     const s = initial({ ...spec, successThreshold: 3 })
     expect(run(s, [true, true, false, true, true, true]).verdicts).toEqual([

@@ -41,36 +41,53 @@ const describeError = (error: unknown): string => {
 }
 
 /**
- * Effect.async, with the resume callback made safe to call more than once, and an error thrown while the
- * check starts (`http.request` throws on a path it cannot send) a failed check named by
+ * Effect.async, with the resume callback made safe to call more than once, a timeout of its own, and an error
+ * thrown while the check starts (`http.request` throws on a path it cannot send) a failed check named by
  * `what`: thrown inside Effect.async it would be a defect, and readiness would wait for it forever.
+ * `register` returns how to abandon the check, on a timeout or an interruption. The timer is a plain one, not
+ * the Effect clock: these checks wait for the network, and `Effect.timeout` would fork two fibers (a race)
+ * for every check of every service.
  */
 const once = <A>(
   what: string,
-  register: (done: (result: Either.Either<A, ProbeError>) => void) => Effect.Effect<void> | void
+  timeoutMs: number,
+  register: (done: (result: Either.Either<A, ProbeError>) => void) => () => void
 ) =>
   Effect.async<A, ProbeError>((resume) => {
     let resumed = false
+    let abandon: (() => void) | undefined
+    let timer: NodeJS.Timeout | undefined
     const done = (result: Either.Either<A, ProbeError>) => {
       if (resumed) return
       resumed = true
+      clearTimeout(timer)
       resume(Either.isRight(result) ? Effect.succeed(result.right) : Effect.fail(result.left))
     }
+    timer = setTimeout(
+      () => {
+        abandon?.()
+        done(failure(`${what} gave no answer within ${timeoutMs} ms`))
+      },
+      Math.max(1, timeoutMs)
+    )
     try {
-      return register(done) ?? Effect.void
+      abandon = register(done)
     } catch (error) {
       done(
         failure(`${what}: cannot ${what.startsWith("GET") ? "send the request" : "start it"}: ${describeError(error)}`)
       )
-      return Effect.void
     }
+    return Effect.sync(() => {
+      clearTimeout(timer)
+      abandon?.()
+    })
   })
 
 const failure = (reason: string) => Either.left(new ProbeError({ reason }))
 const success = Either.right(undefined)
 
-const httpGet = (check: Extract<ProbeCheck, { _tag: "http_get" }>) =>
-  once<void>(describeCheck(check), (done) => {
+const httpGet = (check: Extract<ProbeCheck, { _tag: "http_get" }>, timeoutMs: number) =>
+  once<void>(describeCheck(check), timeoutMs, (done) => {
     const url = `${check.scheme}://${check.host}:${check.port}${check.path}`
     const options: https.RequestOptions = {
       host: check.host,
@@ -91,18 +108,18 @@ const httpGet = (check: Extract<ProbeCheck, { _tag: "http_get" }>) =>
     })
     request.on("error", (error) => done(failure(`GET ${url}: ${describeError(error)}`)))
     request.end()
-    return Effect.sync(() => request.destroy())
+    return () => request.destroy()
   })
 
-const tcpConnect = (check: Extract<ProbeCheck, { _tag: "tcp" }>) =>
-  once<void>(describeCheck(check), (done) => {
+const tcpConnect = (check: Extract<ProbeCheck, { _tag: "tcp" }>, timeoutMs: number) =>
+  once<void>(describeCheck(check), timeoutMs, (done) => {
     const socket = net.connect({ host: check.host, port: check.port })
     socket.once("connect", () => {
       socket.destroy()
       done(success)
     })
     socket.once("error", (error) => done(failure(`connect to ${check.host}:${check.port}: ${describeError(error)}`)))
-    return Effect.sync(() => socket.destroy())
+    return () => socket.destroy()
   })
 
 const execCommand = (check: Extract<ProbeCheck, { _tag: "exec" }>, context: CheckContext) =>
@@ -128,16 +145,16 @@ const execCommand = (check: Extract<ProbeCheck, { _tag: "exec" }>, context: Chec
  * One check with a timeout (`owner` names an exec check's process group for the guardian): `http_get` (status 200-399 = ok, like process-compose; no keep-alive; TLS
  * certificates not verified), `exec` (`sh -c` in its own process group, exit 0 = ok; the group is killed on
  * timeout and swept after the command exits) and `tcp` (connection accepted = ok).
- * The timeout uses the Effect clock.
+ * An exec check's timeout uses the Effect clock; an http or tcp check's is a plain timer (see `once`).
  */
 export const runCheck = (
   check: ProbeCheck,
   timeoutMs: number,
   context: CheckContext = {}
 ): Effect.Effect<void, ProbeError> => {
-  const attempt =
-    check._tag === "http_get" ? httpGet(check) : check._tag === "tcp" ? tcpConnect(check) : execCommand(check, context)
-  return attempt.pipe(
+  if (check._tag === "http_get") return httpGet(check, timeoutMs)
+  if (check._tag === "tcp") return tcpConnect(check, timeoutMs)
+  return execCommand(check, context).pipe(
     Effect.timeoutFail({
       duration: Duration.millis(Math.max(1, timeoutMs)),
       onTimeout: () => new ProbeError({ reason: `${describeCheck(check)} gave no answer within ${timeoutMs} ms` })
@@ -169,11 +186,12 @@ const probeUntil = (
   spec: Omit<ProbeSpec, "check">,
   kind: ProbeSchedule.ProbeKind,
   until: ProbeSchedule.ProbeVerdict,
-  onResult: ((ok: boolean, reason?: string) => void) | undefined
+  onResult: ((ok: boolean, reason?: string) => void) | undefined,
+  firstDelayMs = 0
 ) =>
   Effect.gen(function* () {
     const start = yield* Clock.currentTimeMillis
-    let state = ProbeSchedule.initial(spec, kind)
+    let state = ProbeSchedule.initial(spec, kind, firstDelayMs)
     while (true) {
       const delay = ProbeSchedule.nextDelay(state)
       if (delay > 0) yield* Effect.sleep(Duration.millis(delay))
@@ -209,13 +227,24 @@ export const waitReady = (
   context?: CheckContext
 ): Effect.Effect<void> => waitReadyWith(runCheck(spec.check, spec.timeoutMs, context), spec, onResult)
 
+/** How a liveness probe starts. */
+export interface LivenessOptions {
+  /**
+   * A readiness check has just passed: the first check comes one period after the call instead of at once
+   * (the grace period still counts from the call).
+   */
+  readonly afterReady?: boolean | undefined
+}
+
 /** `watchLiveness` with any check in place of the spec's own. */
 export const watchLivenessWith = Effect.fn("Probe.watchLiveness")(function* (
   check: Effect.Effect<void, ProbeError>,
   spec: Omit<ProbeSpec, "check">,
-  onResult?: (ok: boolean, reason?: string) => void
+  onResult?: (ok: boolean, reason?: string) => void,
+  options: LivenessOptions = {}
 ) {
-  const { result, state } = yield* probeUntil(check, spec, "liveness", "unhealthy", onResult)
+  const firstDelayMs = options.afterReady === true ? spec.periodMs : 0
+  const { result, state } = yield* probeUntil(check, spec, "liveness", "unhealthy", onResult, firstDelayMs)
   return yield* new LivenessFailed({
     reason: reasonOf(result) ?? "unknown",
     consecutiveFailures: state.consecutiveFailures
@@ -223,12 +252,14 @@ export const watchLivenessWith = Effect.fn("Probe.watchLiveness")(function* (
 })
 
 /**
- * Runs for the life of the process: checks at once, then every `periodMs`; fails with `LivenessFailed` after
- * `failureThreshold` consecutive failures outside the grace period (`initialDelayMs` from the call).
+ * Runs for the life of the process: checks at once (or one period later, `afterReady`), then every
+ * `periodMs`; fails with `LivenessFailed` after `failureThreshold` consecutive failures outside the grace
+ * period (`initialDelayMs` from the call).
  */
 export const watchLiveness = (
   spec: ProbeSpec,
   onResult?: (ok: boolean, reason?: string) => void,
-  context?: CheckContext
+  context?: CheckContext,
+  options?: LivenessOptions
 ): Effect.Effect<never, LivenessFailed> =>
-  watchLivenessWith(runCheck(spec.check, spec.timeoutMs, context), spec, onResult)
+  watchLivenessWith(runCheck(spec.check, spec.timeoutMs, context), spec, onResult, options)

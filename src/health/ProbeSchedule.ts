@@ -8,7 +8,9 @@
  * delays did to the checks: the schedule follows time, not the count of checks), and every probe backs off,
  * so a stack of hundreds of services is not flooded (about 45 checks in the first 30 s with the default 10 s
  * period, then one per period). A liveness probe checks at once, then every `periodMs`: it watches a
- * service already up, and fast retries would turn a blip into `failureThreshold` failures.
+ * service already up, and fast retries would turn a blip into `failureThreshold` failures. One that starts
+ * right after a readiness check passed waits one period before its first check (`firstDelayMs`): the check
+ * that just passed said as much, and with hundreds of services those checks would all land in the start burst.
  *
  * Verdict (as Kubernetes): `pending` until `successThreshold` consecutive successes make it `healthy`, or
  * `failureThreshold` consecutive counted failures make it `unhealthy`; it then stays so until the opposite
@@ -38,6 +40,8 @@ export interface ProbeState {
   readonly verdict: ProbeVerdict
   /** When the last check was done, in milliseconds since the probe started. */
   readonly lastCheckMs: number
+  /** Wait before the first check. */
+  readonly firstDelayMs: number
 }
 
 /**
@@ -50,10 +54,11 @@ export const FIRST_DELAY_MS = 10
 /** The readiness delay as a share of the time since the probe started: how late a service may be seen ready. */
 export const LATENESS = 0.15
 
-/** The state before the first check. */
+/** The state before the first check, which comes after `firstDelayMs` (none by default). */
 export const initial = (
   spec: Pick<ProbeSpec, "initialDelayMs" | "periodMs" | "successThreshold" | "failureThreshold">,
-  kind: ProbeKind = "readiness"
+  kind: ProbeKind = "readiness",
+  firstDelayMs = 0
 ): ProbeState => ({
   kind,
   initialDelayMs: Math.max(0, spec.initialDelayMs),
@@ -64,12 +69,13 @@ export const initial = (
   consecutiveSuccesses: 0,
   consecutiveFailures: 0,
   verdict: "pending",
-  lastCheckMs: 0
+  lastCheckMs: 0,
+  firstDelayMs: Math.max(0, firstDelayMs)
 })
 
-/** Milliseconds to wait before the next check: 0 before the first. */
+/** Milliseconds to wait before the next check: `firstDelayMs` before the first. */
 export const nextDelay = (state: ProbeState): number => {
-  if (state.checks === 0) return 0
+  if (state.checks === 0) return state.firstDelayMs
   if (state.kind === "liveness") return state.periodMs
   return Math.min(state.periodMs, Math.max(FIRST_DELAY_MS, Math.round(state.lastCheckMs * LATENESS)))
 }

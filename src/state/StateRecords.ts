@@ -56,6 +56,21 @@ export const recordOf = <A, I>(schema: Schema.Schema<A, I>, file: string): A | u
   return read._tag === "Found" ? read.value : undefined
 }
 
+/**
+ * The JSON encoder of each record schema, built once: `Schema.parseJson(schema)` is a new schema on each call,
+ * so its encoder was compiled anew for every record (one per spawned group, 200 in a burst at `up`).
+ */
+const encoders = new WeakMap<Schema.Schema.Any, (value: unknown) => string>()
+
+const encoderOf = <A, I>(schema: Schema.Schema<A, I>): ((value: A) => string) => {
+  let encode = encoders.get(schema)
+  if (encode === undefined) {
+    encode = Schema.encodeSync(Schema.parseJson(schema)) as (value: unknown) => string
+    encoders.set(schema, encode)
+  }
+  return encode
+}
+
 /** Writes a record file (0600). */
 export const writeRecord = <A, I>(
   schema: Schema.Schema<A, I>,
@@ -63,7 +78,7 @@ export const writeRecord = <A, I>(
   value: A
 ): Effect.Effect<void, StateDirError> =>
   Effect.try({
-    try: () => fs.writeFileSync(file, Schema.encodeSync(Schema.parseJson(schema))(value), { mode: 0o600 }),
+    try: () => fs.writeFileSync(file, encoderOf(schema)(value), { mode: 0o600 }),
     catch: (cause) => new StateDirError({ path: file, cause })
   })
 

@@ -4,7 +4,7 @@
  * interrupts its fiber, whose scope stops the group. A per-service semaphore makes start, stop and restart of
  * one service happen one at a time.
  */
-import { Deferred, Effect, FiberMap, Option, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
+import { Deferred, Effect, FiberMap, PubSub, type Scope, Stream } from "effect"
 import type { LogError, LogLine } from "../logs/ServiceLog.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
 import { ProcessRegistry } from "../process/ProcessRegistry.js"
@@ -77,24 +77,23 @@ export const makeLocalSupervisor = (
 
     /** Waits until a service settles; fails with its reason and last lines when it could not start. */
     const awaitSettled = (entry: ServiceEntry) =>
-      entry.state.changes.pipe(
-        Stream.map((s) => s.status),
-        Stream.filter((s) => settledVerdict(s) !== "wait"),
-        Stream.runHead,
-        Effect.flatMap((status) =>
-          Option.isSome(status) && settledVerdict(status.value) === "met"
-            ? Effect.void
-            : Effect.flatMap(lastLines(entry), (lines) =>
-                Effect.fail(
-                  new StartFailed({
-                    service: entry.spec.name,
-                    reason: Option.match(status, { onNone: () => "stopped", onSome: (s) => s.reason ?? s.state }),
-                    lastLines: lines
-                  })
+      entry.state
+        .when(({ status }) => (settledVerdict(status) === "wait" ? undefined : status))
+        .pipe(
+          Effect.flatMap((status) =>
+            settledVerdict(status) === "met"
+              ? Effect.void
+              : Effect.flatMap(lastLines(entry), (lines) =>
+                  Effect.fail(
+                    new StartFailed({
+                      service: entry.spec.name,
+                      reason: status.reason ?? status.state,
+                      lastLines: lines
+                    })
+                  )
                 )
-              )
+          )
         )
-      )
 
     const stopOne = (entry: ServiceEntry) =>
       entry.lock.withPermits(1)(
@@ -140,7 +139,7 @@ export const makeLocalSupervisor = (
       const entry = yield* entryOf(name)
       for (const dependency of entry.spec.dependsOn) {
         const other = entries.get(dependency.name)!
-        const internal = yield* SubscriptionRef.get(other.state)
+        const internal = other.state.get()
         const verdict = conditionVerdict(dependency.condition, dependencyState(other, internal))
         const idle = internal.status.state === "pending" || internal.status.state === "stopped"
         if (typeof verdict === "object" || (verdict === "wait" && idle)) {
@@ -177,9 +176,10 @@ export const makeLocalSupervisor = (
 
     const statusOf = (name: string) =>
       Effect.flatMap(entryOf(name), (entry) =>
-        Effect.map(SubscriptionRef.get(entry.state), (s) => {
+        Effect.sync(() => {
+          const { status } = entry.state.get()
           const dropped = entry.log.droppedBytes()
-          return dropped > 0 ? { ...s.status, droppedLogBytes: dropped } : s.status
+          return dropped > 0 ? { ...status, droppedLogBytes: dropped } : status
         })
       )
 

@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Clock, Deferred, Effect, Fiber, Option, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
+import { Clock, Deferred, Effect, PubSub, type Scope } from "effect"
 import { waitReady, watchLiveness } from "../health/Probe.js"
 import { type LogError, makeServiceLog, type ServiceLog } from "../logs/ServiceLog.js"
 import type { ServiceSpec } from "../manifest/ServiceSpec.js"
@@ -35,11 +35,57 @@ export interface Internal {
   readonly logReady: boolean
 }
 
+/**
+ * A service's current `Internal` state, and waits on it. Plain callbacks rather than a `SubscriptionRef` and
+ * its `changes` stream: every wait on a stream of changes costs a fiber and a channel pipeline, and each change
+ * ran through all of them; with 200 services that was ~400 runtime operations per service before its first
+ * spawn event (counted in a traced start). `set` calls every waiter synchronously, so a waiter sees every state,
+ * in order, as the stream did.
+ */
+export interface StateCell {
+  readonly get: () => Internal
+  /** Replaces the state and offers it to every waiter. */
+  readonly set: (next: Internal) => void
+  /**
+   * Waits until `f` gives something other than `undefined` for the state (the current one first, then each new
+   * one) and returns it.
+   */
+  readonly when: <A>(f: (state: Internal) => A | undefined) => Effect.Effect<A>
+}
+
+/** A cell holding `initial`, with no waiters. */
+const makeStateCell = (initial: Internal): StateCell => {
+  let current = initial
+  const waiters = new Set<(state: Internal) => void>()
+  return {
+    get: () => current,
+    set: (next) => {
+      current = next
+      for (const waiter of waiters) waiter(next)
+    },
+    when: <A>(f: (state: Internal) => A | undefined) =>
+      Effect.suspend(() => {
+        const now = f(current)
+        if (now !== undefined) return Effect.succeed(now)
+        return Effect.async<A>((resume) => {
+          const waiter = (state: Internal) => {
+            const found = f(state)
+            if (found === undefined) return
+            waiters.delete(waiter)
+            resume(Effect.succeed(found))
+          }
+          waiters.add(waiter)
+          return Effect.sync(() => waiters.delete(waiter))
+        })
+      })
+  }
+}
+
 /** A service of the stack: its spec, log, state, and the lock that makes its verbs run one at a time. */
 export interface ServiceEntry {
   readonly spec: ServiceSpec
   readonly log: ServiceLog
-  readonly state: SubscriptionRef.SubscriptionRef<Internal>
+  readonly state: StateCell
   readonly lock: Effect.Semaphore
 }
 
@@ -92,7 +138,7 @@ export const makeEntry = (spec: ServiceSpec, stateDir: string): Effect.Effect<Se
       name,
       file: serviceLogPath(stateDir, name)
     })
-    const state = yield* SubscriptionRef.make<Internal>({
+    const state = makeStateCell({
       logReady: false,
       status: {
         name,
@@ -115,7 +161,8 @@ export const update = (
   entry: ServiceEntry,
   f: (status: ServiceStatus) => Partial<ServiceStatus>
 ): Effect.Effect<ServiceStatus> =>
-  SubscriptionRef.modify(entry.state, (current) => {
+  Effect.suspend(() => {
+    const current = entry.state.get()
     const next = { ...current.status, ...f(current.status) }
     const status: ServiceStatus = hasProcess(next.state)
       ? next
@@ -128,20 +175,12 @@ export const update = (
                 ? "unknown"
                 : "none"
         }
-    const noted = status.state !== current.status.state || status.reason !== current.status.reason
-    return [
-      { status, noted },
-      { ...current, status }
-    ] as const
-  }).pipe(
-    Effect.tap(({ status }) => PubSub.publish(stack.transitions, status)),
-    Effect.tap(({ status, noted }) =>
-      noted
-        ? Effect.sync(() => entry.log.note(`${status.state}${status.reason ? `: ${status.reason}` : ""}`))
-        : Effect.void
-    ),
-    Effect.map(({ status }) => status)
-  )
+    entry.state.set({ ...current, status })
+    if (status.state !== current.status.state || status.reason !== current.status.reason) {
+      entry.log.note(`${status.state}${status.reason ? `: ${status.reason}` : ""}`)
+    }
+    return Effect.as(PubSub.publish(stack.transitions, status), status)
+  })
 
 /** The last lines of a service's own output (not the supervisor's notes), for an error. */
 export const lastLines = (entry: ServiceEntry): Effect.Effect<ReadonlyArray<string>> =>
@@ -166,16 +205,18 @@ const awaitDependencies = (stack: StackContext, spec: ServiceSpec): Effect.Effec
     spec.dependsOn,
     ({ name, condition }) => {
       const dependency = stack.entries.get(name)!
-      return dependency.state.changes.pipe(
-        Stream.map((internal) => conditionVerdict(condition, dependencyState(dependency, internal))),
-        Stream.filter((verdict) => verdict !== "wait"),
-        Stream.runHead,
-        Effect.map((verdict) =>
-          Option.isSome(verdict) && verdict.value !== "met"
-            ? `dependency ${name} can no longer be ${condition.replace("process_", "")}: ${verdict.value.failed}`
-            : undefined
+      return dependency.state
+        .when((internal) => {
+          const verdict = conditionVerdict(condition, dependencyState(dependency, internal))
+          return verdict === "wait" ? undefined : verdict
+        })
+        .pipe(
+          Effect.map((verdict) =>
+            verdict !== "met"
+              ? `dependency ${name} can no longer be ${condition.replace("process_", "")}: ${verdict.failed}`
+              : undefined
+          )
         )
-      )
     },
     { concurrency: "unbounded" }
   ).pipe(Effect.map((reasons) => reasons.find((r) => r !== undefined)))
@@ -202,7 +243,7 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
       })
       yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
     }
-    yield* SubscriptionRef.update(entry.state, (s) => ({ ...s, logReady: false }))
+    entry.state.set({ ...entry.state.get(), logReady: false })
     const noDataDir = makeDataDirs(stack.dataDir, spec.name)
     if (noDataDir !== undefined) return { _tag: "SpawnFailed", reason: noDataDir } as RunOutcome
     // the process, its exec probes and its shutdown command all see the same environment
@@ -232,70 +273,83 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
     let ready = !hasReadiness
     let lastProbeFailure: string | undefined
 
-    const readiness = Effect.all(
-      [
-        spec.readiness
-          ? waitReady(
-              spec.readiness,
-              (ok, reason) => {
-                Trace.count(ok ? "readiness check passed" : "readiness check failed")
-                if (!ok) lastProbeFailure = reason
-              },
-              { owner: `${spec.name} (readiness probe)`, env }
-            )
-          : Effect.void,
-        spec.readyLogLine !== undefined
-          ? Deferred.await(logMatched).pipe(
-              Effect.zipRight(SubscriptionRef.update(entry.state, (s) => ({ ...s, logReady: true })))
-            )
-          : Effect.void
-      ],
-      { concurrency: "unbounded", discard: true }
+    const probe = spec.readiness
+      ? waitReady(
+          spec.readiness,
+          (ok, reason) => {
+            Trace.count(ok ? "readiness check passed" : "readiness check failed")
+            if (!ok) lastProbeFailure = reason
+          },
+          { owner: `${spec.name} (readiness probe)`, env }
+        )
+      : undefined
+    const logLine =
+      spec.readyLogLine !== undefined
+        ? Deferred.await(logMatched).pipe(
+            Effect.zipRight(Effect.sync(() => entry.state.set({ ...entry.state.get(), logReady: true })))
+          )
+        : undefined
+    // how this run ends: the first of its exit, a missed readiness deadline and a failed liveness probe
+    const outcome = yield* Deferred.make<RunOutcome>()
+    // one of the two runs in this fiber; both, side by side, only when there are both
+    const readiness = (
+      probe && logLine
+        ? Effect.all([probe, logLine], { concurrency: "unbounded", discard: true })
+        : (probe ?? logLine ?? Effect.void)
     ).pipe(
-      Effect.timeoutOption(Math.max(0, deadline - spawnedAt)),
-      Effect.flatMap((done) =>
-        Option.isSome(done)
-          ? Effect.gen(function* () {
-              ready = true
-              Trace.count("service ready")
-              yield* update(stack, entry, () => ({
-                state: "ready",
-                health: spec.readiness ? "healthy" : "none",
-                reason: null
-              }))
-            })
-          : Effect.fail({
-              _tag: "NotReady",
-              reason:
-                `not ready after ${spec.readinessTimeoutMs / 1000} s` +
-                (lastProbeFailure ? ` (last readiness check: ${lastProbeFailure})` : "")
-            } as RunOutcome)
+      Effect.zipRight(
+        Effect.suspend(() => {
+          ready = true
+          Trace.count("service ready")
+          return update(stack, entry, () => ({
+            state: "ready",
+            health: spec.readiness ? "healthy" : "none",
+            reason: null
+          }))
+        })
+      )
+    )
+    const notReady = Effect.sleep(Math.max(0, deadline - spawnedAt)).pipe(
+      Effect.zipRight(
+        Effect.suspend(() =>
+          ready
+            ? Effect.void
+            : Deferred.succeed(outcome, {
+                _tag: "NotReady",
+                reason:
+                  `not ready after ${spec.readinessTimeoutMs / 1000} s` +
+                  (lastProbeFailure ? ` (last readiness check: ${lastProbeFailure})` : "")
+              })
+        )
       )
     )
     const liveness = spec.liveness
-      ? watchLiveness(spec.liveness, undefined, { owner: `${spec.name} (liveness probe)`, env }).pipe(
+      ? watchLiveness(
+          spec.liveness,
+          undefined,
+          { owner: `${spec.name} (liveness probe)`, env },
+          // a readiness check that just passed said what a first liveness check would: wait one period
+          { afterReady: spec.readiness !== undefined }
+        ).pipe(
           Effect.catchAll((failure) =>
             Effect.flatMap(Clock.currentTimeMillis, (now) =>
-              Effect.fail({
-                _tag: "Unhealthy",
-                reason: `liveness check failed: ${failure.reason}`,
-                ranMs: now - spawnedAt
-              } as RunOutcome)
+              update(stack, entry, () => ({ health: "unhealthy" })).pipe(
+                Effect.zipRight(
+                  Deferred.succeed(outcome, {
+                    _tag: "Unhealthy",
+                    reason: `liveness check failed: ${failure.reason}`,
+                    ranMs: now - spawnedAt
+                  })
+                )
+              )
             )
           )
         )
-      : Effect.never
-    const watch = (hasReadiness ? readiness : Effect.void).pipe(
-      Effect.zipRight(liveness),
-      Effect.flip,
-      Effect.tap((outcome) =>
-        outcome._tag === "Unhealthy" ? update(stack, entry, () => ({ health: "unhealthy" })) : Effect.void
-      )
-    )
+      : Effect.void
     const exited = proc.exit.pipe(
       Effect.zip(Clock.currentTimeMillis),
-      Effect.map(
-        ([code, now]): RunOutcome => ({
+      Effect.flatMap(([code, now]) =>
+        Deferred.succeed(outcome, {
           _tag: "Exited",
           code,
           settled: hasReadiness ? ready : now - spawnedAt >= SETTLED_MS,
@@ -304,10 +358,13 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
         })
       )
     )
-    // forked in this run's scope, after the group: its probes are interrupted, and awaited, before the
-    // group is stopped (a race would leave the loser's interruption running behind the stop)
-    const watching = yield* Effect.forkScoped(watch)
-    return yield* Effect.raceFirst(exited, Fiber.join(watching))
+    // forked in this run's scope, after the group: when the run ends, the scope interrupts and awaits its
+    // probes before the group is stopped. A fiber each, not races (a race forks both sides again): 3 fibers
+    // per run where timeoutOption, raceFirst and forkScoped made 5.
+    if (hasReadiness) yield* Effect.forkScoped(notReady)
+    yield* Effect.forkScoped(hasReadiness ? Effect.zipRight(readiness, liveness) : liveness)
+    yield* Effect.forkScoped(exited)
+    return yield* Deferred.await(outcome)
   }).pipe(Effect.scoped)
 
 /**

@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from "node:fs"
 
 interface ProcInfo {
   readonly pid: number
+  readonly ppid: number
   readonly pgid: number
   readonly state: string
   readonly command: string
@@ -15,7 +16,13 @@ const readProc = (pid: number): ProcInfo | undefined => {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
     const close = stat.lastIndexOf(")")
     const fields = stat.slice(close + 2).split(" ")
-    return { pid, pgid: Number(fields[2]), state: fields[0], command: stat.slice(stat.indexOf("(") + 1, close) }
+    return {
+      pid,
+      ppid: Number(fields[1]),
+      pgid: Number(fields[2]),
+      state: fields[0],
+      command: stat.slice(stat.indexOf("(") + 1, close)
+    }
   } catch {
     return undefined
   }
@@ -35,13 +42,14 @@ export const survivors = (ids: Iterable<number>): ReadonlyArray<ProcInfo> => {
 }
 
 /** Live processes whose command line mentions `marker` (a temp directory, say). */
-export const processesMentioning = (marker: string): ReadonlyArray<{ pid: number; cmdline: string }> =>
+export const processesMentioning = (marker: string): ReadonlyArray<{ pid: number; ppid: number; cmdline: string }> =>
   liveProcesses()
     .map((p) => {
       try {
-        return { pid: p.pid, cmdline: readFileSync(`/proc/${p.pid}/cmdline`, "utf8").replaceAll("\0", " ") }
+        const cmdline = readFileSync(`/proc/${p.pid}/cmdline`, "utf8").replaceAll("\0", " ")
+        return { pid: p.pid, ppid: p.ppid, cmdline }
       } catch {
-        return { pid: p.pid, cmdline: "" }
+        return { pid: p.pid, ppid: p.ppid, cmdline: "" }
       }
     })
     .filter((p) => p.cmdline.includes(marker) && p.pid !== process.pid)
