@@ -60,6 +60,13 @@ export interface ProcessGroup {
   readonly ended: Effect.Effect<Ended>
   /** Whether the leader has exited. */
   readonly hasExited: Effect.Effect<boolean>
+  /**
+   * Sends the stop signal now, ahead of the scope's close (whose release then only waits, the grace period
+   * counted from `now`, Clock millis). Synchronous, so that a whole stop level is signalled in one loop; one
+   * signal per group at most (a second SIGTERM means "now" to many programs). Nothing for a group that has a
+   * shutdown command (its release runs it), has exited, or was signalled already.
+   */
+  readonly signalStop: (now: number) => void
 }
 
 export interface Ended {
@@ -155,6 +162,7 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
     const registry = yield* Effect.serviceOption(ProcessRegistry)
     const exited = yield* Deferred.make<Ended>()
     const drained = yield* Deferred.make<void>()
+    const stop: StopState = { signalledAt: undefined, exited: false }
     const pid = yield* Effect.acquireRelease(
       Effect.async<number, SpawnError>((resume) => {
         const failed = (reason: string) => resume(Effect.fail(new SpawnError({ command: options.command, reason })))
@@ -188,9 +196,10 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
           Trace.count("process group running (its spawn event)")
           resume(Effect.succeed(child.pid!))
         })
-        child.once("exit", (code, signal) =>
+        child.once("exit", (code, signal) => {
+          stop.exited = true
           Deferred.unsafeDone(exited, Effect.succeed({ status: exitStatus(code, signal), signal: signal ?? undefined }))
-        )
+        })
       }).pipe(
         Effect.tap((pid) => liveGroups.add(pid)),
         Effect.tap((pid) =>
@@ -198,9 +207,14 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
         )
       ),
       (pid) =>
-        stopGroup(pid, options, exited).pipe(
-          Effect.zipRight(Deferred.await(drained).pipe(Effect.interruptible, Effect.timeoutOption("1 second"))),
-          Effect.zipRight(awaitGroupGone(pid)),
+        stopGroup(pid, options, exited, stop).pipe(
+          Effect.tap(() =>
+            Effect.flatMap(Deferred.isDone(drained), (done) =>
+              done ? Effect.void : Deferred.await(drained).pipe(Effect.interruptible, Effect.timeoutOption("1 second"))
+            )
+          ),
+          // a sweep that found no process in the group: gone, nothing to wait for
+          Effect.flatMap((swept) => (swept ? awaitGroupGone(pid) : Effect.succeed([]))),
           Effect.tap(() => Trace.count("process group gone")),
           Effect.flatMap((left) =>
             left.length === 0
@@ -217,20 +231,41 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
       pid,
       exit: Effect.map(Deferred.await(exited), (ended) => ended.status),
       ended: Deferred.await(exited),
-      hasExited: Deferred.isDone(exited)
+      hasExited: Deferred.isDone(exited),
+      signalStop: (now) => sendStopSignal(pid, options, stop, now)
     }
   })
 
+/** Whether, and when (Clock millis), the group was sent its stop signal; whether its leader has exited. */
+interface StopState {
+  signalledAt: number | undefined
+  exited: boolean
+}
+
+/** The group's stop signal, once, unless it has a shutdown command instead or its leader has exited. */
+const sendStopSignal = (pid: number, options: GroupOptions, stop: StopState, now: number): void => {
+  if (options.shutdown.command !== undefined || stop.exited || stop.signalledAt !== undefined) return
+  stop.signalledAt = now
+  signalGroup(pid, options.shutdown.signal)
+  Trace.count("stop signal sent to a group")
+}
+
 /**
- * The shutdown sequence: signal (or shutdown command), wait for the leader's exit until the timeout (which
- * the command and the wait share), SIGKILL the group, then sweep the group once more in case the leader left
- * children behind.
+ * The shutdown sequence: signal (or shutdown command), unless `signalStop` sent it already, wait for the
+ * leader's exit until the timeout (which the command and the wait share, counted from the signal), SIGKILL the
+ * group, then sweep the group once more in case the leader left children behind. Returns whether the sweep
+ * found any process in the group.
  */
-const stopGroup = (pid: number, options: GroupOptions, exited: Deferred.Deferred<Ended>): Effect.Effect<void> =>
+const stopGroup = (
+  pid: number,
+  options: GroupOptions,
+  exited: Deferred.Deferred<Ended>,
+  stop: StopState
+): Effect.Effect<boolean> =>
   Effect.gen(function* () {
     const { shutdown } = options
     if (!(yield* Deferred.isDone(exited))) {
-      const started = yield* Clock.currentTimeMillis
+      const now = yield* Clock.currentTimeMillis
       if (shutdown.command !== undefined) {
         yield* runGroup({
           owner: `${options.owner} (shutdown command)`,
@@ -241,10 +276,9 @@ const stopGroup = (pid: number, options: GroupOptions, exited: Deferred.Deferred
           timeoutMs: shutdown.timeoutMs
         }).pipe(Effect.catchAll((error) => Effect.logWarning(`${options.owner}: shutdown command: ${error.message}`)))
       } else {
-        signalGroup(pid, shutdown.signal)
-        Trace.count("stop signal sent to a group")
+        sendStopSignal(pid, options, stop, now)
       }
-      const spent = (yield* Clock.currentTimeMillis) - started
+      const spent = (yield* Clock.currentTimeMillis) - (stop.signalledAt ?? now)
       const graceful = yield* Deferred.await(exited).pipe(
         Effect.interruptible,
         Effect.timeoutOption(Math.max(0, shutdown.timeoutMs - spent))
@@ -259,7 +293,7 @@ const stopGroup = (pid: number, options: GroupOptions, exited: Deferred.Deferred
         yield* Deferred.await(exited)
       }
     }
-    signalGroup(pid, "SIGKILL")
+    return signalGroup(pid, "SIGKILL")
   })
 
 /** How a command run to completion ended. */

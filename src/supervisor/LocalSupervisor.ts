@@ -4,7 +4,7 @@
  * interrupts its fiber, whose scope stops the group. A per-service semaphore makes start, stop and restart of
  * one service happen one at a time.
  */
-import { Deferred, Effect, FiberMap, Option, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
+import { Clock, Deferred, Effect, FiberMap, Option, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
 import type { LogError, LogLine } from "../logs/ServiceLog.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
 import { ProcessRegistry } from "../process/ProcessRegistry.js"
@@ -67,6 +67,7 @@ export const makeLocalSupervisor = (
       Effect.gen(function* () {
         if (entry.spec.disabled) return
         if (yield* isRunning(entry.spec.name)) return
+        entry.run.stopRequested = false
         yield* update(context, entry, () => ({ state: "pending", reason: null }))
         yield* FiberMap.run(
           runs,
@@ -107,10 +108,28 @@ export const makeLocalSupervisor = (
         })
       )
 
+    /**
+     * Sends the stop signal to every running group of a level in one synchronous loop, ahead of the orderly
+     * stops (a fiber interruption, a lock and state updates each, which 200 services take long to get
+     * through): the processes end meanwhile, and each stop then only waits and sweeps.
+     */
+    const signalAhead = (level: ReadonlyArray<string>) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        for (const name of level) {
+          const { run } = entries.get(name)!
+          run.stopRequested = true
+          run.group?.signalStop(now)
+        }
+      })
+
     const stopAll = (names: ReadonlyArray<string>) =>
       Effect.forEach(
         stopLevels(nodes.filter((n) => names.includes(n.name))),
-        (level) => Effect.forEach(level, (name) => stopOne(entries.get(name)!), { concurrency: "unbounded" }),
+        (level) =>
+          Effect.zipRight(
+            signalAhead(level),
+            Effect.forEach(level, (name) => stopOne(entries.get(name)!), { concurrency: "unbounded", discard: true })
+          ),
         { discard: true }
       )
 
