@@ -97,11 +97,12 @@ export const makeLocalSupervisor = (
         )
       )
 
-    const stopOne = (entry: ServiceEntry) =>
+    /** `noteStopping`: false when the whole stack goes down (its log still gets the "stopped" note). */
+    const stopOne = (entry: ServiceEntry, noteStopping: boolean) =>
       entry.lock.withPermits(1)(
         Effect.gen(function* () {
           if (!(yield* isRunning(entry.spec.name))) return
-          yield* update(context, entry, () => ({ state: "stopping" }))
+          yield* update(context, entry, () => ({ state: "stopping" }), noteStopping)
           yield* FiberMap.remove(runs, entry.spec.name)
           yield* update(context, entry, () => ({ state: "stopped", pid: null, reason: "stopped on request" }))
           Trace.count("service stopped")
@@ -122,25 +123,33 @@ export const makeLocalSupervisor = (
         }
       })
 
-    const stopAll = (names: ReadonlyArray<string>) =>
+    const stopAll = (names: ReadonlyArray<string>, noteStopping = true) =>
       Effect.forEach(
         stopLevels(nodes.filter((n) => names.includes(n.name))),
         (level) =>
           Effect.zipRight(
             signalAhead(level),
-            Effect.forEach(level, (name) => stopOne(entries.get(name)!), { concurrency: "unbounded", discard: true })
+            Effect.forEach(level, (name) => stopOne(entries.get(name)!, noteStopping), {
+              concurrency: "unbounded",
+              discard: true
+            })
           ),
         { discard: true }
       )
 
-    const shutdown = Effect.sync(() => Trace.mark("stopping every service")).pipe(
-      Effect.zipRight(stopAll(order)),
-      Effect.zipRight(
-        Effect.sync(() => {
-          Trace.summary()
-          Trace.mark("every service stopped")
-        })
-      )
+    // nothing to do when nothing runs (the scope's close after a `down`)
+    const shutdown = Effect.flatMap(FiberMap.size(runs), (running) =>
+      running === 0
+        ? Effect.void
+        : Effect.sync(() => Trace.mark("stopping every service")).pipe(
+            Effect.zipRight(stopAll(order, false)),
+            Effect.zipRight(
+              Effect.sync(() => {
+                Trace.summary()
+                Trace.mark("every service stopped")
+              })
+            )
+          )
     )
     yield* Effect.addFinalizer(() => shutdown)
 

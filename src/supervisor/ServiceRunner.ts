@@ -124,11 +124,15 @@ export const makeEntry = (spec: ServiceSpec, stateDir: string): Effect.Effect<Se
     return { spec, log, state, lock: yield* Effect.makeSemaphore(1), run: { group: undefined, stopRequested: false } }
   })
 
-/** Changes a service's status, publishes it, and notes a new state (or reason) in its log. */
+/**
+ * Changes a service's status, publishes it, and notes a new state (or reason) in its log (unless `note` is
+ * false).
+ */
 export const update = (
   stack: StackContext,
   entry: ServiceEntry,
-  f: (status: ServiceStatus) => Partial<ServiceStatus>
+  f: (status: ServiceStatus) => Partial<ServiceStatus>,
+  note = true
 ): Effect.Effect<ServiceStatus> =>
   SubscriptionRef.modify(entry.state, (current) => {
     const next = { ...current.status, ...f(current.status) }
@@ -143,7 +147,7 @@ export const update = (
                 ? "unknown"
                 : "none"
         }
-    const noted = status.state !== current.status.state || status.reason !== current.status.reason
+    const noted = note && (status.state !== current.status.state || status.reason !== current.status.reason)
     return [
       { status, noted },
       { ...current, status }
