@@ -8,7 +8,7 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { exitCodeOf } from "./cli/InterruptExit.js"
-import { keepWriting } from "./cli/ResilientOutput.js"
+import { keepWriting } from "./logs/ResilientOutput.js"
 import { main } from "./Main.js"
 import { killAllGroups } from "./process/ProcessGroup.js"
 import * as Trace from "./trace/Trace.js"

@@ -105,7 +105,7 @@ describe("core stack up (foreground)", () => {
     run.child.kill("SIGINT")
     const exit = await run.exited
     expect(exit.code).toBe(130)
-    expect(await eventually(() => processesMentioning(dir).length === 0, 2000)).toBe(true)
+    expect(await eventually(() => processesMentioning(dir).length === 0, 10_000)).toBe(true)
   })
 
   it("a stack that fails to start exits non-zero with the reason and leaves nothing", async () => {

@@ -187,13 +187,17 @@ describe("ControlApi over a Unix socket", () => {
         expect(tail.length).toBe(1)
         const all = yield* client.logs("a", 1000)
         expect(all.map((l) => l.text)).toEqual(["a started"])
-        const followed = yield* client.follow("a", 0).pipe(
+        // followed from the last line, whose arrival shows the stream is connected (a fixed wait raced a busy machine)
+        const connected = yield* Deferred.make<void>()
+        const followed = yield* client.follow("a", 1).pipe(
+          Stream.tap(() => Deferred.succeed(connected, undefined)),
+          Stream.drop(1),
           Stream.filter((l) => l.text === "a started"),
           Stream.take(2),
           Stream.runCollect,
           Effect.fork
         )
-        yield* Effect.sleep("200 millis")
+        yield* Deferred.await(connected)
         yield* client.restart("a")
         yield* client.restart("a")
         const lines = Chunk.toArray(yield* Fiber.join(followed))
@@ -266,8 +270,13 @@ describe("ControlApi over a Unix socket", () => {
       yield* sup.up([])
       const clientScope = yield* Scope.make()
       const client = yield* connect(dir).pipe(Scope.extend(clientScope))
-      const follower = yield* client.follow("a", 5).pipe(Stream.runDrain, Effect.fork)
-      yield* Effect.sleep("100 millis")
+      const connected = yield* Deferred.make<void>()
+      const follower = yield* client.follow("a", 5).pipe(
+        Stream.tap(() => Deferred.succeed(connected, undefined)),
+        Stream.runDrain,
+        Effect.fork
+      )
+      yield* Deferred.await(connected)
       yield* Scope.close(scope, Exit.void)
       // the follower sees end-of-stream when the server goes away
       const exit = yield* Fiber.await(follower)

@@ -135,7 +135,7 @@ afterEach(async () => {
       process.kill(supervisorPid(dir), "SIGKILL")
     } catch {}
     // the guardian ends the services; anything else of the directory is a failure the test has reported
-    await eventually(() => processesMentioning(dir).length === 0, 2_000)
+    await eventually(() => processesMentioning(dir).length === 0, 15_000)
     for (const p of processesMentioning(dir)) {
       try {
         process.kill(p.pid, "SIGKILL")
@@ -146,7 +146,7 @@ afterEach(async () => {
 
 /** The test's end: nothing of the stack directory is running, and the guardian is gone. */
 const expectNothingLeft = async (dir: string, guardians: ReadonlyArray<number> = []) => {
-  expect(await eventually(() => processesMentioning(dir).length === 0, 2_000)).toBe(true)
+  expect(await eventually(() => processesMentioning(dir).length === 0, 15_000)).toBe(true)
   expect(processesMentioning(dir)).toEqual([])
   for (const g of guardians) expect(alive(g)).toBe(false)
 }
@@ -168,6 +168,12 @@ describe("pure parts", () => {
     const table = formatStatusTable([row({ name: "api", droppedLogBytes: 1234 }), row({ name: "db" })], 0)
     expect(table.split("\n").at(-1)).toBe("log output not written to .core-stack/logs (disk full?): api 1234 bytes")
     expect(formatStatusTable([row({ name: "db" })], 0)).not.toContain("disk full")
+  })
+
+  it("formatStatusTable: a note under the table when the supervisor dropped its own output", () => {
+    const table = formatStatusTable([row({ name: "db" })], 0, 4096)
+    expect(table.split("\n").at(-1)).toBe("supervisor output not written (disk full?): 4096 bytes")
+    expect(formatStatusTable([row({ name: "db" })], 0, 0)).not.toContain("disk full")
   })
 
   it("formatStatusTable: columns, uptime only while alive, CPU and RSS, ports", () => {
@@ -491,11 +497,14 @@ describe("core stack (control plane, end to end)", () => {
     const all = await core(["stack", "process", "logs", "a"], dir)
     expect(all.stdout).toMatch(/a started \(pid \d+\)/)
 
-    const follower = startCore(["stack", "process", "logs", "a", "--follow", "-n", "0"], dir)
-    await new Promise((r) => setTimeout(r, 500))
+    // following from the last line: its arrival shows the follow is connected (a fixed wait raced a busy machine)
+    const follower = startCore(["stack", "process", "logs", "a", "--follow", "-n", "1"], dir)
+    expect(await eventually(() => follower.output.length > 0, 20_000)).toBe(true)
+    const seen = follower.output.length
     expect((await core(["stack", "process", "restart", "a"], dir)).code).toBe(0)
     expect((await core(["stack", "process", "restart", "a"], dir)).code).toBe(0)
-    expect(await eventually(() => (follower.output.match(/a started/g) ?? []).length >= 2, 10_000)).toBe(true)
+    const startedSince = () => (follower.output.slice(seen).match(/a started/g) ?? []).length
+    expect(await eventually(() => startedSince() >= 2, 30_000)).toBe(true)
     expect(follower.child.exitCode).toBeNull()
     follower.child.kill("SIGINT")
     const end = await follower.done
@@ -560,7 +569,7 @@ describe("core stack (control plane, end to end)", () => {
     expect(grandchildren.length).toBe(2)
 
     process.kill(supervisor, "SIGKILL")
-    expect(await eventually(() => processesMentioning(dir).length === 0, 2_000)).toBe(true)
+    expect(await eventually(() => processesMentioning(dir).length === 0, 15_000)).toBe(true)
     await expectNothingLeft(dir, guardians)
 
     // the next command cleans the dead supervisor's files and says so in one line

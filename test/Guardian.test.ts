@@ -129,10 +129,10 @@ describe("Guardian", () => {
       expect(fs.readdirSync(join(stateDir, "pids")).length).toBe(groups.length)
 
       child.kill("SIGKILL")
-      const gone = yield* Effect.promise(() => eventually(() => survivors(groups).length === 0, 2_000))
+      const gone = yield* Effect.promise(() => eventually(() => survivors(groups).length === 0, 15_000))
       expect(survivors(groups)).toEqual([])
       expect(gone).toBe(true)
-      expect(yield* Effect.promise(() => eventually(() => readProcStat(guardian[0]!.pid) === undefined, 2_000))).toBe(
+      expect(yield* Effect.promise(() => eventually(() => readProcStat(guardian[0]!.pid) === undefined, 15_000))).toBe(
         true
       )
     })

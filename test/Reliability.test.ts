@@ -68,6 +68,17 @@ const expectFailedStart = async (dir: string, expected: ReadonlyArray<string>, d
   return up.output
 }
 
+/** `up -d` must succeed; then `down` must leave nothing. */
+const expectReadyThenDown = async (dir: string) => {
+  try {
+    const up = await core(dir, ["stack", "up", "-d"])
+    expect(up.code, up.output).toBe(0)
+  } finally {
+    await core(dir, ["stack", "down"])
+    expect(await leftovers(dir)).toEqual([])
+  }
+}
+
 const sh = (script: string, compose: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) => ({
   process: { command: "sh", args: ["-c", script], compose: { readiness_timeout_seconds: 10, ...compose }, ...extra }
 })
@@ -124,6 +135,23 @@ describe("item 2: starts that used to hang", () => {
   }
 })
 
+describe("item 2: ready_log_line on a huge line", () => {
+  // one line of 20000 x's, then the pattern's text (past the 16 KiB that are matched), then the line's end
+  const late = "head -c 20000 /dev/zero | tr '\\0' x; echo READY; exec sleep 60"
+  // the pattern's text first, then a megabyte more on the same line
+  const early = "printf READY; head -c 1000000 /dev/zero | tr '\\0' x; echo; exec sleep 60"
+
+  it("is matched against the first 16 KiB of a line only: a match further on does not count", async () => {
+    const dir = stack({ api: sh(late, { ready_log_line: "READY", readiness_timeout_seconds: 2 }) })
+    await expectFailedStart(dir, ["api failed to start", "not ready after 2 s"])
+  })
+
+  it("a match at the start of a megabyte line makes the service ready", async () => {
+    const dir = stack({ api: sh(early, { ready_log_line: "^READY" }) })
+    await expectReadyThenDown(dir)
+  })
+})
+
 describe("item 5: exec probes", () => {
   it("run with the service's env and working_dir", async () => {
     const dir = stack({
@@ -137,13 +165,7 @@ describe("item 5: exec probes", () => {
         { env: { FOO: "bar" } }
       )
     })
-    try {
-      const up = await core(dir, ["stack", "up", "-d"])
-      expect(up.code, up.output).toBe(0)
-    } finally {
-      await core(dir, ["stack", "down"])
-      expect(await leftovers(dir)).toEqual([])
-    }
+    await expectReadyThenDown(dir)
   })
 })
 

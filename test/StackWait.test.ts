@@ -82,7 +82,7 @@ describe("core stack wait", () => {
     expect(run.stderr).toMatch(/core: web: ready after \d+\.\d s/)
     expect(run.code).toBe(0)
     // the server said it became ready (read once the synchronous wait has returned)
-    expect(await eventually(() => out.includes("\nready"), 5000)).toBe(true)
+    expect(await eventually(() => out.includes("\nready"), 30_000)).toBe(true)
   })
 
   it("without CORE_HOST_<NAME> checks the probe's own host (where nothing listens here)", async () => {

@@ -28,7 +28,9 @@ export class SupervisorIdentity extends Schema.Class<SupervisorIdentity>("Superv
   /** Absolute stack directory. */
   dir: Schema.String,
   /** The stack's services, in start order. */
-  services: Schema.Array(Schema.String)
+  services: Schema.Array(Schema.String),
+  /** Bytes of the supervisor's own output (stdout, stderr: `.core-stack/supervisor.log` when detached) it could not write, when any. */
+  droppedOutputBytes: Schema.optional(Schema.Int)
 }) {}
 
 const name = HttpApiSchema.param("name", Schema.String)

@@ -8,6 +8,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Deferred, Effect, Fiber, Layer, Queue, Schema, type Scope, Stream } from "effect"
 import * as fs from "node:fs"
 import * as http from "node:http"
+import { droppedOutputBytes } from "../logs/ResilientOutput.js"
 import type { LogLine } from "../logs/ServiceLog.js"
 import { probeSocket, socketAddress } from "../state/ControlSocket.js"
 import { readStartTime } from "../process/ProcTable.js"
@@ -90,6 +91,10 @@ const statusEvents = (supervisor: LocalSupervisorShape): Stream.Stream<ServiceSt
     })
   )
 
+/** `identity` as `hello` answers it: with the count of the supervisor's own output it could not write, if any. */
+export const withDroppedOutput = (identity: SupervisorIdentity, dropped: number): SupervisorIdentity =>
+  dropped > 0 ? new SupervisorIdentity({ ...identity, droppedOutputBytes: dropped }) : identity
+
 /** The handlers: the supervisor's methods, run in the server's scope so that a client going away mid-call does not cut a stop or restart in half. */
 const handlers = (
   supervisor: LocalSupervisorShape,
@@ -109,7 +114,7 @@ const handlers = (
   const status = (name: string) => Effect.flatMap(supervisor.statusOf(name), withUsage)
   const stack = HttpApiBuilder.group(ControlApi, "stack", (h) =>
     h
-      .handle("hello", () => Effect.succeed(identity))
+      .handle("hello", () => Effect.sync(() => withDroppedOutput(identity, droppedOutputBytes())))
       .handle("status", () => Effect.flatMap(supervisor.status, (rows) => Effect.forEach(rows, withUsage)))
       .handle("up", ({ payload }) => detached(supervisor.up(payload.services)).pipe(Effect.zipRight(supervisor.status)))
       .handle("down", () =>

@@ -3,10 +3,9 @@
  */
 import { Command } from "@effect/cli"
 import { Console, Effect, Schema } from "effect"
-import { onRunningStack } from "../app/RunningStack.js"
+import { withClient } from "../api/ControlClient.js"
 import { hasProcess, ServiceStatus } from "../stack/ServiceStatus.js"
 import { formatBytes, formatCpu, formatUptime } from "../supervisor/StatusFormat.js"
-import { Supervisor } from "../supervisor/Supervisor.js"
 import { dirOption, jsonOption } from "./CliOptions.js"
 
 export { formatUptime }
@@ -22,9 +21,16 @@ export const formatTable = (header: ReadonlyArray<string>, rows: ReadonlyArray<R
   return [line(header), ...rows.map(line)].join("\n")
 }
 
-/** The `stack status` table: SERVICE STATE HEALTH PID RESTARTS UPTIME CPU RSS PORTS. `now` in epoch ms. */
-export const formatStatusTable = (rows: ReadonlyArray<ServiceStatus>, now: number): string =>
-  [formatRows(rows, now), ...droppedNote(rows)].join("\n")
+/**
+ * The `stack status` table: SERVICE STATE HEALTH PID RESTARTS UPTIME CPU RSS PORTS. `now` in epoch ms;
+ * `supervisorDropped`: bytes of the supervisor's own output it could not write.
+ */
+export const formatStatusTable = (rows: ReadonlyArray<ServiceStatus>, now: number, supervisorDropped = 0): string =>
+  [formatRows(rows, now), ...droppedNote(rows), ...supervisorDroppedNote(supervisorDropped)].join("\n")
+
+/** A line under the table when the supervisor could not write its own output (`.core-stack/supervisor.log`). */
+const supervisorDroppedNote = (dropped: number): ReadonlyArray<string> =>
+  dropped > 0 ? [`supervisor output not written (disk full?): ${dropped} bytes`] : []
 
 /** A line under the table when log lines could not be written to their files. */
 const droppedNote = (rows: ReadonlyArray<ServiceStatus>): ReadonlyArray<string> => {
@@ -61,11 +67,10 @@ export const formatStatusJson = (rows: ReadonlyArray<ServiceStatus>): string =>
 
 export const statusCommand = Command.make("status", { dir: dirOption, json: jsonOption }, ({ dir, json }) =>
   Effect.gen(function* () {
-    const rows = yield* onRunningStack(
-      dir,
-      Effect.flatMap(Supervisor, (supervisor) => supervisor.status)
+    const { rows, dropped } = yield* withClient(dir, (client) =>
+      Effect.map(client.status, (rows) => ({ rows, dropped: client.identity.droppedOutputBytes ?? 0 }))
     )
-    yield* Console.log(json ? formatStatusJson(rows) : formatStatusTable(rows, Date.now()))
+    yield* Console.log(json ? formatStatusJson(rows) : formatStatusTable(rows, Date.now(), dropped))
   })
 ).pipe(
   Command.withDescription(

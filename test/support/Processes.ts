@@ -47,7 +47,7 @@ export const processesMentioning = (marker: string): ReadonlyArray<{ pid: number
     .filter((p) => p.cmdline.includes(marker) && p.pid !== process.pid)
 
 /** Polls until `check` returns true or `ms` pass; returns the last result. */
-export const eventually = async (check: () => boolean, ms = 5000, every = 25): Promise<boolean> => {
+export const eventually = async (check: () => boolean, ms = 15_000, every = 25): Promise<boolean> => {
   const until = Date.now() + ms
   while (Date.now() < until) {
     if (check()) return true
