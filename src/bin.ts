@@ -8,6 +8,7 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { exitCodeOf } from "./cli/InterruptExit.js"
+import { SECOND_INTERRUPT_LINE } from "./cli/UpLines.js"
 import { keepWriting } from "./logs/ResilientOutput.js"
 import { main } from "./Main.js"
 import { killAllGroups } from "./process/ProcessGroup.js"
@@ -23,7 +24,7 @@ keepWriting(process.stderr)
 let signals = 0
 const onSignal = () => {
   if (++signals < 2) return
-  process.stderr.write("core: second interrupt: killing every process group now\n")
+  process.stderr.write(`${SECOND_INTERRUPT_LINE}\n`)
   killAllGroups()
   process.exit(130)
 }

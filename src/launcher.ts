@@ -25,6 +25,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as vm from "node:vm"
 import { earlyDetachedUp } from "./app/SupervisorSpawn.js"
+import { quickDetachedUp } from "./cli/QuickUp.js"
+import { quickVerb } from "./cli/QuickVerbs.js"
 import * as Trace from "./trace/Trace.js"
 
 const bundle = path.join(__dirname, "core-main.cjs")
@@ -85,8 +87,6 @@ const writeCache = (file: string, key: string, data: Buffer): void => {
 }
 
 const load = (): void => {
-  Trace.mark("node started, launcher running")
-  earlyDetachedUp(process.argv.slice(2))
   const bytes = fs.readFileSync(bundle)
   const flags = process.execArgv.join(" ")
   const key = `${sha256(bytes)}:${process.version}:${process.arch}:${flags}\n`
@@ -109,4 +109,28 @@ const load = (): void => {
   run.call(main.exports, main.exports, (id: string) => main.require(id), main, bundle, path.dirname(bundle))
 }
 
-load()
+/**
+ * The quick paths (plain Node, no bundle): `stack status` and `stack process list` answered here, and the wait
+ * of an `up -d` whose supervisor was started here. Each serves only the plain, successful case and otherwise
+ * resolves false before it prints anything; then the CLI runs the command as it always did.
+ * `CORE_QUICK=0` turns them off (the tests compare both paths on the same stack).
+ */
+const quick = (argv: ReadonlyArray<string>): Promise<boolean> | undefined => {
+  if (process.env.CORE_QUICK === "0") return undefined
+  return quickVerb(argv, process.env, process.cwd()) ?? quickDetachedUp()
+}
+
+const start = (): void => {
+  Trace.mark("node started, launcher running")
+  const argv = process.argv.slice(2)
+  earlyDetachedUp(argv)
+  const served = quick(argv)
+  if (served === undefined) load()
+  else
+    void served.then(
+      (done) => done || load(),
+      () => load()
+    )
+}
+
+start()

@@ -6,14 +6,15 @@
 import * as path from "node:path"
 import { Clock, Data, Effect } from "effect"
 import type { ChildProcess } from "node:child_process"
-import * as fs from "node:fs"
 import { connect } from "../api/ControlClient.js"
-import { settledVerdict } from "../stack/DependencyCondition.js"
 import { ensureStateDir, StateDirError, SupervisorRunning, stateDirOf, statePaths } from "../state/StateDir.js"
 import { cleanLeftovers, ensureNoSupervisor, liveSupervisor, recordStarter } from "../state/SupervisorLock.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import * as Trace from "../trace/Trace.js"
+import { failureIn, lastLines, type Progress, progressForwarder, progressOf, whenChanged } from "./DetachedProgress.js"
 import { adoptEarly, sizeOf, spawnSupervisor } from "./SupervisorSpawn.js"
+
+export { failureIn, type Progress, progressForwarder, progressOf, STAYED_UP_MS } from "./DetachedProgress.js"
 
 /** Lines of the supervisor's output quoted when it fails. */
 const TAIL_LINES = 20
@@ -37,155 +38,14 @@ export class DetachFailed extends Data.TaggedError("DetachFailed")<{
   }
 }
 
-/** Where a polled stack stands. */
-export type Progress =
-  | { readonly _tag: "Starting" }
-  | { readonly _tag: "Ready"; readonly services: ReadonlyArray<string> }
-  /** `ending`: the supervisor ends by itself (a failed start); a service that keeps restarting does not end it. */
-  | { readonly _tag: "Failed"; readonly service: string; readonly reason: string; readonly ending?: false }
-
-/**
- * How long a service without a readiness check must have been running before `up -d` calls it up: a process
- * that exits at once (a bad flag, a missing file) is then seen failing or restarting instead.
- */
-export const STAYED_UP_MS = 500
-
-/**
- * Decides from the status rows whether `up` is done: every named service (all enabled ones when none is
- * named) and every service that was launched for them has settled (`settledVerdict`), and those without a
- * readiness check have been running for `STAYED_UP_MS` (at `now`). A service that has restarted has not
- * stayed up: that is a failure.
- */
-export const progressOf = (
-  rows: ReadonlyArray<ServiceStatus>,
-  selected: ReadonlyArray<string>,
-  now = Date.now()
-): Progress => {
-  const wanted =
-    selected.length > 0 ? rows.filter((r) => selected.includes(r.name)) : rows.filter((r) => r.state !== "disabled")
-  const involved = rows.filter((r) => wanted.includes(r) || (r.state !== "pending" && r.state !== "disabled"))
-  const bad = involved.find((r) => typeof settledVerdict(r) === "object")
-  if (bad) return { _tag: "Failed", service: bad.name, reason: bad.reason ?? `it is ${bad.state}` }
-  const restarted = involved.find((r) => r.restarts > 0)
-  if (restarted) {
-    const times = `${restarted.restarts} time${restarted.restarts === 1 ? "" : "s"}`
-    const last = restarted.reason === null ? "" : `; ${restarted.reason}`
-    return {
-      _tag: "Failed",
-      service: restarted.name,
-      reason: `it has not stayed up: restarted ${times}${last}`,
-      ending: false
-    }
-  }
-  const young = (r: ServiceStatus) => r.state === "running" && r.startedAt !== null && now - r.startedAt < STAYED_UP_MS
-  if (wanted.length > 0 && involved.every((r) => settledVerdict(r) === "met" && !young(r)))
-    return { _tag: "Ready", services: involved.map((r) => r.name) }
-  return { _tag: "Starting" }
-}
-
-/** The supervisor's own report of a failed start (`core: NAME failed to start: REASON`), the last one. */
-export const failureIn = (
-  lines: ReadonlyArray<string>
-): { readonly service: string; readonly reason: string } | undefined => {
-  for (const line of [...lines].reverse()) {
-    const m = /^core: (\S+) failed to start: (.*)$/.exec(line)
-    if (m) return { service: m[1]!, reason: m[2]! }
-  }
-  return undefined
-}
-
-/** The last `n` non-empty lines written to `file` from byte `from` on. */
-const lastLines = (file: string, n: number, from = 0): ReadonlyArray<string> =>
-  readFrom(file, from)
-    .toString("utf8")
-    .split("\n")
-    .filter((l) => l.trim().length > 0)
-    .slice(-n)
-
-/** The bytes of `file` from `offset` to its end (empty when it cannot be read). */
-const readFrom = (file: string, offset: number): Buffer => {
-  let fd: number | undefined
-  try {
-    fd = fs.openSync(file, "r")
-    const size = fs.fstatSync(fd).size
-    const buffer = Buffer.alloc(Math.max(0, size - offset))
-    const read = fs.readSync(fd, buffer, 0, buffer.length, offset)
-    return buffer.subarray(0, read)
-  } catch {
-    return Buffer.alloc(0)
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd)
-  }
-}
-
-/** Lines of the supervisor's output that are its own (not `name | line` of a service). */
-const serviceLine = /^\S+\s+\| /
-
-/** `CORE_TRACE` lines: shown at the end, on this command's timeline (`Trace.echoFrom`). */
-const traceLine = /^core trace /
-
-/**
- * Which new lines of the supervisor's output to show while waiting: its own progress lines, until the first
- * service line (from then on the stack starts, and its outcome is reported at the end). Each call returns
- * the complete lines written since the previous one.
- */
-export const progressForwarder = (file: string, from: number) => {
-  let offset = from
-  let servicesStarted = false
-  return (): ReadonlyArray<string> => {
-    if (servicesStarted) return []
-    const chunk = readFrom(file, offset)
-    const end = chunk.lastIndexOf(10)
-    if (end < 0) return []
-    offset += end + 1
-    const out: Array<string> = []
-    for (const line of chunk.subarray(0, end).toString("utf8").split("\n")) {
-      if (serviceLine.test(line)) {
-        servicesStarted = true
-        break
-      }
-      if (line.trim().length > 0 && !traceLine.test(line)) out.push(line)
-    }
-    return out
-  }
-}
-
 const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null
 
-/** Least and most time between two polls of a starting supervisor. */
-const POLL_GAP_MS = { least: 20, most: 100 } as const
-
-/**
- * Waits for the next poll: until `file` (the supervisor's output, where it notes every service's transitions)
- * has grown past `seen` bytes (its size before the previous poll), but at least `POLL_GAP_MS.least` and at most
- * `POLL_GAP_MS.most`. A stack is seen ready within a few ms of its last transition, not up to a whole polling
- * period later, and a busy supervisor is not polled more often than every 20 ms.
- */
+/** Waits for the next poll (`whenChanged`). */
 const nextChange = (file: string, seen: number): Effect.Effect<void> =>
-  Effect.zipRight(
-    Effect.sleep(POLL_GAP_MS.least),
-    Effect.async<void>((resume) => {
-      let watcher: fs.FSWatcher | undefined
-      let timer: ReturnType<typeof setTimeout> | undefined
-      const stop = () => {
-        clearTimeout(timer)
-        watcher?.close()
-      }
-      const done = () => {
-        stop()
-        resume(Effect.void)
-      }
-      timer = setTimeout(done, POLL_GAP_MS.most - POLL_GAP_MS.least)
-      try {
-        watcher = fs.watch(file, { persistent: false }, done)
-      } catch {
-        // cannot watch: the timer polls
-      }
-      // written during the previous poll, or before the watch began
-      if (sizeOf(file) !== seen) done()
-      return Effect.sync(stop)
-    })
-  )
+  Effect.async<void>((resume) => {
+    const cancel = whenChanged(file, seen, () => resume(Effect.void))
+    return Effect.sync(cancel)
+  })
 
 const waitExit = (child: ChildProcess) =>
   Effect.async<void>((resume) => {
@@ -264,7 +124,8 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
       })
     })
 
-  let lastRows: ReadonlyArray<ServiceStatus> = []
+  // the launcher may have waited first (cli/QuickUp.ts): its last rows and the lines it has shown carry on
+  let lastRows: ReadonlyArray<ServiceStatus> = spawned.handedOver?.lastRows ?? []
   const poll: Effect.Effect<Progress> = Effect.scoped(
     Effect.gen(function* () {
       const client = yield* connect(root)
@@ -277,7 +138,7 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
   ).pipe(Effect.orElseSucceed((): Progress => ({ _tag: "Starting" })))
 
   // the supervisor's own lines before any service starts (provisioning can take minutes) are shown
-  const forwarder = progressForwarder(paths.supervisorLog, logStart)
+  const forwarder = spawned.handedOver?.forward ?? progressForwarder(paths.supervisorLog, logStart)
   const waitReady: Effect.Effect<Progress | "exited"> = Effect.suspend(() => {
     const news = forwarder()
     const show = news.length > 0 ? onProgress(news) : Effect.void

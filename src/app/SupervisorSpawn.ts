@@ -11,6 +11,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { rotateIfLarger } from "../logs/LogFile.js"
+import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import * as Trace from "../trace/Trace.js"
 
 /**
@@ -30,6 +31,11 @@ export interface SpawnedSupervisor {
   readonly began: number
   /** Set when the spawn failed. */
   spawnError: Error | undefined
+  /**
+   * Set by the launcher's quick wait (`cli/QuickUp.ts`) when it hands the wait over to the CLI: the progress
+   * lines it has shown (the forwarder goes on from there) and the last status rows it read.
+   */
+  handedOver?: { readonly forward: () => ReadonlyArray<string>; readonly lastRows: ReadonlyArray<ServiceStatus> }
 }
 
 /** The size of `file`, 0 when it cannot be read. */
@@ -122,7 +128,7 @@ export const parseDetachedUp = (
 
 const EARLY = Symbol.for("core/earlySupervisor")
 
-interface Early extends DetachedUp {
+export interface Early extends DetachedUp {
   readonly spawned: SpawnedSupervisor
 }
 
@@ -154,6 +160,14 @@ export const earlyDetachedUp = (argv: ReadonlyArray<string>): void => {
   } catch {
     // the CLI will say what is wrong
   }
+}
+
+/** In the launcher: the supervisor it started for this `up -d`, if any, still to be adopted. */
+export const earlyStarted = (): Early | undefined => (globalThis as WithEarly)[EARLY]
+
+/** In the launcher: the supervisor it started is ready and this process is done with it; it is not ended at exit. */
+export const releaseEarly = (): void => {
+  ;(globalThis as WithEarly)[EARLY] = undefined
 }
 
 /** In the CLI: the supervisor the launcher started for this very `up -d`, now ours to wait for; else undefined. */

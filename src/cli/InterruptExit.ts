@@ -6,8 +6,7 @@
  */
 import { Cause, Effect, Exit } from "effect"
 
-/** 128 + SIGINT, as a shell reports a command ended by Ctrl-C. */
-export const INTERRUPTED_EXIT_CODE = 130
+export { INTERRUPTED_EXIT_CODE } from "./UpLines.js"
 
 let onInterrupt = 0
 

@@ -9,23 +9,12 @@ import type { LogLine } from "../logs/ServiceLog.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import { Supervisor } from "../supervisor/Supervisor.js"
 import { dirOption, jsonOption } from "./CliOptions.js"
-import { formatStatusJson, formatTable } from "./StackStatus.js"
+import { formatStatusJson } from "./StackStatus.js"
+import { formatProcessTable } from "./StatusTable.js"
+
+export { formatProcessTable }
 
 const name = Args.text({ name: "name" }).pipe(Args.withDescription("service name"))
-
-/** The `process list` table: NAME STATE PID RESTARTS EXIT REASON. */
-export const formatProcessTable = (rows: ReadonlyArray<ServiceStatus>): string =>
-  formatTable(
-    ["NAME", "STATE", "PID", "RESTARTS", "EXIT", "REASON"],
-    rows.map((r) => [
-      r.name,
-      r.state,
-      r.pid === null ? "-" : String(r.pid),
-      String(r.restarts),
-      r.exitCode === null ? "-" : String(r.exitCode),
-      r.reason ?? ""
-    ])
-  )
 
 /** One line about a service after a verb: `a: running (pid 123, restarts 1)`. */
 export const describeStatus = (row: ServiceStatus): string => {

@@ -8,8 +8,9 @@ import { Console, Effect, Option } from "effect"
 import { type StackRun, type StackRunOptions, upForeground } from "../app/StackUp.js"
 import { upDetached } from "../app/StackUpDetached.js"
 import { dataOption, dirOption } from "./CliOptions.js"
-import { exitCodeOnInterrupt, INTERRUPTED_EXIT_CODE } from "./InterruptExit.js"
+import { exitCodeOnInterrupt } from "./InterruptExit.js"
 import { dim, lineBatcher, linePrefixer, useColour } from "./Output.js"
+import { detachedReadyLine, INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE } from "./UpLines.js"
 
 const services = Args.text({ name: "SERVICE" }).pipe(
   Args.withDescription("services to start, with their dependencies (default: all)"),
@@ -60,14 +61,8 @@ const background = (dir: StackRunOptions["dir"], services: ReadonlyArray<string>
   exitCodeOnInterrupt(INTERRUPTED_EXIT_CODE).pipe(
     Effect.zipRight(upDetached(dir, services, (lines) => Console.error(lines.join("\n")), Option.getOrUndefined(data))),
     // upDetached has stopped the supervisor it started when this runs
-    Effect.onInterrupt(() =>
-      Console.error("core: interrupted before the stack was ready: stopped what was starting; nothing is left running")
-    ),
-    Effect.flatMap((up) =>
-      Console.log(
-        `core: ${up.ready.length} service(s) ready in ${up.readyMs} ms; supervisor pid ${up.pid}, output in ${up.output}; stop with: core stack down`
-      )
-    )
+    Effect.onInterrupt(() => Console.error(INTERRUPTED_LINE)),
+    Effect.flatMap((up) => Console.log(detachedReadyLine(up)))
   )
 
 export const upCommand = Command.make(

@@ -75,8 +75,12 @@ const isFileOrDevice = (fd: number): boolean => {
   }
 }
 
-/** Makes `stream` (process.stdout or process.stderr) survive write errors as described above. */
+const kept = new WeakSet<NodeJS.WriteStream>()
+
+/** Makes `stream` (process.stdout or process.stderr) survive write errors as described above; once is enough. */
 export const keepWriting = (stream: NodeJS.WriteStream): void => {
+  if (kept.has(stream)) return
+  kept.add(stream)
   const fd = (stream as NodeJS.WriteStream & { fd?: number }).fd
   if (fd !== undefined && !stream.isTTY && isFileOrDevice(fd)) {
     const writer = new ResilientWriter(fd)

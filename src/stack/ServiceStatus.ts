@@ -3,6 +3,9 @@
  * `stack status` / `stack process list`, so it is a Schema.
  */
 import { Schema } from "effect"
+import { HEALTHS, SERVICE_STATES } from "./ServiceStates.js"
+
+export { hasProcess } from "./ServiceStates.js"
 
 /**
  * - `pending`: not started yet (or waiting to be asked)
@@ -18,24 +21,11 @@ import { Schema } from "effect"
  * - `skipped`: not started because a dependency failed
  * - `disabled`: `disabled: true` in its manifest
  */
-export const ServiceState = Schema.Literal(
-  "pending",
-  "waiting",
-  "starting",
-  "running",
-  "ready",
-  "restarting",
-  "stopping",
-  "stopped",
-  "completed",
-  "failed",
-  "skipped",
-  "disabled"
-)
+export const ServiceState = Schema.Literal(...SERVICE_STATES)
 export type ServiceState = typeof ServiceState.Type
 
 /** `none`: no readiness probe. `unknown`: not probed yet. */
-export const Health = Schema.Literal("none", "unknown", "healthy", "unhealthy")
+export const Health = Schema.Literal(...HEALTHS)
 export type Health = typeof Health.Type
 
 export const ServiceStatus = Schema.Struct({
@@ -67,7 +57,3 @@ export const ServiceStatus = Schema.Struct({
   droppedLogBytes: Schema.optional(Schema.Int)
 })
 export type ServiceStatus = typeof ServiceStatus.Type
-
-/** States in which the service has a process (running, or being started, stopped or restarted). */
-export const hasProcess = (state: ServiceState): boolean =>
-  state === "starting" || state === "running" || state === "ready" || state === "stopping"

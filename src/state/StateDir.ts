@@ -5,36 +5,8 @@
  */
 import { Data, Effect } from "effect"
 import * as fs from "node:fs"
-import * as path from "node:path"
 
-/** Paths of the runtime state of a stack directory. */
-export const statePaths = (stateDir: string) => ({
-  stateDir,
-  /** The control API's Unix socket (0600). */
-  socket: path.join(stateDir, "control.sock"),
-  /** The supervisor lock: a `SupervisorRecord`. */
-  pidFile: path.join(stateDir, "supervisor.pid"),
-  /** The `up -d` starting the stack, until its supervisor is ready or it gives up: a `SupervisorRecord`. */
-  starterFile: path.join(stateDir, "starter.pid"),
-  /** One `GroupRecordFile` per spawned process group, `<pgid>.json`. */
-  pidsDir: path.join(stateDir, "pids"),
-  /** The output of a background supervisor (`up -d`). */
-  supervisorLog: path.join(stateDir, "supervisor.log"),
-  /** Service logs, `<name>.log`. */
-  logsDir: path.join(stateDir, "logs")
-})
-
-export type StatePaths = ReturnType<typeof statePaths>
-
-/** A service's log file (rotated files beside it: `.1`, `.2`, ...). */
-export const serviceLogPath = (stateDir: string, service: string): string =>
-  path.join(statePaths(stateDir).logsDir, `${service}.log`)
-
-/** The state directory of a stack directory. */
-export const stateDirOf = (dir: string): string => path.join(path.resolve(dir), ".core-stack")
-
-/** The stack directory of a state directory. */
-export const stackDirOf = (stateDir: string): string => path.dirname(stateDir)
+export { type StatePaths, serviceLogPath, stackDirOf, stateDirOf, statePaths } from "./StatePaths.js"
 
 /** Another supervisor is running for this stack directory (`pid` 0: it answers on the socket, pid unknown). */
 export class SupervisorRunning extends Data.TaggedError("SupervisorRunning")<{

@@ -1,0 +1,160 @@
+/**
+ * How `up -d` reads a starting background supervisor: from its status rows, whether the stack is ready or has
+ * failed (`progressOf`); from its output, which progress lines to show and what failure it reported. Plain
+ * code (no Effect): the full CLI (`StackUpDetached`) and the launcher's quick wait (`QuickUp`) share it.
+ */
+import * as fs from "node:fs"
+import { settledVerdict } from "../stack/DependencyCondition.js"
+import type { ServiceStatus } from "../stack/ServiceStatus.js"
+import { sizeOf } from "./SupervisorSpawn.js"
+
+/** Where a polled stack stands. */
+export type Progress =
+  | { readonly _tag: "Starting" }
+  | { readonly _tag: "Ready"; readonly services: ReadonlyArray<string> }
+  /** `ending`: the supervisor ends by itself (a failed start); a service that keeps restarting does not end it. */
+  | { readonly _tag: "Failed"; readonly service: string; readonly reason: string; readonly ending?: false }
+
+/**
+ * How long a service without a readiness check must have been running before `up -d` calls it up: a process
+ * that exits at once (a bad flag, a missing file) is then seen failing or restarting instead.
+ */
+export const STAYED_UP_MS = 500
+
+/**
+ * Decides from the status rows whether `up` is done: every named service (all enabled ones when none is
+ * named) and every service that was launched for them has settled (`settledVerdict`), and those without a
+ * readiness check have been running for `STAYED_UP_MS` (at `now`). A service that has restarted has not
+ * stayed up: that is a failure.
+ */
+export const progressOf = (
+  rows: ReadonlyArray<ServiceStatus>,
+  selected: ReadonlyArray<string>,
+  now = Date.now()
+): Progress => {
+  const wanted =
+    selected.length > 0 ? rows.filter((r) => selected.includes(r.name)) : rows.filter((r) => r.state !== "disabled")
+  const involved = rows.filter((r) => wanted.includes(r) || (r.state !== "pending" && r.state !== "disabled"))
+  const bad = involved.find((r) => typeof settledVerdict(r) === "object")
+  if (bad) return { _tag: "Failed", service: bad.name, reason: bad.reason ?? `it is ${bad.state}` }
+  const restarted = involved.find((r) => r.restarts > 0)
+  if (restarted) {
+    const times = `${restarted.restarts} time${restarted.restarts === 1 ? "" : "s"}`
+    const last = restarted.reason === null ? "" : `; ${restarted.reason}`
+    return {
+      _tag: "Failed",
+      service: restarted.name,
+      reason: `it has not stayed up: restarted ${times}${last}`,
+      ending: false
+    }
+  }
+  const young = (r: ServiceStatus) => r.state === "running" && r.startedAt !== null && now - r.startedAt < STAYED_UP_MS
+  if (wanted.length > 0 && involved.every((r) => settledVerdict(r) === "met" && !young(r)))
+    return { _tag: "Ready", services: involved.map((r) => r.name) }
+  return { _tag: "Starting" }
+}
+
+/** The supervisor's own report of a failed start (`core: NAME failed to start: REASON`), the last one. */
+export const failureIn = (
+  lines: ReadonlyArray<string>
+): { readonly service: string; readonly reason: string } | undefined => {
+  for (const line of [...lines].reverse()) {
+    const m = /^core: (\S+) failed to start: (.*)$/.exec(line)
+    if (m) return { service: m[1]!, reason: m[2]! }
+  }
+  return undefined
+}
+
+/** The last `n` non-empty lines written to `file` from byte `from` on. */
+export const lastLines = (file: string, n: number, from = 0): ReadonlyArray<string> =>
+  readFrom(file, from)
+    .toString("utf8")
+    .split("\n")
+    .filter((l) => l.trim().length > 0)
+    .slice(-n)
+
+/** The bytes of `file` from `offset` to its end (empty when it cannot be read). */
+const readFrom = (file: string, offset: number): Buffer => {
+  let fd: number | undefined
+  try {
+    fd = fs.openSync(file, "r")
+    const size = fs.fstatSync(fd).size
+    const buffer = Buffer.alloc(Math.max(0, size - offset))
+    const read = fs.readSync(fd, buffer, 0, buffer.length, offset)
+    return buffer.subarray(0, read)
+  } catch {
+    return Buffer.alloc(0)
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd)
+  }
+}
+
+/** Lines of the supervisor's output that are its own (not `name | line` of a service). */
+const serviceLine = /^\S+\s+\| /
+
+/** `CORE_TRACE` lines: shown at the end, on this command's timeline (`Trace.echoFrom`). */
+const traceLine = /^core trace /
+
+/**
+ * Which new lines of the supervisor's output to show while waiting: its own progress lines, until the first
+ * service line (from then on the stack starts, and its outcome is reported at the end). Each call returns
+ * the complete lines written since the previous one.
+ */
+export const progressForwarder = (file: string, from: number) => {
+  let offset = from
+  let servicesStarted = false
+  return (): ReadonlyArray<string> => {
+    if (servicesStarted) return []
+    const chunk = readFrom(file, offset)
+    const end = chunk.lastIndexOf(10)
+    if (end < 0) return []
+    offset += end + 1
+    const out: Array<string> = []
+    for (const line of chunk.subarray(0, end).toString("utf8").split("\n")) {
+      if (serviceLine.test(line)) {
+        servicesStarted = true
+        break
+      }
+      if (line.trim().length > 0 && !traceLine.test(line)) out.push(line)
+    }
+    return out
+  }
+}
+
+/** Least and most time between two polls of a starting supervisor. */
+const POLL_GAP_MS = { least: 20, most: 100 } as const
+
+/**
+ * Calls `done` once it is time for the next poll: once `file` (the supervisor's output, where it notes every
+ * service's transitions) has grown past `seen` bytes (its size before the previous poll), but at least
+ * `POLL_GAP_MS.least` and at most `POLL_GAP_MS.most` from now. A stack is seen ready within a few ms of its last
+ * transition, not up to a whole polling period later, and a busy supervisor is not polled more often than every
+ * 20 ms. Returns a function that cancels the wait.
+ */
+export const whenChanged = (file: string, seen: number, done: () => void): (() => void) => {
+  let watcher: fs.FSWatcher | undefined
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let over = false
+  const stop = () => {
+    over = true
+    clearTimeout(timer)
+    watcher?.close()
+  }
+  const fire = () => {
+    if (over) return
+    stop()
+    done()
+  }
+  timer = setTimeout(() => {
+    if (over) return
+    timer = setTimeout(fire, POLL_GAP_MS.most - POLL_GAP_MS.least)
+    try {
+      watcher = fs.watch(file, { persistent: false }, fire)
+    } catch {
+      // cannot watch: the timer polls
+    }
+    // written during the previous poll, or before the watch began
+    if (sizeOf(file) !== seen) fire()
+  }, POLL_GAP_MS.least)
+  return stop
+}
