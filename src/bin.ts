@@ -8,7 +8,7 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { exitCodeOf } from "./cli/InterruptExit.js"
-import { SECOND_INTERRUPT_LINE } from "./cli/UpLines.js"
+import { SECOND_INTERRUPT_LINE } from "./app/UpLines.js"
 import { keepWriting } from "./logs/ResilientOutput.js"
 import { main } from "./Main.js"
 import { killAllGroups } from "./process/ProcessGroup.js"

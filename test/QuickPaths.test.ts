@@ -408,4 +408,23 @@ describe("quick paths against the full CLI", () => {
     expect(outcomes[0]!.stderr).toContain("core: interrupted before the stack was ready")
     expect(outcomes[0]).toEqual(outcomes[1])
   }, 120_000)
+
+  it("a Ctrl-C as soon as the supervisor is spawned, while the CLI bundle loads: exit 130, the message, nothing left", async () => {
+    for (const quick of [true, false]) {
+      const dir = stackWith({ slow: { ...sleeper, compose: { ready_log_line: "^never$" } } })
+      const child = spawn(process.execPath, [cli, "stack", "up", "-d", "--dir", dir], {
+        env: { ...process.env, NO_COLOR: "1", CORE_QUICK: quick ? "" : "0" },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let stderr = ""
+      child.stderr.on("data", (b) => (stderr += b))
+      const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)))
+      // the supervisor's command line: `... core.cjs stack up --dir DIR`
+      expect(await eventually(() => processesMentioning(`stack up --dir ${dir}`).length > 0, 30_000, 5)).toBe(true)
+      child.kill("SIGINT")
+      expect(await exited).toBe(130)
+      expect(stderr).toContain("core: interrupted before the stack was ready")
+      expect(await eventually(() => processesMentioning(dir).length === 0, 20_000)).toBe(true)
+    }
+  }, 120_000)
 })

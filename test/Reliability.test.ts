@@ -170,6 +170,13 @@ describe("item 5: exec probes", () => {
 })
 
 describe("item 6: crash loops", () => {
+  it("a service without a readiness check that exits soon after its start fails up -d at once, not 30 s later", async () => {
+    // the supervisor's up is done (the service ran), so it does not end by itself: up -d used to wait 30 s for
+    // that exit before reporting; 20 s is a deadline here, far above the ~1 s it takes
+    const dir = stack({ api: sh("sleep 0.2; echo bye; exit 3") })
+    await expectFailedStart(dir, ["api failed to start: exited with code 3", "bye"], 20_000)
+  })
+
   it("up -d reports a service that keeps exiting instead of calling it ready", async () => {
     const dir = stack({ api: sh("exit 1", { availability: { restart: "always", backoff_seconds: 0 } }) })
     await expectFailedStart(dir, ["api", "has not stayed up", "exited with code 1"])

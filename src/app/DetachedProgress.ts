@@ -65,6 +65,13 @@ export const failureIn = (
   return undefined
 }
 
+/**
+ * Whether the supervisor has said that its `up` is done (`core: N service(s) ready in ...`): from then on a
+ * service that fails does not end it (it stays, with the service failed), so `up -d` need not wait for its exit.
+ */
+export const saidReady = (lines: ReadonlyArray<string>): boolean =>
+  lines.some((line) => /^core: \d+ service\(s\) ready in /.test(line))
+
 /** The last `n` non-empty lines written to `file` from byte `from` on. */
 export const lastLines = (file: string, n: number, from = 0): ReadonlyArray<string> =>
   readFrom(file, from)

@@ -4,14 +4,22 @@
  * is ready, or reports why the supervisor ended and leaves nothing running.
  */
 import * as path from "node:path"
-import { Clock, Data, Effect } from "effect"
+import { Clock, Data, Effect, Schedule } from "effect"
 import type { ChildProcess } from "node:child_process"
 import { connect } from "../api/ControlClient.js"
 import { ensureStateDir, StateDirError, SupervisorRunning, stateDirOf, statePaths } from "../state/StateDir.js"
 import { cleanLeftovers, ensureNoSupervisor, liveSupervisor, recordStarter } from "../state/SupervisorLock.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import * as Trace from "../trace/Trace.js"
-import { failureIn, lastLines, type Progress, progressForwarder, progressOf, whenChanged } from "./DetachedProgress.js"
+import {
+  failureIn,
+  lastLines,
+  type Progress,
+  progressForwarder,
+  progressOf,
+  saidReady,
+  whenChanged
+} from "./DetachedProgress.js"
 import { adoptEarly, sizeOf, spawnSupervisor } from "./SupervisorSpawn.js"
 
 export { failureIn, type Progress, progressForwarder, progressOf, STAYED_UP_MS } from "./DetachedProgress.js"
@@ -171,8 +179,14 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
     return yield* failWith(undefined, `the supervisor exited (${child.exitCode ?? child.signalCode})`)
   }
   if (outcome._tag === "Failed") {
-    // the supervisor ends by itself when a start fails; give it the time to stop what it started
-    if (outcome.ending !== false) yield* waitExit(child).pipe(Effect.timeout("30 seconds"), Effect.ignore)
+    // the supervisor ends by itself when a start fails: give it the time to stop what it started. Not when a
+    // service failed after the supervisor's `up` was done (one without a readiness check that exited soon
+    // after it started): that supervisor stays, and waiting for it only held the report back 30 s
+    const upDone = Effect.sync(() =>
+      saidReady(lastLines(paths.supervisorLog, Number.POSITIVE_INFINITY, logStart))
+    ).pipe(Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (done) => done }))
+    if (outcome.ending !== false)
+      yield* Effect.raceFirst(waitExit(child), upDone).pipe(Effect.timeout("30 seconds"), Effect.ignore)
     return yield* failWith(outcome.service, outcome.reason)
   }
   Trace.summary()

@@ -12,7 +12,9 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { rotateIfLarger } from "../logs/LogFile.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
+import { isRunning } from "../state/ProcessIdentity.js"
 import * as Trace from "../trace/Trace.js"
+import { INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE } from "./UpLines.js"
 
 /**
  * Node flags of the background supervisor, before the caller's own (which win). Semi-spaces of 1 MB instead of
@@ -126,6 +128,32 @@ export const parseDetachedUp = (
   return { root: path.resolve(cwd, dir ?? env.CORE_DIR ?? "."), services }
 }
 
+/** How long a supervisor that was never adopted gets to stop its stack after SIGTERM, at exit, before SIGKILL. */
+const STOP_AT_EXIT_MS = 15_000
+
+/**
+ * Stops `child` and waits for it, synchronously (this runs in an `exit` listener): SIGTERM, then SIGKILL after
+ * `STOP_AT_EXIT_MS`. A supervisor stops its services before it exits.
+ */
+const stopNow = (child: ChildProcess): void => {
+  const pid = child.pid
+  if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+  const nap = new Int32Array(new SharedArrayBuffer(4))
+  // a supervisor that has exited stays a zombie until this process reaps it: not running
+  const gone = (deadline: number) => {
+    while (isRunning({ pid, startTime: null })) {
+      if (Date.now() > deadline) return false
+      Atomics.wait(nap, 0, 0, 10)
+    }
+    return true
+  }
+  child.kill("SIGTERM")
+  if (!gone(Date.now() + STOP_AT_EXIT_MS)) {
+    child.kill("SIGKILL")
+    gone(Date.now() + 2_000)
+  }
+}
+
 const EARLY = Symbol.for("core/earlySupervisor")
 
 export interface Early extends DetachedUp {
@@ -137,8 +165,9 @@ type WithEarly = typeof globalThis & { [EARLY]?: Early | undefined }
 /**
  * In the launcher: when the command is a `stack up -d` that it recognises and the stack directory has no
  * supervisor record, starts the background supervisor now and leaves it for `adoptEarly`. Otherwise (or on
- * any error) does nothing: the CLI then does it all itself. A supervisor started here that the CLI does not
- * adopt (the command failed to parse after all) is ended when this process exits.
+ * any error) does nothing: the CLI then does it all itself. A supervisor started here that nobody adopts (the
+ * command failed to parse after all, or a Ctrl-C came while the CLI loaded) is stopped when this process exits,
+ * which then exits 130 if it was interrupted, as an interrupted `up -d` does.
  */
 export const earlyDetachedUp = (argv: ReadonlyArray<string>): void => {
   try {
@@ -151,11 +180,25 @@ export const earlyDetachedUp = (argv: ReadonlyArray<string>): void => {
     if (!fs.statSync(up.root).isDirectory()) return
     fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 })
     fs.chmodSync(stateDir, 0o700)
+    // From here a Ctrl-C or SIGTERM must not end this process by default, which would leave the supervisor
+    // running: held by this listener, it reaches the handler registered next, the quick wait's (cli/QuickUp.ts)
+    // or, while the CLI bundle loads, the CLI's own.
+    let held = false
+    const hold = () => {
+      held = true
+    }
+    process.on("SIGINT", hold)
+    process.on("SIGTERM", hold)
     const spawned = spawnSupervisor(up.root, up.services, path.join(stateDir, "supervisor.log"), performance.timeOrigin)
     ;(globalThis as WithEarly)[EARLY] = { ...up, spawned }
     process.once("exit", () => {
-      const left = (globalThis as WithEarly)[EARLY]
-      if (left !== undefined && left.spawned.child.exitCode === null) left.spawned.child.kill("SIGTERM")
+      // never adopted (the CLI was interrupted while it loaded, or read the command otherwise): stop it here
+      if ((globalThis as WithEarly)[EARLY] === undefined) return
+      stopNow(spawned.child)
+      if (held) {
+        process.stderr.write(`${INTERRUPTED_LINE}\n`)
+        process.exitCode = INTERRUPTED_EXIT_CODE
+      }
     })
   } catch {
     // the CLI will say what is wrong

@@ -6,7 +6,7 @@
  */
 import { Cause, Effect, Exit } from "effect"
 
-export { INTERRUPTED_EXIT_CODE } from "./UpLines.js"
+export { INTERRUPTED_EXIT_CODE } from "../app/UpLines.js"
 
 let onInterrupt = 0
 

@@ -20,7 +20,7 @@ import { removeStarter, writeStarter } from "../state/QuickState.js"
 import { stateDirOf, statePaths } from "../state/StatePaths.js"
 import * as Trace from "../trace/Trace.js"
 import { keepWriting } from "../logs/ResilientOutput.js"
-import { detachedReadyLine, INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE, SECOND_INTERRUPT_LINE } from "./UpLines.js"
+import { detachedReadyLine, INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE, SECOND_INTERRUPT_LINE } from "../app/UpLines.js"
 
 /** How long one request of a poll may take (a supervisor slower than that is polled again). */
 const ANSWER_TIMEOUT_MS = 3_000

@@ -10,7 +10,7 @@ import { upDetached } from "../app/StackUpDetached.js"
 import { dataOption, dirOption } from "./CliOptions.js"
 import { exitCodeOnInterrupt } from "./InterruptExit.js"
 import { dim, lineBatcher, linePrefixer, useColour } from "./Output.js"
-import { detachedReadyLine, INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE } from "./UpLines.js"
+import { detachedReadyLine, INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE } from "../app/UpLines.js"
 
 const services = Args.text({ name: "SERVICE" }).pipe(
   Args.withDescription("services to start, with their dependencies (default: all)"),
