@@ -26,6 +26,7 @@ import * as path from "node:path"
 import * as vm from "node:vm"
 import { earlyDetachedUp } from "./app/SupervisorSpawn.js"
 import { quickDetachedUp } from "./cli/QuickUp.js"
+import { quickDown } from "./cli/QuickDown.js"
 import { quickVerb } from "./cli/QuickVerbs.js"
 import * as Trace from "./trace/Trace.js"
 
@@ -110,14 +111,14 @@ const load = (): void => {
 }
 
 /**
- * The quick paths (plain Node, no bundle): `stack status` and `stack process list` answered here, and the wait
+ * The quick paths (plain Node, no bundle): `stack status`, `stack process list` and `stack down` served here, and the wait
  * of an `up -d` whose supervisor was started here. Each serves only the plain, successful case and otherwise
  * resolves false before it prints anything; then the CLI runs the command as it always did.
  * `CORE_QUICK=0` turns them off (the tests compare both paths on the same stack).
  */
 const quick = (argv: ReadonlyArray<string>): Promise<boolean> | undefined => {
   if (process.env.CORE_QUICK === "0") return undefined
-  return quickVerb(argv, process.env, process.cwd()) ?? quickDetachedUp()
+  return quickVerb(argv, process.env, process.cwd()) ?? quickDown(argv, process.env, process.cwd()) ?? quickDetachedUp()
 }
 
 const start = (): void => {

@@ -13,6 +13,7 @@ import * as net from "node:net"
 import { join } from "node:path"
 import { SupervisorIdentity } from "../src/api/ControlApi.js"
 import { getJson, identityFieldNames, isIdentity, isStatusRows, statusFieldNames } from "../src/api/PlainControl.js"
+import { parseQuickDown } from "../src/cli/QuickDown.js"
 import { parseQuickVerb, quickText } from "../src/cli/QuickVerbs.js"
 import { formatStatusJson, StatusJson } from "../src/cli/StackStatus.js"
 import { Health, ServiceState, ServiceStatus } from "../src/stack/ServiceStatus.js"
@@ -170,6 +171,18 @@ describe("parseQuickVerb (what the launcher answers itself)", () => {
     ]
     for (const argv of leftToCli) expect(parseQuickVerb(argv, {}, "/cwd")).toBeUndefined()
     expect(parseQuickVerb(["stack", "status"], { CORE_DIR: "" }, "/cwd")).toBeUndefined()
+    expect(parseQuickDown(["stack", "down"], {}, "/cwd")).toBe("/cwd")
+    expect(parseQuickDown(["stack", "down", "--dir=s"], {}, "/cwd")).toBe("/cwd/s")
+    expect(parseQuickDown(["stack", "down"], { CORE_DIR: "/d" }, "/cwd")).toBe("/d")
+    for (const argv of [
+      ["stack", "down", "--json"],
+      ["stack", "down", "--dir"],
+      ["stack", "down", "--help"],
+      ["stack", "down", "x"],
+      ["stack", "status"]
+    ]) {
+      expect(parseQuickDown(argv, {}, "/cwd")).toBeUndefined()
+    }
   })
 })
 
@@ -342,6 +355,30 @@ describe("quick paths against the full CLI", () => {
     expect(unknown[0]!.code).toBe(1)
     expect(unknown[0]!.stderr).toContain('unknown service "nosuch"')
     expect({ ...unknown[0], stderr: failure(unknown[0]!) }).toEqual({ ...unknown[1], stderr: failure(unknown[1]!) })
+  }, 120_000)
+
+  it("down: served without the CLI bundle, the same line as the full CLI, nothing left running", async () => {
+    const dir = stackWith({
+      a: sleeper,
+      b: { ...sleeper, compose: { depends_on: { a: { condition: "process_started" } } } }
+    })
+    const lines: Array<string> = []
+    for (const quick of [true, false]) {
+      expect((await core(dir, ["stack", "up", "-d"], true)).code).toBe(0)
+      const down = await run(dir, ["stack", "down"], quick, true)
+      expect(down.code).toBe(0)
+      expect(/without the CLI bundle/.test(down.stderr)).toBe(quick)
+      expect(/bundle evaluated/.test(down.stderr)).toBe(!quick)
+      expect(processesMentioning(dir)).toEqual([])
+      expect(fs.existsSync(statePath(dir, "supervisor.pid"))).toBe(false)
+      lines.push(down.stdout.replace(/\d+ ms/, "N ms").replace(/pid \d+/, "pid P"))
+    }
+    expect(lines[0]).toMatch(/^stack in .* stopped \(supervisor pid P\) in N ms\n$/)
+    expect(lines[0]).toBe(lines[1])
+    // no stack: the full CLI's error
+    const none = await core(dir, ["stack", "down"], true)
+    expect(none.code).toBe(1)
+    expect(none).toEqual(await core(dir, ["stack", "down"], false))
   }, 120_000)
 
   it("up -d interrupted before ready: exit 130, the same message, nothing left", async () => {

@@ -3,10 +3,13 @@
  * `TestClock` (no real sleeping for them; the processes and probe commands are real).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Scope, TestClock } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, PubSub, Queue, Scope, TestClock } from "effect"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
 import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
 import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
 import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
+import { lifecycle, makeEntry, type StackContext } from "../src/supervisor/ServiceRunner.js"
 import type { ServiceStatus } from "../src/stack/ServiceStatus.js"
 import { survivors } from "./support/Processes.js"
 import { execProbe, fixtureBin, service, stackOf, tempDir } from "./support/Specs.js"
@@ -129,5 +132,49 @@ describe("ServiceRunner on the TestClock", () => {
           })
       ),
     30_000
+  )
+})
+
+describe("ServiceRunner and an early stop signal", () => {
+  it.live("a run ended by a stop's signal is neither restarted nor recorded; the lifecycle waits for the stop", () =>
+    Effect.gen(function* () {
+      const dir = tempDir()
+      const starts = join(dir, "starts")
+      const stack = stackOf(dir, [
+        service("svc", fixtureBin("counter.sh"), [starts], {
+          readyLogLine: "counter started",
+          restart: { policy: "always", backoffMs: 0 }
+        })
+      ])
+      const entry = yield* makeEntry(stack.services[0]!, stack.stateDir)
+      const context: StackContext = {
+        entries: new Map([["svc", entry]]),
+        transitions: yield* PubSub.unbounded<ServiceStatus>(),
+        exitRequested: yield* Deferred.make<string>(),
+        env: process.env,
+        dataDir: stack.dataDir
+      }
+      const gone = yield* Deferred.make<void>()
+      const registry = Layer.succeed(ProcessRegistry, {
+        register: () => Effect.void,
+        unregister: () => Deferred.succeed(gone, undefined)
+      })
+      const transitions = yield* PubSub.subscribe(context.transitions)
+      const fiber = yield* Effect.fork(lifecycle(context, entry).pipe(Effect.provide(registry)))
+      let ready = yield* Queue.take(transitions)
+      while (ready.state !== "ready") ready = yield* Queue.take(transitions)
+      const pid = ready.pid!
+      entry.run.stopRequested = true
+      entry.run.group!.signalStop(Date.now())
+      // the run's group is gone and unregistered; then the lifecycle suspends without a new run
+      yield* Deferred.await(gone)
+      while ((yield* Fiber.status(fiber))._tag === "Running") yield* Effect.yieldNow()
+      expect(survivors([pid])).toEqual([])
+      expect((yield* Fiber.poll(fiber))._tag).toBe("None")
+      // nothing recorded after ready: no restart, no end
+      expect(yield* Queue.takeAll(transitions)).toHaveLength(0)
+      expect(readFileSync(starts, "utf8")).toBe("start\n")
+      yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.scoped)
   )
 })

@@ -128,6 +128,29 @@ describe("LocalSupervisor", () => {
     )
   )
 
+  it.live("a stop signals a whole level ahead of its stops; a service that ends on the signal is not restarted", () => {
+    const dir = tempDir()
+    const names = Array.from({ length: 20 }, (_, i) => `s${String(i + 1).padStart(2, "0")}`)
+    return withSupervisor(
+      names.map((name) =>
+        service(name, fixtureBin("counter.sh"), [join(dir, name)], {
+          readyLogLine: "counter started",
+          restart: { policy: "always", backoffMs: 0 }
+        })
+      ),
+      (sup, seen) =>
+        Effect.gen(function* () {
+          yield* sup.up()
+          yield* sup.shutdown
+          expect(seen.filter((s) => s.state === "restarting" || s.state === "failed")).toEqual([])
+          expect((yield* sup.status).map((s) => [s.name, s.state, s.restarts])).toEqual(
+            names.map((name) => [name, "stopped", 0])
+          )
+          for (const name of names) expect(readFileSync(join(dir, name), "utf8")).toBe("start\n")
+        })
+    )
+  })
+
   it.live("restarts on failure up to max_restarts, then gives up", () => {
     const dir = tempDir()
     const starts = join(dir, "starts")

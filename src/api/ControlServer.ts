@@ -101,6 +101,7 @@ const handlers = (
   sampler: ResourceSampler,
   identity: SupervisorIdentity,
   down: Deferred.Deferred<void>,
+  downAnswered: Deferred.Deferred<void>,
   scope: Scope.Scope
 ) => {
   const detached = <A, E>(effect: Effect.Effect<A, E>) =>
@@ -124,7 +125,9 @@ const handlers = (
           )
         ).pipe(
           // answer first, then let the supervisor end (which closes this server)
-          Effect.zipRight(Effect.forkIn(Effect.delay(Deferred.succeed(down, undefined), "50 millis"), scope)),
+          Effect.zipRight(
+            Effect.forkIn(Effect.zipRight(Deferred.await(downAnswered), Deferred.succeed(down, undefined)), scope)
+          ),
           Effect.as(identity)
         )
       )
@@ -169,8 +172,11 @@ const handlers = (
   return Layer.mergeAll(stack, services, observe)
 }
 
-/** A Node HTTP server on a Unix socket whose shutdown does not wait for open (follow) connections. */
-const unixServer = (socket: string) =>
+/**
+ * A Node HTTP server on a Unix socket whose shutdown does not wait for open (follow) connections.
+ * `downAnswered` completes when the answer to a `POST /down` has been written (or its connection closed).
+ */
+const unixServer = (socket: string, downAnswered: Deferred.Deferred<void>) =>
   Layer.scoped(
     HttpServer.HttpServer,
     Effect.gen(function* () {
@@ -178,6 +184,11 @@ const unixServer = (socket: string) =>
       const server = http.createServer()
       // requests like `restart` wait for readiness; a follow stream never ends by itself
       server.requestTimeout = 0
+      server.on("request", (request: http.IncomingMessage, response: http.ServerResponse) => {
+        if (request.method === "POST" && request.url === "/down") {
+          response.once("close", () => Deferred.unsafeDone(downAnswered, Effect.void))
+        }
+      })
       const served = yield* NodeHttpServer.make(() => server, { path: address })
       yield* Effect.sync(() => fs.chmodSync(socket, 0o600))
       yield* Effect.addFinalizer(() =>
@@ -212,6 +223,7 @@ export const serveControl: (
     if (probe === "refused") yield* Effect.sync(() => removeState(paths.socket))
     const scope = yield* Effect.scope
     const down = yield* Deferred.make<void>()
+    const downAnswered = yield* Deferred.make<void>()
     const identity = new SupervisorIdentity({
       pid: process.pid,
       startTime: readStartTime(process.pid) ?? null,
@@ -224,10 +236,12 @@ export const serveControl: (
       Effect.forkIn(scope)
     )
     const sampler = yield* sampleServices(supervisor)
-    const api = HttpApiBuilder.api(ControlApi).pipe(Layer.provide(handlers(supervisor, sampler, identity, down, scope)))
+    const api = HttpApiBuilder.api(ControlApi).pipe(
+      Layer.provide(handlers(supervisor, sampler, identity, down, downAnswered, scope))
+    )
     const served = HttpApiBuilder.serve().pipe(
       Layer.provide(api),
-      Layer.provide(unixServer(paths.socket)),
+      Layer.provide(unixServer(paths.socket, downAnswered)),
       Layer.provide(NodeHttpServer.layerContext)
     )
     yield* Layer.buildWithScope(served, scope)

@@ -17,6 +17,19 @@ const MAX_SOCKET_PATH = 107
  * (no socket, refused, another status, a body that is not JSON, too slow).
  */
 export const getJson = (socket: string, path: string, timeoutMs: number): Promise<unknown> =>
+  requestJson(socket, "GET", path, timeoutMs).then((answer) => (answer === "closed" ? undefined : answer))
+
+/**
+ * `method path` on the Unix socket `socket`, as `getJson`; "closed" when the connection failed or closed
+ * before a whole answer came (a supervisor ending as it answers `POST /down` may do that). No time limit
+ * when `timeoutMs` is undefined.
+ */
+export const requestJson = (
+  socket: string,
+  method: "GET" | "POST",
+  path: string,
+  timeoutMs: number | undefined
+): Promise<unknown> =>
   new Promise((resolve) => {
     if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) return resolve(undefined)
     let settled = false
@@ -27,21 +40,25 @@ export const getJson = (socket: string, path: string, timeoutMs: number): Promis
       request.destroy()
       resolve(value)
     }
-    const request = http.get({ socketPath: socket, path, agent: false, headers: { host: "localhost" } }, (response) => {
-      if (response.statusCode !== 200) return done(undefined)
-      const chunks: Array<Buffer> = []
-      response.on("data", (chunk: Buffer) => chunks.push(chunk))
-      response.on("error", () => done(undefined))
-      response.on("end", () => {
-        try {
-          done(JSON.parse(Buffer.concat(chunks).toString("utf8")))
-        } catch {
-          done(undefined)
-        }
-      })
-    })
-    request.on("error", () => done(undefined))
-    const timer = setTimeout(() => done(undefined), timeoutMs)
+    const request = http.request(
+      { socketPath: socket, method, path, agent: false, headers: { host: "localhost" } },
+      (response) => {
+        if (response.statusCode !== 200) return done(undefined)
+        const chunks: Array<Buffer> = []
+        response.on("data", (chunk: Buffer) => chunks.push(chunk))
+        response.on("error", () => done("closed"))
+        response.on("end", () => {
+          try {
+            done(JSON.parse(Buffer.concat(chunks).toString("utf8")))
+          } catch {
+            done(undefined)
+          }
+        })
+      }
+    )
+    request.on("error", () => done("closed"))
+    request.end()
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => done(undefined), timeoutMs)
   })
 
 const isObject = (value: unknown): value is Record<string, unknown> =>

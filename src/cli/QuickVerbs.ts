@@ -41,20 +41,35 @@ export const parseQuickVerb = (
   const verb =
     argv[1] === "status" ? "status" : argv[1] === "process" && argv[2] === "list" ? "process list" : undefined
   if (verb === undefined) return undefined
+  const options = quickOptions(argv.slice(verb === "status" ? 2 : 3), ["--json"], env, cwd)
+  return options && { verb, root: options.root, json: options.flags.has("--json") }
+}
+
+/**
+ * The options after a verb when they are only `--dir PATH` (or `--dir=PATH`) and `flags`, each at most once:
+ * the absolute stack directory (`--dir`, else `CORE_DIR`, else `cwd`) and the flags given; undefined for
+ * anything else, and when `CORE_DIR` is set but empty.
+ */
+export const quickOptions = (
+  args: ReadonlyArray<string>,
+  flags: ReadonlyArray<string>,
+  env: Readonly<Record<string, string | undefined>>,
+  cwd: string
+): { readonly root: string; readonly flags: ReadonlySet<string> } | undefined => {
   let dir: string | undefined
-  let json = false
-  for (let i = verb === "status" ? 2 : 3; i < argv.length; i++) {
-    const arg = argv[i]!
-    if (arg === "--json" && !json) json = true
+  const given = new Set<string>()
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    if (flags.includes(arg) && !given.has(arg)) given.add(arg)
     else if (arg === "--dir" && dir === undefined) {
-      dir = argv[++i]
+      dir = args[++i]
       if (dir === undefined || dir.startsWith("-")) return undefined
     } else if (arg.startsWith("--dir=") && dir === undefined) dir = arg.slice("--dir=".length)
     else return undefined
   }
   const fallback = env.CORE_DIR
   if (dir === "" || (dir === undefined && fallback === "")) return undefined
-  return { verb, root: path.resolve(cwd, dir ?? fallback ?? "."), json }
+  return { root: path.resolve(cwd, dir ?? fallback ?? "."), flags: given }
 }
 
 /**

@@ -61,9 +61,23 @@ export interface Guardian {
   readonly forget: (pid: number) => Effect.Effect<void>
 }
 
-const send = (child: ChildProcess, line: string) =>
+/**
+ * `add` lines leave at once (a group the guardian does not know of would outlive a supervisor killed now);
+ * `del` lines sent in one turn of the event loop leave in one write (200 services stopping at once: one
+ * write instead of 200; a `del` lost with the supervisor only makes the guardian check a group that is gone).
+ */
+const send = (child: ChildProcess, line: string, coalesce = false) =>
   Effect.sync(() => {
-    if (child.stdin && !child.stdin.destroyed) child.stdin.write(`${line}\n`)
+    const stdin = child.stdin
+    if (!stdin || stdin.destroyed) return
+    if (!coalesce) {
+      // an add goes out now, with any del held before it
+      while (stdin.writableCorked > 0) stdin.uncork()
+    } else if (stdin.writableCorked === 0) {
+      stdin.cork()
+      process.nextTick(() => stdin.uncork())
+    }
+    stdin.write(`${line}\n`)
   })
 
 /**
@@ -102,7 +116,7 @@ export const startGuardian: Effect.Effect<Guardian, GuardianError, Scope.Scope> 
     (child): Guardian => ({
       pid: child.pid!,
       watch: (r) => send(child, `add ${r.pid} ${r.startTime ?? "-"} ${r.notBefore}`),
-      forget: (pid) => send(child, `del ${pid}`)
+      forget: (pid) => send(child, `del ${pid}`, true)
     })
   )
 )

@@ -10,7 +10,7 @@ import { Clock, Deferred, Effect, PubSub, type Scope } from "effect"
 import { waitReady, watchLiveness } from "../health/Probe.js"
 import { type LogError, makeServiceLog, type ServiceLog } from "../logs/ServiceLog.js"
 import type { ServiceSpec } from "../manifest/ServiceSpec.js"
-import { spawnGroup } from "../process/ProcessGroup.js"
+import { type ProcessGroup, spawnGroup } from "../process/ProcessGroup.js"
 import { conditionVerdict } from "../stack/DependencyCondition.js"
 import { serviceLogPath } from "../state/StateDir.js"
 import { BRIEF_RUN_MS, decideRestart } from "./RestartPolicy.js"
@@ -87,6 +87,21 @@ export interface ServiceEntry {
   readonly log: ServiceLog
   readonly state: StateCell
   readonly lock: Effect.Semaphore
+  readonly run: CurrentRun
+}
+
+/**
+ * What a stop reads synchronously, to signal a whole stop level in one loop before the services' orderly
+ * stops (see `signalAhead` in LocalSupervisor).
+ */
+export interface CurrentRun {
+  /** The process group of the current run, while it has one. */
+  group: ProcessGroup | undefined
+  /**
+   * A stop has signalled this run and will interrupt it: a process that ends meanwhile is not restarted
+   * (nor its end recorded); the lifecycle waits for the interruption. Cleared when the service is launched.
+   */
+  stopRequested: boolean
 }
 
 /** What the services of one stack share. */
@@ -152,14 +167,18 @@ export const makeEntry = (spec: ServiceSpec, stateDir: string): Effect.Effect<Se
         ports: spec.ports
       }
     })
-    return { spec, log, state, lock: yield* Effect.makeSemaphore(1) }
+    return { spec, log, state, lock: yield* Effect.makeSemaphore(1), run: { group: undefined, stopRequested: false } }
   })
 
-/** Changes a service's status, publishes it, and notes a new state (or reason) in its log. */
+/**
+ * Changes a service's status, publishes it, and notes a new state (or reason) in its log (unless `note` is
+ * false).
+ */
 export const update = (
   stack: StackContext,
   entry: ServiceEntry,
-  f: (status: ServiceStatus) => Partial<ServiceStatus>
+  f: (status: ServiceStatus) => Partial<ServiceStatus>,
+  note = true
 ): Effect.Effect<ServiceStatus> =>
   Effect.suspend(() => {
     const current = entry.state.get()
@@ -176,7 +195,7 @@ export const update = (
                 : "none"
         }
     entry.state.set({ ...current, status })
-    if (status.state !== current.status.state || status.reason !== current.status.reason) {
+    if (note && (status.state !== current.status.state || status.reason !== current.status.reason)) {
       entry.log.note(`${status.state}${status.reason ? `: ${status.reason}` : ""}`)
     }
     return Effect.as(PubSub.publish(stack.transitions, status), status)
@@ -260,6 +279,12 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
     }).pipe(Effect.either)
     if (spawned._tag === "Left") return { _tag: "SpawnFailed", reason: spawned.left.message } as RunOutcome
     const proc = spawned.right
+    entry.run.group = proc
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        entry.run.group = undefined
+      })
+    )
     const hasReadiness = spec.readiness !== undefined || spec.readyLogLine !== undefined
     const spawnedAt = yield* Clock.currentTimeMillis
     yield* update(stack, entry, () => ({
@@ -388,7 +413,9 @@ export const lifecycle = (stack: StackContext, entry: ServiceEntry): Effect.Effe
     let deadline = (yield* Clock.currentTimeMillis) + spec.readinessTimeoutMs
     let previous: string | undefined
     while (true) {
+      if (entry.run.stopRequested) return yield* Effect.never
       const outcome = yield* runOnce(stack, entry, deadline, previous)
+      if (entry.run.stopRequested) return yield* Effect.never
       if (outcome._tag === "SpawnFailed" || outcome._tag === "NotReady") {
         yield* update(stack, entry, () => ({ state: "failed", reason: outcome.reason, pid: null }))
         return
