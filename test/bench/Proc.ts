@@ -235,22 +235,31 @@ export const answers200 = (port: number): Promise<boolean> =>
     () => false
   )
 
+/**
+ * Ports are taken below the kernel's ephemeral range (32768-60999 on Linux by default): a port found free in
+ * that range can be taken by any program's outgoing connection before the service listens on it (a bench run
+ * lost a service that way). A random start keeps two runs at once apart.
+ */
+const PORTS_FROM = 20_000
+const PORTS_BELOW = 32_000
+
+/** Whether nothing listens on loopback `port` now. */
+const bindable = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const server = net.createServer()
+    server.once("error", () => resolve(false))
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
+  })
+
 /** `count` distinct free TCP ports on loopback (free when asked; nothing holds them afterwards). */
 export const freePorts = async (count: number): Promise<ReadonlyArray<number>> => {
-  const servers: Array<net.Server> = []
   const ports: Array<number> = []
-  try {
-    for (let i = 0; i < count; i++) {
-      const server = net.createServer()
-      servers.push(server)
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject)
-        server.listen(0, "127.0.0.1", () => resolve())
-      })
-      ports.push((server.address() as net.AddressInfo).port)
-    }
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))))
+  const room = PORTS_BELOW - PORTS_FROM - 2 * count
+  let candidate = PORTS_FROM + Math.floor(Math.random() * Math.max(1, room))
+  while (ports.length < count) {
+    if (candidate >= PORTS_BELOW) throw new Error(`fewer than ${count} free ports in ${PORTS_FROM}-${PORTS_BELOW}`)
+    if (await bindable(candidate)) ports.push(candidate)
+    candidate++
   }
   return ports
 }
