@@ -11,15 +11,8 @@ import { ProcessRegistry } from "../process/ProcessRegistry.js"
 import { conditionVerdict, settledVerdict } from "../stack/DependencyCondition.js"
 import { dependentsOf, stopLevels, topologicalOrder, withDependencies } from "../stack/StackGraph.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
-import {
-  dependencyState,
-  lastLines,
-  lifecycle,
-  makeEntry,
-  type ServiceEntry,
-  type StackContext,
-  update
-} from "./ServiceRunner.js"
+import { lifecycle } from "./ServiceRunner.js"
+import { dependencyState, lastLines, makeEntry, type ServiceEntry, type StackContext, update } from "./ServiceEntry.js"
 import { type LocalSupervisorShape, StartFailed, type SupervisorShape, UnknownService } from "./Supervisor.js"
 import * as Trace from "../trace/Trace.js"
 

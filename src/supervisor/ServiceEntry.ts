@@ -1,0 +1,175 @@
+/**
+ * A service of the stack as the supervisor holds it: its spec, log, state cell and current run (`ServiceEntry`),
+ * what the services of one stack share (`StackContext`), and the changes of a service's status (`update`).
+ * The life of a service that moves through these states is in `ServiceRunner`.
+ */
+import { type Deferred, Effect, PubSub, type Scope } from "effect"
+import { type LogError, makeServiceLog, type ServiceLog } from "../logs/ServiceLog.js"
+import type { ServiceSpec } from "../manifest/ServiceSpec.js"
+import type { ProcessGroup } from "../process/ProcessGroup.js"
+import { hasProcess, type ServiceStatus } from "../stack/ServiceStatus.js"
+import { serviceLogPath } from "../state/StateDir.js"
+
+/** Lines of a failed service's output quoted in its error. */
+const FAILURE_TAIL = 15
+
+export interface Internal {
+  readonly status: ServiceStatus
+  /** `ready_log_line` matched in the current run. */
+  readonly logReady: boolean
+}
+
+/**
+ * A service's current `Internal` state, and waits on it. Plain callbacks rather than a `SubscriptionRef` and
+ * its `changes` stream: every wait on a stream of changes costs a fiber and a channel pipeline, and each change
+ * ran through all of them; with 200 services that was ~400 runtime operations per service before its first
+ * spawn event (counted in a traced start). `set` calls every waiter synchronously, so a waiter sees every state,
+ * in order, as the stream did.
+ */
+export interface StateCell {
+  readonly get: () => Internal
+  /** Replaces the state and offers it to every waiter. */
+  readonly set: (next: Internal) => void
+  /**
+   * Waits until `f` gives something other than `undefined` for the state (the current one first, then each new
+   * one) and returns it.
+   */
+  readonly when: <A>(f: (state: Internal) => A | undefined) => Effect.Effect<A>
+}
+
+/** A cell holding `initial`, with no waiters. */
+const makeStateCell = (initial: Internal): StateCell => {
+  let current = initial
+  const waiters = new Set<(state: Internal) => void>()
+  return {
+    get: () => current,
+    set: (next) => {
+      current = next
+      for (const waiter of waiters) waiter(next)
+    },
+    when: <A>(f: (state: Internal) => A | undefined) =>
+      Effect.suspend(() => {
+        const now = f(current)
+        if (now !== undefined) return Effect.succeed(now)
+        return Effect.async<A>((resume) => {
+          const waiter = (state: Internal) => {
+            const found = f(state)
+            if (found === undefined) return
+            waiters.delete(waiter)
+            resume(Effect.succeed(found))
+          }
+          waiters.add(waiter)
+          return Effect.sync(() => waiters.delete(waiter))
+        })
+      })
+  }
+}
+
+/** A service of the stack: its spec, log, state, and the lock that makes its verbs run one at a time. */
+export interface ServiceEntry {
+  readonly spec: ServiceSpec
+  readonly log: ServiceLog
+  readonly state: StateCell
+  readonly lock: Effect.Semaphore
+  readonly run: CurrentRun
+}
+
+/**
+ * What a stop reads synchronously, to signal a whole stop level in one loop before the services' orderly
+ * stops (see `signalAhead` in LocalSupervisor).
+ */
+export interface CurrentRun {
+  /** The process group of the current run, while it has one. */
+  group: ProcessGroup | undefined
+  /**
+   * A stop has signalled this run and will interrupt it: a process that ends meanwhile is not restarted
+   * (nor its end recorded); the lifecycle waits for the interruption. Cleared when the service is launched.
+   */
+  stopRequested: boolean
+}
+
+/** What the services of one stack share. */
+export interface StackContext {
+  readonly entries: ReadonlyMap<string, ServiceEntry>
+  /** Every status change of every service. */
+  readonly transitions: PubSub.PubSub<ServiceStatus>
+  /** Completed when a service asks the whole stack to end. */
+  readonly exitRequested: Deferred.Deferred<string>
+  /** The environment the services inherit (their own `env` goes over it). */
+  readonly env: Readonly<Record<string, string | undefined>>
+  /** `${data}`: made (0700) before a service starts, with a folder of the service's name in it. */
+  readonly dataDir: string
+}
+
+/** A service's entry, its log file open in `stateDir/logs`; pending (or disabled), not started. */
+export const makeEntry = (spec: ServiceSpec, stateDir: string): Effect.Effect<ServiceEntry, LogError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const name = spec.name as string
+    const log = yield* makeServiceLog({
+      name,
+      file: serviceLogPath(stateDir, name)
+    })
+    const state = makeStateCell({
+      logReady: false,
+      status: {
+        name,
+        state: spec.disabled ? "disabled" : "pending",
+        health: spec.readiness ? "unknown" : "none",
+        pid: null,
+        restarts: 0,
+        startedAt: null,
+        exitCode: null,
+        reason: spec.disabled ? "disabled in its manifest" : null,
+        ports: spec.ports
+      }
+    })
+    return { spec, log, state, lock: yield* Effect.makeSemaphore(1), run: { group: undefined, stopRequested: false } }
+  })
+
+/**
+ * Changes a service's status, publishes it, and notes a new state (or reason) in its log (unless `note` is
+ * false).
+ */
+export const update = (
+  stack: StackContext,
+  entry: ServiceEntry,
+  f: (status: ServiceStatus) => Partial<ServiceStatus>,
+  note = true
+): Effect.Effect<ServiceStatus> =>
+  Effect.suspend(() => {
+    const current = entry.state.get()
+    const next = { ...current.status, ...f(current.status) }
+    const status: ServiceStatus = hasProcess(next.state)
+      ? next
+      : {
+          ...next,
+          health:
+            next.health === "unhealthy" && (next.state === "restarting" || next.state === "failed")
+              ? "unhealthy"
+              : entry.spec.readiness
+                ? "unknown"
+                : "none"
+        }
+    entry.state.set({ ...current, status })
+    if (note && (status.state !== current.status.state || status.reason !== current.status.reason)) {
+      entry.log.note(`${status.state}${status.reason ? `: ${status.reason}` : ""}`)
+    }
+    return Effect.as(PubSub.publish(stack.transitions, status), status)
+  })
+
+/** The last lines of a service's own output (not the supervisor's notes), for an error. */
+export const lastLines = (entry: ServiceEntry): Effect.Effect<ReadonlyArray<string>> =>
+  entry.log.tail(FAILURE_TAIL * 4).pipe(
+    Effect.map((lines) =>
+      lines
+        .filter((l) => !l.supervisor)
+        .slice(-FAILURE_TAIL)
+        .map((l) => l.text)
+    )
+  )
+
+/** What a dependency's condition sees of `entry`. */
+export const dependencyState = (entry: ServiceEntry, internal: Internal) => ({
+  ...internal,
+  hasLogLine: entry.spec.readyLogLine !== undefined
+})
