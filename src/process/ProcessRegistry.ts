@@ -5,7 +5,10 @@
 import { Context, Effect, Layer } from "effect"
 
 export interface ProcessRegistryShape {
-  /** A process group was spawned for `service` (its leader's pid is the group id). */
+  /**
+   * A process group was spawned for `service` (its leader's pid is the group id). Synchronous: it is run inside
+   * the spawn's callback, right after `spawn()` returns, so that no turn of the event loop comes in between.
+   */
   readonly register: (service: string, pid: number) => Effect.Effect<void>
   /** The group is gone (its leader exited and the group was swept). */
   readonly unregister: (service: string, pid: number) => Effect.Effect<void>
