@@ -12,7 +12,7 @@ import { join, resolve } from "node:path"
 import { formatStatusJson, formatStatusTable, formatUptime, StatusJson } from "../src/cli/StackStatus.js"
 import { failureIn, progressForwarder, progressOf, STAYED_UP_MS } from "../src/app/StackUpDetached.js"
 import type { ServiceStatus } from "../src/stack/ServiceStatus.js"
-import { eventually, liveProcesses, processesMentioning } from "./support/Processes.js"
+import { eventually, liveProcesses, processesMentioning, withoutForkedCopies } from "./support/Processes.js"
 import { statusRow } from "./support/FakeSupervisor.js"
 import { tempDir } from "./support/Specs.js"
 
@@ -123,10 +123,11 @@ const statusOf = async (dir: string): Promise<ReadonlyArray<ServiceStatus>> => {
 }
 
 const pidsOf = (dir: string, name: string) =>
-  processesMentioning(dir)
-    .filter((p) => p.cmdline.includes("bin/svc.sh") && p.cmdline.split(" ").includes(name))
-    .filter((p) => !p.cmdline.includes("grandchild"))
-    .map((p) => p.pid)
+  withoutForkedCopies(
+    processesMentioning(dir)
+      .filter((p) => p.cmdline.includes("bin/svc.sh") && p.cmdline.split(" ").includes(name))
+      .filter((p) => !p.cmdline.includes("grandchild"))
+  ).map((p) => p.pid)
 
 afterEach(async () => {
   for (const run of started.splice(0)) run.child.kill("SIGKILL")

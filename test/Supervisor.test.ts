@@ -7,7 +7,7 @@ import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
 import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
 import type { ServiceStatus } from "../src/stack/ServiceStatus.js"
 import { StartFailed } from "../src/supervisor/Supervisor.js"
-import { processesMentioning, survivors } from "./support/Processes.js"
+import { processesMentioning, survivors, withoutForkedCopies } from "./support/Processes.js"
 import { fixtureBin, freshPort, httpProbe, service, stackOf, tempDir } from "./support/Specs.js"
 
 /** Runs `body` with a supervisor of `services`; afterwards checks that no process of any group is left. */
@@ -194,11 +194,8 @@ describe("LocalSupervisor", () => {
           const spawned = readFileSync(starts, "utf8").trim().split("\n").length
           expect(spawned).toBeGreaterThanOrEqual(2)
           expect(spawned).toBeLessThanOrEqual(21)
-          // a child the shell has forked but not yet exec'd (its `sleep`) still carries the shell's command line:
-          // on a loaded machine that window is long enough to be seen, so only processes whose parent is not one
-          // of them count as instances
-          const mentioning = processesMentioning(starts)
-          const instances = mentioning.filter((p) => !mentioning.some((q) => q.pid === p.ppid))
+          // a child the shell has forked but not yet exec'd (its `sleep`) is not an instance
+          const instances = withoutForkedCopies(processesMentioning(starts))
           expect(instances).toHaveLength(1)
           expect(instances[0]!.pid).toBe(status.pid)
         })

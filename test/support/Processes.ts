@@ -54,6 +54,15 @@ export const processesMentioning = (marker: string): ReadonlyArray<{ pid: number
     })
     .filter((p) => p.cmdline.includes(marker) && p.pid !== process.pid)
 
+/**
+ * `processes` without the ones whose parent is among them: a shell fixture's loop forks a child for each `sleep`,
+ * and until that child execs it carries the shell's command line, so on a loaded machine it can be seen as a
+ * second instance of the service.
+ */
+export const withoutForkedCopies = <P extends { readonly pid: number; readonly ppid: number }>(
+  processes: ReadonlyArray<P>
+): ReadonlyArray<P> => processes.filter((p) => !processes.some((q) => q.pid === p.ppid))
+
 /** Polls until `check` returns true or `ms` pass; returns the last result. */
 export const eventually = async (check: () => boolean, ms = 15_000, every = 25): Promise<boolean> => {
   const until = Date.now() + ms
