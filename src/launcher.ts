@@ -28,15 +28,13 @@ import { earlyDetachedUp } from "./app/SupervisorSpawn.js"
 import { quickDetachedUp } from "./cli/QuickUp.js"
 import { quickDown } from "./cli/QuickDown.js"
 import { quickVerb } from "./cli/QuickVerbs.js"
+import { ours } from "./state/Ownership.js"
 import * as Trace from "./trace/Trace.js"
 
 const bundle = path.join(__dirname, "core-main.cjs")
 const uid = process.geteuid?.() ?? -1
 
 const sha256 = (data: crypto.BinaryLike): string => crypto.createHash("sha256").update(data).digest("hex")
-
-/** Nobody but this user (or root) can change `stat`'s file or folder. */
-const ours = (stat: fs.Stats): boolean => (stat.uid === uid || stat.uid === 0) && (stat.mode & 0o022) === 0
 
 /** This user's cache folder, created 0700 when missing; undefined when it is not safely ours. */
 const userCacheDir = (): string | undefined => {

@@ -129,17 +129,24 @@ export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOpti
   Trace.mark("supervisor built (log files open)")
   const run: StackRun = { stack, supervisor, started: selected, readyMs: 0, provisionMs }
   if (options.beforeStart) yield* options.beforeStart(run)
-  if (serve) {
-    yield* serveControl(stack.stateDir, options.onDown ? { onDown: options.onDown } : {}).pipe(
-      Effect.provideService(LocalSupervisor, supervisor)
-    )
-    Trace.mark("control socket served")
-  }
-  if (!options.startNothing) {
-    yield* supervisor.up(selected)
-    Trace.summary()
-    Trace.mark("every service ready")
-  }
+  const served = serve
+    ? serveControl(stack.stateDir, options.onDown ? { onDown: options.onDown } : {}).pipe(
+        Effect.provideService(LocalSupervisor, supervisor),
+        Effect.tap(() => Trace.mark("control socket served"))
+      )
+    : Effect.void
+  const started = options.startNothing
+    ? Effect.void
+    : supervisor.up(selected).pipe(
+        Effect.tap(() => {
+          Trace.summary()
+          Trace.mark("every service ready")
+        })
+      )
+  // the first services are spawned before the control socket is served (building the API's handlers and
+  // binding the socket, ~35-55 ms of a supervisor's start, traced): serving goes on while they start, and
+  // whichever fails first interrupts the other; `up` is done once both are
+  yield* Effect.all([started, served], { concurrency: 2, discard: true })
   // for process-compose users, not for the start: rendering it is ~0.8 ms per service (YAML) of synchronous
   // work, so it is written once the services are up, and a moment later still, so that it does not hold up the
   // answer to the status poll of `up -d` that follows the last service's readiness (traced: ~130 ms late

@@ -12,6 +12,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { rotateIfLarger } from "../logs/LogFile.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
+import { ours } from "../state/Ownership.js"
 import { isRunning } from "../state/ProcessIdentity.js"
 import * as Trace from "../trace/Trace.js"
 import { INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE } from "./UpLines.js"
@@ -22,7 +23,35 @@ import { INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE } from "./UpLines.js"
  * committed for good, ~30 MB of RSS (npm run bench: peak 176 MB -> 145 MB with 200 services). The price is more
  * scavenges under a flood of output: 100 MB of one service's lines cost ~1.6 s of supervisor CPU instead of ~1 s.
  */
-const SUPERVISOR_NODE_FLAGS = ["--max-semi-space-size=1"]
+export const SUPERVISOR_NODE_FLAGS: ReadonlyArray<string> = ["--max-semi-space-size=1"]
+
+/** What a supervisor snapshot must have been built for: this Node, this architecture, these flags. */
+export const snapshotKey = (): string => `${process.version} ${process.arch} ${SUPERVISOR_NODE_FLAGS.join(" ")}\n`
+
+/**
+ * The supervisor's startup snapshot beside `script` (`core-supervisor.blob`, see `SupervisorSnapshot.ts`), when
+ * it may be used: built for this Node and these flags (its `.key`), the Node running now has no flags of its
+ * own, and neither the blob, its key nor their folder can be changed by another user (a snapshot is code).
+ * `CORE_SNAPSHOT=0` turns it off. Undefined otherwise: the supervisor then starts from the CLI bundle.
+ */
+export const supervisorSnapshot = (script: string): string | undefined => {
+  if (process.env.CORE_SNAPSHOT === "0" || process.execArgv.length > 0) return undefined
+  const dir = path.dirname(script)
+  const blob = path.join(dir, "core-supervisor.blob")
+  try {
+    if (!ours(fs.statSync(dir))) return undefined
+    const key = fs.openSync(`${blob}.key`, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)
+    try {
+      if (!ours(fs.fstatSync(key)) || fs.readFileSync(key, "utf8") !== snapshotKey()) return undefined
+    } finally {
+      fs.closeSync(key)
+    }
+    const stat = fs.lstatSync(blob)
+    return stat.isFile() && ours(stat) ? blob : undefined
+  } catch {
+    return undefined
+  }
+}
 
 /** A background supervisor just started. */
 export interface SpawnedSupervisor {
@@ -66,9 +95,12 @@ export const spawnSupervisor = (
   // appended, never truncated: a second `up -d` racing this one must not overwrite its output
   const log = fs.openSync(supervisorLog, "a", 0o600)
   try {
+    const script = process.argv[1]!
+    const snapshot = supervisorSnapshot(script)
+    const node = snapshot === undefined ? process.execArgv : ["--snapshot-blob", snapshot]
     const child = spawn(
       process.execPath,
-      [...SUPERVISOR_NODE_FLAGS, ...process.execArgv, process.argv[1]!, "stack", "up", "--dir", root, ...services],
+      [...SUPERVISOR_NODE_FLAGS, ...node, script, "stack", "up", "--dir", root, ...services],
       {
         cwd: root,
         detached: true,

@@ -14,7 +14,17 @@
 
 import * as fs from "node:fs"
 
-const enabled = process.env.CORE_TRACE === "1" || process.env.CORE_TRACE === "true"
+const fromEnv = (): boolean => process.env.CORE_TRACE === "1" || process.env.CORE_TRACE === "true"
+
+let enabled = fromEnv()
+
+/**
+ * Reads `CORE_TRACE` again: a supervisor started from a V8 startup snapshot (`SupervisorSnapshot.ts`) has this
+ * module's state from the build, not from its own environment.
+ */
+export const refresh = (): void => {
+  enabled = fromEnv()
+}
 
 /** Whether tracing is on in this process. */
 export const tracing = (): boolean => enabled

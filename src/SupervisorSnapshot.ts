@@ -1,0 +1,72 @@
+/**
+ * Entry of the background supervisor's V8 startup snapshot (`dist/core-supervisor.blob`, built by
+ * `SupervisorSnapshotBuild.ts`). Building it evaluates the whole CLI once; `up -d` then starts the
+ * supervisor from the snapshot (`node --snapshot-blob`), which deserializes that heap instead of compiling and
+ * evaluating the 1.2 MB bundle.
+ *
+ * The build also runs `core stack generate` on a small stack of its own (in a temporary folder, removed
+ * after): the snapshot keeps the bytecode of every function that run compiled (the CLI's parser, manifest
+ * loading and its Schemas, the compose file), which a supervisor would otherwise compile on its way to its
+ * first spawn.
+ *
+ * Module state is the build's: whatever reads the environment at load must read it again here (`Trace`).
+ * Effect's default `Random` service keeps the seed it got at the build (the supervisor does not use it; tokens
+ * come from `node:crypto`), and `Math.random` is seeded again by V8 at each start.
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as v8 from "node:v8"
+import { Effect } from "effect"
+import { main } from "./Main.js"
+import { start } from "./Start.js"
+import * as Trace from "./trace/Trace.js"
+
+/** A stack that uses what a supervisor's start uses: placeholders, a probe, a dependency, a shutdown. */
+const WARM_UP_SERVICES: Record<string, unknown> = {
+  first: {
+    process: {
+      command: "sleep",
+      args: ["1"],
+      env: { GREETING: "${env.HOME}", DATA: "${data}" },
+      compose: {
+        readiness_probe: { http_get: { host: "127.0.0.1", port: 1, path: "/" }, period_seconds: 1 },
+        liveness_probe: { exec: { command: "true" }, period_seconds: 10 },
+        shutdown: { signal: 15, timeout_seconds: 5 },
+        availability: { restart: "on_failure", backoff_seconds: 1 }
+      }
+    },
+    ports: { http: 1 }
+  },
+  second: {
+    process: {
+      command: "sleep",
+      args: ["1"],
+      compose: { depends_on: { first: { condition: "process_healthy" } }, ready_log_line: "ready" }
+    }
+  }
+}
+
+/** Runs `core stack generate` once on `WARM_UP_SERVICES` in a temporary folder. */
+const warmUp = async (): Promise<void> => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "core-snapshot-"))
+  try {
+    for (const [name, manifest] of Object.entries(WARM_UP_SERVICES)) {
+      fs.mkdirSync(path.join(dir, "services", name), { recursive: true })
+      fs.writeFileSync(path.join(dir, "services", name, "service.json"), JSON.stringify(manifest))
+    }
+    await Effect.runPromise(main(["node", "core", "stack", "generate", "--dir", dir]))
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+    process.exitCode = undefined
+  }
+}
+
+if (v8.startupSnapshot.isBuildingSnapshot()) {
+  void warmUp()
+  v8.startupSnapshot.setDeserializeMainFunction(() => {
+    Trace.refresh()
+    Trace.mark("node started from the supervisor snapshot")
+    start(process.argv)
+  })
+}

@@ -1,0 +1,100 @@
+/**
+ * Builds the background supervisor's V8 startup snapshot (`npm run build`): bundles `SupervisorSnapshot.ts`
+ * into `dist/core-supervisor.cjs`, runs it under `node --build-snapshot` with the supervisor's Node flags, and
+ * writes `dist/core-supervisor.blob` with its key beside it (`.key`: Node version, architecture and flags,
+ * checked by `SupervisorSpawn` before it uses the blob; Node itself refuses a blob of another V8 or flags).
+ *
+ * Node 20 cannot snapshot every built-in module: `http`, `https` and `tls` hold native state that does not
+ * serialize (and a few others are "not verified"). The bundle therefore gets those modules as proxies that
+ * load the real module on first use, after deserialization; their export names are listed at build time so
+ * that `import * as` works without loading them. `ws` (the WebSocket server behind `@effect/platform-node`'s
+ * HTTP upgrade, which the supervisor never serves) reads `http` at load and is replaced by a stub that throws.
+ *
+ * A failure leaves no blob: the supervisor then starts the usual way (launcher and CLI bundle).
+ */
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import { createRequire } from "node:module"
+import * as path from "node:path"
+import * as esbuild from "esbuild"
+import { SUPERVISOR_NODE_FLAGS, snapshotKey } from "./app/SupervisorSpawn.js"
+
+const dist = path.resolve(process.argv[2] ?? "dist")
+const bundle = path.join(dist, "core-supervisor.cjs")
+const blob = path.join(dist, "core-supervisor.blob")
+const keyFile = `${blob}.key`
+
+/** Built-in modules loaded on first use instead of at build time. */
+const LAZY = ["http", "https", "tls", "net", "child_process", "readline", "perf_hooks", "zlib"]
+
+const builtin = createRequire(import.meta.url)
+
+const lazyModule = (name: string): string => {
+  const keys = Object.getOwnPropertyNames(builtin(`node:${name}`))
+  return `"use strict";
+const load = require;
+let mod;
+const get = () => (mod ??= load("node:${name}"));
+const keys = ${JSON.stringify(keys)};
+module.exports = new Proxy({}, {
+  get: (_t, k) => get()[k],
+  has: (_t, k) => k in get(),
+  ownKeys: () => keys,
+  getOwnPropertyDescriptor: (_t, k) => keys.includes(k) ? { configurable: true, enumerable: true, get: () => get()[k] } : undefined
+});`
+}
+
+const wsStub = `"use strict";
+class Unsupported { constructor() { throw new Error("WebSockets are not served by the core supervisor") } }
+module.exports = { WebSocketServer: Unsupported, WebSocket: Unsupported, Server: Unsupported };`
+
+const snapshotSafe: esbuild.Plugin = {
+  name: "snapshot-safe",
+  setup(build) {
+    const lazy = new RegExp(`^(node:)?(${LAZY.join("|")})$`)
+    build.onResolve({ filter: lazy }, (args) => ({ path: args.path.replace(/^node:/, ""), namespace: "lazy-builtin" }))
+    build.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, (args) => ({
+      contents: lazyModule(args.path),
+      loader: "js"
+    }))
+    build.onResolve({ filter: /^ws$/ }, () => ({ path: "ws", namespace: "ws-stub" }))
+    build.onLoad({ filter: /.*/, namespace: "ws-stub" }, () => ({ contents: wsStub, loader: "js" }))
+  }
+}
+
+const removeBlob = (): void => {
+  fs.rmSync(blob, { force: true })
+  fs.rmSync(keyFile, { force: true })
+}
+
+const main = async (): Promise<void> => {
+  removeBlob()
+  await esbuild.build({
+    entryPoints: [path.resolve(import.meta.dirname, "SupervisorSnapshot.ts")],
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: "node20",
+    minify: true,
+    logLevel: "warning",
+    outfile: bundle,
+    plugins: [snapshotSafe]
+  })
+  const tmp = `${blob}.${process.pid}.tmp`
+  const built = spawnSync(
+    process.execPath,
+    [...SUPERVISOR_NODE_FLAGS, "--snapshot-blob", tmp, "--build-snapshot", bundle],
+    { encoding: "utf8", env: { ...process.env, CORE_TRACE: "" } }
+  )
+  if (built.status !== 0 || !fs.existsSync(tmp)) {
+    fs.rmSync(tmp, { force: true })
+    process.stderr.write(
+      `core build: no supervisor snapshot (the supervisor will start from its bundle): node --build-snapshot exited ${built.status ?? built.signal}\n${built.stderr}`
+    )
+    return
+  }
+  fs.renameSync(tmp, blob)
+  fs.writeFileSync(keyFile, snapshotKey())
+}
+
+await main()

@@ -1,0 +1,92 @@
+/**
+ * `up -d` starts its background supervisor from a V8 startup snapshot (`dist/core-supervisor.blob`, built by
+ * `npm run build`) when one was built for this Node and flags and nobody else can change it; otherwise from the
+ * CLI bundle as before. Runs a copy of the built files in a temp directory (`npm test` builds them first), on
+ * real stacks: the snapshot's supervisor must read its own environment, serve the control API, stop its
+ * services and leave nothing behind.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import { join } from "node:path"
+import { eventually, processesMentioning } from "./support/Processes.js"
+import { tempDir } from "./support/Specs.js"
+
+const dist = join(import.meta.dirname, "..", "dist")
+const FILES = ["core.cjs", "core-main.cjs", "core-supervisor.blob", "core-supervisor.blob.key"]
+
+/** A copy of the built CLI with its snapshot, and a stack of one service that runs until stopped. */
+const setUp = () => {
+  const root = tempDir("core-snapshot-test-")
+  const bin = join(root, "bin")
+  fs.mkdirSync(bin, { mode: 0o755 })
+  for (const file of FILES) fs.copyFileSync(join(dist, file), join(bin, file))
+  const stack = join(root, "stack")
+  fs.mkdirSync(join(stack, "services", "svc"), { recursive: true })
+  fs.writeFileSync(
+    join(stack, "services", "svc", "service.json"),
+    JSON.stringify({ process: { command: "sh", args: ["-c", "sleep 300; :", root] } })
+  )
+  const core = (...args: Array<string>) =>
+    spawnSync(process.execPath, [join(bin, "core.cjs"), ...args, "--dir", stack], {
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { PATH: process.env.PATH, NO_COLOR: "1", CORE_TRACE: "1", XDG_CACHE_HOME: join(root, "cache") }
+    })
+  return { root, bin, stack, core }
+}
+
+/** `up -d`, `status` and `down` of the stack; what the supervisor's command line and trace said of its start. */
+const upStatusDown = async ({ root, stack, core }: ReturnType<typeof setUp>) => {
+  try {
+    const up = core("stack", "up", "-d")
+    expect(up.status, up.stderr).toBe(0)
+    const pid = Number(/supervisor pid (\d+)/.exec(up.stdout)?.[1])
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
+    const status = core("stack", "status", "--json")
+    expect(status.status, status.stderr).toBe(0)
+    expect(JSON.parse(status.stdout).map((r: { name: string; state: string }) => [r.name, r.state])).toEqual([
+      ["svc", "running"]
+    ])
+    const down = core("stack", "down")
+    expect(down.status, down.stderr).toBe(0)
+    const log = fs.readFileSync(join(stack, ".core-stack", "supervisor.log"), "utf8")
+    return { cmdline, log }
+  } finally {
+    core("stack", "down")
+    expect(await eventually(() => processesMentioning(root).length === 0)).toBe(true)
+    fs.rmSync(root, { recursive: true, force: true })
+  }
+}
+
+describe("the background supervisor's startup snapshot", () => {
+  it("is built by npm run build for this Node and the supervisor's flags", () => {
+    expect(fs.readFileSync(join(dist, "core-supervisor.blob.key"), "utf8")).toBe(
+      `${process.version} ${process.arch} --max-semi-space-size=1\n`
+    )
+    expect(fs.statSync(join(dist, "core-supervisor.blob")).size).toBeGreaterThan(1_000_000)
+  })
+
+  it("starts the supervisor of up -d, which reads its own environment, serves status and stops everything", async () => {
+    const { cmdline, log } = await upStatusDown(setUp())
+    expect(cmdline).toContain("--snapshot-blob")
+    // CORE_TRACE was read at the start, not at the build: the trace is there, and says where it started from
+    expect(log).toMatch(/supervisor +node started from the supervisor snapshot/)
+    expect(log).not.toMatch(/supervisor +bundle compiled/)
+  })
+
+  it("is not used when another user could have changed it, or it was built for something else", async () => {
+    const writable = setUp()
+    fs.chmodSync(join(writable.bin, "core-supervisor.blob"), 0o666)
+    const stale = setUp()
+    fs.writeFileSync(join(stale.bin, "core-supervisor.blob.key"), "v0.0.0 x64 --max-semi-space-size=1\n")
+    const folder = setUp()
+    fs.chmodSync(folder.bin, 0o777)
+    for (const copy of [writable, stale, folder]) {
+      const { cmdline, log } = await upStatusDown(copy)
+      expect(cmdline).not.toContain("--snapshot-blob")
+      expect(log).toMatch(/supervisor +bundle evaluated/)
+      expect(log).not.toMatch(/from the supervisor snapshot/)
+    }
+  })
+})
