@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -33,6 +33,48 @@ describe("CORE_TRACE", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe("the start's order, traced", () => {
+  /** The phases of a foreground `up` of `count` services that run until stopped, in time order. */
+  const phasesOfUp = async (count: number): Promise<ReadonlyArray<string>> => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "core-trace-order-"))
+    try {
+      for (let i = 0; i < count; i++) {
+        fs.mkdirSync(path.join(dir, "services", `s${i}`), { recursive: true })
+        fs.writeFileSync(
+          path.join(dir, "services", `s${i}`, "service.json"),
+          JSON.stringify({ process: { command: "sh", args: ["-c", "echo up; sleep 300; :", dir] } })
+        )
+      }
+      const child = spawn(process.execPath, [cli, "stack", "up", "--dir", dir], {
+        env: { ...process.env, CORE_TRACE: "1", NO_COLOR: "1" },
+        stdio: ["ignore", "ignore", "pipe"]
+      })
+      let stderr = ""
+      child.stderr.on("data", (b: Buffer) => {
+        stderr += b.toString()
+        if (/service\(s\) ready in/.test(stderr)) child.kill("SIGINT")
+      })
+      await new Promise((resolve) => child.once("close", resolve))
+      const lines = stderr.split("\n").filter((l) => l.startsWith("core trace "))
+      return lines
+        .map((l) => ({ at: Number(/\+([\d.]+) ms/.exec(l)?.[1]), phase: /ms {2}\S+ +(.*) {2}@/.exec(l)?.[1] ?? "" }))
+        .sort((a, b) => a.at - b.at)
+        .map((p) => p.phase)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+
+  it("spawns a few services while the control socket is being served, and serves it first for many", async () => {
+    const few = await phasesOfUp(2)
+    expect(few.indexOf("spawn() of a process group: first of 2")).toBeGreaterThan(-1)
+    expect(few.indexOf("spawn() of a process group: first of 2")).toBeLessThan(few.indexOf("control socket served"))
+    const many = await phasesOfUp(12)
+    expect(many.indexOf("control socket served")).toBeGreaterThan(-1)
+    expect(many.indexOf("control socket served")).toBeLessThan(many.indexOf("spawn() of a process group: first of 12"))
   })
 })
 

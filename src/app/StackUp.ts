@@ -56,6 +56,9 @@ export interface StackRun {
 /** How long after the start the process-compose file is written. */
 const COMPOSE_FILE_DELAY = "300 millis"
 
+/** Up to this many services to start, they are spawned while the control socket is being served. */
+const SPAWN_BEFORE_SERVE_MAX = 8
+
 /** The data directory cannot be created. */
 export class DataDirError extends Data.TaggedError("DataDirError")<{ readonly path: string; readonly cause: unknown }> {
   override get message() {
@@ -143,10 +146,13 @@ export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOpti
           Trace.mark("every service ready")
         })
       )
-  // the first services are spawned before the control socket is served (building the API's handlers and
-  // binding the socket, ~35-55 ms of a supervisor's start, traced): serving goes on while they start, and
-  // whichever fails first interrupts the other; `up` is done once both are
-  yield* Effect.all([started, served], { concurrency: 2, discard: true })
+  // (the directory is ours already: the pid registry took the supervisor lock.) A few services are spawned
+  // before the control socket is served (building the API's handlers and binding the socket is ~35-55 ms of
+  // a supervisor's start, traced): serving goes on while they start, whichever fails first interrupts the
+  // other, and `up` is done once both are. With many, the socket comes first: 200 spawns in a row held it
+  // back for seconds, and `status` and `down` must answer during the burst.
+  if (selected.length <= SPAWN_BEFORE_SERVE_MAX) yield* Effect.all([started, served], { concurrency: 2, discard: true })
+  else yield* Effect.zipRight(served, started)
   // for process-compose users, not for the start: rendering it is ~0.8 ms per service (YAML) of synchronous
   // work, so it is written once the services are up, and a moment later still, so that it does not hold up the
   // answer to the status poll of `up -d` that follows the last service's readiness (traced: ~130 ms late
