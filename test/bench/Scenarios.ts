@@ -273,6 +273,8 @@ export const plainStack = (cleanup: Cleanup, settings: Settings): Promise<StackD
 /** Figures of one scale run. */
 export interface ScaleSample {
   readonly readyMs: number
+  /** When every service was first seen running by polling the API (`UpOptions.pollRunning`). */
+  readonly allRunningMs: number | undefined
   /** Peak RSS of the supervisor (VmHWM) after the idle window. */
   readonly peakRssMb: number
   /** Supervisor CPU over the idle window, in % of one core. */
@@ -307,9 +309,10 @@ export const scaleRun = async (
   settings: Settings,
   orchestrator: Orchestrator,
   stack: StackDir,
-  idleSeconds: number = settings.idleSeconds
+  idleSeconds: number = settings.idleSeconds,
+  pollRunning = false
 ): Promise<ScaleSample> => {
-  const { running, readyMs } = await orchestrator.up(stack, { pollMs: 20 })
+  const { running, readyMs, allRunningMs } = await orchestrator.up(stack, { pollMs: 20, pollRunning })
   cleanup.stack(running)
   await cleanup.track(running)
   const pid = running.supervisorPid
@@ -321,7 +324,7 @@ export const scaleRun = async (
   const peakRssMb = statusMb(pid, "VmHWM") ?? Number.NaN
   const downMs = await running.down()
   cleanup.stopped(running)
-  return { readyMs, peakRssMb, idleCpuPercent, downMs }
+  return { readyMs, allRunningMs, peakRssMb, idleCpuPercent, downMs }
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -261,8 +261,9 @@ const main = async () => {
       }
       if (plain !== undefined) {
         for (const o of order) {
-          const s = await scaleRun(cleanup, settings, o, plain, 1)
+          const s = await scaleRun(cleanup, settings, o, plain, 1, true)
           add("plain.ready", key(o), s.readyMs)
+          if (s.allRunningMs !== undefined) add("plain.running", key(o), s.allRunningMs)
           add("plain.rss", key(o), s.peakRssMb)
           add("plain.down", key(o), s.downMs)
           progress(
@@ -361,6 +362,7 @@ const main = async () => {
       row(`2b. ${n} services that only run (no probes), up -d`, "plain.ready", ms, {
         target: { text: "< 1.5 x pc", limit: (r) => (r.pc === undefined ? undefined : r.pc.median * 1.5) }
       }),
+      row(`2b. only run: all ${n} running, polled every 20 ms`, "plain.running", ms),
       row("2b. only run: supervisor peak RSS", "plain.rss", mb),
       row(`2b. only run: down of ${n}, all exited`, "plain.down", ms)
     )
