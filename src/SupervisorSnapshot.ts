@@ -10,8 +10,10 @@
  * first spawn.
  *
  * Module state is the build's: whatever reads the environment at load must read it again here (`Trace`).
- * Effect's default `Random` service keeps the seed it got at the build (the supervisor does not use it; tokens
- * come from `node:crypto`), and `Math.random` is seeded again by V8 at each start.
+ * Effect's default `Random` service keeps the seed it got at the build (the supervisor does not use it: no
+ * jittered schedule; tokens come from `node:crypto`), and `Math.random` is seeded again by V8 at each start.
+ * Effect's `Clock.currentTimeNanos` counts from the build's wall clock plus the monotonic clock, so it is off
+ * after a reboot or a suspend; the supervisor uses `currentTimeMillis` (`Date.now`), which is not.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -65,6 +67,9 @@ const warmUp = async (): Promise<void> => {
 if (v8.startupSnapshot.isBuildingSnapshot()) {
   void warmUp()
   v8.startupSnapshot.setDeserializeMainFunction(() => {
+    // Node 20 builds snapshots without Error.stackTraceLimit and Effect saved that at load: errors would have
+    // no stack at all (nodejs/node#55100)
+    if (typeof Error.stackTraceLimit !== "number") Error.stackTraceLimit = 10
     Trace.refresh()
     Trace.mark("node started from the supervisor snapshot")
     start(process.argv)

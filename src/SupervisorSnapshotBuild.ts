@@ -1,8 +1,9 @@
 /**
  * Builds the background supervisor's V8 startup snapshot (`npm run build`): bundles `SupervisorSnapshot.ts`
  * into `dist/core-supervisor.cjs`, runs it under `node --build-snapshot` with the supervisor's Node flags, and
- * writes `dist/core-supervisor.blob` with its key beside it (`.key`: Node version, architecture and flags,
- * checked by `SupervisorSpawn` before it uses the blob; Node itself refuses a blob of another V8 or flags).
+ * writes `dist/core-supervisor.blob` with its key beside it (`.key`: Node version, architecture, flags and the
+ * digest of `dist/core-main.cjs`, built before it; checked by `SupervisorSpawn` before it uses the blob; Node
+ * itself refuses a blob of another V8 or flags).
  *
  * Node 20 cannot snapshot every built-in module: `http`, `https` and `tls` hold native state that does not
  * serialize (and a few others are "not verified"). The bundle therefore gets those modules as proxies that
@@ -94,7 +95,7 @@ const main = async (): Promise<void> => {
     return
   }
   fs.renameSync(tmp, blob)
-  fs.writeFileSync(keyFile, snapshotKey())
+  fs.writeFileSync(keyFile, snapshotKey(fs.readFileSync(path.join(dist, "core-main.cjs"))))
 }
 
 await main()

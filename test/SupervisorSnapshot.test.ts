@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import { join } from "node:path"
 import { eventually, processesMentioning } from "./support/Processes.js"
@@ -16,7 +17,7 @@ const dist = join(import.meta.dirname, "..", "dist")
 const FILES = ["core.cjs", "core-main.cjs", "core-supervisor.blob", "core-supervisor.blob.key"]
 
 /** A copy of the built CLI with its snapshot, and a stack of one service that runs until stopped. */
-const setUp = () => {
+const setUp = (extraEnv: Record<string, string> = {}) => {
   const root = tempDir("core-snapshot-test-")
   const bin = join(root, "bin")
   fs.mkdirSync(bin, { mode: 0o755 })
@@ -27,13 +28,26 @@ const setUp = () => {
     join(stack, "services", "svc", "service.json"),
     JSON.stringify({ process: { command: "sh", args: ["-c", "sleep 300; :", root] } })
   )
-  const core = (...args: Array<string>) =>
-    spawnSync(process.execPath, [join(bin, "core.cjs"), ...args, "--dir", stack], {
-      encoding: "utf8",
-      timeout: 60_000,
-      env: { PATH: process.env.PATH, NO_COLOR: "1", CORE_TRACE: "1", XDG_CACHE_HOME: join(root, "cache") }
-    })
-  return { root, bin, stack, core }
+  const setup = {
+    root,
+    bin,
+    stack,
+    /** The command as run: the copy's launcher, or a symlink to it (as npm installs `core`). */
+    script: join(bin, "core.cjs"),
+    core: (...args: Array<string>) =>
+      spawnSync(process.execPath, [setup.script, ...args, "--dir", stack], {
+        encoding: "utf8",
+        timeout: 60_000,
+        env: {
+          PATH: process.env.PATH,
+          NO_COLOR: "1",
+          CORE_TRACE: "1",
+          XDG_CACHE_HOME: join(root, "cache"),
+          ...extraEnv
+        }
+      })
+  }
+  return setup
 }
 
 /** `up -d`, `status` and `down` of the stack; what the supervisor's command line and trace said of its start. */
@@ -61,8 +75,11 @@ const upStatusDown = async ({ root, stack, core }: ReturnType<typeof setUp>) => 
 
 describe("the background supervisor's startup snapshot", () => {
   it("is built by npm run build for this Node and the supervisor's flags", () => {
+    const bundle = createHash("sha256")
+      .update(fs.readFileSync(join(dist, "core-main.cjs")))
+      .digest("hex")
     expect(fs.readFileSync(join(dist, "core-supervisor.blob.key"), "utf8")).toBe(
-      `${process.version} ${process.arch} --max-semi-space-size=1\n`
+      `${process.version} ${process.arch} --max-semi-space-size=1 ${bundle}\n`
     )
     expect(fs.statSync(join(dist, "core-supervisor.blob")).size).toBeGreaterThan(1_000_000)
   })
@@ -75,6 +92,15 @@ describe("the background supervisor's startup snapshot", () => {
     expect(log).not.toMatch(/supervisor +bundle compiled/)
   })
 
+  it("is found beside the real file when the command is a symlink to it, as npm installs it", async () => {
+    const copy = setUp()
+    fs.mkdirSync(join(copy.root, "node_modules", ".bin"), { recursive: true })
+    copy.script = join(copy.root, "node_modules", ".bin", "core")
+    fs.symlinkSync(join(copy.bin, "core.cjs"), copy.script)
+    const { cmdline } = await upStatusDown(copy)
+    expect(cmdline).toContain("--snapshot-blob")
+  })
+
   it("is not used when another user could have changed it, or it was built for something else", async () => {
     const writable = setUp()
     fs.chmodSync(join(writable.bin, "core-supervisor.blob"), 0o666)
@@ -82,7 +108,12 @@ describe("the background supervisor's startup snapshot", () => {
     fs.writeFileSync(join(stale.bin, "core-supervisor.blob.key"), "v0.0.0 x64 --max-semi-space-size=1\n")
     const folder = setUp()
     fs.chmodSync(folder.bin, 0o777)
-    for (const copy of [writable, stale, folder]) {
+    // a bundle other than the one the blob was built with (an older blob left beside newer files)
+    const older = setUp()
+    fs.appendFileSync(join(older.bin, "core-main.cjs"), "\n// changed\n")
+    // V8 flags the supervisor would inherit: V8 refuses a snapshot built without them (exit 14)
+    const nodeOptions = setUp({ NODE_OPTIONS: "--max-old-space-size=4096" })
+    for (const copy of [writable, stale, folder, older, nodeOptions]) {
       const { cmdline, log } = await upStatusDown(copy)
       expect(cmdline).not.toContain("--snapshot-blob")
       expect(log).toMatch(/supervisor +bundle evaluated/)

@@ -8,6 +8,7 @@
  * when the launcher did not.
  */
 import { type ChildProcess, spawn } from "node:child_process"
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { rotateIfLarger } from "../logs/LogFile.js"
@@ -25,29 +26,39 @@ import { INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE } from "./UpLines.js"
  */
 export const SUPERVISOR_NODE_FLAGS: ReadonlyArray<string> = ["--max-semi-space-size=1"]
 
-/** What a supervisor snapshot must have been built for: this Node, this architecture, these flags. */
-export const snapshotKey = (): string => `${process.version} ${process.arch} ${SUPERVISOR_NODE_FLAGS.join(" ")}\n`
+/**
+ * What a supervisor snapshot must have been built for: this Node, this architecture, these flags, and the code
+ * of the CLI bundle beside it (`core-main.cjs`, built from the same sources in the same `npm run build`), so that
+ * a blob left by an older build, or beside bundles copied over it, is not used with them.
+ */
+export const snapshotKey = (bundle: Buffer): string =>
+  `${process.version} ${process.arch} ${SUPERVISOR_NODE_FLAGS.join(" ")} ${createHash("sha256").update(bundle).digest("hex")}\n`
 
 /**
- * The supervisor's startup snapshot beside `script` (`core-supervisor.blob`, see `SupervisorSnapshot.ts`), when
- * it may be used: built for this Node and these flags (its `.key`), the Node running now has no flags of its
- * own, and neither the blob, its key nor their folder can be changed by another user (a snapshot is code).
- * `CORE_SNAPSHOT=0` turns it off. Undefined otherwise: the supervisor then starts from the CLI bundle.
+ * The supervisor's startup snapshot beside the installed `script` (`core-supervisor.blob`, see
+ * `SupervisorSnapshot.ts`; the script's real path, as `core` is often a symlink), when it may be used: built for
+ * this Node, these flags and this bundle (its `.key`); the Node running now has no flags of its own, in its
+ * command line or in NODE_OPTIONS (the supervisor would inherit them, and V8 refuses a snapshot built with
+ * other flags); and neither the blob, its key nor their folder can be changed by another user (a snapshot is
+ * code). `CORE_SNAPSHOT=0` turns it off. Undefined otherwise: the supervisor then starts from the CLI bundle.
  */
 export const supervisorSnapshot = (script: string): string | undefined => {
   if (process.env.CORE_SNAPSHOT === "0" || process.execArgv.length > 0) return undefined
-  const dir = path.dirname(script)
-  const blob = path.join(dir, "core-supervisor.blob")
+  if ((process.env.NODE_OPTIONS ?? "").trim() !== "") return undefined
   try {
+    const dir = path.dirname(fs.realpathSync(script))
+    const blob = path.join(dir, "core-supervisor.blob")
     if (!ours(fs.statSync(dir))) return undefined
+    const stat = fs.lstatSync(blob)
+    if (!stat.isFile() || !ours(stat)) return undefined
     const key = fs.openSync(`${blob}.key`, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)
     try {
-      if (!ours(fs.fstatSync(key)) || fs.readFileSync(key, "utf8") !== snapshotKey()) return undefined
+      if (!ours(fs.fstatSync(key))) return undefined
+      const bundle = fs.readFileSync(path.join(dir, "core-main.cjs"))
+      return fs.readFileSync(key, "utf8") === snapshotKey(bundle) ? blob : undefined
     } finally {
       fs.closeSync(key)
     }
-    const stat = fs.lstatSync(blob)
-    return stat.isFile() && ours(stat) ? blob : undefined
   } catch {
     return undefined
   }
