@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import {
+  EXEC_LATENESS,
   FIRST_DELAY_MS,
   LATENESS,
   MIN_PERIOD_MS,
@@ -28,27 +29,34 @@ const run = (state: ProbeState, results: ReadonlyArray<boolean>) => {
 }
 
 describe("ProbeSchedule", () => {
-  it("readiness starts at once and fast, backs off with the time elapsed, and settles at the period", () => {
-    const { state, times } = run(initial(spec), Array(80).fill(false))
-    const delays = times.map((t, i) => t - (times[i - 1] ?? 0))
-    expect(times.slice(0, 12)).toEqual([0, 10, 20, 30, 40, 50, 60, 70, 81, 93, 107, 123])
-    for (let i = 1; i < delays.length; i++) {
-      // never later than LATENESS of the time elapsed (nor sooner than 10 ms, nor later than the period)
-      expect(delays[i]!).toBe(Math.min(10_000, Math.max(FIRST_DELAY_MS, Math.round(times[i - 1]! * LATENESS))))
-    }
-    expect(delays.at(-1)).toBe(10_000)
-    expect(nextDelay(state)).toBe(10_000)
-    // A 200-service stack is not flooded: a bounded number of checks in the first 30 seconds.
-    expect(times.filter((t) => t <= 30_000).length).toBeLessThan(60)
-  })
+  for (const { name, lateness, from, at, bound } of [
+    // every 10 ms for the first 200 ms, then 5 % of the time elapsed
+    { name: "http and tcp", lateness: LATENESS, from: 18, at: [180, 190, 200, 210, 221, 232, 244, 256], bound: 130 },
+    { name: "exec", lateness: EXEC_LATENESS, from: 0, at: [0, 10, 20, 30, 40, 50, 60, 70, 81, 93, 107, 123], bound: 60 }
+  ]) {
+    it(`readiness (${name}) starts at once and fast, backs off with the time elapsed, and settles at the period`, () => {
+      const { state, times } = run(initial(spec, "readiness", 0, lateness), Array(200).fill(false))
+      const delays = times.map((t, i) => t - (times[i - 1] ?? 0))
+      expect(times.slice(0, 3)).toEqual([0, 10, 20])
+      expect(times.slice(from, from + at.length)).toEqual(at)
+      for (let i = 1; i < delays.length; i++) {
+        // never later than `lateness` of the time elapsed (nor sooner than 10 ms, nor later than the period)
+        expect(delays[i]!).toBe(Math.min(10_000, Math.max(FIRST_DELAY_MS, Math.round(times[i - 1]! * lateness))))
+      }
+      expect(delays.at(-1)).toBe(10_000)
+      expect(nextDelay(state)).toBe(10_000)
+      // A 200-service stack is not flooded: a bounded number of checks in the first 30 seconds.
+      expect(times.filter((t) => t <= 30_000).length).toBeLessThan(bound)
+    })
 
-  it("a service ready at t is seen by 1.15 t (+10 ms)", () => {
-    const { times } = run(initial(spec), Array(60).fill(false))
-    for (const readyAt of [5, 100, 200, 300, 1_000, 5_000, 20_000]) {
-      const seen = times.find((t) => t >= readyAt)!
-      expect(seen).toBeLessThanOrEqual(Math.max(readyAt * (1 + LATENESS) + 1, readyAt + FIRST_DELAY_MS))
-    }
-  })
+    it(`a service ready at t is seen by ${1 + lateness} t (+10 ms) (${name})`, () => {
+      const { times } = run(initial(spec, "readiness", 0, lateness), Array(200).fill(false))
+      for (const readyAt of [5, 100, 200, 300, 1_000, 5_000, 20_000]) {
+        const seen = times.find((t) => t >= readyAt)!
+        expect(seen).toBeLessThanOrEqual(Math.max(readyAt * (1 + lateness) + 1, readyAt + FIRST_DELAY_MS))
+      }
+    })
+  }
 
   it("a ready service is seen within a few tens of ms: checks at 0, 10, 20 ms", () => {
     const { times } = run(initial(spec), [false, false, false])

@@ -187,11 +187,12 @@ const probeUntil = (
   kind: ProbeSchedule.ProbeKind,
   until: ProbeSchedule.ProbeVerdict,
   onResult: ((ok: boolean, reason?: string) => void) | undefined,
-  firstDelayMs = 0
+  firstDelayMs = 0,
+  lateness = ProbeSchedule.LATENESS
 ) =>
   Effect.gen(function* () {
     const start = yield* Clock.currentTimeMillis
-    let state = ProbeSchedule.initial(spec, kind, firstDelayMs)
+    let state = ProbeSchedule.initial(spec, kind, firstDelayMs, lateness)
     while (true) {
       const delay = ProbeSchedule.nextDelay(state)
       if (delay > 0) yield* Effect.sleep(Duration.millis(delay))
@@ -211,9 +212,10 @@ const probeUntil = (
 export const waitReadyWith = Effect.fn("Probe.waitReady")(function* (
   check: Effect.Effect<void, ProbeError>,
   spec: Omit<ProbeSpec, "check">,
-  onResult?: (ok: boolean, reason?: string) => void
+  onResult?: (ok: boolean, reason?: string) => void,
+  lateness: number = ProbeSchedule.LATENESS
 ) {
-  yield* probeUntil(check, spec, "readiness", "healthy", onResult)
+  yield* probeUntil(check, spec, "readiness", "healthy", onResult, 0, lateness)
 })
 
 /**
@@ -225,7 +227,13 @@ export const waitReady = (
   spec: ProbeSpec,
   onResult?: (ok: boolean, reason?: string) => void,
   context?: CheckContext
-): Effect.Effect<void> => waitReadyWith(runCheck(spec.check, spec.timeoutMs, context), spec, onResult)
+): Effect.Effect<void> =>
+  waitReadyWith(
+    runCheck(spec.check, spec.timeoutMs, context),
+    spec,
+    onResult,
+    spec.check._tag === "exec" ? ProbeSchedule.EXEC_LATENESS : ProbeSchedule.LATENESS
+  )
 
 /** How a liveness probe starts. */
 export interface LivenessOptions {
