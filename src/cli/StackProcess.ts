@@ -5,6 +5,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Stream } from "effect"
 import { DefaultTail } from "../api/ControlApi.js"
 import { onRunningStack, serviceVerb } from "../app/RunningStack.js"
+import { whenStdoutClosed } from "../logs/ResilientOutput.js"
 import type { LogLine } from "../logs/ServiceLog.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import { Supervisor } from "../supervisor/Supervisor.js"
@@ -53,7 +54,10 @@ const logsCommand = Command.make("logs", { name, follow, tail, dir: dirOption },
       dir,
       Effect.flatMap(Supervisor, (supervisor) =>
         follow
-          ? Stream.runForEach(supervisor.follow(name, n), (line) => Console.log(formatLogLine(line)))
+          ? Stream.runForEach(supervisor.follow(name, n), (line) => Console.log(formatLogLine(line))).pipe(
+              // `logs -f | head`: once the reader is gone, stop following (the follow itself never ends)
+              Effect.raceFirst(Effect.async<void>((resume) => Effect.sync(whenStdoutClosed(() => resume(Effect.void)))))
+            )
           : Effect.flatMap(supervisor.logs(name, n), (lines) =>
               Effect.forEach(lines, (line) => Console.log(formatLogLine(line)))
             )

@@ -7,7 +7,7 @@
  *
  * A stdout or stderr that is a file or a device is written synchronously by hand (what Node does for them
  * anyway), so that a write after a failure is tried again; a pipe or a terminal keeps Node's stream, with its
- * errors counted and ignored (a closed pipe stays closed).
+ * errors counted and ignored (a closed pipe stays closed; `whenStdoutClosed` tells a command that only prints).
  */
 import * as fs from "node:fs"
 
@@ -77,6 +77,23 @@ const isFileOrDevice = (fd: number): boolean => {
 
 const kept = new WeakSet<NodeJS.WriteStream>()
 
+const onStdoutClosed = new Set<() => void>()
+let stdoutClosed = false
+
+/**
+ * Calls `f` once this process's stdout has been closed by its reader (a pipe to `head` or `grep -m1` that
+ * ended: EPIPE), at once if it is already: a command that only prints (`logs --follow`) then has no one left to
+ * print to and ends, as `tail -f | head` does. Returns a function that cancels the call.
+ */
+export const whenStdoutClosed = (f: () => void): (() => void) => {
+  if (stdoutClosed) {
+    f()
+    return () => {}
+  }
+  onStdoutClosed.add(f)
+  return () => onStdoutClosed.delete(f)
+}
+
 /** Makes `stream` (process.stdout or process.stderr) survive write errors as described above; once is enough. */
 export const keepWriting = (stream: NodeJS.WriteStream): void => {
   if (kept.has(stream)) return
@@ -96,7 +113,12 @@ export const keepWriting = (stream: NodeJS.WriteStream): void => {
       return true
     }) as typeof stream.write
   }
-  stream.on("error", () => {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
     streamErrors++
+    if (stream === process.stdout && error.code === "EPIPE" && !stdoutClosed) {
+      stdoutClosed = true
+      for (const f of onStdoutClosed) f()
+      onStdoutClosed.clear()
+    }
   })
 }
