@@ -70,6 +70,7 @@ describe("npm run bench -- --quick", () => {
         /^2\. scale: supervisor CPU, 1 s idle/,
         /^3\. shutdown: down of 4, all exited/,
         /^2b\. 4 services that only run/,
+        /^2b\. only run: all 4 running, polled every 20 ms/,
         /^2b\. only run: supervisor peak RSS/,
         /^2b\. only run: down of 4/,
         /^4\. CLI round trip/,
