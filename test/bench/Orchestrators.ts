@@ -103,9 +103,14 @@ export const core: Orchestrator = {
     const began = now()
     let allRunningMs: number | undefined
     let upDone = false
+    let upFailed = false
     const poller = options.pollRunning
       ? (async () => {
-          while (allRunningMs === undefined && !upDone) {
+          // until seen, even after `up -d` returned (a poll starved on a loaded machine then counts late,
+          // against core); at most 10 s after it did
+          let deadline = Number.POSITIVE_INFINITY
+          while (allRunningMs === undefined && !upFailed && now() < deadline) {
+            if (upDone && deadline === Number.POSITIVE_INFINITY) deadline = now() + 10_000
             try {
               const answer = await httpGet({ socketPath }, "/status")
               const rows = answer.status === 200 ? (JSON.parse(answer.body) as ReadonlyArray<{ state: string }>) : []
@@ -122,6 +127,7 @@ export const core: Orchestrator = {
       clearInterval(watch)
       upDone = true
     })
+    upFailed = up.code !== 0
     await poller
     const supervisorPid = readPid()
     if (supervisorPid > 0 && !told) options.onSupervisor?.(supervisorPid)
