@@ -58,13 +58,15 @@ const warmUp = async (): Promise<void> => {
       fs.writeFileSync(path.join(dir, "services", name, "service.json"), JSON.stringify(manifest))
     }
     await Effect.runPromise(main(["node", "core", "stack", "generate", "--dir", dir]))
+    // a warm-up that failed (its message is on stderr) fails the build: no blob rather than a cold one
+    if (process.exitCode !== undefined && process.exitCode !== 0) throw new Error("the snapshot's warm-up failed")
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
-    process.exitCode = undefined
   }
 }
 
 if (v8.startupSnapshot.isBuildingSnapshot()) {
+  // a rejection ends the build with an error: `SupervisorSnapshotBuild` then leaves no blob and says why
   void warmUp()
   v8.startupSnapshot.setDeserializeMainFunction(() => {
     // Node 20 builds snapshots without Error.stackTraceLimit and Effect saved that at load: errors would have

@@ -85,7 +85,9 @@ const main = async (): Promise<void> => {
   const built = spawnSync(
     process.execPath,
     [...SUPERVISOR_NODE_FLAGS, "--snapshot-blob", tmp, "--build-snapshot", bundle],
-    { encoding: "utf8", env: { ...process.env, CORE_TRACE: "" } }
+    // no NODE_OPTIONS: its V8 flags would be built into the blob, and V8 refuses a blob started with other
+    // flags (the supervisor is never started from it with NODE_OPTIONS set)
+    { encoding: "utf8", env: { ...process.env, CORE_TRACE: "", NODE_OPTIONS: "" } }
   )
   if (built.status !== 0 || !fs.existsSync(tmp)) {
     fs.rmSync(tmp, { force: true })

@@ -101,6 +101,19 @@ describe("the background supervisor's startup snapshot", () => {
     expect(cmdline).toContain("--snapshot-blob")
   })
 
+  it("built with NODE_OPTIONS set, still starts a supervisor that has none (the build does not pass them on)", async () => {
+    const copy = setUp()
+    const build = spawnSync(
+      process.execPath,
+      ["--import", "tsx", join(import.meta.dirname, "..", "src", "SupervisorSnapshotBuild.ts"), copy.bin],
+      { encoding: "utf8", timeout: 120_000, env: { ...process.env, NODE_OPTIONS: "--max-old-space-size=4096" } }
+    )
+    expect(build.status, build.stderr).toBe(0)
+    const { cmdline, log } = await upStatusDown(copy)
+    expect(cmdline).toContain("--snapshot-blob")
+    expect(log).toMatch(/from the supervisor snapshot/)
+  })
+
   it("is not used when another user could have changed it, or it was built for something else", async () => {
     const writable = setUp()
     fs.chmodSync(join(writable.bin, "core-supervisor.blob"), 0o666)

@@ -4,6 +4,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { readySummary } from "../src/cli/StackUp.js"
+import { eventually, processesMentioning } from "./support/Processes.js"
 
 const cli = path.resolve(import.meta.dirname, "..", "dist", "core.cjs")
 
@@ -58,6 +59,7 @@ describe("the start's order, traced", () => {
         if (/service\(s\) ready in/.test(stderr)) child.kill("SIGINT")
       })
       await new Promise((resolve) => child.once("close", resolve))
+      expect(await eventually(() => processesMentioning(dir).length === 0)).toBe(true)
       const lines = stderr.split("\n").filter((l) => l.startsWith("core trace "))
       return lines
         .map((l) => ({ at: Number(/\+([\d.]+) ms/.exec(l)?.[1]), phase: /ms {2}\S+ +(.*) {2}@/.exec(l)?.[1] ?? "" }))
