@@ -25,7 +25,6 @@
 import { FileSystem, Path } from "@effect/platform"
 import { Data, Effect } from "effect"
 import * as path from "node:path"
-import { Document, isMap, isScalar, type Pair, type YAMLMap } from "yaml"
 import { findOnPath } from "../manifest/Executable.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
 import {
@@ -35,6 +34,7 @@ import {
   ProcessComposeVersion,
   translateService
 } from "./ComposeTranslation.js"
+import { yamlText } from "./YamlText.js"
 
 /** A note as comment lines of at most about 110 characters, continuation lines indented. */
 const wrapNote = (note: string): ReadonlyArray<string> => {
@@ -76,7 +76,7 @@ export const renderComposeFile = (stack: StackSpec, options: ComposeFileOptions 
     (service) => [service.name, translateService(service, byName, stack, options)] as const
   )
 
-  const doc = new Document(
+  const text = yamlText(
     {
       version: "0.5",
       is_strict: true,
@@ -84,19 +84,16 @@ export const renderComposeFile = (stack: StackSpec, options: ComposeFileOptions 
       shell: { shell_command: "sh", shell_argument: "-c" },
       processes: Object.fromEntries(translated.map(([name, { value }]) => [name, value]))
     },
-    { version: "1.1" }
-  )
-  doc.commentBefore = header(stack)
-
-  const processes = doc.get("processes", true)
-  if (isMap(processes)) {
-    for (const pair of (processes as YAMLMap<unknown, unknown>).items as Array<Pair<unknown, unknown>>) {
-      const name = isScalar(pair.key) ? String(pair.key.value) : ""
-      const notes = translated.find(([n]) => n === name)?.[1].notes ?? []
-      if (notes.length > 0 && isScalar(pair.key)) pair.key.commentBefore = notes.flatMap(wrapNote).join("\n")
+    {
+      header: header(stack).split("\n"),
+      comments: new Map(
+        translated
+          .filter(([, { notes }]) => notes.length > 0)
+          .map(([name, { notes }]) => [`/processes/${name}`, notes.flatMap(wrapNote)] as const)
+      )
     }
-  }
-  return escapeDollars(doc.toString({ lineWidth: 0 }))
+  )
+  return escapeDollars(text)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,148 @@
+/**
+ * Block-style YAML text of plain data (objects, arrays, strings, finite numbers, booleans, null), written
+ * directly: the process-compose file of a stack of 200 services took ~160 ms and ~6 MB of the supervisor's
+ * peak memory through the `yaml` library's document model, right after the start (traced, issue 14).
+ *
+ * A string is written plain only when it reads back as that same string under YAML 1.1 and 1.2 (so Go's
+ * yaml.v3, process-compose's parser, and the `yaml` library agree): printable ASCII, no surrounding space,
+ * no leading indicator, no `: ` or ` #`, nothing a resolver could take for a number, a boolean, a null, a
+ * timestamp or a merge key. Every other string is double-quoted, with escapes that both versions read the
+ * same way (`test/YamlText.test.ts` checks the round trip under both).
+ */
+
+/** Comments to write above some keys of a mapping, by the key's path from the top (`/processes/api`). */
+export type KeyComments = ReadonlyMap<string, ReadonlyArray<string>>
+
+/** What YAML 1.1 (or 1.2) resolves to something other than a string, in every case mix it accepts. */
+const reserved =
+  /^(y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|null|Null|NULL|~|=|<<|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))$/
+
+/** Printable ASCII without the characters that need care anywhere in a plain scalar. */
+const plainChars = /^[\x21-\x7e ]+$/
+/** A first character that starts something else than a plain scalar. */
+const indicatorStart = /^[!&*|>'"%@`#,[\]{}]/
+
+const isPlain = (s: string): boolean => {
+  if (s.length === 0 || !plainChars.test(s)) return false
+  if (s !== s.trim()) return false
+  if (indicatorStart.test(s)) return false
+  // `-`, `?` and `:` start a plain scalar only when a non-space follows
+  if (/^[-?:]( |$)/.test(s)) return false
+  if (s.includes(": ") || s.includes(" #") || s.endsWith(":")) return false
+  if (reserved.test(s)) return false
+  // numbers (1.1 also reads 1_000, 0x1f, 0b101, 190:20:30 and .5), timestamps: all start so
+  if (/^[-+]?\.?[0-9]/.test(s)) return false
+  // nor anything made of a number's characters only: the `yaml` library's YAML 1.1 floats need no digit
+  // ("e0", ".", "-.e1")
+  if (/^[-+]?[0-9_.:]*([eE][-+]?[0-9]+)?$/.test(s)) return false
+  return true
+}
+
+const escapes: Readonly<Record<string, string>> = {
+  "\\": "\\\\",
+  '"': '\\"',
+  "\n": "\\n",
+  "\t": "\\t",
+  "\r": "\\r",
+  "\0": "\\0"
+}
+
+/** A double-quoted scalar: printable ASCII and printable non-ASCII as is, everything else escaped. */
+const quoted = (s: string): string => {
+  let out = '"'
+  for (const ch of s) {
+    const known = escapes[ch]
+    if (known !== undefined) {
+      out += known
+      continue
+    }
+    const code = ch.codePointAt(0)!
+    // C0 and C1 controls, DEL, line and paragraph separators, the BOM, unpaired surrogates, non-characters
+    const unsafe =
+      code < 0x20 ||
+      (code >= 0x7f && code <= 0x9f) ||
+      code === 0x2028 ||
+      code === 0x2029 ||
+      code === 0xfeff ||
+      (code >= 0xd800 && code <= 0xdfff) ||
+      code === 0xfffe ||
+      code === 0xffff
+    if (!unsafe) out += ch
+    else if (code <= 0xff) out += `\\x${code.toString(16).padStart(2, "0")}`
+    else out += `\\u${code.toString(16).padStart(4, "0")}`
+  }
+  return `${out}"`
+}
+
+/** One scalar as YAML text. */
+export const scalar = (value: unknown): string => {
+  if (value === null || value === undefined) return "null"
+  if (typeof value === "boolean") return value ? "true" : "false"
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new Error(`YamlText: ${value} is not a finite number`)
+    return String(value)
+  }
+  if (typeof value === "string") return isPlain(value) ? value : quoted(value)
+  throw new Error(`YamlText: cannot write a ${typeof value}`)
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+const isCollection = (value: unknown): boolean => Array.isArray(value) || isRecord(value)
+
+const isEmpty = (value: unknown): boolean =>
+  Array.isArray(value) ? value.length === 0 : isRecord(value) && Object.keys(value).length === 0
+
+const emptyText = (value: unknown): string => (Array.isArray(value) ? "[]" : "{}")
+
+/**
+ * Appends `value` (a mapping or a sequence) at `indent` spaces. `path` names the mapping for `comments`.
+ * Sequences in a mapping are indented under their key, as the `yaml` library writes them.
+ */
+const writeCollection = (
+  out: Array<string>,
+  value: unknown,
+  indent: number,
+  path: string,
+  comments: KeyComments
+): void => {
+  const pad = " ".repeat(indent)
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      if (isCollection(item) && !isEmpty(item)) {
+        // the first line of the nested block goes after "- "
+        const nested: Array<string> = []
+        writeCollection(nested, item, indent + 2, `${path}/-`, comments)
+        out.push(`${pad}- ${nested[0]!.slice(indent + 2)}`, ...nested.slice(1))
+      } else out.push(`${pad}- ${isCollection(item) ? emptyText(item) : scalar(item)}`)
+    }
+    return
+  }
+  for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
+    for (const line of comments.get(`${path}/${key}`) ?? []) out.push(`${pad}#${line}`)
+    const k = scalar(key)
+    if (isCollection(item) && !isEmpty(item)) {
+      out.push(`${pad}${k}:`)
+      writeCollection(out, item, indent + 2, `${path}/${key}`, comments)
+    } else out.push(`${pad}${k}: ${isCollection(item) ? emptyText(item) : scalar(item)}`)
+  }
+}
+
+/**
+ * The YAML text of a mapping, block style, keys in their order, ending with a newline. `header` lines are
+ * written first as comments, then an empty line. `comments` puts comment lines above keys: its keys are the
+ * path of a key from the top (`/processes/api`).
+ */
+export const yamlText = (
+  value: Record<string, unknown>,
+  options: { readonly header?: ReadonlyArray<string>; readonly comments?: KeyComments } = {}
+): string => {
+  const out: Array<string> = []
+  if (options.header !== undefined && options.header.length > 0) {
+    for (const line of options.header) out.push(`#${line}`)
+    out.push("")
+  }
+  writeCollection(out, value, 0, "", options.comments ?? new Map())
+  return `${out.join("\n")}\n`
+}
