@@ -49,6 +49,13 @@ const tricky = [
   ".e1",
   "-E+2",
   "127.0.0.1",
+  "250m",
+  "1Gi",
+  "1E",
+  "1e",
+  "10e5x",
+  "1_0a",
+  "0x",
   "2001-12-14",
   "2001-12-14t21:59:43.10-05:00",
   "-",
@@ -82,6 +89,15 @@ const tricky = [
   'renders {{"{{"}} .Values }} literally',
   "QUOTES=\"double\" 'single'",
   "line 1\nline 2",
+  "ends\n",
+  "ends twice\n\n",
+  "ends thrice\n\n\n",
+  "\nstarts",
+  " indented\nnext",
+  "\tfirst\nnext",
+  "a\n  indented\n\n   \nb  \n",
+  "---\n...\n# not a comment\n- not an item",
+  "x\n\ty",
   "tab\there",
   "cr\rhere",
   "nul\0here",
@@ -125,6 +141,13 @@ describe("YamlText", () => {
       for (const back of readBoth(text))
         expect(back, `${JSON.stringify(s)} written as ${text}`).toEqual({ k: s, l: [s] })
     }
+  })
+
+  it("writes a string of several lines as a literal block when it can, clipped, stripped or kept", () => {
+    expect(yamlText({ a: "x\ny", b: "x\n", c: "x\n\n", d: ["p\nq"] })).toBe(
+      "a: |-\n  x\n  y\nb: |\n  x\nc: |+\n  x\n\nd:\n  - |-\n    p\n    q\n"
+    )
+    expect(yamlText({ a: " x\ny" })).toBe('a: " x\\ny"\n')
   })
 
   it("writes nested mappings and sequences, empty ones, numbers, booleans and null as the yaml library reads them", () => {

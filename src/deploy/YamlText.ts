@@ -31,7 +31,8 @@ const isPlain = (s: string): boolean => {
   if (s.includes(": ") || s.includes(" #") || s.endsWith(":")) return false
   if (reserved.test(s)) return false
   // numbers (1.1 also reads 1_000, 0x1f, 0b101, 190:20:30 and .5), timestamps: all start so
-  if (/^[-+]?\.?[0-9]/.test(s)) return false
+  // (a quantity such as 250m or 1Gi, digits then letters, is none of those)
+  if (/^[-+]?\.?[0-9]/.test(s) && !/^[1-9][0-9]*[A-Za-z]+$/.test(s)) return false
   // nor anything made of a number's characters only: the `yaml` library's YAML 1.1 floats need no digit
   // ("e0", ".", "-.e1")
   if (/^[-+]?[0-9_.:]*([eE][-+]?[0-9]+)?$/.test(s)) return false
@@ -47,6 +48,17 @@ const escapes: Readonly<Record<string, string>> = {
   "\0": "\\0"
 }
 
+/** C0 and C1 controls but tab and newline, DEL, the line separators of YAML 1.1, the BOM, surrogates, non-characters. */
+const unsafeCode = (code: number): boolean =>
+  (code < 0x20 && code !== 0x09 && code !== 0x0a) ||
+  (code >= 0x7f && code <= 0x9f) ||
+  code === 0x2028 ||
+  code === 0x2029 ||
+  code === 0xfeff ||
+  (code >= 0xd800 && code <= 0xdfff) ||
+  code === 0xfffe ||
+  code === 0xffff
+
 /** A double-quoted scalar: printable ASCII and printable non-ASCII as is, everything else escaped. */
 const quoted = (s: string): string => {
   let out = '"'
@@ -57,21 +69,34 @@ const quoted = (s: string): string => {
       continue
     }
     const code = ch.codePointAt(0)!
-    // C0 and C1 controls, DEL, line and paragraph separators, the BOM, unpaired surrogates, non-characters
-    const unsafe =
-      code < 0x20 ||
-      (code >= 0x7f && code <= 0x9f) ||
-      code === 0x2028 ||
-      code === 0x2029 ||
-      code === 0xfeff ||
-      (code >= 0xd800 && code <= 0xdfff) ||
-      code === 0xfffe ||
-      code === 0xffff
-    if (!unsafe) out += ch
+    if (!unsafeCode(code)) out += ch
     else if (code <= 0xff) out += `\\x${code.toString(16).padStart(2, "0")}`
     else out += `\\u${code.toString(16).padStart(4, "0")}`
   }
   return `${out}"`
+}
+
+/**
+ * Whether a string of several lines can be a literal block (`|`), as the `yaml` library writes a config file
+ * held in a ConfigMap: only printable characters, tabs and newlines, and a first line that starts with neither
+ * a space nor a newline (the block's indentation is read from it).
+ */
+const isBlock = (s: string): boolean => {
+  if (!s.includes("\n") || s.startsWith(" ") || s.startsWith("\n") || s.startsWith("\t")) return false
+  for (const ch of s) if (unsafeCode(ch.codePointAt(0)!)) return false
+  return true
+}
+
+/** The lines of a literal block for `s` at `indent`: its header (`|`, `|-` or `|+`) and its indented lines. */
+const block = (s: string, indent: number): { readonly header: string; readonly lines: ReadonlyArray<string> } => {
+  const body = s.replace(/\n+$/, "")
+  const trailing = s.length - body.length
+  const pad = " ".repeat(indent)
+  const lines = body.split("\n").map((line) => (line === "" ? "" : pad + line))
+  // clip keeps one final newline, strip none, keep all (the empty lines after the block are its own)
+  if (trailing === 0) return { header: "|-", lines }
+  if (trailing === 1) return { header: "|", lines }
+  return { header: "|+", lines: [...lines, ...Array.from({ length: trailing - 1 }, () => "")] }
 }
 
 /** One scalar as YAML text. */
@@ -115,6 +140,9 @@ const writeCollection = (
         const nested: Array<string> = []
         writeCollection(nested, item, indent + 2, `${path}/-`, comments)
         out.push(`${pad}- ${nested[0]!.slice(indent + 2)}`, ...nested.slice(1))
+      } else if (typeof item === "string" && isBlock(item)) {
+        const { header, lines } = block(item, indent + 2)
+        out.push(`${pad}- ${header}`, ...lines)
       } else out.push(`${pad}- ${isCollection(item) ? emptyText(item) : scalar(item)}`)
     }
     return
@@ -125,6 +153,9 @@ const writeCollection = (
     if (isCollection(item) && !isEmpty(item)) {
       out.push(`${pad}${k}:`)
       writeCollection(out, item, indent + 2, `${path}/${key}`, comments)
+    } else if (typeof item === "string" && isBlock(item)) {
+      const { header, lines } = block(item, indent + 2)
+      out.push(`${pad}${k}: ${header}`, ...lines)
     } else out.push(`${pad}${k}: ${isCollection(item) ? emptyText(item) : scalar(item)}`)
   }
 }
