@@ -7,6 +7,7 @@
  * process group at once and exits 130.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { restoreEnvironment } from "./app/SupervisorSpawn.js"
 import { SECOND_INTERRUPT_LINE } from "./app/UpLines.js"
 import { exitCodeOf } from "./cli/InterruptExit.js"
 import { keepWriting } from "./logs/ResilientOutput.js"
@@ -17,6 +18,7 @@ import * as Trace from "./trace/Trace.js"
 /** Runs the CLI on `argv` (`[node, script, ...arguments]`) until it exits. */
 export const start = (argv: ReadonlyArray<string>): void => {
   Trace.mark("bundle evaluated")
+  restoreEnvironment()
   if (Trace.tracing()) process.once("exit", () => Trace.mark("exit"))
 
   // a full disk or a closed pipe must not end the supervisor (and with it, through the guardian, every service)

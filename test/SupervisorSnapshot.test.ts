@@ -26,7 +26,8 @@ const setUp = (extraEnv: Record<string, string> = {}) => {
   fs.mkdirSync(join(stack, "services", "svc"), { recursive: true })
   fs.writeFileSync(
     join(stack, "services", "svc", "service.json"),
-    JSON.stringify({ process: { command: "sh", args: ["-c", "sleep 300; :", root] } })
+    // what the service inherits goes to env.txt ($0 is the root: processesMentioning finds it)
+    JSON.stringify({ process: { command: "sh", args: ["-c", 'env > "$0/env.txt"; sleep 300; :', root] } })
   )
   const setup = {
     root,
@@ -57,6 +58,12 @@ const upStatusDown = async ({ root, stack, core }: ReturnType<typeof setUp>) => 
     expect(up.status, up.stderr).toBe(0)
     const pid = Number(/supervisor pid (\d+)/.exec(up.stdout)?.[1])
     const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
+    // the environment the supervisor started with (what glibc read), and what its service inherited
+    const environ = fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")
+    expect(
+      await eventually(() => fs.existsSync(join(root, "env.txt")) && fs.statSync(join(root, "env.txt")).size > 0)
+    ).toBe(true)
+    const serviceEnv = fs.readFileSync(join(root, "env.txt"), "utf8").split("\n")
     const status = core("stack", "status", "--json")
     expect(status.status, status.stderr).toBe(0)
     expect(JSON.parse(status.stdout).map((r: { name: string; state: string }) => [r.name, r.state])).toEqual([
@@ -65,7 +72,7 @@ const upStatusDown = async ({ root, stack, core }: ReturnType<typeof setUp>) => 
     const down = core("stack", "down")
     expect(down.status, down.stderr).toBe(0)
     const log = fs.readFileSync(join(stack, ".core-stack", "supervisor.log"), "utf8")
-    return { cmdline, log }
+    return { cmdline, log, environ, serviceEnv }
   } finally {
     core("stack", "down")
     expect(await eventually(() => processesMentioning(root).length === 0)).toBe(true)
@@ -79,7 +86,7 @@ describe("the background supervisor's startup snapshot", () => {
       .update(fs.readFileSync(join(dist, "core-main.cjs")))
       .digest("hex")
     expect(fs.readFileSync(join(dist, "core-supervisor.blob.key"), "utf8")).toBe(
-      `${process.version} ${process.arch} --max-semi-space-size=1 ${bundle}\n`
+      `${process.version} ${process.arch} --max-semi-space-size=1 --v8-pool-size=1 --heap-growing-percent=100 ${bundle}\n`
     )
     expect(fs.statSync(join(dist, "core-supervisor.blob")).size).toBeGreaterThan(1_000_000)
   })
@@ -90,6 +97,15 @@ describe("the background supervisor's startup snapshot", () => {
     // CORE_TRACE was read at the start, not at the build: the trace is there, and says where it started from
     expect(log).toMatch(/supervisor +node started from the supervisor snapshot/)
     expect(log).not.toMatch(/supervisor +bundle compiled/)
+  })
+
+  it("starts the supervisor with glibc's arena limit, which its services do not inherit; the user's own value they do", async () => {
+    const ours = await upStatusDown(setUp())
+    expect(ours.environ).toContain("MALLOC_ARENA_MAX=1")
+    expect(ours.serviceEnv.filter((line) => /MALLOC_ARENA_MAX|CORE_UNSET/.test(line))).toEqual([])
+    const theirs = await upStatusDown(setUp({ MALLOC_ARENA_MAX: "2" }))
+    expect(theirs.environ).toContain("MALLOC_ARENA_MAX=2")
+    expect(theirs.serviceEnv).toContain("MALLOC_ARENA_MAX=2")
   })
 
   it("is found beside the real file when the command is a symlink to it, as npm installs it", async () => {

@@ -19,12 +19,38 @@ import * as Trace from "../trace/Trace.js"
 import { INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE } from "./UpLines.js"
 
 /**
- * Node flags of the background supervisor, before the caller's own (which win). Semi-spaces of 1 MB instead of
- * V8's 16 MB: the supervisor allocates in bursts (starting 200 services) and V8 keeps the grown young generation
- * committed for good, ~30 MB of RSS (npm run bench: peak 176 MB -> 145 MB with 200 services). The price is more
- * scavenges under a flood of output: 100 MB of one service's lines cost ~1.6 s of supervisor CPU instead of ~1 s.
+ * Node flags of the background supervisor, before the caller's own (which win).
+ * - Semi-spaces of 1 MB instead of V8's 16 MB: the supervisor allocates in bursts (starting 200 services) and
+ *   V8 keeps the grown young generation committed for good, ~30 MB of RSS (npm run bench: peak 176 MB -> 145 MB
+ *   with 200 services). The price is more scavenges under a flood of output: 100 MB of one service's lines cost
+ *   ~1.6 s of supervisor CPU instead of ~1 s.
+ * - One V8 worker thread instead of one per core and more: each thread that compiles or marks keeps its own
+ *   malloc arena (~1-4 MB each, traced in /proc/PID/smaps).
+ * - The old generation may grow to twice what the last full GC kept, not up to 4x: after the start burst of
+ *   200 services V8 had let it reach ~50 MB over ~28 MB live. (30 % saved no more, and cost the log flood of
+ *   row 5 ~60 % more CPU in full GCs.)
  */
-export const SUPERVISOR_NODE_FLAGS: ReadonlyArray<string> = ["--max-semi-space-size=1"]
+export const SUPERVISOR_NODE_FLAGS: ReadonlyArray<string> = [
+  "--max-semi-space-size=1",
+  "--v8-pool-size=1",
+  "--heap-growing-percent=100"
+]
+
+/**
+ * glibc gives each thread that allocates an arena of its own (up to 8 per core), never returned; one arena for
+ * the supervisor saves a few MB. glibc reads the setting once, at the process's start, so the supervisor takes
+ * it out of its environment again at once (`restoreEnvironment`): its services must not inherit it. A value the
+ * user set is left alone.
+ */
+const supervisorOnlyEnv = (): Record<string, string> =>
+  process.env.MALLOC_ARENA_MAX === undefined ? { MALLOC_ARENA_MAX: "1", CORE_UNSET_MALLOC_ARENA_MAX: "1" } : {}
+
+/** In the supervisor: removes what `spawnSupervisor` set for this process alone. */
+export const restoreEnvironment = (): void => {
+  if (process.env.CORE_UNSET_MALLOC_ARENA_MAX !== "1") return
+  delete process.env.MALLOC_ARENA_MAX
+  delete process.env.CORE_UNSET_MALLOC_ARENA_MAX
+}
 
 /**
  * What a supervisor snapshot must have been built for: this Node, this architecture, these flags, and the code
@@ -116,7 +142,14 @@ export const spawnSupervisor = (
         cwd: root,
         detached: true,
         stdio: ["ignore", log, log],
-        env: { ...process.env, ...env, CORE_SUPERVISOR: "1", NO_COLOR: "1", ...Trace.childEnv() }
+        env: {
+          ...process.env,
+          ...env,
+          ...supervisorOnlyEnv(),
+          CORE_SUPERVISOR: "1",
+          NO_COLOR: "1",
+          ...Trace.childEnv()
+        }
       }
     )
     const spawned: SpawnedSupervisor = { child, logStart, began, spawnError: undefined }
