@@ -11,7 +11,7 @@ import { restoreEnvironment } from "./app/SupervisorSpawn.js"
 import { SECOND_INTERRUPT_LINE } from "./app/UpLines.js"
 import { exitCodeOf } from "./cli/InterruptExit.js"
 import { keepWriting } from "./logs/ResilientOutput.js"
-import { main } from "./Main.js"
+import { main, mainSupervisor, supervisorArguments } from "./Main.js"
 import { killAllGroups } from "./process/ProcessGroup.js"
 import * as Trace from "./trace/Trace.js"
 
@@ -35,7 +35,9 @@ export const start = (argv: ReadonlyArray<string>): void => {
   process.on("SIGINT", onSignal)
   process.on("SIGTERM", onSignal)
 
-  NodeRuntime.runMain(main(argv), {
+  // the background supervisor, started by `up -d` with arguments it wrote itself, skips the CLI's parser
+  const supervisor = process.env.CORE_SUPERVISOR === "1" ? supervisorArguments(argv) : undefined
+  NodeRuntime.runMain(supervisor === undefined ? main(argv) : mainSupervisor(supervisor), {
     disableErrorReporting: true,
     teardown: (exit, onExit) => onExit(exitCodeOf(exit))
   })

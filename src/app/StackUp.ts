@@ -109,6 +109,7 @@ export const loadSelection = (
  */
 export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOptions) {
   const began = yield* Clock.currentTimeMillis
+  Trace.mark("command parsed, loading the manifests")
   const { stack, selected } = yield* loadSelection(options.dir, options.services, options.noDeps, options.data)
   Trace.mark(`manifests loaded (${stack.services.length} services, ${selected.length} selected)`)
   const serve = options.serve ?? true

@@ -11,10 +11,10 @@
 import { FileSystem, Path } from "@effect/platform"
 import { Effect, Either, Schema } from "effect"
 import { mergeDotEnv, parseDotEnv } from "./DotEnv.js"
-import { executableStatus, findOnPath } from "./Executable.js"
+import { type ExecutableStatus, executableStatus, findOnPath } from "./Executable.js"
 import { checkCycles, checkDependencies, checkPortClashes, checkRawManifest, problem } from "./StackChecks.js"
 import { describeJsonError, describeParseIssue, ManifestError, type Problem } from "./ManifestError.js"
-import { pathKind, readManifestText } from "./ManifestFile.js"
+import { type PathKind, pathKind, readManifestText } from "./ManifestFile.js"
 import { ServiceManifest } from "./ServiceManifest.js"
 import { type ManifestSource, resolvePorts, resolveService, type StackContext } from "./ServiceResolver.js"
 import type { ServiceSpec, StackSpec } from "./ServiceSpec.js"
@@ -176,11 +176,17 @@ const checkCommands = (specs: ReadonlyArray<ServiceSpec>, sources: ReadonlyArray
   Effect.gen(function* () {
     const path = yield* Path.Path
     const problems: Array<Problem> = []
+    // services often share a command and a working directory: each is looked at once (200 services: 400 stats)
+    const kinds = new Map<string, PathKind>()
+    const statuses = new Map<string, ExecutableStatus>()
+    const found = new Map<string, string | undefined>()
+    const bySource = new Map(sources.map((s) => [s.name, s]))
     for (const spec of specs) {
       if (spec.disabled) continue
-      const source = sources.find((s) => s.name === spec.name)!
+      const source = bySource.get(spec.name)!
       // a working_dir that does not exist yet may be made before the start (under ${data}, say): checked then
-      const workingDir = yield* pathKind(spec.workingDir)
+      const workingDir = kinds.get(spec.workingDir) ?? (yield* pathKind(spec.workingDir))
+      kinds.set(spec.workingDir, workingDir)
       if (workingDir._tag === "Other" || workingDir._tag === "BrokenLink") {
         const why = workingDir._tag === "Other" ? "is not a directory" : `cannot be used: ${workingDir.reason}`
         problems.push(problem("commands", source.file, "process.compose.working_dir", `${spec.workingDir} ${why}`))
@@ -190,11 +196,14 @@ const checkCommands = (specs: ReadonlyArray<ServiceSpec>, sources: ReadonlyArray
         raw === spec.command ? JSON.stringify(raw) : `${JSON.stringify(spec.command)} (from ${JSON.stringify(raw)})`
       if (spec.command.includes("/")) {
         if (path.dirname(spec.command) === ctx.depDir && ctx.binaries.has(path.basename(spec.command))) continue
-        const status = yield* executableStatus(spec.command)
+        const status = statuses.get(spec.command) ?? (yield* executableStatus(spec.command))
+        statuses.set(spec.command, status)
         if (status === "ok") continue
         const why = status === "missing" ? "does not exist" : `is ${status}`
         problems.push(problem("commands", source.file, "process.command", `${shown} ${why}`))
-      } else if ((yield* findOnPath(spec.command, ctx.env["PATH"])) === undefined) {
+      } else {
+        if (!found.has(spec.command)) found.set(spec.command, yield* findOnPath(spec.command, ctx.env["PATH"]))
+        if (found.get(spec.command) !== undefined) continue
         problems.push(
           problem(
             "commands",
