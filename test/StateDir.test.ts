@@ -6,13 +6,29 @@ import { join } from "node:path"
 import { rotateIfLarger } from "../src/logs/LogFile.js"
 import { readStartTime } from "../src/process/ProcTable.js"
 import { isRunning } from "../src/state/ProcessIdentity.js"
-import { stateDirOf, statePaths } from "../src/state/StateDir.js"
+import { removeState, stateDirOf, statePaths } from "../src/state/StateDir.js"
 import { GroupRecordFile, readRecord, readSupervisorRecord, SupervisorRecord } from "../src/state/StateRecords.js"
 import { holdSupervisorLock, probeSupervisor } from "../src/state/SupervisorLock.js"
 import { tempDir } from "./support/Specs.js"
 
 /** A pid that was used and is gone: a child that has exited and been reaped. */
 const deadPid = (): number => spawnSync("true").pid!
+
+describe("removeState", () => {
+  it("removes a file, a socket, a folder with what it holds, and nothing when nothing is there", () => {
+    const dir = tempDir("core-state-")
+    const file = join(dir, "record.json")
+    fs.writeFileSync(file, "{}")
+    const folder = join(dir, "folder")
+    fs.mkdirSync(join(folder, "inner"), { recursive: true })
+    fs.writeFileSync(join(folder, "inner", "f"), "x")
+    const link = join(dir, "link")
+    fs.symlinkSync(folder, link)
+    for (const path of [file, link, folder, join(dir, "missing")]) removeState(path)
+    expect(fs.readdirSync(dir)).toEqual([])
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+})
 
 describe("state records", () => {
   it("a record file is found, missing, or invalid (not JSON, or not the Schema's shape)", () => {

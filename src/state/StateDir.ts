@@ -50,5 +50,17 @@ export const ensureStateDir = (stateDir: string): Effect.Effect<void, StateDirEr
     catch: (cause) => new StateDirError({ path: stateDir, cause })
   })
 
-/** Removes a file or folder of the state directory, if it is there. */
-export const removeState = (file: string): void => fs.rmSync(file, { force: true, recursive: true })
+/**
+ * Removes a file or folder of the state directory, if it is there. A file (the common case: a group's record,
+ * the socket) is unlinked at once; `rmSync`'s recursive walk cost ~0.08 ms a file, 200 of them on every `down`.
+ */
+export const removeState = (file: string): void => {
+  try {
+    fs.unlinkSync(file)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === "ENOENT") return
+    if (code === "EISDIR" || code === "EPERM") fs.rmSync(file, { force: true, recursive: true })
+    else throw error
+  }
+}
