@@ -52,10 +52,21 @@ const wsStub = `"use strict";
 class Unsupported { constructor() { throw new Error("WebSockets are not served by the core supervisor") } }
 module.exports = { WebSocketServer: Unsupported, WebSocket: Unsupported, Server: Unsupported };`
 
-/** A package the supervisor never calls: reading it works (for `import * as`), calling anything of it throws. */
-const unusedStub = (name: string): string => `"use strict";
+/**
+ * A package the supervisor never calls: its export names are there (listed at build time, so that esbuild's
+ * `import * as` copies them), and calling or reading any of them throws, saying why.
+ */
+const unusedStub = (name: string): string => {
+  const keys = Object.keys(builtin(name)).filter((k) => k !== "__esModule")
+  return `"use strict";
 const fail = () => { throw new Error("${name} is not part of the core supervisor's startup snapshot") };
-module.exports = new Proxy({}, { get: (_t, k) => (k === "__esModule" ? false : fail), ownKeys: () => [] });`
+const keys = ${JSON.stringify(keys)};
+module.exports = new Proxy({}, {
+  get: (_t, k) => (k === "__esModule" ? false : fail),
+  ownKeys: () => keys,
+  getOwnPropertyDescriptor: (_t, k) => keys.includes(k) ? { configurable: true, enumerable: true, value: fail } : undefined
+});`
+}
 
 /** Packages left out of the snapshot (see the header). */
 const UNUSED = ["yaml", "toml", "fast-check"]

@@ -2,13 +2,21 @@ import { describe, expect, it } from "@effect/vitest"
 import { parse, parseDocument } from "yaml"
 import { scalar, yamlText } from "../src/deploy/YamlText.js"
 
-/** Reads `text` back under both YAML versions that process-compose's and our readers may apply. */
-const readBoth = (text: string): ReadonlyArray<unknown> =>
-  (["1.1", "1.2"] as const).map((version) => {
+/** What process-compose's envsubst does to the file's text before parsing it: `\\` and `\/` are escapes. */
+const envsubst = (text: string): string => text.replace(/\\([\\/])/g, "$1")
+
+/**
+ * Reads `text` back under both YAML versions that process-compose's and our readers may apply, as it is and
+ * as process-compose sees it after envsubst (the writer must leave it nothing to change).
+ */
+const readBoth = (text: string): ReadonlyArray<unknown> => {
+  expect(envsubst(text)).toBe(text)
+  return (["1.1", "1.2"] as const).map((version) => {
     const doc = parseDocument(text, { version, uniqueKeys: true })
     expect(doc.errors).toEqual([])
     return doc.toJS()
   })
+}
 
 const tricky = [
   "",
@@ -109,6 +117,11 @@ const tricky = [
   "lone \ud800 surrogate",
   "émoji 😀 中文",
   "back\\slash",
+  "\\\\ a\\/b \\d+ prêt",
+  "C:\\dir\\",
+  "--- x",
+  "... x",
+  "---",
   "$HOME ${USER} $$",
   "a=b=c"
 ]
@@ -174,6 +187,22 @@ describe("YamlText", () => {
     )
     expect(text).toBe("# one\n# two\n\nprocesses:\n  api:\n    a: 1\n  # why\n  #  more\n  db:\n    b: 2\n")
     for (const back of readBoth(text)) expect(back).toEqual({ processes: { api: { a: 1 }, db: { b: 2 } } })
+  })
+
+  it("writes a key longer than YAML's 1024 characters of an implicit key as an explicit one", () => {
+    const long = "k".repeat(1500)
+    const value = { [long]: "v", nested: { [long]: { a: [long] } }, list: [{ [long]: 1 }] }
+    for (const back of readBoth(yamlText(value))) expect(back).toEqual(value)
+  })
+
+  it("keeps a comment that holds line breaks a comment, leaves undefined out, writes an empty mapping as {}", () => {
+    const text = yamlText(
+      { a: 1, b: undefined },
+      { header: [" one\nx: 2", " two\r\ny: 3\u2028z: 4"], comments: new Map([["/a", [" c\nd: 5"]]]) }
+    )
+    for (const back of readBoth(text)) expect(back).toEqual({ a: 1 })
+    expect(yamlText({})).toBe("{}\n")
+    expect(parse(yamlText({}))).toEqual({})
   })
 
   it("refuses what YAML data cannot hold", () => {

@@ -6,8 +6,10 @@
  * A string is written plain only when it reads back as that same string under YAML 1.1 and 1.2 (so Go's
  * yaml.v3, process-compose's parser, and the `yaml` library agree): printable ASCII, no surrounding space,
  * no leading indicator, no `: ` or ` #`, nothing a resolver could take for a number, a boolean, a null, a
- * timestamp or a merge key. Every other string is double-quoted, with escapes that both versions read the
- * same way (`test/YamlText.test.ts` checks the round trip under both).
+ * timestamp or a merge key, no backslash. Every other string is double-quoted, with escapes that both versions
+ * read the same way (`test/YamlText.test.ts` checks the round trip under both). A backslash is always written
+ * as `\x5c`: process-compose runs the file's text through envsubst before it parses it, which turns `\\` into
+ * `\` and `\/` into `/`, in quoted and plain text alike.
  */
 
 /** Comments to write above some keys of a mapping, by the key's path from the top (`/processes/api`). */
@@ -23,8 +25,10 @@ const plainChars = /^[\x21-\x7e ]+$/
 const indicatorStart = /^[!&*|>'"%@`#,[\]{}]/
 
 const isPlain = (s: string): boolean => {
-  if (s.length === 0 || !plainChars.test(s)) return false
+  if (s.length === 0 || !plainChars.test(s) || s.includes("\\")) return false
   if (s !== s.trim()) return false
+  // a document marker, were it at the start of a line
+  if (s.startsWith("---") || s.startsWith("...")) return false
   if (indicatorStart.test(s)) return false
   // `-`, `?` and `:` start a plain scalar only when a non-space follows
   if (/^[-?:]( |$)/.test(s)) return false
@@ -40,7 +44,7 @@ const isPlain = (s: string): boolean => {
 }
 
 const escapes: Readonly<Record<string, string>> = {
-  "\\": "\\\\",
+  "\\": "\\x5c",
   '"': '\\"',
   "\n": "\\n",
   "\t": "\\t",
@@ -82,7 +86,8 @@ const quoted = (s: string): string => {
  * a space nor a newline (the block's indentation is read from it).
  */
 const isBlock = (s: string): boolean => {
-  if (!s.includes("\n") || s.startsWith(" ") || s.startsWith("\n") || s.startsWith("\t")) return false
+  if (!s.includes("\n") || s.startsWith(" ") || s.startsWith("\n") || s.startsWith("\t") || s.includes("\\"))
+    return false
   for (const ch of s) if (unsafeCode(ch.codePointAt(0)!)) return false
   return true
 }
@@ -121,9 +126,36 @@ const isEmpty = (value: unknown): boolean =>
 
 const emptyText = (value: unknown): string => (Array.isArray(value) ? "[]" : "{}")
 
+/** Implicit keys are limited to 1024 characters by YAML; a longer one is written as an explicit key (`? key`). */
+const MAX_IMPLICIT_KEY = 1000
+
+/** A comment as lines that each start with `#`: a line break inside it must not end the comment. */
+const commentLines = (pad: string, comment: string): ReadonlyArray<string> =>
+  comment.split(/\r\n|[\r\n\u0085\u2028\u2029]/).map((line) => `${pad}#${line}`)
+
+/** A value after its key or dash: what follows on the same line (`head`), and the lines below it. */
+const valueText = (
+  item: unknown,
+  indent: number,
+  path: string,
+  comments: KeyComments
+): { readonly head: string; readonly lines: ReadonlyArray<string> } => {
+  if (isCollection(item) && !isEmpty(item)) {
+    const lines: Array<string> = []
+    writeCollection(lines, item, indent, path, comments)
+    return { head: "", lines }
+  }
+  if (typeof item === "string" && isBlock(item)) {
+    const { header, lines } = block(item, indent)
+    return { head: ` ${header}`, lines }
+  }
+  return { head: ` ${isCollection(item) ? emptyText(item) : scalar(item)}`, lines: [] }
+}
+
 /**
  * Appends `value` (a mapping or a sequence) at `indent` spaces. `path` names the mapping for `comments`.
- * Sequences in a mapping are indented under their key, as the `yaml` library writes them.
+ * Sequences in a mapping are indented under their key, as the `yaml` library writes them. A key whose value
+ * is `undefined` is left out, as JSON does.
  */
 const writeCollection = (
   out: Array<string>,
@@ -140,23 +172,20 @@ const writeCollection = (
         const nested: Array<string> = []
         writeCollection(nested, item, indent + 2, `${path}/-`, comments)
         out.push(`${pad}- ${nested[0]!.slice(indent + 2)}`, ...nested.slice(1))
-      } else if (typeof item === "string" && isBlock(item)) {
-        const { header, lines } = block(item, indent + 2)
-        out.push(`${pad}- ${header}`, ...lines)
-      } else out.push(`${pad}- ${isCollection(item) ? emptyText(item) : scalar(item)}`)
+      } else {
+        const { head, lines } = valueText(item, indent + 2, `${path}/-`, comments)
+        out.push(`${pad}-${head}`, ...lines)
+      }
     }
     return
   }
   for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
-    for (const line of comments.get(`${path}/${key}`) ?? []) out.push(`${pad}#${line}`)
+    if (item === undefined) continue
+    for (const comment of comments.get(`${path}/${key}`) ?? []) out.push(...commentLines(pad, comment))
     const k = scalar(key)
-    if (isCollection(item) && !isEmpty(item)) {
-      out.push(`${pad}${k}:`)
-      writeCollection(out, item, indent + 2, `${path}/${key}`, comments)
-    } else if (typeof item === "string" && isBlock(item)) {
-      const { header, lines } = block(item, indent + 2)
-      out.push(`${pad}${k}: ${header}`, ...lines)
-    } else out.push(`${pad}${k}: ${isCollection(item) ? emptyText(item) : scalar(item)}`)
+    const { head, lines } = valueText(item, indent + 2, `${path}/${key}`, comments)
+    if (k.length <= MAX_IMPLICIT_KEY) out.push(`${pad}${k}:${head}`, ...lines)
+    else out.push(`${pad}? ${k}`, `${pad}:${head}`, ...lines)
   }
 }
 
@@ -171,9 +200,11 @@ export const yamlText = (
 ): string => {
   const out: Array<string> = []
   if (options.header !== undefined && options.header.length > 0) {
-    for (const line of options.header) out.push(`#${line}`)
+    for (const line of options.header) out.push(...commentLines("", line))
     out.push("")
   }
+  const before = out.length
   writeCollection(out, value, 0, "", options.comments ?? new Map())
+  if (out.length === before) out.push("{}")
   return `${out.join("\n")}\n`
 }
