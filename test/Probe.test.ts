@@ -104,6 +104,66 @@ describe("runCheck http_get", () => {
   )
 })
 
+/** A loopback server that answers every connection with `answer` (written in pieces), then closes; it records what it was sent. */
+const rawServer = (answer: ReadonlyArray<string>) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly server: net.Server; readonly received: Array<string> }>((resume) => {
+      const received: Array<string> = []
+      const server = net.createServer((socket) => {
+        let request = ""
+        socket.on("data", (chunk) => {
+          request += chunk.toString("latin1")
+          if (!request.includes("\r\n\r\n")) return
+          received.push(request)
+          const pieces = [...answer]
+          const next = () => {
+            const piece = pieces.shift()
+            if (piece === undefined) return socket.end()
+            socket.write(piece, () => setImmediate(next))
+          }
+          next()
+        })
+        socket.on("error", () => {})
+      })
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ server, received })))
+    }),
+    ({ server }) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+  ).pipe(Effect.map(({ server, received }) => ({ port: (server.address() as net.AddressInfo).port, received })))
+
+describe("runCheck http_get over a bare connection (plain http, no headers of its own)", () => {
+  it.scopedLive("sends what Node's client sends and reads the status line, even in pieces", () =>
+    Effect.gen(function* () {
+      const { port, received } = yield* rawServer(["HT", "TP/1.1 2", "04 No Content\r", "\nX: y\r\n\r\n"])
+      yield* runCheck(get(port, "/ready?x=1"), 2000)
+      expect(received).toEqual([`GET /ready?x=1 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`])
+    })
+  )
+
+  it.scopedLive("skips interim 1xx answers, as Node's client does", () =>
+    Effect.gen(function* () {
+      const early = yield* rawServer(["HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", "HTTP/1.1 503 Busy\r\n\r\n"])
+      expect(yield* failureReason(runCheck(get(early.port, "/"), 2000))).toBe(
+        `GET http://127.0.0.1:${early.port}/ answered 503`
+      )
+      const ok = yield* rawServer(["HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 302 Found\r\n\r\n"])
+      yield* runCheck(get(ok.port, "/"), 2000)
+    })
+  )
+
+  it.scopedLive("an answer that is not HTTP, or none before the connection closes, fails with why", () =>
+    Effect.gen(function* () {
+      const garbage = yield* rawServer(["SSH-2.0-OpenSSH\r\n"])
+      expect(yield* failureReason(runCheck(get(garbage.port, "/"), 2000))).toBe(
+        `GET http://127.0.0.1:${garbage.port}/: the answer is not HTTP`
+      )
+      const silent = yield* rawServer([])
+      expect(yield* failureReason(runCheck(get(silent.port, "/"), 2000))).toBe(
+        `GET http://127.0.0.1:${silent.port}/: ECONNRESET: socket hang up`
+      )
+    })
+  )
+})
+
 describe("runCheck tcp", () => {
   it.scopedLive("a listening port is ok, a closed one fails", () =>
     Effect.gen(function* () {

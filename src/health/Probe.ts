@@ -86,9 +86,71 @@ const once = <A>(
 const failure = (reason: string) => Either.left(new ProbeError({ reason }))
 const success = Either.right(undefined)
 
+/** A host written as is in a request's Host header (a name or an IPv4 address), a path with nothing to escape. */
+const PLAIN_HOST = /^[A-Za-z0-9.-]+$/
+const PLAIN_PATH = /^\/[\x21-\x7e]*$/
+/** How much of an answer is read for its status line before the check gives up on it. */
+const STATUS_LINE_LIMIT = 16 * 1024
+
+/**
+ * The status of an answer's final status line, once it has arrived: interim `1xx` answers (but 101) are
+ * skipped, as Node's client does. `undefined`: not there yet; `"bad"`: not an HTTP answer.
+ */
+const finalStatus = (text: string): number | "bad" | undefined => {
+  let rest = text
+  for (;;) {
+    const end = rest.indexOf("\r\n")
+    if (end < 0) return rest.length > 0 && !"HTTP/".startsWith(rest.slice(0, 5)) ? "bad" : undefined
+    const match = /^HTTP\/\d\.\d (\d{3})(?: |$)/.exec(rest.slice(0, end))
+    if (!match) return "bad"
+    const status = Number(match[1])
+    if (status < 100 || status > 199 || status === 101) return status
+    const headersEnd = rest.indexOf("\r\n\r\n")
+    if (headersEnd < 0) return undefined
+    rest = rest.slice(headersEnd + 4)
+  }
+}
+
+/**
+ * The common http check (plain http, no headers of its own, a plain host and path) over a bare connection:
+ * the same request Node's client sends (`GET PATH HTTP/1.1`, `Host`, `Connection: close`), read up to the
+ * status line. `http.request` costs a request, a parser and a response object per check: 200 services' first
+ * checks, all at once after the start, took ~2x the CPU (traced).
+ */
+const plainGet = (
+  check: Extract<ProbeCheck, { _tag: "http_get" }>,
+  url: string,
+  done: (result: Either.Either<void, ProbeError>) => void
+): (() => void) => {
+  const socket = net.connect({ host: check.host, port: check.port })
+  let answer = ""
+  socket.once("connect", () =>
+    socket.write(`GET ${check.path} HTTP/1.1\r\nHost: ${check.host}:${check.port}\r\nConnection: close\r\n\r\n`)
+  )
+  socket.on("data", (chunk: Buffer) => {
+    answer += chunk.toString("latin1")
+    const status = finalStatus(answer)
+    if (status === undefined && answer.length <= STATUS_LINE_LIMIT) return
+    socket.destroy()
+    if (status === undefined || status === "bad") return done(failure(`GET ${url}: the answer is not HTTP`))
+    done(status >= 200 && status < 400 ? success : failure(`GET ${url} answered ${status}`))
+  })
+  socket.once("error", (error) => done(failure(`GET ${url}: ${describeError(error)}`)))
+  // closed before a status line: what Node's client calls a hang-up (a no-op once the check is done)
+  socket.once("close", () => done(failure(`GET ${url}: ECONNRESET: socket hang up`)))
+  return () => socket.destroy()
+}
+
 const httpGet = (check: Extract<ProbeCheck, { _tag: "http_get" }>, timeoutMs: number) =>
   once<void>(describeCheck(check), timeoutMs, (done) => {
     const url = `${check.scheme}://${check.host}:${check.port}${check.path}`
+    if (
+      check.scheme === "http" &&
+      Object.keys(check.headers).length === 0 &&
+      PLAIN_HOST.test(check.host) &&
+      PLAIN_PATH.test(check.path)
+    )
+      return plainGet(check, url, done)
     const options: https.RequestOptions = {
       host: check.host,
       port: check.port,
