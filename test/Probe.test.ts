@@ -8,6 +8,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import {
   LivenessFailed,
+  plainRequest,
   ProbeError,
   runCheck,
   waitReady,
@@ -138,6 +139,15 @@ describe("runCheck http_get over a bare connection (plain http, no headers of it
       expect(received).toEqual([`GET /ready?x=1 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`])
     })
   )
+
+  it("writes the Host header as Node's client does: no port when it is 80", () => {
+    expect(plainRequest({ host: "localhost", port: 80, path: "/" })).toBe(
+      "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    expect(plainRequest({ host: "10.0.0.1", port: 8080, path: "/h" })).toBe(
+      "GET /h HTTP/1.1\r\nHost: 10.0.0.1:8080\r\nConnection: close\r\n\r\n"
+    )
+  })
 
   it.scopedLive("skips interim 1xx answers, as Node's client does", () =>
     Effect.gen(function* () {

@@ -111,6 +111,10 @@ const finalStatus = (text: string): number | "bad" | undefined => {
   }
 }
 
+/** The request of a bare-connection check; the Host header as Node's client writes it (no port when it is 80). */
+export const plainRequest = (check: { readonly host: string; readonly port: number; readonly path: string }): string =>
+  `GET ${check.path} HTTP/1.1\r\nHost: ${check.port === 80 ? check.host : `${check.host}:${check.port}`}\r\nConnection: close\r\n\r\n`
+
 /**
  * The common http check (plain http, no headers of its own, a plain host and path) over a bare connection:
  * the same request Node's client sends (`GET PATH HTTP/1.1`, `Host`, `Connection: close`), read up to the
@@ -124,9 +128,7 @@ const plainGet = (
 ): (() => void) => {
   const socket = net.connect({ host: check.host, port: check.port })
   let answer = ""
-  socket.once("connect", () =>
-    socket.write(`GET ${check.path} HTTP/1.1\r\nHost: ${check.host}:${check.port}\r\nConnection: close\r\n\r\n`)
-  )
+  socket.once("connect", () => socket.write(plainRequest(check)))
   socket.on("data", (chunk: Buffer) => {
     answer += chunk.toString("latin1")
     const status = finalStatus(answer)
