@@ -6,8 +6,9 @@
  *
  * The build also runs `core stack generate` on a small stack of its own (in a temporary folder, removed
  * after): the snapshot keeps the bytecode of every function that run compiled (the CLI's parser, manifest
- * loading and its Schemas, the compose file), which a supervisor would otherwise compile on its way to its
- * first spawn.
+ * loading and its Schemas, the compose file). A probe saw a warmed function's first call take 2.3 ms instead
+ * of 4.1; on the start of 200 services, with and without the warm-up, the first spawn came at the same time
+ * within the noise (4 runs each). It is kept because it costs nothing at run time, and it checks the build.
  *
  * Module state is the build's: whatever reads the environment at load must read it again here (`Trace`).
  * Effect's default `Random` service keeps the seed it got at the build (the supervisor does not use it: no

@@ -118,8 +118,9 @@ export const plainRequest = (check: { readonly host: string; readonly port: numb
 /**
  * The common http check (plain http, no headers of its own, a plain host and path) over a bare connection:
  * the same request Node's client sends (`GET PATH HTTP/1.1`, `Host`, `Connection: close`), read up to the
- * status line. `http.request` costs a request, a parser and a response object per check: 200 services' first
- * checks, all at once after the start, took ~2x the CPU (traced).
+ * status line. `http.request` costs a request, a parser and a response object per check: 200 checks at once
+ * against local servers took 43-110 ms with it and 28-40 ms without, in a side-by-side script; with 200
+ * services, the last spawn event to every service ready went from a median of 183 to 159 ms (5 runs each).
  */
 const plainGet = (
   check: Extract<ProbeCheck, { _tag: "http_get" }>,
