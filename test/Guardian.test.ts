@@ -221,4 +221,25 @@ describe("Guardian", () => {
       expect(yield* Effect.promise(() => eventually(() => survivors([pid]).length === 0))).toBe(true)
     })
   )
+
+  it.scopedLive("signal: the guardian sends the signal to each listed group, and to no other", () =>
+    Effect.gen(function* () {
+      const listed = [yield* bystander(), yield* bystander()]
+      const other = yield* bystander()
+      const ended = listed.map(
+        (child) =>
+          new Promise<NodeJS.Signals | null>((resolve) => child.once("exit", (_code, signal) => resolve(signal)))
+      )
+      const guardian = yield* startGuardian
+      expect(guardian.signal("NOTASIGNAL" as NodeJS.Signals, [listed[0]!.pid!])).toBe(false)
+      expect(
+        guardian.signal(
+          "SIGTERM",
+          listed.map((child) => child.pid!)
+        )
+      ).toBe(true)
+      expect(yield* Effect.promise(() => Promise.all(ended))).toEqual(["SIGTERM", "SIGTERM"])
+      expect(survivors([other.pid!]).length).toBe(1)
+    })
+  )
 })

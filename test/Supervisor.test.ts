@@ -7,7 +7,7 @@ import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
 import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
 import type { ServiceStatus } from "../src/stack/ServiceStatus.js"
 import { StartFailed } from "../src/supervisor/Supervisor.js"
-import { processesMentioning, survivors, withoutForkedCopies } from "./support/Processes.js"
+import { eventually, processesMentioning, survivors, withoutForkedCopies } from "./support/Processes.js"
 import { fixtureBin, freshPort, httpProbe, service, stackOf, tempDir } from "./support/Specs.js"
 
 /** Runs `body` with a supervisor of `services`; afterwards checks that no process of any group is left. */
@@ -47,6 +47,13 @@ const withSupervisor = <A, E>(
 const firstIndex = (seen: ReadonlyArray<ServiceStatus>, name: string, state: string) =>
   seen.findIndex((s) => s.name === name && s.state === state)
 
+/**
+ * Waits until the transitions stream has delivered `name` reaching `state` (the stream is read in a fiber of
+ * its own, so it may lag the verb that published the change), at most 10 s.
+ */
+const seenState = (seen: ReadonlyArray<ServiceStatus>, name: string, state: string) =>
+  Effect.promise(() => eventually(() => firstIndex(seen, name, state) >= 0, 10_000))
+
 describe("LocalSupervisor", () => {
   it.live("starts a dependent only after its dependency is ready, and stops in reverse order", () => {
     const [pa, pb, pc] = [freshPort(), freshPort(), freshPort()]
@@ -73,6 +80,7 @@ describe("LocalSupervisor", () => {
         expect(firstIndex(seen, "a", "ready")).toBeLessThan(firstIndex(seen, "b", "starting"))
         expect(firstIndex(seen, "b", "ready")).toBeLessThan(firstIndex(seen, "c", "starting"))
         yield* sup.shutdown
+        yield* seenState(seen, "a", "stopped")
         const stops = seen.filter((s) => s.state === "stopped").map((s) => s.name)
         expect(stops).toEqual(["c", "b", "a"])
       })
@@ -216,6 +224,7 @@ describe("LocalSupervisor", () => {
         Effect.gen(function* () {
           yield* sup.up()
           yield* sup.stop("a")
+          yield* seenState(seen, "a", "stopped")
           expect(firstIndex(seen, "b", "stopped")).toBeLessThan(firstIndex(seen, "a", "stopped"))
           const blocked = yield* Effect.flip(sup.start("b"))
           expect(blocked.message).toContain("dependency a is stopped")

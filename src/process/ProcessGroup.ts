@@ -67,6 +67,11 @@ export interface ProcessGroup {
    * shutdown command (its release runs it), has exited, or was signalled already.
    */
   readonly signalStop: (now: number) => void
+  /**
+   * `signalStop` for a batch: records the stop signal as sent at `now` and returns it, for the caller to send
+   * (to many groups at once); undefined when `signalStop` would send nothing.
+   */
+  readonly claimStopSignal: (now: number) => NodeJS.Signals | undefined
 }
 
 export interface Ended {
@@ -229,7 +234,8 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
       exit: Effect.map(Deferred.await(exited), (ended) => ended.status),
       ended: Deferred.await(exited),
       hasExited: Deferred.isDone(exited),
-      signalStop: (now) => sendStopSignal(pid, options, stop, now)
+      signalStop: (now) => sendStopSignal(pid, options, stop, now),
+      claimStopSignal: (now) => claimStopSignal(options, stop, now)
     }
   })
 
@@ -281,11 +287,21 @@ const within = (event: Event, limitMs: number): Effect.Effect<boolean> =>
     })
   })
 
-/** The group's stop signal, once, unless it has a shutdown command instead or its leader has exited. */
-const sendStopSignal = (pid: number, options: GroupOptions, stop: StopState, now: number): void => {
+/**
+ * The group's stop signal, to be sent now, once: undefined when it has a shutdown command instead, its leader
+ * has exited, or it was signalled already.
+ */
+const claimStopSignal = (options: GroupOptions, stop: StopState, now: number): NodeJS.Signals | undefined => {
   if (options.shutdown.command !== undefined || stop.exit.happened || stop.signalledAt !== undefined) return
   stop.signalledAt = now
-  signalGroup(pid, options.shutdown.signal)
+  return options.shutdown.signal
+}
+
+/** The group's stop signal, once (see `claimStopSignal`). */
+const sendStopSignal = (pid: number, options: GroupOptions, stop: StopState, now: number): void => {
+  const signal = claimStopSignal(options, stop, now)
+  if (signal === undefined) return
+  signalGroup(pid, signal)
   Trace.count("stop signal sent to a group")
 }
 

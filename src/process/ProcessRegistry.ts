@@ -12,6 +12,11 @@ export interface ProcessRegistryShape {
   readonly register: (service: string, pid: number) => Effect.Effect<void>
   /** The group is gone (its leader exited and the group was swept). */
   readonly unregister: (service: string, pid: number) => Effect.Effect<void>
+  /**
+   * Sends `signal` to these live groups from another process (the guardian), leaving the caller's thread free
+   * at once; false when it cannot, and the caller signals them itself. Synchronous.
+   */
+  readonly signalGroups?: (signal: NodeJS.Signals, pgids: ReadonlyArray<number>) => boolean
 }
 
 export class ProcessRegistry extends Context.Tag("core/ProcessRegistry")<ProcessRegistry, ProcessRegistryShape>() {

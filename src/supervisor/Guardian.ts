@@ -9,6 +9,7 @@
  */
 import { Data, Effect, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
+import { constants } from "node:os"
 import { type GroupRecord, trySignal } from "../state/ProcessIdentity.js"
 
 /** The guardian: POSIX sh, no other dependency. Same identity rules as `groupMembers`. */
@@ -37,6 +38,7 @@ while read -r cmd pid start lower; do
   case $cmd in
     add) groups="$groups $pid:$start:$lower" ;;
     del) kept=; for g in $groups; do [ "\${g%%:*}" = "$pid" ] || kept="$kept $g"; done; groups=$kept ;;
+    kill) kill -s "$pid" -- $start $lower 2>/dev/null ;;
   esac
 done
 for g in $groups; do
@@ -59,6 +61,12 @@ export interface Guardian {
   /** Watch a group: it is killed if the supervisor dies before `forget`. */
   readonly watch: (record: GroupRecord) => Effect.Effect<void>
   readonly forget: (pid: number) => Effect.Effect<void>
+  /**
+   * Has the guardian send `signal` to each of these live groups (`kill -s SIG -- -PGID ...`), so that the
+   * caller's thread is free at once: 200 `kill()`s take ~45 ms here, as each wakes a process that then
+   * exits. Synchronous; false when the line cannot be written (the guardian is gone), and nothing is sent.
+   */
+  readonly signal: (signal: NodeJS.Signals, pgids: ReadonlyArray<number>) => boolean
 }
 
 /**
@@ -116,7 +124,14 @@ export const startGuardian: Effect.Effect<Guardian, GuardianError, Scope.Scope> 
     (child): Guardian => ({
       pid: child.pid!,
       watch: (r) => send(child, `add ${r.pid} ${r.startTime ?? "-"} ${r.notBefore}`),
-      forget: (pid) => send(child, `del ${pid}`, true)
+      forget: (pid) => send(child, `del ${pid}`, true),
+      signal: (signal, pgids) => {
+        const stdin = child.stdin
+        if (!/^SIG[A-Z0-9]+$/.test(signal) || !(signal in constants.signals)) return false
+        if (!stdin || stdin.destroyed || !stdin.writable) return false
+        Effect.runSync(send(child, `kill ${signal.slice(3)} ${pgids.map((pgid) => -pgid).join(" ")}`))
+        return true
+      }
     })
   )
 )

@@ -4,9 +4,10 @@
  * interrupts its fiber, whose scope stops the group. A per-service semaphore makes start, stop and restart of
  * one service happen one at a time.
  */
-import { Clock, Deferred, Effect, FiberMap, PubSub, type Scope, Stream } from "effect"
+import { Clock, Deferred, Effect, Fiber, FiberMap, Option, PubSub, type Scope, Stream } from "effect"
 import type { LogError, LogLine } from "../logs/ServiceLog.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
+import { signalGroup } from "../process/ProcessGroup.js"
 import { ProcessRegistry } from "../process/ProcessRegistry.js"
 import { conditionVerdict, settledVerdict } from "../stack/DependencyCondition.js"
 import { dependentsOf, stopLevels, topologicalOrder, withDependencies } from "../stack/StackGraph.js"
@@ -89,43 +90,83 @@ export const makeLocalSupervisor = (
           )
         )
 
-    /** `noteStopping`: false when the whole stack goes down (its log still gets the "stopped" note). */
-    const stopOne = (entry: ServiceEntry, noteStopping: boolean) =>
-      entry.lock.withPermits(1)(
-        Effect.gen(function* () {
-          if (!(yield* isRunning(entry.spec.name))) return
-          yield* update(context, entry, () => ({ state: "stopping" }), noteStopping)
-          yield* FiberMap.remove(runs, entry.spec.name)
-          yield* update(context, entry, () => ({ state: "stopped", pid: null, reason: "stopped on request" }))
-          Trace.count("service stopped")
+    /** Takes `entry`'s lock; `held` counts it once taken (never a permit taken and not counted). */
+    const takeLock = (entry: ServiceEntry, held: Array<ServiceEntry>) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.map(restore(entry.lock.take(1)), () => {
+          held.push(entry)
         })
       )
 
     /**
-     * Sends the stop signal to every running group of a level in one synchronous loop, ahead of the orderly
-     * stops (a fiber interruption, a lock and state updates each, which 200 services take long to get
-     * through): the processes end meanwhile, and each stop then only waits and sweeps.
+     * Stops the running services of one stop level together (`noteStopping`: false when the whole stack goes
+     * down; the log still gets the "stopped" note). It takes their locks one after the other, in stack order,
+     * so that two stops that overlap cannot hold each other up (a stop holds the locks of one level at a time).
+     * Then "stopping", one interruption of all their runs (whose scopes stop the groups side by side), and
+     * "stopped". All in this one fiber: a forked stop for each service, each with its own lock and its own
+     * removal from the map, cost 200 services ~20 ms more (traced `down`).
+     */
+    const stopLevel = (level: ReadonlyArray<string>, noteStopping: boolean) => {
+      const inLevel = new Set(level)
+      const levelEntries = order.filter((name) => inLevel.has(name)).map((name) => entries.get(name)!)
+      const held: Array<ServiceEntry> = []
+      return Effect.forEach(levelEntries, (entry) => takeLock(entry, held), { discard: true }).pipe(
+        Effect.zipRight(
+          Effect.gen(function* () {
+            const stopping: Array<ServiceEntry> = []
+            const fibers: Array<Fiber.RuntimeFiber<void, unknown>> = []
+            for (const entry of levelEntries) {
+              const fiber = FiberMap.unsafeGet(runs, entry.spec.name)
+              if (Option.isNone(fiber)) continue
+              yield* update(context, entry, () => ({ state: "stopping" }), noteStopping)
+              stopping.push(entry)
+              fibers.push(fiber.value)
+            }
+            yield* Fiber.interruptAll(fibers)
+            for (const entry of stopping) {
+              yield* update(context, entry, () => ({ state: "stopped", pid: null, reason: "stopped on request" }))
+              Trace.count("service stopped")
+            }
+          })
+        ),
+        Effect.ensuring(Effect.suspend(() => Effect.forEach(held, (entry) => entry.lock.release(1), { discard: true })))
+      )
+    }
+
+    /**
+     * Sends the stop signal to every running group of a level, ahead of the orderly stops (a fiber
+     * interruption, a lock and state updates each, which 200 services take long to get through): the processes
+     * end meanwhile, and each stop then only waits and sweeps. The signals of several groups go out from the
+     * guardian, in one line to it: 200 `kill()`s held this thread ~45 ms (each wakes a process that exits at
+     * once, on two cores), time the orderly stops now have; without a guardian, one synchronous loop.
      */
     const signalAhead = (level: ReadonlyArray<string>) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
+        const bySignal = new Map<NodeJS.Signals, Array<number>>()
         for (const name of level) {
           const { run } = entries.get(name)!
           run.stopRequested = true
-          run.group?.signalStop(now)
+          const group = run.group
+          const signal = group?.claimStopSignal(now)
+          if (group === undefined || signal === undefined) continue
+          const pgids = bySignal.get(signal) ?? []
+          pgids.push(group.pid)
+          bySignal.set(signal, pgids)
+        }
+        for (const [signal, pgids] of bySignal) {
+          if (pgids.length > 1 && registry.signalGroups?.(signal, pgids)) {
+            Trace.mark(`stop signal of ${pgids.length} groups handed to the guardian`)
+            continue
+          }
+          for (const pgid of pgids) signalGroup(pgid, signal)
+          Trace.mark(`stop signal sent to ${pgids.length} group(s)`)
         }
       })
 
     const stopAll = (names: ReadonlyArray<string>, noteStopping = true) =>
       Effect.forEach(
         stopLevels(nodes.filter((n) => names.includes(n.name))),
-        (level) =>
-          Effect.zipRight(
-            signalAhead(level),
-            Effect.forEach(level, (name) => stopOne(entries.get(name)!, noteStopping), {
-              concurrency: "unbounded",
-              discard: true
-            })
-          ),
+        (level) => Effect.zipRight(signalAhead(level), stopLevel(level, noteStopping)),
         { discard: true }
       )
 

@@ -46,7 +46,8 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
           Effect.gen(function* () {
             if (guardian) yield* guardian.forget(pid)
             yield* Effect.sync(() => removeState(groupRecordPath(stateDir, pid)))
-          })
+          }),
+        signalGroups: (signal, pgids) => guardian?.signal(signal, pgids) ?? false
       })
     })
   )
