@@ -4,7 +4,7 @@ import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Either, Option, Schema } from "effect"
 import * as net from "node:net"
-import { ManifestError } from "../src/manifest/ManifestError.js"
+import { formatPath, loneSurrogates, ManifestError } from "../src/manifest/ManifestError.js"
 import { CliConfig, CommandDescriptor, Options } from "@effect/cli"
 import { checkPortsFree } from "../src/manifest/PortCheck.js"
 import { resolveService, signalName, type StackContext } from "../src/manifest/ServiceResolver.js"
@@ -62,6 +62,18 @@ const loadForUp = (dir: string, env: Record<string, string | undefined>) =>
   )
 
 const baseEnv = { PATH: process.env["PATH"] }
+
+describe("loneSurrogates", () => {
+  it("finds a surrogate without its other half in keys and values, and passes whole pairs", () => {
+    const found = loneSurrogates({ ok: "pair \ud83d\ude00", args: ["x", "a\ud800"], ["k\udfff"]: 1, end: "\ud83d" })
+    expect(found.map(({ path, unit }) => [formatPath(path), unit])).toEqual([
+      ["args[1]", "\\uD800"],
+      ['["k\\udfff"]', "\\uDFFF"],
+      ["end", "\\uD83D"]
+    ])
+    expect(loneSurrogates({ a: ["\ud83d\ude00", { b: "\u00e9" }] })).toEqual([])
+  })
+})
 
 describe("malformed stacks", () => {
   it("has at least 15 distinct cases with unique names", () => {

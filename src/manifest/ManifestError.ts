@@ -165,6 +165,34 @@ export const describeJsonError = (text: string, error: unknown): string => {
   return `invalid JSON at line ${line}, column ${column}: ${located.reason}`
 }
 
+/** A UTF-16 surrogate that is not half of a pair. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * The strings (keys and values) of a parsed JSON value that hold a lone surrogate, each with its JSON path and
+ * the first such code unit (`\uD800`). A UTF-8 file cannot hold one, so it comes from a JSON escape; no UTF-8
+ * text can carry it on: Node hands a process U+FFFD in its place, and YAML readers refuse it.
+ */
+export const loneSurrogates = (
+  json: unknown,
+  at: ReadonlyArray<PropertyKey> = []
+): ReadonlyArray<{ readonly path: ReadonlyArray<PropertyKey>; readonly unit: string }> => {
+  const unitIn = (text: string): string | undefined => {
+    const found = LONE_SURROGATE.exec(text)
+    return found === null ? undefined : `\\u${found[0].charCodeAt(0).toString(16).toUpperCase()}`
+  }
+  if (typeof json === "string") {
+    const unit = unitIn(json)
+    return unit === undefined ? [] : [{ path: at, unit }]
+  }
+  if (Array.isArray(json)) return json.flatMap((item, index) => loneSurrogates(item, [...at, index]))
+  if (typeof json !== "object" || json === null) return []
+  return Object.entries(json).flatMap(([key, value]) => {
+    const unit = unitIn(key)
+    return unit === undefined ? loneSurrogates(value, [...at, key]) : [{ path: [...at, key], unit }]
+  })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Schema parse issues
 

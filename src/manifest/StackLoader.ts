@@ -13,7 +13,14 @@ import { Effect, Either, Schema } from "effect"
 import { mergeDotEnv, parseDotEnv } from "./DotEnv.js"
 import { type ExecutableStatus, executableStatus, findOnPath } from "./Executable.js"
 import { checkCycles, checkDependencies, checkPortClashes, checkRawManifest, problem } from "./StackChecks.js"
-import { describeJsonError, describeParseIssue, ManifestError, type Problem } from "./ManifestError.js"
+import {
+  describeJsonError,
+  describeParseIssue,
+  formatPath,
+  loneSurrogates,
+  ManifestError,
+  type Problem
+} from "./ManifestError.js"
 import { type PathKind, pathKind, readManifestText } from "./ManifestFile.js"
 import { ServiceManifest } from "./ServiceManifest.js"
 import { type ManifestSource, resolvePorts, resolveService, type StackContext } from "./ServiceResolver.js"
@@ -158,6 +165,19 @@ const readManifest = (found: Found, undecoded: Array<Undecoded>) =>
       json = JSON.parse(text.right)
     } catch (error) {
       return Either.left([problem("parse", found.file, "", describeJsonError(text.right, error))])
+    }
+    const lone = loneSurrogates(json)
+    if (lone.length > 0) {
+      return Either.left(
+        lone.map(({ path, unit }) =>
+          problem(
+            "parse",
+            found.file,
+            formatPath(path),
+            `${unit} is half of a surrogate pair without its other half: no UTF-8 text can carry it (a process would get U+FFFD)`
+          )
+        )
+      )
     }
     return Either.mapBoth(decodeManifest(json), {
       onLeft: (error) => {
