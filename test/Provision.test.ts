@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as http from "node:http"
+import * as https from "node:https"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -21,6 +22,7 @@ import {
   platformOf,
   templateValues
 } from "../src/provision/Platform.js"
+import { deferExtraCaCerts } from "../src/provision/ExtraCaCerts.js"
 import { parseProvenance, provenanceMismatch } from "../src/provision/Provenance.js"
 import { type ProvisionEvent, provision as provisionOn } from "../src/provision/Provisioner.js"
 
@@ -97,20 +99,31 @@ const makeZip = (files: Record<string, string>): Buffer => {
 
 type Route = (request: http.IncomingMessage, response: http.ServerResponse) => void
 
-/** A loopback HTTP server with fixed routes; counts requests; closed (with its connections) after the test. */
-const serve = (routes: Record<string, Route>) =>
+const tlsFixture = (name: string) => path.join(import.meta.dirname, "fixtures", "tls", name)
+
+/**
+ * A loopback HTTP server with fixed routes; counts requests; closed (with its connections) after the test.
+ * `tls`: HTTPS, with a certificate for 127.0.0.1 from the test CA (fixtures/tls/ca.pem).
+ */
+const serve = (routes: Record<string, Route>, tls = false) =>
   Effect.acquireRelease(
     Effect.async<{ readonly base: string; readonly hits: () => number; readonly server: http.Server }>((resume) => {
       let hits = 0
-      const server = http.createServer((request, response) => {
+      const handle = (request: http.IncomingMessage, response: http.ServerResponse) => {
         hits++
         const route = routes[request.url ?? ""]
         if (route) return route(request, response)
         response.writeHead(404).end("not found")
-      })
+      }
+      const server = tls
+        ? https.createServer(
+            { key: fs.readFileSync(tlsFixture("server.key")), cert: fs.readFileSync(tlsFixture("server.pem")) },
+            handle
+          )
+        : http.createServer(handle)
       server.listen(0, "127.0.0.1", () => {
         const { port } = server.address() as AddressInfo
-        resume(Effect.succeed({ base: `http://127.0.0.1:${port}`, hits: () => hits, server }))
+        resume(Effect.succeed({ base: `${tls ? "https" : "http"}://127.0.0.1:${port}`, hits: () => hits, server }))
       })
     }),
     ({ server }) =>
@@ -324,6 +337,29 @@ describe("provision", () => {
         expect(runBinary(path.join(dir, ".dep", "tool"))).toBe("tool 2.0.0")
         expect(depListing(dir).sort()).toEqual([`.tool.${process.pid}-abc.tmp`, "tool", "tool.json"])
       })
+  )
+
+  it.scopedLive("downloads over https trusting the extra certificates the process was started without", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const archive = makeZip({ tool: script("1.0.0") })
+      const { base } = yield* serve({ "/tool.zip": file(archive) }, true)
+      const stack = stackOf(dir, [
+        service(dir, "svc", {
+          tool: { version: "1.0.0", download: { url: `${base}/tool.zip`, sha256: { [key]: sha256(archive) } } }
+        })
+      ])
+      // Node's own certificates (and this process's NODE_EXTRA_CA_CERTS, if any) do not hold the test CA
+      const refused = yield* Effect.flip(provision(stack, [], { env: bareEnv(), timeouts: fast }))
+      expect(refused.message).toMatch(/certificate/)
+      // as the background supervisor does, started without NODE_EXTRA_CA_CERTS (SupervisorSpawn)
+      yield* Effect.acquireRelease(
+        Effect.sync(() => deferExtraCaCerts(tlsFixture("ca.pem"))),
+        () => Effect.sync(() => deferExtraCaCerts(undefined))
+      )
+      yield* provision(stack, [], { env: bareEnv() })
+      expect(runBinary(path.join(dir, ".dep", "tool"))).toBe("tool 1.0.0")
+    })
   )
 
   it.scopedLive("installs nothing when the checksum does not match", () =>

@@ -108,6 +108,15 @@ describe("the background supervisor's startup snapshot", () => {
     expect(theirs.serviceEnv).toContain("MALLOC_ARENA_MAX=2")
   })
 
+  it("starts the supervisor without NODE_EXTRA_CA_CERTS, which Node reads before any code runs; its services get it back", async () => {
+    const ca = join(import.meta.dirname, "fixtures", "tls", "ca.pem")
+    const { environ, serviceEnv } = await upStatusDown(setUp({ NODE_EXTRA_CA_CERTS: ca }))
+    expect(environ.filter((line) => line.startsWith("NODE_EXTRA_CA_CERTS="))).toEqual([])
+    expect(environ).toContain(`CORE_EXTRA_CA_CERTS=${ca}`)
+    expect(serviceEnv).toContain(`NODE_EXTRA_CA_CERTS=${ca}`)
+    expect(serviceEnv.filter((line) => line.startsWith("CORE_EXTRA_CA_CERTS"))).toEqual([])
+  })
+
   it("is found beside the real file when the command is a symlink to it, as npm installs it", async () => {
     const copy = setUp()
     fs.mkdirSync(join(copy.root, "node_modules", ".bin"), { recursive: true })

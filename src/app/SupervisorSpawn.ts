@@ -12,6 +12,7 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { rotateIfLarger } from "../logs/LogFile.js"
+import { deferExtraCaCerts } from "../provision/ExtraCaCerts.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import { ours } from "../state/Ownership.js"
 import { isRunning } from "../state/ProcessIdentity.js"
@@ -37,19 +38,34 @@ export const SUPERVISOR_NODE_FLAGS: ReadonlyArray<string> = [
 ]
 
 /**
- * glibc gives each thread that allocates an arena of its own (up to 8 per core), never returned; one arena for
- * the supervisor saves a few MB. glibc reads the setting once, at the process's start, so the supervisor takes
- * it out of its environment again at once (`restoreEnvironment`): its services must not inherit it. A value the
- * user set is left alone.
+ * What the supervisor's environment differs in, for the supervisor alone; `restoreEnvironment` undoes it as it
+ * starts, so that its services and builds inherit the environment as it was.
+ * - glibc gives each thread that allocates an arena of its own (up to 8 per core), never returned; one arena
+ *   for the supervisor saves a few MB. glibc reads the setting once, at the process's start. A value the user
+ *   set is left alone.
+ * - `NODE_EXTRA_CA_CERTS` is held back: Node reads the file before any code runs (~30 ms of every start here
+ *   with the system bundle), and the supervisor needs it only for downloads, which read it then (ExtraCaCerts).
  */
-const supervisorOnlyEnv = (): Record<string, string> =>
-  process.env.MALLOC_ARENA_MAX === undefined ? { MALLOC_ARENA_MAX: "1", CORE_UNSET_MALLOC_ARENA_MAX: "1" } : {}
+const supervisorOnlyEnv = (): Record<string, string | undefined> => ({
+  ...(process.env.MALLOC_ARENA_MAX === undefined && { MALLOC_ARENA_MAX: "1", CORE_UNSET_MALLOC_ARENA_MAX: "1" }),
+  ...(process.env.NODE_EXTRA_CA_CERTS && {
+    NODE_EXTRA_CA_CERTS: undefined,
+    CORE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS
+  })
+})
 
-/** In the supervisor: removes what `spawnSupervisor` set for this process alone. */
+/** In the supervisor: undoes what `spawnSupervisor` set for this process alone (`supervisorOnlyEnv`). */
 export const restoreEnvironment = (): void => {
-  if (process.env.CORE_UNSET_MALLOC_ARENA_MAX !== "1") return
-  delete process.env.MALLOC_ARENA_MAX
-  delete process.env.CORE_UNSET_MALLOC_ARENA_MAX
+  if (process.env.CORE_UNSET_MALLOC_ARENA_MAX === "1") {
+    delete process.env.MALLOC_ARENA_MAX
+    delete process.env.CORE_UNSET_MALLOC_ARENA_MAX
+  }
+  const extraCaCerts = process.env.CORE_EXTRA_CA_CERTS
+  if (extraCaCerts !== undefined) {
+    process.env.NODE_EXTRA_CA_CERTS = extraCaCerts
+    delete process.env.CORE_EXTRA_CA_CERTS
+    deferExtraCaCerts(extraCaCerts)
+  }
 }
 
 /**

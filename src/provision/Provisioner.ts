@@ -16,11 +16,13 @@ import type { FileSystem, HttpClient, Path } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { Effect, Either } from "effect"
+import * as tls from "node:tls"
+import { Effect, Either, Layer } from "effect"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
 import { withDependencies } from "../stack/StackGraph.js"
 import { removeStaleTemps } from "./DepStore.js"
 import { type DownloadTimeouts, defaultTimeouts } from "./Download.js"
+import { deferredCaCerts } from "./ExtraCaCerts.js"
 import { fromBuild, goInputsHash, mainDir } from "./GoBuild.js"
 import { formatBytes, overrideVariable, platformOf } from "./Platform.js"
 import type { Expectation, SourceKind } from "./Provenance.js"
@@ -188,10 +190,19 @@ export const provision = Effect.fn("Provisioner.provision")(function* (
     buildProgressMs: (options.buildProgressSeconds ?? 10) * 1_000,
     emit: (event) => options.onProgress?.({ ...event, message: describeEvent(event) })
   }
-  // downloads go through Node's HTTP client, built for this run and closed with it
+  // downloads go through Node's HTTP client, built for this run and closed with it; with the extra certificates
+  // this process started without (see ExtraCaCerts), when there are any
+  const extra = deferredCaCerts()
+  if (extra !== undefined && "unreadable" in extra) yield* Effect.logWarning(extra.unreadable)
+  const client =
+    extra !== undefined && "pem" in extra
+      ? NodeHttpClient.layerWithoutAgent.pipe(
+          Layer.provide(NodeHttpClient.makeAgentLayer({ ca: [...tls.rootCertificates, extra.pem] }))
+        )
+      : NodeHttpClient.layer
   const results = yield* Effect.forEach(wanted.right, (one) => Effect.either(provisionOne(ctx, one)), {
     concurrency: "unbounded"
-  }).pipe(Effect.provide(NodeHttpClient.layer))
+  }).pipe(Effect.provide(client))
   const failures = results.flatMap((result) => (Either.isLeft(result) ? [result.left] : []))
   if (failures.length > 0) return yield* Effect.fail(ProvisionError.failed(failures))
   return results.flatMap((result) => (Either.isRight(result) ? [result.right] : []))
