@@ -4,6 +4,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
 import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
+import { PidRegistry } from "../src/supervisor/PidRegistry.js"
 import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
 import type { ServiceStatus } from "../src/stack/ServiceStatus.js"
 import { StartFailed } from "../src/supervisor/Supervisor.js"
@@ -209,6 +210,70 @@ describe("LocalSupervisor", () => {
         })
     )
   })
+
+  it.live("a slow service of a stop level holds up neither its siblings' stopped state nor their start", () => {
+    const pa = freshPort()
+    return withSupervisor(
+      [
+        service("a", fixtureBin("http-server.mjs"), [String(pa)], { readiness: httpProbe(pa) }),
+        service("b", fixtureBin("http-server.mjs"), [String(freshPort())], { dependsOn: { a: "process_started" } }),
+        // b and c are one stop level of `stop a`; c ignores SIGTERM and is killed only after 5 s
+        service("c", fixtureBin("ignore-term.sh"), [], {
+          dependsOn: { a: "process_started" },
+          shutdown: { timeoutMs: 5_000 }
+        })
+      ],
+      (sup, seen) =>
+        Effect.gen(function* () {
+          yield* sup.up()
+          const stopA = yield* Effect.fork(sup.stop("a"))
+          yield* seenState(seen, "b", "stopped")
+          expect((yield* sup.statusOf("c")).state).toBe("stopping")
+          // b's lock is free while c still stops: it starts again at once (a is still up: its level comes next)
+          yield* sup.start("b")
+          expect((yield* sup.statusOf("b")).state).toBe("running")
+          expect((yield* sup.statusOf("c")).state).toBe("stopping")
+          yield* Fiber.join(stopA)
+          expect((yield* sup.status).map((s) => [s.name, s.state])).toEqual([
+            ["a", "stopped"],
+            ["b", "running"],
+            ["c", "stopped"]
+          ])
+        })
+    )
+  })
+
+  it.live("a whole-stack stop sends each service its own stop signal through the guardian", () =>
+    Effect.gen(function* () {
+      const dir = tempDir()
+      // each says which signal ended it; only a SIGKILL after the 30 s grace period would leave no file
+      const traps = (name: string) =>
+        `trap 'echo POLL > ${name}.got; exit 0' 29; trap 'echo TERM > ${name}.got; exit 0' TERM; ` +
+        "echo up; while :; do sleep 0.05; done"
+      const services = (["a", "b", "c"] as const).map((name) =>
+        service(name, "sh", ["-c", traps(join(dir, name))], {
+          readyLogLine: "up",
+          shutdown: { signal: name === "c" ? "SIGTERM" : "SIGPOLL", timeoutMs: 30_000 }
+        })
+      )
+      const stack = stackOf(dir, services)
+      const scope = yield* Scope.make()
+      const sup = yield* makeLocalSupervisor(stack).pipe(
+        Effect.provide(PidRegistry.layer(stack.stateDir)),
+        Scope.extend(scope)
+      )
+      yield* sup.up()
+      const pids = (yield* sup.status).map((s) => s.pid!)
+      yield* sup.shutdown
+      yield* Scope.close(scope, Exit.void)
+      expect(["a", "b", "c"].map((name) => readFileSync(join(dir, `${name}.got`), "utf8").trim())).toEqual([
+        "POLL",
+        "POLL",
+        "TERM"
+      ])
+      expect(survivors(pids)).toEqual([])
+    })
+  )
 
   it.live("stopping a dependency stops its dependents first; start waits for dependency conditions", () => {
     const pa = freshPort()

@@ -50,7 +50,7 @@ const supervisorOnlyEnv = (): Record<string, string | undefined> => ({
   ...(process.env.MALLOC_ARENA_MAX === undefined && { MALLOC_ARENA_MAX: "1", CORE_UNSET_MALLOC_ARENA_MAX: "1" }),
   ...(process.env.NODE_EXTRA_CA_CERTS && {
     NODE_EXTRA_CA_CERTS: undefined,
-    CORE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS
+    CORE_SUPERVISOR_NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS
   })
 })
 
@@ -60,10 +60,10 @@ export const restoreEnvironment = (): void => {
     delete process.env.MALLOC_ARENA_MAX
     delete process.env.CORE_UNSET_MALLOC_ARENA_MAX
   }
-  const extraCaCerts = process.env.CORE_EXTRA_CA_CERTS
+  const extraCaCerts = process.env.CORE_SUPERVISOR_NODE_EXTRA_CA_CERTS
   if (extraCaCerts !== undefined) {
     process.env.NODE_EXTRA_CA_CERTS = extraCaCerts
-    delete process.env.CORE_EXTRA_CA_CERTS
+    delete process.env.CORE_SUPERVISOR_NODE_EXTRA_CA_CERTS
     deferExtraCaCerts(extraCaCerts)
   }
 }

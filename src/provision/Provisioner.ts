@@ -16,6 +16,7 @@ import type { FileSystem, HttpClient, Path } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import type * as https from "node:https"
 import * as tls from "node:tls"
 import { Effect, Either, Layer } from "effect"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
@@ -196,9 +197,7 @@ export const provision = Effect.fn("Provisioner.provision")(function* (
   if (extra !== undefined && "unreadable" in extra) yield* Effect.logWarning(extra.unreadable)
   const client =
     extra !== undefined && "pem" in extra
-      ? NodeHttpClient.layerWithoutAgent.pipe(
-          Layer.provide(NodeHttpClient.makeAgentLayer({ ca: [...tls.rootCertificates, extra.pem] }))
-        )
+      ? NodeHttpClient.layerWithoutAgent.pipe(Layer.provide(NodeHttpClient.makeAgentLayer(trustingAlso(extra.pem))))
       : NodeHttpClient.layer
   const results = yield* Effect.forEach(wanted.right, (one) => Effect.either(provisionOne(ctx, one)), {
     concurrency: "unbounded"
@@ -207,6 +206,20 @@ export const provision = Effect.fn("Provisioner.provision")(function* (
   if (failures.length > 0) return yield* Effect.fail(ProvisionError.failed(failures))
   return results.flatMap((result) => (Either.isRight(result) ? [result.right] : []))
 })
+
+/**
+ * Agent options that trust what Node trusts by default (its bundled roots, or the system's store under
+ * `--use-openssl-ca`) and the certificates of `pem`, as `NODE_EXTRA_CA_CERTS` would have: a `ca` list would
+ * replace the default store instead. The secure context's `addCACert` is what Node itself uses for its `ca`
+ * option; without it (another runtime), the bundled roots and `pem`.
+ */
+const trustingAlso = (pem: string): https.AgentOptions => {
+  const secureContext = tls.createSecureContext()
+  const native = (secureContext as { context?: { addCACert?: (pem: string) => void } }).context
+  if (typeof native?.addCACert !== "function") return { ca: [...tls.rootCertificates, pem] }
+  native.addCACert(pem)
+  return { secureContext }
+}
 
 /** The one-line text of a progress event. */
 const describeEvent = (event: ProvisionEventBody): string => {

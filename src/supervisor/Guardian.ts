@@ -62,9 +62,10 @@ export interface Guardian {
   readonly watch: (record: GroupRecord) => Effect.Effect<void>
   readonly forget: (pid: number) => Effect.Effect<void>
   /**
-   * Has the guardian send `signal` to each of these live groups (`kill -s SIG -- -PGID ...`), so that the
+   * Has the guardian send `signal` to each of these live groups (`kill -s N -- -PGID ...`), so that the
    * caller's thread is free at once: 200 `kill()`s take ~45 ms here, as each wakes a process that then
-   * exits. Synchronous; false when the line cannot be written (the guardian is gone), and nothing is sent.
+   * exits. Synchronous; false when the line cannot be written (the guardian is gone), and nothing is sent;
+   * when the write fails later (the guardian died meanwhile), the groups are signalled from here.
    */
   readonly signal: (signal: NodeJS.Signals, pgids: ReadonlyArray<number>) => boolean
 }
@@ -127,9 +128,14 @@ export const startGuardian: Effect.Effect<Guardian, GuardianError, Scope.Scope> 
       forget: (pid) => send(child, `del ${pid}`, true),
       signal: (signal, pgids) => {
         const stdin = child.stdin
-        if (!/^SIG[A-Z0-9]+$/.test(signal) || !(signal in constants.signals)) return false
-        if (!stdin || stdin.destroyed || !stdin.writable) return false
-        Effect.runSync(send(child, `kill ${signal.slice(3)} ${pgids.map((pgid) => -pgid).join(" ")}`))
+        // by number: the shells know no SIGPOLL, SIGIOT or SIGSTKFLT by name
+        const number = (constants.signals as Readonly<Record<string, number | undefined>>)[signal]
+        if (number === undefined || !stdin || stdin.destroyed || !stdin.writable) return false
+        while (stdin.writableCorked > 0) stdin.uncork()
+        // a guardian that died this very turn fails the write only later (EPIPE): the groups are signalled here
+        stdin.write(`kill ${number} ${pgids.map((pgid) => -pgid).join(" ")}\n`, (error) => {
+          if (error) for (const pgid of pgids) trySignal(-pgid, signal)
+        })
         return true
       }
     })
