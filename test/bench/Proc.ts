@@ -150,20 +150,27 @@ export const statusMb = (pid: number, field: "VmRSS" | "VmHWM"): number | undefi
 /**
  * Waits until none of `pids` is alive, checking every `everyMs`; returns the milliseconds since `since`
  * when the last one was seen gone. Rejects after `timeoutMs`.
+ *
+ * Each check reads `pids` in order up to the first one alive, not all of them: one is enough to know that not
+ * all are gone, and reading 200 `/proc` files every 2 ms took about half a core from what was being measured
+ * (two cores here). Every pid is still read once after it is gone, so the time is the same.
  */
 export const waitAllGone = async (
   pids: ReadonlyArray<number>,
   since: number,
   options: { readonly everyMs?: number; readonly timeoutMs?: number } = {}
 ): Promise<number> => {
-  let left = pids.filter(isAlive)
+  let left = pids
   const deadline = now() + (options.timeoutMs ?? 60_000)
-  while (left.length > 0) {
-    if (now() > deadline) throw new Error(`still alive after ${options.timeoutMs ?? 60_000} ms: ${left.join(", ")}`)
+  for (;;) {
+    const firstAlive = left.findIndex(isAlive)
+    if (firstAlive === -1) return now() - since
+    left = left.slice(firstAlive)
+    if (now() > deadline) {
+      throw new Error(`still alive after ${options.timeoutMs ?? 60_000} ms: ${left.filter(isAlive).join(", ")}`)
+    }
     await sleep(options.everyMs ?? 2)
-    left = left.filter(isAlive)
   }
-  return now() - since
 }
 
 /** The live members of each of `pgids` that has any, in one scan of `/proc` (thousands of groups after a curve). */
