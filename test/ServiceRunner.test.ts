@@ -7,6 +7,7 @@ import { Deferred, Effect, Exit, Fiber, Layer, PubSub, Queue, Scope, TestClock }
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
+import { signalGroup } from "../src/process/ProcessGroup.js"
 import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
 import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
 import { makeEntry, type StackContext } from "../src/supervisor/ServiceEntry.js"
@@ -166,7 +167,8 @@ describe("ServiceRunner and an early stop signal", () => {
       while (ready.state !== "ready") ready = yield* Queue.take(transitions)
       const pid = ready.pid!
       entry.run.stopRequested = true
-      entry.run.group!.signalStop(Date.now())
+      // as a stop level does (signalAhead): the signal claimed, then sent
+      signalGroup(pid, entry.run.group!.claimStopSignal(Date.now())!)
       // the run's group is gone and unregistered; then the lifecycle suspends without a new run
       yield* Deferred.await(gone)
       while ((yield* Fiber.status(fiber))._tag === "Running") yield* Effect.yieldNow()

@@ -5,6 +5,7 @@ import { join } from "node:path"
 import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
 import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
 import { PidRegistry } from "../src/supervisor/PidRegistry.js"
+import { signalGroup } from "../src/process/ProcessGroup.js"
 import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
 import type { ServiceStatus } from "../src/stack/ServiceStatus.js"
 import { StartFailed } from "../src/supervisor/Supervisor.js"
@@ -217,15 +218,16 @@ describe("LocalSupervisor", () => {
       [
         service("a", fixtureBin("http-server.mjs"), [String(pa)], { readiness: httpProbe(pa) }),
         service("b", fixtureBin("http-server.mjs"), [String(freshPort())], { dependsOn: { a: "process_started" } }),
-        // b and c are one stop level of `stop a`; c ignores SIGTERM and is killed only after 5 s
+        // b and c are one stop level of `stop a`; c ignores SIGTERM, and its grace period outlasts the test
         service("c", fixtureBin("ignore-term.sh"), [], {
           dependsOn: { a: "process_started" },
-          shutdown: { timeoutMs: 5_000 }
+          shutdown: { timeoutMs: 120_000 }
         })
       ],
       (sup, seen) =>
         Effect.gen(function* () {
           yield* sup.up()
+          const c = (yield* sup.statusOf("c")).pid!
           const stopA = yield* Effect.fork(sup.stop("a"))
           yield* seenState(seen, "b", "stopped")
           expect((yield* sup.statusOf("c")).state).toBe("stopping")
@@ -233,6 +235,8 @@ describe("LocalSupervisor", () => {
           yield* sup.start("b")
           expect((yield* sup.statusOf("b")).state).toBe("running")
           expect((yield* sup.statusOf("c")).state).toBe("stopping")
+          // c ends now (its stop then sweeps its group), and the stop goes on to a
+          signalGroup(c, "SIGKILL")
           yield* Fiber.join(stopA)
           expect((yield* sup.status).map((s) => [s.name, s.state])).toEqual([
             ["a", "stopped"],

@@ -61,15 +61,11 @@ export interface ProcessGroup {
   /** Whether the leader has exited. */
   readonly hasExited: Effect.Effect<boolean>
   /**
-   * Sends the stop signal now, ahead of the scope's close (whose release then only waits, the grace period
-   * counted from `now`, Clock millis). Synchronous, so that a whole stop level is signalled in one loop; one
-   * signal per group at most (a second SIGTERM means "now" to many programs). Nothing for a group that has a
-   * shutdown command (its release runs it), has exited, or was signalled already.
-   */
-  readonly signalStop: (now: number) => void
-  /**
-   * `signalStop` for a batch: records the stop signal as sent at `now` and returns it, for the caller to send
-   * (to many groups at once); undefined when `signalStop` would send nothing.
+   * For a stop signal sent ahead of the scope's close (whose release then only waits, the grace period counted
+   * from `now`, Clock millis): records it as sent at `now` and returns it, for the caller to send, with a whole
+   * stop level's at once. One signal per group at most (a second SIGTERM means "now" to many programs):
+   * undefined for a group that has a shutdown command (its release runs it), has exited, or was signalled
+   * already.
    */
   readonly claimStopSignal: (now: number) => NodeJS.Signals | undefined
 }
@@ -234,7 +230,6 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
       exit: Effect.map(Deferred.await(exited), (ended) => ended.status),
       ended: Deferred.await(exited),
       hasExited: Deferred.isDone(exited),
-      signalStop: (now) => sendStopSignal(pid, options, stop, now),
       claimStopSignal: (now) => claimStopSignal(options, stop, now)
     }
   })
@@ -306,7 +301,7 @@ const sendStopSignal = (pid: number, options: GroupOptions, stop: StopState, now
 }
 
 /**
- * The shutdown sequence: signal (or shutdown command), unless `signalStop` sent it already, wait for the
+ * The shutdown sequence: signal (or shutdown command), unless it was sent ahead (`claimStopSignal`), wait for the
  * leader's exit until the timeout (which the command and the wait share, counted from the signal), SIGKILL the
  * group, then sweep the group once more in case the leader left children behind. Returns whether the sweep
  * found any process in the group.

@@ -57,8 +57,22 @@ export interface ProvisionOptions {
 // ---------------------------------------------------------------------------------------------
 // one binary, then the whole request
 
-/** What the sources need from the platform. */
-type Platform = FileSystem.FileSystem | Path.Path | HttpClient.HttpClient
+/** What the sources need from the platform (a download gets its HTTP client from `downloadClient`). */
+type Platform = FileSystem.FileSystem | Path.Path
+
+/**
+ * Node's HTTP client for one download, built for it and closed with it; trusting, besides Node's own store, the
+ * extra certificates this process started without (see ExtraCaCerts), when there are any. Made only when a
+ * download is tried: that trust store takes ~35 ms to build here, and most runs download nothing.
+ */
+const downloadClient: Effect.Effect<Layer.Layer<HttpClient.HttpClient>> = Effect.suspend(() => {
+  const extra = deferredCaCerts()
+  if (extra === undefined) return Effect.succeed(NodeHttpClient.layer)
+  if ("unreadable" in extra) return Effect.as(Effect.logWarning(extra.unreadable), NodeHttpClient.layer)
+  return Effect.succeed(
+    NodeHttpClient.layerWithoutAgent.pipe(Layer.provide(NodeHttpClient.makeAgentLayer(trustingAlso(extra.pem))))
+  )
+})
 
 const provisionOne = (ctx: Context, wanted: Wanted): Effect.Effect<Provisioned, BinaryFailure, Platform> =>
   Effect.gen(function* () {
@@ -81,7 +95,10 @@ const provisionOne = (ctx: Context, wanted: Wanted): Effect.Effect<Provisioned, 
       ["dep", timed(fromDep(ctx, wanted, expected))],
       ["override", timed(fromOverride(ctx, wanted, override))],
       ["path", timed(fromPath(ctx, wanted))],
-      ["download", timed(fromDownload(ctx, wanted))],
+      [
+        "download",
+        timed(Effect.flatMap(downloadClient, (client) => Effect.provide(fromDownload(ctx, wanted), client)))
+      ],
       ["build", ctx.buildLock.withPermits(1)(timed(fromBuild(ctx, wanted, inputs)))]
     ]
     const attempts: Array<SourceAttempt> = []
@@ -191,17 +208,9 @@ export const provision = Effect.fn("Provisioner.provision")(function* (
     buildProgressMs: (options.buildProgressSeconds ?? 10) * 1_000,
     emit: (event) => options.onProgress?.({ ...event, message: describeEvent(event) })
   }
-  // downloads go through Node's HTTP client, built for this run and closed with it; with the extra certificates
-  // this process started without (see ExtraCaCerts), when there are any
-  const extra = deferredCaCerts()
-  if (extra !== undefined && "unreadable" in extra) yield* Effect.logWarning(extra.unreadable)
-  const client =
-    extra !== undefined && "pem" in extra
-      ? NodeHttpClient.layerWithoutAgent.pipe(Layer.provide(NodeHttpClient.makeAgentLayer(trustingAlso(extra.pem))))
-      : NodeHttpClient.layer
   const results = yield* Effect.forEach(wanted.right, (one) => Effect.either(provisionOne(ctx, one)), {
     concurrency: "unbounded"
-  }).pipe(Effect.provide(client))
+  })
   const failures = results.flatMap((result) => (Either.isLeft(result) ? [result.left] : []))
   if (failures.length > 0) return yield* Effect.fail(ProvisionError.failed(failures))
   return results.flatMap((result) => (Either.isRight(result) ? [result.right] : []))
