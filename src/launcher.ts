@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The `core` command as installed (`dist/core.cjs`): loads the CLI bundle (`dist/core-main.cjs`, built from
  * `bin.ts`) through V8's code cache. Parsing and compiling the 1.2 MB bundle is about 100 ms of every CLI start

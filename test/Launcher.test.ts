@@ -5,13 +5,14 @@
  * is code execution). Runs a copy of the built files in a temp directory (`npm test` builds them first).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawn, spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import Module from "node:module"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as vm from "node:vm"
+import { eventually, processesMentioning } from "./support/Processes.js"
 
 const dist = join(import.meta.dirname, "..", "dist")
 
@@ -124,5 +125,56 @@ describe("launcher (dist/core.cjs)", () => {
         fs.rmSync(tmpCache, { force: true })
       }
     })
+  })
+
+  it("run as a program, starts Node without NODE_EXTRA_CA_CERTS, which Node reads as it starts, and gives it back to what it runs", async () => {
+    const dir = fs.mkdtempSync(join(tmpdir(), "core-launcher-ca-"))
+    const bin = join(dir, "bin")
+    fs.mkdirSync(bin, { mode: 0o755 })
+    for (const file of ["core.cjs", "core-main.cjs"]) fs.copyFileSync(join(dist, file), join(bin, file))
+    const stack = join(dir, "stack")
+    fs.mkdirSync(join(stack, "services", "svc"), { recursive: true })
+    // what the service inherits goes to env.txt ($0 is the folder: processesMentioning finds it)
+    const service = { command: "sh", args: ["-c", 'env > "$0/env.tmp"; mv "$0/env.tmp" "$0/env.txt"; sleep 300', dir] }
+    fs.writeFileSync(join(stack, "services", "svc", "service.json"), JSON.stringify({ process: service }))
+    // a file Node cannot read: Node warns when it reads the variable, before any code of ours runs
+    const env = {
+      ...process.env,
+      NO_COLOR: "1",
+      XDG_CACHE_HOME: join(dir, "cache"),
+      NODE_EXTRA_CA_CERTS: join(dir, "none.pem")
+    }
+    const warning = /Ignoring extra certs from/
+    try {
+      expect(
+        spawnSync(process.execPath, [join(bin, "core.cjs"), "--version"], { env, encoding: "utf8" }).stderr
+      ).toMatch(warning)
+      const asProgram = spawnSync(join(bin, "core.cjs"), ["--version"], { env, encoding: "utf8" })
+      expect(asProgram.status, asProgram.stderr).toBe(0)
+      expect(asProgram.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/)
+      expect(asProgram.stderr).not.toMatch(warning)
+
+      // a service of the foreground `run` gets the variable as it was, and nothing of how it was carried
+      const run = spawn(join(bin, "core.cjs"), ["svc", "run", "--dir", stack], {
+        env,
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let stderr = ""
+      run.stderr.on("data", (chunk: Buffer) => {
+        stderr += chunk.toString()
+      })
+      run.stdout.resume()
+      const exited = new Promise((resolve) => run.once("exit", resolve))
+      expect(await eventually(() => fs.existsSync(join(dir, "env.txt")))).toBe(true)
+      const serviceEnv = fs.readFileSync(join(dir, "env.txt"), "utf8").split("\n")
+      expect(serviceEnv).toContain(`NODE_EXTRA_CA_CERTS=${env.NODE_EXTRA_CA_CERTS}`)
+      expect(serviceEnv.filter((line) => line.startsWith("CORE_DEFERRED_NODE_EXTRA_CA_CERTS"))).toEqual([])
+      run.kill("SIGINT")
+      expect(await exited).toBe(0)
+      expect(stderr).not.toMatch(warning)
+      expect(await eventually(() => processesMentioning(dir).length === 0)).toBe(true)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

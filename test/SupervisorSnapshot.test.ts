@@ -112,9 +112,9 @@ describe("the background supervisor's startup snapshot", () => {
     const ca = join(import.meta.dirname, "fixtures", "tls", "ca.pem")
     const { environ, serviceEnv } = await upStatusDown(setUp({ NODE_EXTRA_CA_CERTS: ca }))
     expect(environ.filter((line) => line.startsWith("NODE_EXTRA_CA_CERTS="))).toEqual([])
-    expect(environ).toContain(`CORE_SUPERVISOR_NODE_EXTRA_CA_CERTS=${ca}`)
+    expect(environ).toContain(`CORE_DEFERRED_NODE_EXTRA_CA_CERTS=${ca}`)
     expect(serviceEnv).toContain(`NODE_EXTRA_CA_CERTS=${ca}`)
-    expect(serviceEnv.filter((line) => line.startsWith("CORE_SUPERVISOR_NODE_EXTRA_CA_CERTS"))).toEqual([])
+    expect(serviceEnv.filter((line) => line.startsWith("CORE_DEFERRED_NODE_EXTRA_CA_CERTS"))).toEqual([])
   })
 
   it("is found beside the real file when the command is a symlink to it, as npm installs it", async () => {

@@ -38,32 +38,43 @@ export const SUPERVISOR_NODE_FLAGS: ReadonlyArray<string> = [
 ]
 
 /**
+ * The variable that carries `NODE_EXTRA_CA_CERTS` past a Node start: Node reads and parses that file before any
+ * code runs (~30 ms of every start here with the system bundle), and `core` needs it only for downloads, which
+ * read it then (ExtraCaCerts). Set by the installed command's first lines (`LauncherBuild`) and by `up -d` for
+ * its supervisor; `restoreEnvironment` puts it back as the code starts.
+ */
+export const DEFERRED_CA_CERTS_VARIABLE = "CORE_DEFERRED_NODE_EXTRA_CA_CERTS"
+
+/**
  * What the supervisor's environment differs in, for the supervisor alone; `restoreEnvironment` undoes it as it
  * starts, so that its services and builds inherit the environment as it was.
  * - glibc gives each thread that allocates an arena of its own (up to 8 per core), never returned; one arena
  *   for the supervisor saves a few MB. glibc reads the setting once, at the process's start. A value the user
  *   set is left alone.
- * - `NODE_EXTRA_CA_CERTS` is held back: Node reads the file before any code runs (~30 ms of every start here
- *   with the system bundle), and the supervisor needs it only for downloads, which read it then (ExtraCaCerts).
+ * - `NODE_EXTRA_CA_CERTS` is held back (`DEFERRED_CA_CERTS_VARIABLE`).
  */
 const supervisorOnlyEnv = (): Record<string, string | undefined> => ({
   ...(process.env.MALLOC_ARENA_MAX === undefined && { MALLOC_ARENA_MAX: "1", CORE_UNSET_MALLOC_ARENA_MAX: "1" }),
   ...(process.env.NODE_EXTRA_CA_CERTS && {
     NODE_EXTRA_CA_CERTS: undefined,
-    CORE_SUPERVISOR_NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS
+    [DEFERRED_CA_CERTS_VARIABLE]: process.env.NODE_EXTRA_CA_CERTS
   })
 })
 
-/** In the supervisor: undoes what `spawnSupervisor` set for this process alone (`supervisorOnlyEnv`). */
+/**
+ * As the CLI bundle or the supervisor's snapshot starts (`Start`): undoes what `spawnSupervisor` set for the
+ * supervisor alone (`supervisorOnlyEnv`) and what the installed command's first lines deferred. The launcher's
+ * quick paths before it start nothing that needs the variable (a supervisor it starts inherits the deferred one).
+ */
 export const restoreEnvironment = (): void => {
   if (process.env.CORE_UNSET_MALLOC_ARENA_MAX === "1") {
     delete process.env.MALLOC_ARENA_MAX
     delete process.env.CORE_UNSET_MALLOC_ARENA_MAX
   }
-  const extraCaCerts = process.env.CORE_SUPERVISOR_NODE_EXTRA_CA_CERTS
+  const extraCaCerts = process.env[DEFERRED_CA_CERTS_VARIABLE]
   if (extraCaCerts !== undefined) {
     process.env.NODE_EXTRA_CA_CERTS = extraCaCerts
-    delete process.env.CORE_SUPERVISOR_NODE_EXTRA_CA_CERTS
+    delete process.env[DEFERRED_CA_CERTS_VARIABLE]
     deferExtraCaCerts(extraCaCerts)
   }
 }

@@ -19,7 +19,7 @@ import {
   sleep,
   waitAllGone
 } from "./Proc.js"
-import { coreCli, repoRoot, type StackDir } from "./Stacks.js"
+import { coreCommand, repoRoot, type StackDir } from "./Stacks.js"
 
 /** Where a service stands, as its orchestrator reports it. */
 export interface ServiceState {
@@ -68,8 +68,6 @@ export interface Orchestrator {
   ) => Promise<{ running: Running; readyMs: number; allRunningMs: number | undefined }>
 }
 
-const node = process.execPath
-
 /** The stack's process groups: each service's pid is its group id in both orchestrators. */
 const serviceGroups = (states: ReadonlyArray<ServiceState>): ReadonlyArray<number> =>
   states.flatMap((s) => (s.pid !== null && s.pid > 0 ? [s.pid] : []))
@@ -78,7 +76,7 @@ const serviceGroups = (states: ReadonlyArray<ServiceState>): ReadonlyArray<numbe
 export const core: Orchestrator = {
   name: "core",
   up: async (stack, options = {}) => {
-    const cli = (...args: ReadonlyArray<string>) => [coreCli, "stack", ...args, "--dir", stack.dir]
+    const cli = (...args: ReadonlyArray<string>) => coreCommand("stack", ...args, "--dir", stack.dir)
     const stateDir = path.join(stack.dir, ".core-stack")
     const pidFile = path.join(stateDir, "supervisor.pid")
     const readPid = (): number => {
@@ -123,7 +121,7 @@ export const core: Orchestrator = {
           }
         })()
       : undefined
-    const up = await run(node, cli("up", "-d"), { env: { ...process.env, NO_COLOR: "1" } }).finally(() => {
+    const up = await run(...cli("up", "-d"), { env: { ...process.env, NO_COLOR: "1" } }).finally(() => {
       clearInterval(watch)
       upDone = true
     })
@@ -170,11 +168,11 @@ export const core: Orchestrator = {
         known = [...new Set([...known, ...serviceGroups(all)])]
         return all
       },
-      statusCli: async () => (await runOk(node, cli("status"))).ms,
+      statusCli: async () => (await runOk(...cli("status"))).ms,
       down: async () => {
         const pids = [supervisorPid, ...serviceGroups(await running.states())]
         const began = now()
-        const client = runOk(node, cli("down"))
+        const client = runOk(...cli("down"))
         const gone = await waitAllGone(pids, began)
         await client
         return gone
@@ -193,7 +191,7 @@ export const processCompose = (
   return {
     name: "process-compose",
     up: async (stack, options = {}) => {
-      await runOk(node, [coreCli, "stack", "generate", "--dir", stack.dir])
+      await runOk(...coreCommand("stack", "generate", "--dir", stack.dir))
       const file = path.join(stack.dir, ".core-stack", "process-compose.yaml")
       const socketPath = path.join(stack.dir, "pc.sock")
       const client = (...args: ReadonlyArray<string>) => [...args, "-U", "-u", socketPath]

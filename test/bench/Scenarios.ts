@@ -25,7 +25,7 @@ import {
   waitAllGone
 } from "./Proc.js"
 import { DEFAULT_SAMPLE_INTERVAL_MS, HISTORY_MS, makeResourceSampler } from "../../src/supervisor/ResourceSampler.js"
-import { type BenchService, coreCli, httpService, PORT_PLACEHOLDER, type StackDir, writeStack } from "./Stacks.js"
+import { type BenchService, coreCommand, httpService, PORT_PLACEHOLDER, type StackDir, writeStack } from "./Stacks.js"
 
 /** Everything started, so that nothing outlives the benchmark, whatever happens. */
 export class Cleanup {
@@ -197,7 +197,7 @@ const recordedGroups = (stack: StackDir): ReadonlyArray<number> => {
  */
 export const foregroundRun = async (cleanup: Cleanup, stack: StackDir): Promise<number> => {
   const began = now()
-  const child = spawn(process.execPath, [coreCli, "stack", "up", "--dir", stack.dir], {
+  const child = spawn(...coreCommand("stack", "up", "--dir", stack.dir), {
     detached: true,
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, NO_COLOR: "1" }

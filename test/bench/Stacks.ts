@@ -15,6 +15,20 @@ export const repoRoot = path.resolve(import.meta.dirname, "..", "..")
 /** The built CLI (`CORE_BENCH_CLI` may name another build, e.g. an older commit's for an A/B). */
 export const coreCli = process.env.CORE_BENCH_CLI ?? path.join(repoRoot, "dist", "core.cjs")
 
+/**
+ * The command and arguments that run `core ARGS...` as a user does: the built file as a program, as npm links
+ * it (its first lines are a shell script, see src/LauncherBuild.ts). A build that is not executable (an older
+ * commit's, for an A/B) runs through `node`, as it was run then.
+ */
+export const coreCommand = (...args: ReadonlyArray<string>): [string, ReadonlyArray<string>] => {
+  try {
+    fs.accessSync(coreCli, fs.constants.X_OK)
+    return [coreCli, args]
+  } catch {
+    return [process.execPath, [coreCli, ...args]]
+  }
+}
+
 const svcSource = path.join(import.meta.dirname, "svc", "main.go")
 const svcBinary = path.join(repoRoot, ".dep", "tools", "benchsvc")
 

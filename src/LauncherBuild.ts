@@ -1,0 +1,39 @@
+/**
+ * Builds the installed `core` command, `dist/core.cjs` (`npm run build`): the launcher's bundle behind two
+ * lines that make it a shell script as well as a CommonJS file. Run as a program (`core`, as npm links it, or
+ * `dist/core.cjs`), `sh` reads them: `NODE_EXTRA_CA_CERTS` moves to `CORE_DEFERRED_NODE_EXTRA_CA_CERTS` and
+ * the file runs under `node`. Node reads and parses that certificate file as it starts, before any code runs:
+ * ~30 ms of every command here, where it names the system's bundle of ~140 certificates, for a CLI whose only
+ * TLS that checks certificates is a download of a binary. The CLI puts the variable back as its code starts
+ * (`restoreEnvironment`), so that services, builds and tools inherit it as it was, and downloads trust the file
+ * (ExtraCaCerts). Run by Node (`node dist/core.cjs`), the first line is a hashbang and the second a string and
+ * a comment: nothing changes.
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import * as esbuild from "esbuild"
+import { DEFERRED_CA_CERTS_VARIABLE } from "./app/SupervisorSpawn.js"
+
+const moveCaCerts = [
+  'if [ -n "${NODE_EXTRA_CA_CERTS:-}" ]; then',
+  `${DEFERRED_CA_CERTS_VARIABLE}=$NODE_EXTRA_CA_CERTS; export ${DEFERRED_CA_CERTS_VARIABLE}; unset NODE_EXTRA_CA_CERTS;`,
+  `else unset ${DEFERRED_CA_CERTS_VARIABLE}; fi;`
+].join(" ")
+
+/** The first lines of `dist/core.cjs`: a shell script to `sh`, a hashbang, a string and a comment to Node. */
+export const LAUNCHER_HEADER = `#!/bin/sh\n":" //; ${moveCaCerts} exec node "$0" "$@"\n`
+
+const dist = path.resolve(process.argv[2] ?? "dist")
+const outfile = path.join(dist, "core.cjs")
+await esbuild.build({
+  entryPoints: [path.join(import.meta.dirname, "launcher.ts")],
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  target: "node20",
+  minify: true,
+  logLevel: "warning",
+  banner: { js: LAUNCHER_HEADER.trimEnd() },
+  outfile
+})
+fs.chmodSync(outfile, 0o755)
