@@ -62,12 +62,12 @@ export interface ProcessGroup {
   readonly hasExited: Effect.Effect<boolean>
   /**
    * For a stop signal sent ahead of the scope's close (whose release then only waits, the grace period counted
-   * from `now`, Clock millis): records it as sent at `now` and returns it, for the caller to send, with a whole
-   * stop level's at once. One signal per group at most (a second SIGTERM means "now" to many programs):
-   * undefined for a group that has a shutdown command (its release runs it), has exited, or was signalled
-   * already.
+   * from now, in real time as the wait itself): records it as sent now and returns it, for the caller to send,
+   * with a whole stop level's at once. One signal per group at most (a second SIGTERM means "now" to many
+   * programs): undefined for a group that has a shutdown command (its release runs it), has exited, or was
+   * signalled already.
    */
-  readonly claimStopSignal: (now: number) => NodeJS.Signals | undefined
+  readonly claimStopSignal: () => NodeJS.Signals | undefined
 }
 
 export interface Ended {
@@ -230,11 +230,11 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
       exit: Effect.map(Deferred.await(exited), (ended) => ended.status),
       ended: Deferred.await(exited),
       hasExited: Deferred.isDone(exited),
-      claimStopSignal: (now) => claimStopSignal(options, stop, now)
+      claimStopSignal: () => claimStopSignal(options, stop, Date.now())
     }
   })
 
-/** Whether, and when (Clock millis), the group was sent its stop signal; whether its leader has exited. */
+/** Whether, and when (`Date.now()`), the group was sent its stop signal; whether its leader has exited. */
 interface StopState {
   signalledAt: number | undefined
   readonly exit: Event
@@ -315,8 +315,9 @@ const stopGroup = (
   Effect.gen(function* () {
     const { shutdown } = options
     if (!(yield* Deferred.isDone(exited))) {
-      const now = yield* Clock.currentTimeMillis
+      let spent = 0
       if (shutdown.command !== undefined) {
+        const began = yield* Clock.currentTimeMillis
         yield* runGroup({
           owner: `${options.owner} (shutdown command)`,
           command: "sh",
@@ -325,10 +326,12 @@ const stopGroup = (
           env: options.env,
           timeoutMs: shutdown.timeoutMs
         }).pipe(Effect.catchAll((error) => Effect.logWarning(`${options.owner}: shutdown command: ${error.message}`)))
+        spent = (yield* Clock.currentTimeMillis) - began
       } else {
-        sendStopSignal(pid, options, stop, now)
+        sendStopSignal(pid, options, stop, Date.now())
+        // counted from the signal, sent now or ahead, in real time as the wait is
+        if (stop.signalledAt !== undefined) spent = Date.now() - stop.signalledAt
       }
-      const spent = (yield* Clock.currentTimeMillis) - (stop.signalledAt ?? now)
       if (!(yield* within(stop.exit, Math.max(0, shutdown.timeoutMs - spent)))) {
         if (shutdown.signal !== "SIGKILL") {
           yield* Effect.logWarning(

@@ -247,9 +247,11 @@ export const lifecycle = (stack: StackContext, entry: ServiceEntry): Effect.Effe
     let deadline = (yield* Clock.currentTimeMillis) + spec.readinessTimeoutMs
     let previous: string | undefined
     while (true) {
-      if (entry.run.stopRequested) return yield* Effect.never
+      // a stop sent its signal ahead (LocalSupervisor.signalAhead): the run it ended is the last, and this life
+      // ends by itself (the stop awaits it; an interruption's unwinding cost 200 services ~40 ms more)
+      if (entry.run.stopRequested) return
       const outcome = yield* runOnce(stack, entry, deadline, previous)
-      if (entry.run.stopRequested) return yield* Effect.never
+      if (entry.run.stopRequested) return
       if (outcome._tag === "SpawnFailed" || outcome._tag === "NotReady") {
         yield* update(stack, entry, () => ({ state: "failed", reason: outcome.reason, pid: null }))
         return
