@@ -83,10 +83,13 @@ export const httpService = (
   extra: Partial<Pick<BenchService, "dependsOn" | "restart" | "liveness">> = {}
 ): BenchService => ({ name, port, args: ["http", PORT_PLACEHOLDER, String(readyAfterMs)], ...extra })
 
+/** Every bench service's grace period after its stop signal (`shutdown.timeout_seconds`), in ms. */
+export const SHUTDOWN_TIMEOUT_MS = 5_000
+
 /** The manifest of `service`, running `binary`. */
 export const manifestOf = (binary: string, service: BenchService): unknown => {
   const compose: Record<string, unknown> = {
-    shutdown: { signal: 15, timeout_seconds: 5 },
+    shutdown: { signal: 15, timeout_seconds: SHUTDOWN_TIMEOUT_MS / 1000 },
     availability:
       service.restart === "always" ? { restart: "always", backoff_seconds: 0, max_restarts: 0 } : { restart: "no" }
   }
