@@ -270,6 +270,58 @@ export const plainStack = (cleanup: Cleanup, settings: Settings): Promise<StackD
     args: ["http", String(port), "0"]
   }))
 
+/**
+ * A supervisor in bare Node, the least any Node supervisor costs (`node -e`): reads the stack's manifests, spawns
+ * each service as core does (its own group, stdout and stderr piped and read), and records when every spawn
+ * event is in (`{ at, pids, pid }`, epoch ms, written whole). Nothing else: no logs, no state, no control API.
+ */
+const BARE_SUPERVISOR = `
+const fs = require("node:fs"), path = require("node:path"), { spawn } = require("node:child_process")
+const [dir, marker] = process.argv.slice(1)
+const names = fs.readdirSync(path.join(dir, "services")).sort()
+let left = names.length
+const pids = []
+for (const name of names) {
+  const p = JSON.parse(fs.readFileSync(path.join(dir, "services", name, "service.json"), "utf8")).process
+  const child = spawn(p.command, p.args ?? [], { detached: true, stdio: ["ignore", "pipe", "pipe"] })
+  child.stdout.on("data", () => {})
+  child.stderr.on("data", () => {})
+  pids.push(child.pid)
+  child.once("spawn", () => {
+    if (--left > 0) return
+    fs.writeFileSync(marker + ".tmp", JSON.stringify({ at: Date.now(), pids, pid: process.pid }))
+    fs.renameSync(marker + ".tmp", marker)
+  })
+}
+setInterval(() => {}, 1 << 30)
+`
+
+/**
+ * The floor of row 2b's "all running": a Node client that starts `BARE_SUPERVISOR` detached and exits, both
+ * without `NODE_EXTRA_CA_CERTS`, as core starts them. From the client's start to the bare supervisor's record
+ * of every spawn event; then every group, its own too, is killed.
+ */
+export const bareNodeRunning = async (cleanup: Cleanup, stack: StackDir): Promise<number> => {
+  const marker = path.join(stack.dir, "bare-node-running.json")
+  fs.rmSync(marker, { force: true })
+  const client = `require("node:child_process").spawn(process.execPath, ["-e", ...process.argv.slice(1)], { detached: true, stdio: "ignore" }).unref()`
+  const { NODE_EXTRA_CA_CERTS: _, ...env } = process.env
+  const began = Date.now()
+  await run(process.execPath, ["-e", client, BARE_SUPERVISOR, stack.dir, marker], { env })
+  let record: { readonly at: number; readonly pids: ReadonlyArray<number>; readonly pid: number } | undefined
+  for (const until = now() + 30_000; record === undefined && now() < until; ) {
+    if (fs.existsSync(marker)) record = JSON.parse(fs.readFileSync(marker, "utf8"))
+    else await sleep(2)
+  }
+  if (record === undefined) throw new Error("the bare Node supervisor did not start every service within 30 s")
+  const groups = [record.pid, ...record.pids]
+  for (const g of groups) cleanup.group(g)
+  for (const g of groups) killGroup(g)
+  await waitAllGone(groups, now())
+  fs.rmSync(marker, { force: true })
+  return record.at - began
+}
+
 /** Figures of one scale run. */
 export interface ScaleSample {
   readonly readyMs: number

@@ -15,6 +15,7 @@ import {
   chainFloor,
   chainRun,
   chainStack,
+  bareNodeRunning,
   curveStack,
   detachedRun,
   detachStack,
@@ -274,6 +275,7 @@ const main = async () => {
         }
       }
       if (plain !== undefined) {
+        add("plain.running", "floor", await bareNodeRunning(cleanup, plain))
         for (const o of order) {
           const s = await scaleRun(cleanup, settings, o, plain, 1, true)
           add("plain.ready", key(o), s.readyMs)
@@ -379,7 +381,10 @@ const main = async () => {
       row(`2b. ${n} services that only run (no probes), up -d`, "plain.ready", ms, {
         target: { text: "< 1.5 x pc", limit: (r) => (r.pc === undefined ? undefined : r.pc.median * 1.5) }
       }),
-      row(`2b. only run: all ${n} running, polled every 20 ms`, "plain.running", ms),
+      row(`2b. only run: all ${n} running, polled every 20 ms`, "plain.running", ms, {
+        floorText: "bare Node supervisor, no polling",
+        target: { text: "< 1.5 x pc", limit: (r) => (r.pc === undefined ? undefined : r.pc.median * 1.5) }
+      }),
       row("2b. only run: supervisor peak RSS", "plain.rss", mb),
       row(downName(`2b. only run: down of ${n}, all exited`, "plain.down"), "plain.down", ms)
     )
