@@ -20,7 +20,11 @@ const moveCaCerts = [
   `else unset ${DEFERRED_CA_CERTS_VARIABLE}; fi;`
 ].join(" ")
 
-/** The first lines of `dist/core.cjs`: a shell script to `sh`, a hashbang, a string and a comment to Node. */
+/**
+ * The first lines of `dist/core.cjs`: a shell script to `sh`, a hashbang, a string and a comment to Node. The
+ * string ends its statement at the line's end because the bundle's first line (`"use strict";`) cannot continue
+ * it; a bundle that began with `(`, `[` or a backquote would make it a call (the launcher test would fail).
+ */
 export const LAUNCHER_HEADER = `#!/bin/sh\n":" //; ${moveCaCerts} exec node "$0" "$@"\n`
 
 const dist = path.resolve(process.argv[2] ?? "dist")

@@ -247,6 +247,58 @@ describe("LocalSupervisor", () => {
     )
   })
 
+  it.live(
+    "a service whose process ends while its stop waits for a sibling's lock is stopped, also when that stop is interrupted",
+    () =>
+      withSupervisor(
+        [
+          service("z", "sleep", ["1000"]),
+          service("x", "sleep", ["1000"], { dependsOn: { z: "process_started" } }),
+          // y ignores SIGTERM: its own stop holds its lock until the test ends y
+          service("y", fixtureBin("ignore-term.sh"), [], {
+            dependsOn: { z: "process_started" },
+            shutdown: { timeoutMs: 120_000 }
+          })
+        ],
+        (sup) =>
+          Effect.gen(function* () {
+            const gone = (pid: number) => Effect.promise(() => eventually(() => survivors([pid]).length === 0, 10_000))
+            yield* sup.up()
+            const x = (yield* sup.statusOf("x")).pid!
+            const y = (yield* sup.statusOf("y")).pid!
+            const stopY = yield* Effect.fork(sup.stop("y"))
+            while ((yield* sup.statusOf("y")).state !== "stopping") yield* Effect.sleep("5 millis")
+            // stop z: its dependents x and y are one level; x is signalled at once, y's lock is held by stopY
+            const stopZ = yield* Effect.fork(sup.stop("z"))
+            expect(yield* gone(x)).toBe(true)
+            expect(
+              yield* Effect.promise(() => eventually(() => Effect.runSync(sup.statusOf("x")).state === "stopped"))
+            ).toBe(true)
+            // that stop, interrupted while it waits: x stays stopped, with no pid
+            yield* Fiber.interrupt(stopZ)
+            expect(yield* sup.statusOf("x")).toMatchObject({ state: "stopped", pid: null })
+            signalGroup(y, "SIGKILL")
+            yield* Fiber.join(stopY)
+            // and once more, not interrupted: every service ends stopped
+            yield* sup.start("x")
+            const x2 = (yield* sup.statusOf("x")).pid!
+            const stopY2 = yield* Effect.fork(sup.start("y").pipe(Effect.zipRight(sup.stop("y"))))
+            while ((yield* sup.statusOf("y")).state !== "stopping") yield* Effect.sleep("5 millis")
+            const y2 = (yield* sup.statusOf("y")).pid!
+            const stopZ2 = yield* Effect.fork(sup.stop("z"))
+            expect(yield* gone(x2)).toBe(true)
+            signalGroup(y2, "SIGKILL")
+            yield* Fiber.join(stopY2)
+            yield* Fiber.join(stopZ2)
+            expect((yield* sup.status).map((s) => [s.name, s.state, s.pid])).toEqual([
+              ["z", "stopped", null],
+              ["x", "stopped", null],
+              ["y", "stopped", null]
+            ])
+          })
+      )
+  )
+
   it.live("a whole-stack stop sends each service its own stop signal through the guardian", () =>
     Effect.gen(function* () {
       const dir = tempDir()

@@ -230,11 +230,14 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
       exit: Effect.map(Deferred.await(exited), (ended) => ended.status),
       ended: Deferred.await(exited),
       hasExited: Deferred.isDone(exited),
-      claimStopSignal: () => claimStopSignal(options, stop, Date.now())
+      claimStopSignal: () => claimStopSignal(options, stop, performance.now())
     }
   })
 
-/** Whether, and when (`Date.now()`), the group was sent its stop signal; whether its leader has exited. */
+/**
+ * Whether, and when (`performance.now()`, which no step of the wall clock moves), the group was sent its stop
+ * signal; whether its leader has exited.
+ */
 interface StopState {
   signalledAt: number | undefined
   readonly exit: Event
@@ -328,9 +331,9 @@ const stopGroup = (
         }).pipe(Effect.catchAll((error) => Effect.logWarning(`${options.owner}: shutdown command: ${error.message}`)))
         spent = (yield* Clock.currentTimeMillis) - began
       } else {
-        sendStopSignal(pid, options, stop, Date.now())
+        sendStopSignal(pid, options, stop, performance.now())
         // counted from the signal, sent now or ahead, in real time as the wait is
-        if (stop.signalledAt !== undefined) spent = Date.now() - stop.signalledAt
+        if (stop.signalledAt !== undefined) spent = performance.now() - stop.signalledAt
       }
       if (!(yield* within(stop.exit, Math.max(0, shutdown.timeoutMs - spent)))) {
         if (shutdown.signal !== "SIGKILL") {

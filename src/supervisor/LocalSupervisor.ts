@@ -12,7 +12,7 @@ import { ProcessRegistry } from "../process/ProcessRegistry.js"
 import { conditionVerdict, settledVerdict } from "../stack/DependencyCondition.js"
 import { dependentsOf, stopLevels, topologicalOrder, withDependencies } from "../stack/StackGraph.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
-import { lifecycle } from "./ServiceRunner.js"
+import { lifecycle, stoppedOnRequest } from "./ServiceRunner.js"
 import { dependencyState, lastLines, makeEntry, type ServiceEntry, type StackContext, update } from "./ServiceEntry.js"
 import { type LocalSupervisorShape, StartFailed, type SupervisorShape, UnknownService } from "./Supervisor.js"
 import * as Trace from "../trace/Trace.js"
@@ -177,13 +177,12 @@ export const makeLocalSupervisor = (
                 graceLeftMs:
                   signalledAt === undefined
                     ? undefined
-                    : Math.max(0, entry.spec.shutdown.timeoutMs - (Date.now() - signalledAt))
+                    : Math.max(0, entry.spec.shutdown.timeoutMs - (performance.now() - signalledAt))
               })
               fiber.value.addObserver(() => {
                 if (!held.has(entry)) return
-                Effect.runSync(
-                  update(context, entry, () => ({ state: "stopped", pid: null, reason: "stopped on request" }))
-                )
+                // a run that ended by itself has said so already (`stoppedOnRequest`)
+                if (entry.state.get().status.state !== "stopped") Effect.runSync(stoppedOnRequest(context, entry))
                 Trace.count("service stopped")
                 releaseLock(entry, held)
               })
@@ -216,7 +215,7 @@ export const makeLocalSupervisor = (
           const group = run.group
           const signal = group?.claimStopSignal()
           if (group === undefined || signal === undefined) continue
-          signalled.set(group, Date.now())
+          signalled.set(group, performance.now())
           const pgids = bySignal.get(signal) ?? []
           pgids.push(group.pid)
           bySignal.set(signal, pgids)

@@ -82,8 +82,8 @@ export interface CurrentRun {
   /** The process group of the current run, while it has one. */
   group: ProcessGroup | undefined
   /**
-   * A stop has signalled this run and will interrupt it: a process that ends meanwhile is not restarted
-   * (nor its end recorded); the lifecycle waits for the interruption. Cleared when the service is launched.
+   * A stop has signalled this run: a process that ends meanwhile is not restarted, and the life ends as
+   * "stopped" (`stoppedOnRequest`), unless the stop interrupts it first. Cleared when the service is launched.
    */
   stopRequested: boolean
 }

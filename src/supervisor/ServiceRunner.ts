@@ -226,6 +226,10 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
     return yield* Deferred.await(outcome)
   }).pipe(Effect.scoped)
 
+/** The end of a life whose stop was requested (also what the stop's own observer records). */
+export const stoppedOnRequest = (stack: StackContext, entry: ServiceEntry): Effect.Effect<void> =>
+  Effect.asVoid(update(stack, entry, () => ({ state: "stopped", pid: null, reason: "stopped on request" })))
+
 /**
  * The life of a service from `start` to its end: dependencies, runs, restarts. Interrupting it stops the
  * current run's process group. Its logs carry the service's name.
@@ -248,10 +252,12 @@ export const lifecycle = (stack: StackContext, entry: ServiceEntry): Effect.Effe
     let previous: string | undefined
     while (true) {
       // a stop sent its signal ahead (LocalSupervisor.signalAhead): the run it ended is the last, and this life
-      // ends by itself (the stop awaits it; an interruption's unwinding cost 200 services ~40 ms more)
-      if (entry.run.stopRequested) return
+      // ends by itself (the stop awaits it; an interruption's unwinding cost 200 services ~40 ms more). It says
+      // "stopped" itself: the stop may be waiting for another service's lock, or be interrupted, and then finds
+      // no run of this service left to observe
+      if (entry.run.stopRequested) return yield* stoppedOnRequest(stack, entry)
       const outcome = yield* runOnce(stack, entry, deadline, previous)
-      if (entry.run.stopRequested) return
+      if (entry.run.stopRequested) return yield* stoppedOnRequest(stack, entry)
       if (outcome._tag === "SpawnFailed" || outcome._tag === "NotReady") {
         yield* update(stack, entry, () => ({ state: "failed", reason: outcome.reason, pid: null }))
         return
