@@ -68,6 +68,8 @@ export interface ProcessGroup {
    * signalled already.
    */
   readonly claimStopSignal: () => NodeJS.Signals | undefined
+  /** Milliseconds left of the grace period since its stop signal was sent; undefined when none was. */
+  readonly graceLeftMs: () => number | undefined
 }
 
 export interface Ended {
@@ -230,7 +232,8 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
       exit: Effect.map(Deferred.await(exited), (ended) => ended.status),
       ended: Deferred.await(exited),
       hasExited: Deferred.isDone(exited),
-      claimStopSignal: () => claimStopSignal(options, stop, performance.now())
+      claimStopSignal: () => claimStopSignal(options, stop, performance.now()),
+      graceLeftMs: () => graceLeftMs(options, stop)
     }
   })
 
@@ -295,6 +298,12 @@ const claimStopSignal = (options: GroupOptions, stop: StopState, now: number): N
   return options.shutdown.signal
 }
 
+/** What is left of the grace period since the stop signal, in real time as its wait is (see `StopState`). */
+const graceLeftMs = (options: GroupOptions, stop: StopState): number | undefined =>
+  stop.signalledAt === undefined
+    ? undefined
+    : Math.max(0, options.shutdown.timeoutMs - (performance.now() - stop.signalledAt))
+
 /** The group's stop signal, once (see `claimStopSignal`). */
 const sendStopSignal = (pid: number, options: GroupOptions, stop: StopState, now: number): void => {
   const signal = claimStopSignal(options, stop, now)
@@ -318,7 +327,7 @@ const stopGroup = (
   Effect.gen(function* () {
     const { shutdown } = options
     if (!(yield* Deferred.isDone(exited))) {
-      let spent = 0
+      let left = shutdown.timeoutMs
       if (shutdown.command !== undefined) {
         const began = yield* Clock.currentTimeMillis
         yield* runGroup({
@@ -329,13 +338,13 @@ const stopGroup = (
           env: options.env,
           timeoutMs: shutdown.timeoutMs
         }).pipe(Effect.catchAll((error) => Effect.logWarning(`${options.owner}: shutdown command: ${error.message}`)))
-        spent = (yield* Clock.currentTimeMillis) - began
+        left = Math.max(0, left - ((yield* Clock.currentTimeMillis) - began))
       } else {
+        // counted from the signal, sent now or ahead
         sendStopSignal(pid, options, stop, performance.now())
-        // counted from the signal, sent now or ahead, in real time as the wait is
-        if (stop.signalledAt !== undefined) spent = performance.now() - stop.signalledAt
+        left = graceLeftMs(options, stop) ?? left
       }
-      if (!(yield* within(stop.exit, Math.max(0, shutdown.timeoutMs - spent)))) {
+      if (!(yield* within(stop.exit, left))) {
         if (shutdown.signal !== "SIGKILL") {
           yield* Effect.logWarning(
             `pid ${pid} still running ${shutdown.timeoutMs} ms after ${shutdown.command === undefined ? shutdown.signal : "its shutdown command"}: SIGKILL`

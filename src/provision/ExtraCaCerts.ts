@@ -2,9 +2,9 @@
  * `NODE_EXTRA_CA_CERTS` for a process that started without it. Node reads and parses that file as it starts,
  * before any code runs (~30 ms here for a system bundle of ~140 certificates), and in the background supervisor
  * only downloads of binaries check certificates (https probes do not, as Kubernetes' do not). So `up -d`
- * starts the supervisor without the variable and defers the file to here (`SupervisorSpawn`); the downloads
- * add it to Node's own certificates when there is one to make. The supervisor's services and builds get the
- * variable back as it was.
+ * starts the supervisor without the variable, as the installed command's first lines start every `core`
+ * (`LauncherBuild`), and the file is deferred to here (`restoreEnvironment`); the downloads add it to Node's
+ * own certificates when there is one to make. Services and builds get the variable back as it was.
  */
 import * as fs from "node:fs"
 

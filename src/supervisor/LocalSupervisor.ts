@@ -7,7 +7,7 @@
 import { Deferred, Effect, Fiber, FiberMap, Option, PubSub, type Scope, Stream } from "effect"
 import type { LogError, LogLine } from "../logs/ServiceLog.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
-import { type ProcessGroup, signalGroup } from "../process/ProcessGroup.js"
+import { signalGroup } from "../process/ProcessGroup.js"
 import { ProcessRegistry } from "../process/ProcessRegistry.js"
 import { conditionVerdict, settledVerdict } from "../stack/DependencyCondition.js"
 import { dependentsOf, stopLevels, topologicalOrder, withDependencies } from "../stack/StackGraph.js"
@@ -154,11 +154,7 @@ export const makeLocalSupervisor = (
      * each service, each with its own lock and its own removal from the map, cost 200 services ~20 ms more
      * (traced `down`).
      */
-    const stopLevel = (
-      level: ReadonlyArray<string>,
-      noteStopping: boolean,
-      signalled: ReadonlyMap<ProcessGroup, number>
-    ) => {
+    const stopLevel = (level: ReadonlyArray<string>, noteStopping: boolean) => {
       const inLevel = new Set(level)
       const levelEntries = order.filter((name) => inLevel.has(name)).map((name) => entries.get(name)!)
       const held = new Set<ServiceEntry>()
@@ -170,15 +166,8 @@ export const makeLocalSupervisor = (
               const fiber = FiberMap.unsafeGet(runs, entry.spec.name)
               if (Option.isNone(fiber)) continue
               yield* update(context, entry, () => ({ state: "stopping" }), noteStopping)
-              const group = entry.run.group
-              const signalledAt = group === undefined ? undefined : signalled.get(group)
-              ending.push({
-                fiber: fiber.value,
-                graceLeftMs:
-                  signalledAt === undefined
-                    ? undefined
-                    : Math.max(0, entry.spec.shutdown.timeoutMs - (performance.now() - signalledAt))
-              })
+              // its current group's, if signalled (by this stop or an earlier one): a run since then is not
+              ending.push({ fiber: fiber.value, graceLeftMs: entry.run.group?.graceLeftMs() })
               fiber.value.addObserver(() => {
                 if (!held.has(entry)) return
                 // a run that ended by itself has said so already (`stoppedOnRequest`)
@@ -201,21 +190,19 @@ export const makeLocalSupervisor = (
     /**
      * Sends the stop signal to every running group of a level, ahead of the orderly stops (a lock and state
      * updates each, which 200 services take long to get through): the processes end meanwhile, and their runs
-     * with them (`endRuns`); the groups signalled, with when. The signals of several groups go out from the
+     * with them (`endRuns`). The signals of several groups go out from the
      * guardian, in one line to it: 200 `kill()`s held this thread ~45 ms (each wakes a process that exits at
      * once, on two cores), time the orderly stops now have; without a guardian, one synchronous loop.
      */
     const signalAhead = (level: ReadonlyArray<string>) =>
       Effect.sync(() => {
         const bySignal = new Map<NodeJS.Signals, Array<number>>()
-        const signalled = new Map<ProcessGroup, number>()
         for (const name of level) {
           const { run } = entries.get(name)!
           run.stopRequested = true
           const group = run.group
           const signal = group?.claimStopSignal()
           if (group === undefined || signal === undefined) continue
-          signalled.set(group, performance.now())
           const pgids = bySignal.get(signal) ?? []
           pgids.push(group.pid)
           bySignal.set(signal, pgids)
@@ -228,13 +215,12 @@ export const makeLocalSupervisor = (
           for (const pgid of pgids) signalGroup(pgid, signal)
           Trace.mark(`stop signal sent to ${pgids.length} group(s)`)
         }
-        return signalled
       })
 
     const stopAll = (names: ReadonlyArray<string>, noteStopping = true) =>
       Effect.forEach(
         stopLevels(nodes.filter((n) => names.includes(n.name))),
-        (level) => Effect.flatMap(signalAhead(level), (signalled) => stopLevel(level, noteStopping, signalled)),
+        (level) => Effect.zipRight(signalAhead(level), stopLevel(level, noteStopping)),
         { discard: true }
       )
 

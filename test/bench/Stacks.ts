@@ -20,14 +20,17 @@ export const coreCli = process.env.CORE_BENCH_CLI ?? path.join(repoRoot, "dist",
  * it (its first lines are a shell script, see src/LauncherBuild.ts). A build that is not executable (an older
  * commit's, for an A/B) runs through `node`, as it was run then.
  */
-export const coreCommand = (...args: ReadonlyArray<string>): [string, ReadonlyArray<string>] => {
+export const coreCommand = (...args: ReadonlyArray<string>): [string, ReadonlyArray<string>] =>
+  coreIsProgram ? [coreCli, args] : [process.execPath, [coreCli, ...args]]
+
+const coreIsProgram = ((): boolean => {
   try {
     fs.accessSync(coreCli, fs.constants.X_OK)
-    return [coreCli, args]
+    return true
   } catch {
-    return [process.execPath, [coreCli, ...args]]
+    return false
   }
-}
+})()
 
 const svcSource = path.join(import.meta.dirname, "svc", "main.go")
 const svcBinary = path.join(repoRoot, ".dep", "tools", "benchsvc")

@@ -200,9 +200,12 @@ const main = async () => {
     if (key(o) === "pc" && ms >= SHUTDOWN_TIMEOUT_MS) timedOutDowns[figure] = (timedOutDowns[figure] ?? 0) + 1
     else add(figure, key(o), ms)
   }
-  const downName = (name: string, figure: string) => {
-    const n = timedOutDowns[figure] ?? 0
-    return n === 0 ? name : `${name} (pc: ${n} run${n === 1 ? "" : "s"} at its 5 s timeout left out)`
+  /** A down row's name, saying how many of process-compose's runs of `figures` were left out. */
+  const downName = (name: string, ...figures: ReadonlyArray<string>) => {
+    const n = figures.reduce((sum, figure) => sum + (timedOutDowns[figure] ?? 0), 0)
+    return n === 0
+      ? name
+      : `${name} (pc: ${n} run${n === 1 ? "" : "s"} at its ${SHUTDOWN_TIMEOUT_MS / 1000} s timeout left out)`
   }
 
   const cleanup = new Cleanup()
@@ -443,12 +446,8 @@ const main = async () => {
       const core = slope("core")
       const pc = slope("pc")
       const slopeName = `7. curve: ${f.title}, per added service (slope)`
-      const leftOut = options.curve.reduce((sum, n) => sum + (timedOutDowns[`curve.${n}.${f.id}`] ?? 0), 0)
       rows.push({
-        name:
-          f.id === "down" && leftOut > 0
-            ? `${slopeName} (pc: ${leftOut} run${leftOut === 1 ? "" : "s"} at its 5 s timeout left out)`
-            : slopeName,
+        name: f.id === "down" ? downName(slopeName, ...options.curve.map((n) => `curve.${n}.down`)) : slopeName,
         unit: { suffix: f.unit.suffix, decimals: f.unit.decimals + 2 },
         ...(core ? { core } : {}),
         ...(pc ? { pc } : {})
