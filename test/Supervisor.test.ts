@@ -221,6 +221,8 @@ describe("LocalSupervisor", () => {
         // b and c are one stop level of `stop a`; c ignores SIGTERM, and its grace period outlasts the test
         service("c", fixtureBin("ignore-term.sh"), [], {
           dependsOn: { a: "process_started" },
+          // ready once its trap is set: a SIGTERM before that would end it
+          readyLogLine: "ignoring SIGTERM",
           shutdown: { timeoutMs: 120_000 }
         })
       ],
@@ -257,6 +259,8 @@ describe("LocalSupervisor", () => {
           // y ignores SIGTERM: its own stop holds its lock until the test ends y
           service("y", fixtureBin("ignore-term.sh"), [], {
             dependsOn: { z: "process_started" },
+            // ready once its trap is set: a SIGTERM before that would end it
+            readyLogLine: "ignoring SIGTERM",
             shutdown: { timeoutMs: 120_000 }
           })
         ],

@@ -6,7 +6,7 @@
  * returns only when no process of the group is left. Services (`spawnGroup`), and exec probes, shutdown
  * commands and builds (`runGroup`) all go through here.
  */
-import { Clock, Data, Deferred, Effect, Option, type Scope } from "effect"
+import { Clock, Data, Deferred, Effect, Option, Scope } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { constants } from "node:os"
@@ -166,66 +166,73 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
     const exited = yield* Deferred.make<Ended>()
     const drained = makeEvent()
     const stop: StopState = { signalledAt: undefined, exit: makeEvent() }
-    const pid = yield* Effect.acquireRelease(
-      Effect.async<number, SpawnError>((resume) => {
-        const failed = (reason: string) => resume(Effect.fail(new SpawnError({ command: options.command, reason })))
-        let child: ReturnType<typeof spawn>
-        try {
-          child = Trace.timed("spawn() of a process group", () =>
-            spawn(options.command, [...options.args], {
-              cwd: options.cwd,
-              env: options.env,
-              detached: true,
-              stdio: ["ignore", "pipe", "pipe"]
-            })
-          )
-        } catch (error) {
-          // bad arguments (a NUL byte, too long a list) throw instead of emitting "error"
-          return failed(describeSpawnError(error as NodeJS.ErrnoException, options.cwd))
-        }
-        // recorded before anything else runs: between spawn() and its "spawn" event the event loop turns (200
-        // services: 200 spawns), and a supervisor killed then left a group nobody knew of (fault injection, 1 run
-        // in ~150 under load). spawn() has forked and exec'd by now; the pid is known.
-        if (child.pid !== undefined && Option.isSome(registry)) {
-          Effect.runSync(registry.value.register(options.owner, child.pid))
-        }
-        let open = 2
-        for (const stream of ["stdout", "stderr"] as const) {
-          const readable = child[stream]!
-          readable.on("data", (chunk: Buffer) => options.onOutput(stream, chunk))
-          readable.on("close", () => {
-            options.onEnd(stream)
-            if (--open === 0) fire(drained)
-          })
-        }
-        child.once("error", (error: NodeJS.ErrnoException) => {
-          if (child.pid === undefined) failed(describeSpawnError(error, options.cwd))
-        })
-        child.once("spawn", () => {
-          Trace.count("process group running (its spawn event)")
-          resume(Effect.succeed(child.pid!))
-        })
-        child.once("exit", (code, signal) => {
-          fire(stop.exit)
-          Deferred.unsafeDone(exited, Effect.succeed({ status: exitStatus(code, signal), signal: signal ?? undefined }))
-        })
-      }).pipe(Effect.tap((pid) => liveGroups.add(pid))),
-      (pid) =>
-        stopGroup(pid, options, exited, stop).pipe(
-          Effect.tap(() => within(drained, 1_000)),
-          // a sweep that found no process in the group: gone, nothing to wait for
-          Effect.flatMap((swept) => (swept ? awaitGroupGone(pid) : Effect.succeed([]))),
-          Effect.tap(() => Trace.count("process group gone")),
-          Effect.flatMap((left) =>
-            left.length === 0
-              ? Effect.void
-              : Effect.logWarning(`${options.owner}: pids ${left.join(" ")} of group ${pid} survive SIGKILL`)
-          ),
-          Effect.zipRight(Effect.sync(() => liveGroups.delete(pid))),
-          Effect.zipRight(
-            Option.match(registry, { onNone: () => Effect.void, onSome: (r) => r.unregister(options.owner, pid) })
-          )
+    // Scope.addFinalizer rather than acquireRelease, as in ServiceLog: the release needs nothing of this fiber's
+    // context, and acquireRelease restores it first (two FiberRefs diffs and a patch per release)
+    const scope = yield* Effect.scope
+    const release = (pid: number) =>
+      stopGroup(pid, options, exited, stop).pipe(
+        Effect.tap(() => within(drained, 1_000)),
+        // a sweep that found no process in the group: gone, nothing to wait for
+        Effect.flatMap((swept) => (swept ? awaitGroupGone(pid) : Effect.succeed([]))),
+        Effect.tap(() => Trace.count("process group gone")),
+        Effect.flatMap((left) =>
+          left.length === 0
+            ? Effect.void
+            : Effect.logWarning(`${options.owner}: pids ${left.join(" ")} of group ${pid} survive SIGKILL`)
+        ),
+        Effect.zipRight(Effect.sync(() => liveGroups.delete(pid))),
+        Effect.zipRight(
+          Option.match(registry, { onNone: () => Effect.void, onSome: (r) => r.unregister(options.owner, pid) })
         )
+      )
+    const acquire = Effect.async<number, SpawnError>((resume) => {
+      const failed = (reason: string) => resume(Effect.fail(new SpawnError({ command: options.command, reason })))
+      let child: ReturnType<typeof spawn>
+      try {
+        child = Trace.timed("spawn() of a process group", () =>
+          spawn(options.command, [...options.args], {
+            cwd: options.cwd,
+            env: options.env,
+            detached: true,
+            stdio: ["ignore", "pipe", "pipe"]
+          })
+        )
+      } catch (error) {
+        // bad arguments (a NUL byte, too long a list) throw instead of emitting "error"
+        return failed(describeSpawnError(error as NodeJS.ErrnoException, options.cwd))
+      }
+      // recorded before anything else runs: between spawn() and its "spawn" event the event loop turns (200
+      // services: 200 spawns), and a supervisor killed then left a group nobody knew of (fault injection, 1 run
+      // in ~150 under load). spawn() has forked and exec'd by now; the pid is known.
+      if (child.pid !== undefined && Option.isSome(registry)) {
+        Effect.runSync(registry.value.register(options.owner, child.pid))
+      }
+      let open = 2
+      for (const stream of ["stdout", "stderr"] as const) {
+        const readable = child[stream]!
+        readable.on("data", (chunk: Buffer) => options.onOutput(stream, chunk))
+        readable.on("close", () => {
+          options.onEnd(stream)
+          if (--open === 0) fire(drained)
+        })
+      }
+      child.once("error", (error: NodeJS.ErrnoException) => {
+        if (child.pid === undefined) failed(describeSpawnError(error, options.cwd))
+      })
+      child.once("spawn", () => {
+        Trace.count("process group running (its spawn event)")
+        resume(Effect.succeed(child.pid!))
+      })
+      child.once("exit", (code, signal) => {
+        fire(stop.exit)
+        Deferred.unsafeDone(exited, Effect.succeed({ status: exitStatus(code, signal), signal: signal ?? undefined }))
+      })
+    })
+    const pid = yield* Effect.uninterruptible(
+      Effect.tap(acquire, (pid) => {
+        liveGroups.add(pid)
+        return Scope.addFinalizer(scope, release(pid))
+      })
     )
     return {
       pid,

@@ -6,7 +6,7 @@
 import { Data, Effect } from "effect"
 import * as fs from "node:fs"
 
-export { type StatePaths, serviceLogPath, stackDirOf, stateDirOf, statePaths } from "./StatePaths.js"
+export { pidsDirOf, type StatePaths, serviceLogPath, stackDirOf, stateDirOf, statePaths } from "./StatePaths.js"
 
 /** Another supervisor is running for this stack directory (`pid` 0: it answers on the socket, pid unknown). */
 export class SupervisorRunning extends Data.TaggedError("SupervisorRunning")<{

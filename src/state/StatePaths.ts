@@ -14,18 +14,23 @@ export const statePaths = (stateDir: string) => ({
   /** The `up -d` starting the stack, until its supervisor is ready or it gives up: a `SupervisorRecord`. */
   starterFile: path.join(stateDir, "starter.pid"),
   /** One `GroupRecordFile` per spawned process group, `<pgid>.json`. */
-  pidsDir: path.join(stateDir, "pids"),
+  pidsDir: pidsDirOf(stateDir),
   /** The output of a background supervisor (`up -d`). */
   supervisorLog: path.join(stateDir, "supervisor.log"),
   /** Service logs, `<name>.log`. */
-  logsDir: path.join(stateDir, "logs")
+  logsDir: logsDirOf(stateDir)
 })
+
+/** `statePaths(stateDir).pidsDir` alone: a path per process group is built as it starts and ends. */
+export const pidsDirOf = (stateDir: string): string => path.join(stateDir, "pids")
+
+const logsDirOf = (stateDir: string): string => path.join(stateDir, "logs")
 
 export type StatePaths = ReturnType<typeof statePaths>
 
 /** A service's log file (rotated files beside it: `.1`, `.2`, ...). */
 export const serviceLogPath = (stateDir: string, service: string): string =>
-  path.join(statePaths(stateDir).logsDir, `${service}.log`)
+  path.join(logsDirOf(stateDir), `${service}.log`)
 
 /** The state directory of a stack directory. */
 export const stateDirOf = (dir: string): string => path.join(path.resolve(dir), ".core-stack")

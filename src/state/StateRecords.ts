@@ -6,7 +6,7 @@
 import { Effect, Either, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { StateDirError, statePaths } from "./StateDir.js"
+import { pidsDirOf, StateDirError, statePaths } from "./StateDir.js"
 
 /** What `supervisor.pid` holds: the one supervisor of a stack directory. */
 export const SupervisorRecord = Schema.Struct({
@@ -92,7 +92,7 @@ export const readStarterRecord = (stateDir: string): Read<SupervisorRecord> =>
 
 /** The file of a group's record. */
 export const groupRecordPath = (stateDir: string, pgid: number): string =>
-  path.join(statePaths(stateDir).pidsDir, `${pgid}.json`)
+  path.join(pidsDirOf(stateDir), `${pgid}.json`)
 
 /** Every group record file of a state directory, decoded or not (an invalid file is `undefined`). */
 export const groupRecords = (

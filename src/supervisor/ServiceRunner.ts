@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Clock, Deferred, Effect } from "effect"
+import { Clock, Deferred, Effect, Scope } from "effect"
 import { waitReady, watchLiveness } from "../health/Probe.js"
 import type { ServiceSpec } from "../manifest/ServiceSpec.js"
 import { spawnGroup } from "../process/ProcessGroup.js"
@@ -81,6 +81,9 @@ const awaitDependencies = (stack: StackContext, spec: ServiceSpec): Effect.Effec
 const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, previous: string | undefined) =>
   Effect.gen(function* () {
     const { spec, log } = entry
+    // finalizers go on the run's scope itself: Effect.addFinalizer would restore this fiber's context before each
+    // (FiberRefs diffs and a patch), which none of them reads
+    const scope = yield* Effect.scope
     const logMatched = yield* Deferred.make<void>()
     if (spec.readyLogLine !== undefined) {
       const pattern = new RegExp(spec.readyLogLine)
@@ -94,7 +97,7 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
           Deferred.unsafeDone(logMatched, Effect.void)
         }
       })
-      yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
+      yield* Scope.addFinalizer(scope, Effect.sync(unsubscribe))
     }
     entry.state.set({ ...entry.state.get(), logReady: false })
     const noDataDir = makeDataDirs(stack.dataDir, spec.name)
@@ -114,7 +117,8 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
     if (spawned._tag === "Left") return { _tag: "SpawnFailed", reason: spawned.left.message } as RunOutcome
     const proc = spawned.right
     entry.run.group = proc
-    yield* Effect.addFinalizer(() =>
+    yield* Scope.addFinalizer(
+      scope,
       Effect.sync(() => {
         entry.run.group = undefined
       })
