@@ -6,7 +6,7 @@
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import { readStartTime } from "../process/ProcTable.js"
-import { removeState, StateDirError, type SupervisorRunning, statePaths } from "../state/StateDir.js"
+import { removeStateOffThread, StateDirError, type SupervisorRunning, statePaths } from "../state/StateDir.js"
 import { GroupRecordFile, groupRecordPath, writeRecord } from "../state/StateRecords.js"
 import { holdSupervisorLock } from "../state/SupervisorLock.js"
 import { startGuardian } from "./Guardian.js"
@@ -45,7 +45,7 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
         unregister: (_service, pid) =>
           Effect.gen(function* () {
             if (guardian) yield* guardian.forget(pid)
-            yield* Effect.sync(() => removeState(groupRecordPath(stateDir, pid)))
+            yield* removeStateOffThread(groupRecordPath(stateDir, pid))
           }),
         signalGroups: (signal, pgids) => guardian?.signal(signal, pgids) ?? false
       })
