@@ -21,8 +21,8 @@ import { quickOptions } from "./QuickVerbs.js"
 const HELLO_TIMEOUT_MS = 3_000
 /** How long the supervisor may take to exit after it answered (the full client's limit). */
 const EXIT_TIMEOUT_MS = 15_000
-/** How often the supervisor's exit is checked (`/proc`), as the full client does. */
-const EXIT_POLL_MS = 10
+/** How often the supervisor's exit is checked (`/proc`), as the full client does (see `ControlClient`'s `waitExit`). */
+const EXIT_POLL_MS = 2
 
 /** The stack directory of `stack down [--dir PATH]`; undefined for any other command line. */
 export const parseQuickDown = (
