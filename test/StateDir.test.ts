@@ -6,7 +6,7 @@ import { join } from "node:path"
 import { rotateIfLarger } from "../src/logs/LogFile.js"
 import { readStartTime } from "../src/process/ProcTable.js"
 import { isRunning } from "../src/state/ProcessIdentity.js"
-import { removeState, stateDirOf, statePaths } from "../src/state/StateDir.js"
+import { backgroundRemovals, removeState, stateDirOf, statePaths } from "../src/state/StateDir.js"
 import { GroupRecordFile, readRecord, readSupervisorRecord, SupervisorRecord } from "../src/state/StateRecords.js"
 import { holdSupervisorLock, probeSupervisor } from "../src/state/SupervisorLock.js"
 import { tempDir } from "./support/Specs.js"
@@ -28,6 +28,47 @@ describe("removeState", () => {
     expect(fs.readdirSync(dir)).toEqual([])
     fs.rmSync(dir, { recursive: true, force: true })
   })
+})
+
+describe("backgroundRemovals", () => {
+  it.live(
+    "removes files on the thread pool; settle waits for them, and removes on the loop what a busy pool holds up",
+    () =>
+      Effect.gen(function* () {
+        const dir = tempDir("core-state-")
+        const files = ["a.json", "b.json"].map((f) => join(dir, f))
+        for (const f of files) fs.writeFileSync(f, "{}")
+        fs.mkdirSync(join(dir, "c.json", "inner"), { recursive: true })
+        const removals = backgroundRemovals()
+        for (const f of [...files, join(dir, "c.json"), join(dir, "missing.json")]) removals.remove(f)
+        // a directory in the way is removed too; a missing file is no failure
+        expect(yield* removals.settle(5_000)).toEqual([])
+        expect(fs.readdirSync(dir)).toEqual([])
+
+        // every thread of the pool held by an open() of a FIFO that nobody writes (a hung lookup, a stuck disk)
+        const fifos = Array.from({ length: Number(process.env.UV_THREADPOOL_SIZE ?? 4) }, (_, i) =>
+          join(dir, `fifo${i}`)
+        )
+        for (const fifo of fifos) spawnSync("mkfifo", [fifo])
+        const opened = fifos.map((fifo) => new Promise<number>((resolve) => fs.open(fifo, "r", (_, fd) => resolve(fd))))
+        const held = join(dir, "held.json")
+        fs.writeFileSync(held, "{}")
+        removals.remove(held)
+        // a task queued behind the held threads: it shows the pool is still held when settle returns
+        let poolFree = false
+        fs.stat(dir, () => {
+          poolFree = true
+        })
+        // remove() returned at once; settle gives up waiting after its limit and removes the file itself
+        expect(yield* removals.settle(100)).toEqual([])
+        expect(poolFree).toBe(false)
+        expect(fs.existsSync(held)).toBe(false)
+        // the pool freed: each FIFO opened for writing ends the open() that held a thread
+        const writers = fifos.map((fifo) => fs.openSync(fifo, "w"))
+        for (const fd of [...writers, ...(yield* Effect.promise(() => Promise.all(opened)))]) fs.closeSync(fd)
+        fs.rmSync(dir, { recursive: true, force: true })
+      })
+  )
 })
 
 describe("state records", () => {

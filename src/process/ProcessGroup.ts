@@ -166,8 +166,10 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
     const exited = yield* Deferred.make<Ended>()
     const drained = makeEvent()
     const stop: StopState = { signalledAt: undefined, exit: makeEvent() }
-    // Scope.addFinalizer rather than acquireRelease, as in ServiceLog: the release needs nothing of this fiber's
-    // context, and acquireRelease restores it first (two FiberRefs diffs and a patch per release)
+    // Scope.addFinalizer rather than acquireRelease, as in ServiceLog: acquireRelease restores this fiber's
+    // context before its release (two FiberRefs diffs and a patch per release), and the release runs in this
+    // fiber anyway (every owner of the scope is an Effect.scoped of the fiber that spawned). Uninterruptible
+    // itself, as acquireRelease made it: a scope closed where interruption is allowed must not stop half way
     const scope = yield* Effect.scope
     const release = (pid: number) =>
       stopGroup(pid, options, exited, stop).pipe(
@@ -231,7 +233,7 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
     const pid = yield* Effect.uninterruptible(
       Effect.tap(acquire, (pid) => {
         liveGroups.add(pid)
-        return Scope.addFinalizer(scope, release(pid))
+        return Scope.addFinalizer(scope, Effect.uninterruptible(release(pid)))
       })
     )
     return {

@@ -66,12 +66,51 @@ export const removeState = (file: string): void => {
 }
 
 /**
- * `removeState` with the common case on libuv's thread pool: 200 groups ending together spent ~20 ms of the
- * event loop in `unlinkSync` (a CPU profile of `down`). Anything but a missing file goes on as `removeState`.
+ * Removals of state files on libuv's thread pool that nobody waits for one by one: 200 groups ending together
+ * spent ~20 ms of the event loop in `unlinkSync` (a CPU profile of `down`), and a removal awaited where it is
+ * asked for would make its caller (a group's release, and so a probe's command or a stop) wait for a free thread
+ * of a pool that log writes and name lookups share. `settle` waits for those in flight, at most `limitMs`, then
+ * removes what is left on the loop; it says which files could not be removed (a missing one is not a failure).
  */
-export const removeStateOffThread = (file: string): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    fs.unlink(file, (error) => {
-      resume(error === null || error.code === "ENOENT" ? Effect.void : Effect.sync(() => removeState(file)))
-    })
-  })
+export const backgroundRemovals = () => {
+  const inFlight = new Set<string>()
+  const failed = new Set<string>()
+  let settled: (() => void) | undefined
+  const removeNow = (file: string) => {
+    try {
+      removeState(file)
+      failed.delete(file)
+    } catch {
+      failed.add(file)
+    }
+  }
+  return {
+    remove: (file: string): void => {
+      inFlight.add(file)
+      fs.unlink(file, (error) => {
+        if (!inFlight.delete(file)) return // settled meanwhile, removed there
+        if (error !== null && error.code !== "ENOENT") removeNow(file)
+        if (inFlight.size === 0) settled?.()
+      })
+    },
+    settle: (limitMs: number): Effect.Effect<ReadonlyArray<string>> =>
+      Effect.async<void>((resume) => {
+        if (inFlight.size === 0) return resume(Effect.void)
+        const timer = setTimeout(() => resume(Effect.void), limitMs)
+        settled = () => {
+          clearTimeout(timer)
+          resume(Effect.void)
+        }
+        return Effect.sync(() => clearTimeout(timer))
+      }).pipe(
+        Effect.map(() => {
+          settled = undefined
+          for (const file of [...inFlight]) {
+            inFlight.delete(file)
+            removeNow(file)
+          }
+          return [...failed]
+        })
+      )
+  }
+}

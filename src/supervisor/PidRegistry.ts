@@ -6,11 +6,14 @@
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import { readStartTime } from "../process/ProcTable.js"
-import { removeStateOffThread, StateDirError, type SupervisorRunning, statePaths } from "../state/StateDir.js"
+import { backgroundRemovals, StateDirError, type SupervisorRunning, statePaths } from "../state/StateDir.js"
 import { GroupRecordFile, groupRecordPath, writeRecord } from "../state/StateRecords.js"
 import { holdSupervisorLock } from "../state/SupervisorLock.js"
 import { startGuardian } from "./Guardian.js"
 import { ProcessRegistry } from "../process/ProcessRegistry.js"
+
+/** How long the end of the registry waits for the records removed in the background. */
+const REMOVALS_LIMIT_MS = 1_000
 
 /**
  * Releasing it ends the guardian (which kills whatever is still registered) and then removes the lock.
@@ -27,6 +30,14 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
       })
       const guardian = yield* startGuardian.pipe(
         Effect.catchAll((e) => Effect.logWarning(e.message).pipe(Effect.as(undefined)))
+      )
+      // registered after the guardian, so released before it and the lock: the records removed in the
+      // background are gone before the lock is (a record left by a stall is removed here, on the loop)
+      const removals = backgroundRemovals()
+      yield* Effect.addFinalizer(() =>
+        Effect.flatMap(removals.settle(REMOVALS_LIMIT_MS), (failed) =>
+          failed.length === 0 ? Effect.void : Effect.logWarning(`cannot remove the group records ${failed.join(" ")}`)
+        )
       )
       const supervisorPid = process.pid
       const supervisorStart = readStartTime(process.pid) ?? null
@@ -45,7 +56,7 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
         unregister: (_service, pid) =>
           Effect.gen(function* () {
             if (guardian) yield* guardian.forget(pid)
-            yield* removeStateOffThread(groupRecordPath(stateDir, pid))
+            removals.remove(groupRecordPath(stateDir, pid))
           }),
         signalGroups: (signal, pgids) => guardian?.signal(signal, pgids) ?? false
       })
