@@ -33,16 +33,39 @@ kill_group() {
   done
   return 0
 }
-groups=
+# a group is one variable, g_PGID="START:LOWER", so that a del costs the same with 2 groups or 200; groups lists
+# the pgids added, rebuilt from the live ones once it holds more than twice as many (and 64) as there are
+groups= listed=0 live=0
 while read -r cmd pid start lower; do
   case $cmd in
-    add) groups="$groups $pid:$start:$lower" ;;
-    del) kept=; for g in $groups; do [ "\${g%%:*}" = "$pid" ] || kept="$kept $g"; done; groups=$kept ;;
+    add|del) case $pid in ''|*[!0-9]*) continue ;; esac ;;
+  esac
+  case $cmd in
+    add)
+      eval "known=\\\${g_$pid+1}"
+      [ -n "$known" ] || live=$((live + 1))
+      eval "g_$pid=\\$start:\\$lower"
+      groups="$groups $pid"; listed=$((listed + 1)) ;;
+    del)
+      eval "known=\\\${g_$pid+1}"
+      [ -n "$known" ] || continue
+      unset "g_$pid"; live=$((live - 1))
+      if [ "$listed" -gt $((2 * live + 64)) ]; then
+        kept= listed=0
+        for p in $groups; do
+          eval "r=\\\${g_$p-}"
+          case " $kept " in *" $p "*) continue ;; esac
+          [ -n "$r" ] && kept="$kept $p" && listed=$((listed + 1))
+        done
+        groups=$kept
+      fi ;;
     kill) kill -s "$pid" -- $start $lower 2>/dev/null ;;
   esac
 done
-for g in $groups; do
-  p=\${g%%:*}; r=\${g#*:}
+for p in $groups; do
+  eval "r=\\\${g_$p-}"
+  [ -n "$r" ] || continue
+  unset "g_$p"
   kill_group "$p" "\${r%%:*}" "\${r#*:}"
 done
 exit 0
