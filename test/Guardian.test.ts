@@ -222,6 +222,29 @@ describe("Guardian", () => {
     })
   )
 
+  it.live("after many groups forgotten (its list rebuilt), the guardian ends exactly the groups still watched", () =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      // 100 groups, 90 of them forgotten: the list is rebuilt once it holds more than twice the live ones and 64
+      const children = yield* Effect.forEach(Array.from({ length: 100 }), () => bystander().pipe(Scope.extend(scope)))
+      const pids = children.map((c) => c.pid!)
+      yield* Effect.promise(() => eventually(() => pids.every((pid) => readStartTime(pid) !== undefined)))
+      const inner = yield* Scope.make()
+      const guardian = yield* startGuardian.pipe(Scope.extend(inner))
+      for (const pid of pids) {
+        const start = readStartTime(pid)!
+        yield* guardian.watch({ service: "x", pid, startTime: start, notBefore: start })
+      }
+      const [forgotten, watched] = [pids.slice(0, 90), pids.slice(90)]
+      for (const pid of forgotten) yield* guardian.forget(pid)
+      yield* Scope.close(inner, Exit.void)
+      expect(yield* Effect.promise(() => eventually(() => survivors(watched).length === 0))).toBe(true)
+      expect(survivors(forgotten).length).toBe(90)
+      yield* Scope.close(scope, Exit.void)
+      expect(yield* Effect.promise(() => eventually(() => survivors(pids).length === 0))).toBe(true)
+    })
+  )
+
   it.scopedLive("signal: the guardian sends the signal to each listed group, and to no other", () =>
     Effect.gen(function* () {
       const listed = [yield* bystander(), yield* bystander()]
