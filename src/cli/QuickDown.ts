@@ -19,11 +19,6 @@ import { quickOptions } from "./QuickVerbs.js"
 
 /** How long the supervisor may take to answer hello before the full CLI is left to deal with it. */
 const HELLO_TIMEOUT_MS = 3_000
-/**
- * How long the down's own answer may come after a hello that failed: a supervisor that ended as it answered
- * closes both connections at once.
- */
-const DOWN_AFTER_HELLO_MS = 500
 /** How long the supervisor may take to exit after it answered (the full client's limit). */
 const EXIT_TIMEOUT_MS = 15_000
 /** How often the supervisor's exit is checked (`/proc`), as the full client does (see `ControlClient`'s `waitExit`). */
@@ -78,8 +73,7 @@ export const quickDown = (
   const down = requestJson(paths.socket, "POST", "/down", undefined, abandon.signal)
   Trace.mark("down requested, with a hello")
   return requestJson(paths.socket, "GET", "/hello", HELLO_TIMEOUT_MS).then(async (hello) => {
-    const answer =
-      helloPid(hello) === supervisor.pid ? await down : await Promise.race([down, after(DOWN_AFTER_HELLO_MS)])
+    const answer = helloPid(hello) === supervisor.pid ? await down : await Promise.race([down, after(HELLO_TIMEOUT_MS)])
     if (answer !== "closed" && helloPid(answer) !== supervisor.pid) {
       abandon.abort()
       return false
