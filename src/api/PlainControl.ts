@@ -20,31 +20,26 @@ export const getJson = (socket: string, path: string, timeoutMs: number): Promis
   requestJson(socket, "GET", path, timeoutMs).then((answer) => (answer === "closed" ? undefined : answer))
 
 /**
- * `method path` on the Unix socket `socket`, as `getJson`; "closed" when the connection closed before a whole
- * answer came (a supervisor ending as it answers `POST /down` may do that), undefined when it could not be made.
- * No time limit when `timeoutMs` is undefined; `signal` abandons the request (it then resolves undefined).
+ * `method path` on the Unix socket `socket`, as `getJson`; "closed" when the connection failed or closed
+ * before a whole answer came (a supervisor ending as it answers `POST /down` may do that). No time limit
+ * when `timeoutMs` is undefined.
  */
 export const requestJson = (
   socket: string,
   method: "GET" | "POST",
   path: string,
-  timeoutMs: number | undefined,
-  signal?: AbortSignal
+  timeoutMs: number | undefined
 ): Promise<unknown> =>
   new Promise((resolve) => {
-    if (Buffer.byteLength(socket) > MAX_SOCKET_PATH || signal?.aborted) return resolve(undefined)
+    if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) return resolve(undefined)
     let settled = false
-    let connected = false
     const done = (value: unknown) => {
       if (settled) return
       settled = true
       clearTimeout(timer)
-      signal?.removeEventListener("abort", abandon)
       request.destroy()
       resolve(value)
     }
-    const abandon = () => done(undefined)
-    signal?.addEventListener("abort", abandon)
     const request = http.request(
       { socketPath: socket, method, path, agent: false, headers: { host: "localhost" } },
       (response) => {
@@ -61,8 +56,7 @@ export const requestJson = (
         })
       }
     )
-    request.on("socket", (socket) => socket.once("connect", () => (connected = true)))
-    request.on("error", () => done(connected ? "closed" : undefined))
+    request.on("error", () => done("closed"))
     request.end()
     const timer = timeoutMs === undefined ? undefined : setTimeout(() => done(undefined), timeoutMs)
   })

@@ -3,8 +3,8 @@
  * plain Node, without loading the CLI bundle (~60-110 ms of a `down`, before the supervisor hears of it).
  *
  * Only the plain case is served: `stack down` with nothing but `--dir`, a live supervisor recorded in the
- * stack directory that says hello with its pid (asked together with the down), answers `POST /down` (or closes
- * the connection as it ends), and exits within the full client's limit. Before the request anything else resolves `false` and the
+ * stack directory that says hello with its pid, answers `POST /down` (or closes the connection as it ends),
+ * and exits within the full client's limit. Before the request anything else resolves `false` and the
  * launcher loads the CLI, which does what it always did (a supervisor that is starting, a stale socket, an
  * `up -d` still starting the stack, no stack). After it, nothing has been printed yet either, and the full
  * CLI finds a supervisor that is ending (or gone) and says what happened.
@@ -31,10 +31,6 @@ export const parseQuickDown = (
   cwd: string
 ): string | undefined =>
   argv[0] === "stack" && argv[1] === "down" ? quickOptions(argv.slice(2), [], env, cwd)?.root : undefined
-
-/** Resolves undefined after `ms`; keeps no process alive by itself (the request it races does while it is open). */
-const after = (ms: number): Promise<undefined> =>
-  new Promise((resolve) => setTimeout(() => resolve(undefined), ms).unref())
 
 /** Resolves true once `process` has exited, false when it is still there after `limitMs`. */
 const exited = (process: Parameters<typeof isRunning>[0], limitMs: number): Promise<boolean> =>
@@ -65,19 +61,11 @@ export const quickDown = (
   const supervisor = liveRecorded(paths.pidFile)
   if (supervisor === undefined) return Promise.resolve(false)
   const seen = Trace.tracing() ? Trace.fileSize(paths.supervisorLog) : 0
-  // the down goes out with the hello, not after its answer (a round trip, ~10 ms of every `down`); the hello
-  // still decides whether to wait for that answer: a supervisor that does not say hello in time has the full
-  // client deal with it, unless it answered the down, or took it and closed, meanwhile (a stack with nothing
-  // left to stop ends at once)
-  const abandon = new AbortController()
-  const down = requestJson(paths.socket, "POST", "/down", undefined, abandon.signal)
-  Trace.mark("down requested, with a hello")
   return requestJson(paths.socket, "GET", "/hello", HELLO_TIMEOUT_MS).then(async (hello) => {
-    const answer = helloPid(hello) === supervisor.pid ? await down : await Promise.race([down, after(HELLO_TIMEOUT_MS)])
-    if (answer !== "closed" && helloPid(answer) !== supervisor.pid) {
-      abandon.abort()
-      return false
-    }
+    if (helloPid(hello) !== supervisor.pid) return false
+    Trace.mark("connected, down requested")
+    const answer = await requestJson(paths.socket, "POST", "/down", undefined)
+    if (answer !== "closed" && helloPid(answer) !== supervisor.pid) return false
     if (!(await exited(supervisor, EXIT_TIMEOUT_MS))) return false
     Trace.mark("supervisor exit seen, without the CLI bundle")
     Trace.echoFrom(paths.supervisorLog, seen)
