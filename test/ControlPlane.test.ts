@@ -327,6 +327,25 @@ describe("core stack (control plane, end to end)", () => {
     await expectNothingLeft(dir, guardians)
   })
 
+  it("a down whose client goes away before the answer still ends the supervisor, and nothing is left", async () => {
+    const dir = makeStack({ a: {}, b: {} })
+    expect((await core(["stack", "up", "-d"], dir)).code).toBe(0)
+    const supervisor = supervisorPid(dir)
+    const guardians = guardiansOf(supervisor)
+    // the request, then the connection closed at once (a Ctrl-C of `core stack down`)
+    await new Promise<void>((done, fail) => {
+      const socket = net.connect(join(stateDir(dir), "control.sock"), () => {
+        socket.write("POST /down HTTP/1.1\r\nhost: localhost\r\ncontent-length: 0\r\n\r\n", () => {
+          socket.destroy()
+          done()
+        })
+      })
+      socket.once("error", fail)
+    })
+    expect(await eventually(() => !alive(supervisor), 15_000)).toBe(true)
+    await expectNothingLeft(dir, guardians)
+  })
+
   it("two up -d at once: one supervisor wins, the other says the stack is running", async () => {
     const dir = makeStack({ a: {} })
     const [one, two] = await Promise.all([core(["stack", "up", "-d"], dir), core(["stack", "up", "-d"], dir)])

@@ -119,17 +119,16 @@ const handlers = (
       .handle("up", ({ payload }) => detached(supervisor.up(payload.services)).pipe(Effect.zipRight(supervisor.status)))
       .handle("down", () =>
         detached(
-          Effect.zipRight(
-            Effect.sync(() => Trace.mark("down requested")),
-            supervisor.shutdown
+          Effect.sync(() => Trace.mark("down requested")).pipe(
+            Effect.zipRight(supervisor.shutdown),
+            // answer first, then let the supervisor end (which closes this server). Forked in the detached
+            // fiber, not after it: a client gone before the answer interrupts this handler, and the supervisor
+            // was then left running with nothing under it
+            Effect.zipRight(
+              Effect.forkIn(Effect.zipRight(Deferred.await(downAnswered), Deferred.succeed(down, undefined)), scope)
+            )
           )
-        ).pipe(
-          // answer first, then let the supervisor end (which closes this server)
-          Effect.zipRight(
-            Effect.forkIn(Effect.zipRight(Deferred.await(downAnswered), Deferred.succeed(down, undefined)), scope)
-          ),
-          Effect.as(identity)
-        )
+        ).pipe(Effect.as(identity))
       )
   )
   const services = HttpApiBuilder.group(ControlApi, "services", (h) =>
