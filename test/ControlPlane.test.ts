@@ -327,6 +327,24 @@ describe("core stack (control plane, end to end)", () => {
     await expectNothingLeft(dir, guardians)
   })
 
+  it("down of a stack with nothing left running says it stopped it (the supervisor ends as it answers)", async () => {
+    // the supervisor has nothing to stop: it ends as it answers
+    for (let round = 0; round < 5; round++) {
+      const dir = join(tempDir("core-ctl-"), "stack")
+      fs.mkdirSync(join(dir, "services", "once"), { recursive: true })
+      const once = { command: "sh", args: ["-c", "echo once started"], compose: { ready_log_line: "^once started" } }
+      fs.writeFileSync(join(dir, "services", "once", "service.json"), JSON.stringify({ process: once }))
+      stacks.push(dir)
+      const up = await core(["stack", "up", "-d"], dir)
+      expect(up.code, up.output).toBe(0)
+      const supervisor = supervisorPid(dir)
+      const down = await core(["stack", "down"], dir)
+      expect(down.code, down.output).toBe(0)
+      expect(down.stdout).toContain(`stack in ${dir} stopped (supervisor pid ${supervisor})`)
+      expect(alive(supervisor)).toBe(false)
+    }
+  })
+
   it("a down whose client goes away before the answer still ends the supervisor, and nothing is left", async () => {
     const dir = makeStack({ a: {}, b: {} })
     expect((await core(["stack", "up", "-d"], dir)).code).toBe(0)
