@@ -1,12 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { join, resolve } from "node:path"
 import { type ProcStat, parseProcStat, readProcStat, readStartTime } from "../src/process/ProcTable.js"
+import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
 import { groupMembers } from "../src/state/ProcessIdentity.js"
+import { groupRecordPath } from "../src/state/StateRecords.js"
 import { cleanLeftovers, holdSupervisorLock } from "../src/state/SupervisorLock.js"
 import { startGuardian } from "../src/supervisor/Guardian.js"
+import { PidRegistry } from "../src/supervisor/PidRegistry.js"
 import { eventually, liveProcesses, survivors } from "./support/Processes.js"
 import { tempDir } from "./support/Specs.js"
 
@@ -243,6 +246,43 @@ describe("Guardian", () => {
       yield* Scope.close(scope, Exit.void)
       expect(yield* Effect.promise(() => eventually(() => survivors(pids).length === 0))).toBe(true)
     })
+  )
+
+  it.live(
+    "a whole stop (unregisterAfter) forgets its groups once it is done, not a pid registered again meanwhile",
+    () =>
+      Effect.gen(function* () {
+        const scope = yield* Scope.make()
+        const [one, two] = yield* Effect.forEach([1, 2], () => bystander().pipe(Scope.extend(scope)))
+        const [a, b] = [one!.pid!, two!.pid!]
+        yield* Effect.promise(() => eventually(() => readStartTime(a) !== undefined && readStartTime(b) !== undefined))
+        const stateDir = join(tempDir(), ".core-stack")
+        const inner = yield* Scope.make()
+        const registry = yield* Layer.buildWithScope(PidRegistry.layer(stateDir), inner).pipe(
+          Effect.map((context) => Context.get(context, ProcessRegistry))
+        )
+        yield* registry.register("a", a)
+        yield* registry.register("b", b)
+        const recorded = (pid: number) => fs.existsSync(groupRecordPath(stateDir, pid))
+        yield* registry.unregisterAfter!(
+          Effect.gen(function* () {
+            yield* registry.unregister("a", a)
+            yield* registry.unregister("b", b)
+            // b's pid taken by a new group of the stack while the stop goes on (a reused pid)
+            yield* registry.register("b again", b)
+            // only noted so far: the records are there, the guardian still watches both
+            expect([recorded(a), recorded(b)]).toEqual([true, true])
+          })
+        )
+        expect(yield* Effect.promise(() => eventually(() => !recorded(a)))).toBe(true)
+        expect(recorded(b)).toBe(true)
+        // the guardian ends: it kills the group it still watches (b), not the one forgotten (a)
+        yield* Scope.close(inner, Exit.void)
+        expect(yield* Effect.promise(() => eventually(() => survivors([b]).length === 0))).toBe(true)
+        expect(survivors([a]).length).toBe(1)
+        yield* Scope.close(scope, Exit.void)
+        expect(yield* Effect.promise(() => eventually(() => survivors([a]).length === 0))).toBe(true)
+      })
   )
 
   it.scopedLive("signal: the guardian sends the signal to each listed group, and to no other", () =>

@@ -17,6 +17,12 @@ export interface ProcessRegistryShape {
    * at once; false when it cannot, and the caller signals them itself. Synchronous.
    */
   readonly signalGroups?: (signal: NodeJS.Signals, pgids: ReadonlyArray<number>) => boolean
+  /**
+   * Runs `effect` (the stop of many groups at once) with the groups it unregisters only noted, and forgets them
+   * all together once it is done: the supervisor's thread then neither writes to another process nor hands
+   * work to the thread pool while the stopped processes take every core (each such call can cost it its turn).
+   */
+  readonly unregisterAfter?: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 }
 
 export class ProcessRegistry extends Context.Tag("core/ProcessRegistry")<ProcessRegistry, ProcessRegistryShape>() {

@@ -229,7 +229,7 @@ export const makeLocalSupervisor = (
       running === 0
         ? Effect.void
         : Effect.sync(() => Trace.mark("stopping every service")).pipe(
-            Effect.zipRight(stopAll(order, false)),
+            Effect.zipRight(registry.unregisterAfter?.(stopAll(order, false)) ?? stopAll(order, false)),
             Effect.zipRight(
               Effect.sync(() => {
                 Trace.summary()

@@ -39,11 +39,30 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
           failed.length === 0 ? Effect.void : Effect.logWarning(`cannot remove the group records ${failed.join(" ")}`)
         )
       )
+      // the groups unregistered while `unregisterAfter` runs, forgotten when it is done (or at the end, here)
+      let held: Set<number> | undefined
+      // the guardian's `del` lines of one turn leave in one write (see Guardian's `send`)
+      const forget = (pids: ReadonlyArray<number>) =>
+        Effect.forEach(
+          pids,
+          (pid) => {
+            removals.remove(groupRecordPath(stateDir, pid))
+            return guardian ? guardian.forget(pid) : Effect.void
+          },
+          { discard: true }
+        )
+      const release = Effect.suspend(() => {
+        const pids = [...(held ?? [])]
+        held = undefined
+        return forget(pids)
+      })
       const supervisorPid = process.pid
       const supervisorStart = readStartTime(process.pid) ?? null
       return ProcessRegistry.of({
         register: (service, pid) =>
           Effect.gen(function* () {
+            // a pid used again while held: its new group's record and watch must not be forgotten with the old
+            held?.delete(pid)
             const startTime = readStartTime(pid) ?? null
             const record = { service, pid, startTime, notBefore: startTime ?? supervisorStart ?? 0 }
             if (guardian) yield* guardian.watch(record)
@@ -54,11 +73,21 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
             }).pipe(Effect.catchAll((e) => Effect.logWarning(`cannot record ${service} (pid ${pid}): ${e.message}`)))
           }),
         unregister: (_service, pid) =>
-          Effect.gen(function* () {
-            if (guardian) yield* guardian.forget(pid)
-            removals.remove(groupRecordPath(stateDir, pid))
+          Effect.suspend(() => {
+            if (held !== undefined) {
+              held.add(pid)
+              return Effect.void
+            }
+            return forget([pid])
           }),
-        signalGroups: (signal, pgids) => guardian?.signal(signal, pgids) ?? false
+        signalGroups: (signal, pgids) => guardian?.signal(signal, pgids) ?? false,
+        unregisterAfter: (effect) =>
+          Effect.suspend(() => {
+            // nested (two whole stops at once): the outer one forgets
+            if (held !== undefined) return effect
+            held = new Set()
+            return Effect.ensuring(effect, release)
+          })
       })
     })
   )
