@@ -249,22 +249,27 @@ describe("Guardian", () => {
   )
 
   it.live(
-    "a whole stop (unregisterAfter) forgets its groups once it is done, not a pid registered again meanwhile",
+    "a whole stop (unregisterAfter) forgets its groups together, soon, and no other group late nor a pid used again",
     () =>
       Effect.gen(function* () {
         const scope = yield* Scope.make()
-        const [one, two] = yield* Effect.forEach([1, 2], () => bystander().pipe(Scope.extend(scope)))
-        const [a, b] = [one!.pid!, two!.pid!]
-        yield* Effect.promise(() => eventually(() => readStartTime(a) !== undefined && readStartTime(b) !== undefined))
+        const children = yield* Effect.forEach([1, 2, 3], () => bystander().pipe(Scope.extend(scope)))
+        const [a, b, c] = children.map((child) => child.pid!) as [number, number, number]
+        yield* Effect.promise(() => eventually(() => [a, b, c].every((pid) => readStartTime(pid) !== undefined)))
         const stateDir = join(tempDir(), ".core-stack")
         const inner = yield* Scope.make()
         const registry = yield* Layer.buildWithScope(PidRegistry.layer(stateDir), inner).pipe(
           Effect.map((context) => Context.get(context, ProcessRegistry))
         )
-        yield* registry.register("a", a)
-        yield* registry.register("b", b)
+        for (const [name, pid] of [
+          ["a", a],
+          ["b", b],
+          ["c", c]
+        ] as const)
+          yield* registry.register(name, pid)
         const recorded = (pid: number) => fs.existsSync(groupRecordPath(stateDir, pid))
         yield* registry.unregisterAfter!(
+          [a, b],
           Effect.gen(function* () {
             yield* registry.unregister("a", a)
             yield* registry.unregister("b", b)
@@ -272,16 +277,20 @@ describe("Guardian", () => {
             yield* registry.register("b again", b)
             // only noted so far: the records are there, the guardian still watches both
             expect([recorded(a), recorded(b)]).toEqual([true, true])
+            // a group that is not the stop's (an exec probe, say) is forgotten at once
+            yield* registry.unregister("c", c)
+            expect(yield* Effect.promise(() => eventually(() => !recorded(c)))).toBe(true)
+            // a stop that goes on (a service in its grace period) holds the others a moment only
+            expect(yield* Effect.promise(() => eventually(() => !recorded(a)))).toBe(true)
           })
         )
-        expect(yield* Effect.promise(() => eventually(() => !recorded(a)))).toBe(true)
         expect(recorded(b)).toBe(true)
-        // the guardian ends: it kills the group it still watches (b), not the one forgotten (a)
+        // the guardian ends: it kills the group it still watches (b), not those forgotten (a, c)
         yield* Scope.close(inner, Exit.void)
         expect(yield* Effect.promise(() => eventually(() => survivors([b]).length === 0))).toBe(true)
-        expect(survivors([a]).length).toBe(1)
+        expect(survivors([a, c]).length).toBe(2)
         yield* Scope.close(scope, Exit.void)
-        expect(yield* Effect.promise(() => eventually(() => survivors([a]).length === 0))).toBe(true)
+        expect(yield* Effect.promise(() => eventually(() => survivors([a, c]).length === 0))).toBe(true)
       })
   )
 

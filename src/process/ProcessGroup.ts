@@ -98,18 +98,21 @@ export const exitStatus = (code: number | null, signal: NodeJS.Signals | null): 
 /** Signal a whole process group; a group that is already gone is not an error. */
 export const signalGroup = (pgid: number, signal: NodeJS.Signals | number): boolean => {
   // a group that is gone makes process.kill throw: without the stack trace nobody reads (200 groups swept
-  // after a down: ~3 ms of the supervisor's thread, profiled)
+  // after a down: ~3 ms of the supervisor's thread, profiled), where the limit may be changed (not frozen)
   const limit = Error.stackTraceLimit
-  Error.stackTraceLimit = 0
+  if (stackLimitWritable) Error.stackTraceLimit = 0
   try {
     process.kill(-pgid, signal)
     return true
   } catch {
     return false
   } finally {
-    Error.stackTraceLimit = limit
+    if (stackLimitWritable) Error.stackTraceLimit = limit
   }
 }
+
+/** Whether `Error.stackTraceLimit` may be set (not under `--frozen-intrinsics` or a locked-down host). */
+const stackLimitWritable = Object.getOwnPropertyDescriptor(Error, "stackTraceLimit")?.writable === true
 
 /** How long a release waits for SIGKILLed processes to disappear before it says so and gives up. */
 const GONE_LIMIT_MS = 5_000

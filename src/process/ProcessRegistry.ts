@@ -18,11 +18,15 @@ export interface ProcessRegistryShape {
    */
   readonly signalGroups?: (signal: NodeJS.Signals, pgids: ReadonlyArray<number>) => boolean
   /**
-   * Runs `effect` (the stop of many groups at once) with the groups it unregisters only noted, and forgets them
-   * all together once it is done: the supervisor's thread then neither writes to another process nor hands
-   * work to the thread pool while the stopped processes take every core (each such call can cost it its turn).
+   * Runs `effect`, the stop of the groups `pgids` (a whole stack), with their unregisters only noted, and
+   * forgets them together when it is done, or a moment after the first (at most 200 ms): the supervisor's
+   * thread then neither writes to another process nor hands work to the thread pool while the stopped
+   * processes take every core (each such call can cost it its turn). Other groups go at once.
    */
-  readonly unregisterAfter?: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  readonly unregisterAfter?: <A, E, R>(
+    pgids: ReadonlyArray<number>,
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E, R>
 }
 
 export class ProcessRegistry extends Context.Tag("core/ProcessRegistry")<ProcessRegistry, ProcessRegistryShape>() {

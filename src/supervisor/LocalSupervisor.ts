@@ -229,7 +229,13 @@ export const makeLocalSupervisor = (
       running === 0
         ? Effect.void
         : Effect.sync(() => Trace.mark("stopping every service")).pipe(
-            Effect.zipRight(registry.unregisterAfter?.(stopAll(order, false)) ?? stopAll(order, false)),
+            Effect.zipRight(
+              Effect.suspend(() => {
+                const stop = stopAll(order, false)
+                const pgids = order.flatMap((name) => entries.get(name)!.run.group?.pid ?? [])
+                return registry.unregisterAfter?.(pgids, stop) ?? stop
+              })
+            ),
             Effect.zipRight(
               Effect.sync(() => {
                 Trace.summary()

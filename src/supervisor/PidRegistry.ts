@@ -16,6 +16,12 @@ import { ProcessRegistry } from "../process/ProcessRegistry.js"
 const REMOVALS_LIMIT_MS = 1_000
 
 /**
+ * How long a group of a whole stop may stay recorded once it is gone (`unregisterAfter`): a supervisor killed
+ * meanwhile leaves the guardian and the next command to check it, a scan of `/proc` each when its leader is gone.
+ */
+const HOLD_LIMIT_MS = 200
+
+/**
  * Releasing it ends the guardian (which kills whatever is still registered) and then removes the lock.
  */
 export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, SupervisorRunning | StateDirError> =>
@@ -39,8 +45,6 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
           failed.length === 0 ? Effect.void : Effect.logWarning(`cannot remove the group records ${failed.join(" ")}`)
         )
       )
-      // the groups unregistered while `unregisterAfter` runs, forgotten when it is done (or at the end, here)
-      let held: Set<number> | undefined
       // the guardian's `del` lines of one turn leave in one write (see Guardian's `send`)
       const forget = (pids: ReadonlyArray<number>) =>
         Effect.forEach(
@@ -51,18 +55,30 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
           },
           { discard: true }
         )
-      const release = Effect.suspend(() => {
-        const pids = [...(held ?? [])]
-        held = undefined
-        return forget(pids)
+      // the groups of a whole stop (`unregisterAfter`), and those of them unregistered and not yet forgotten
+      let holdable: ReadonlySet<number> | undefined
+      const held = new Set<number>()
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const forgetHeld = () => {
+        clearTimeout(timer)
+        timer = undefined
+        const pids = [...held]
+        held.clear()
+        Effect.runSync(forget(pids))
+      }
+      const endHold = Effect.sync(() => {
+        holdable = undefined
+        forgetHeld()
       })
+      // before the removals settle and the guardian ends, whatever a stop still running holds
+      yield* Effect.addFinalizer(() => endHold)
       const supervisorPid = process.pid
       const supervisorStart = readStartTime(process.pid) ?? null
       return ProcessRegistry.of({
         register: (service, pid) =>
           Effect.gen(function* () {
             // a pid used again while held: its new group's record and watch must not be forgotten with the old
-            held?.delete(pid)
+            held.delete(pid)
             const startTime = readStartTime(pid) ?? null
             const record = { service, pid, startTime, notBefore: startTime ?? supervisorStart ?? 0 }
             if (guardian) yield* guardian.watch(record)
@@ -74,19 +90,18 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
           }),
         unregister: (_service, pid) =>
           Effect.suspend(() => {
-            if (held !== undefined) {
-              held.add(pid)
-              return Effect.void
-            }
-            return forget([pid])
+            if (!holdable?.has(pid)) return forget([pid])
+            held.add(pid)
+            if (timer === undefined) timer = setTimeout(forgetHeld, HOLD_LIMIT_MS).unref()
+            return Effect.void
           }),
         signalGroups: (signal, pgids) => guardian?.signal(signal, pgids) ?? false,
-        unregisterAfter: (effect) =>
+        unregisterAfter: (pgids, effect) =>
           Effect.suspend(() => {
-            // nested (two whole stops at once): the outer one forgets
-            if (held !== undefined) return effect
-            held = new Set()
-            return Effect.ensuring(effect, release)
+            // nested (two whole stops at once): the outer one holds
+            if (holdable !== undefined) return effect
+            holdable = new Set(pgids)
+            return Effect.ensuring(effect, endHold)
           })
       })
     })
