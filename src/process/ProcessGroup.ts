@@ -98,8 +98,10 @@ export const exitStatus = (code: number | null, signal: NodeJS.Signals | null): 
 /** Signal a whole process group; a group that is already gone is not an error. */
 export const signalGroup = (pgid: number, signal: NodeJS.Signals | number): boolean => {
   // a group that is gone makes process.kill throw: without the stack trace nobody reads (200 groups swept
-  // after a down: ~3 ms of the supervisor's thread, profiled), where the limit may be changed (not frozen)
+  // after a down: ~3 ms of the supervisor's thread, profiled), where the limit may be changed (not frozen by
+  // --frozen-intrinsics or a locked-down host; read here, not once at load, which the snapshot would keep)
   const limit = Error.stackTraceLimit
+  const stackLimitWritable = Object.getOwnPropertyDescriptor(Error, "stackTraceLimit")?.writable === true
   if (stackLimitWritable) Error.stackTraceLimit = 0
   try {
     process.kill(-pgid, signal)
@@ -110,9 +112,6 @@ export const signalGroup = (pgid: number, signal: NodeJS.Signals | number): bool
     if (stackLimitWritable) Error.stackTraceLimit = limit
   }
 }
-
-/** Whether `Error.stackTraceLimit` may be set (not under `--frozen-intrinsics` or a locked-down host). */
-const stackLimitWritable = Object.getOwnPropertyDescriptor(Error, "stackTraceLimit")?.writable === true
 
 /** How long a release waits for SIGKILLed processes to disappear before it says so and gives up. */
 const GONE_LIMIT_MS = 5_000

@@ -19,7 +19,7 @@ export interface ProcessRegistryShape {
   readonly signalGroups?: (signal: NodeJS.Signals, pgids: ReadonlyArray<number>) => boolean
   /**
    * Runs `effect`, the stop of the groups `pgids` (a whole stack), with their unregisters only noted, and
-   * forgets them together when it is done, or a moment after the first (at most 200 ms): the supervisor's
+   * forgets them together when it is done, or a moment after the first (the registry's limit): the supervisor's
    * thread then neither writes to another process nor hands work to the thread pool while the stopped
    * processes take every core (each such call can cost it its turn). Other groups go at once.
    */
