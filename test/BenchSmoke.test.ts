@@ -55,7 +55,7 @@ describe("npm run bench -- --quick", () => {
         svg,
         ...(havePc ? [] : ["--no-pc"])
       ])
-      expect(stderr).not.toContain("left behind")
+      expect(stderr, stderr).not.toContain("left behind")
       expect(code, `${stdout}\n${stderr}`).toBe(0)
 
       const lines = stdout.trim().split("\n")
@@ -85,16 +85,17 @@ describe("npm run bench -- --quick", () => {
         ]),
         /^8\. sampling: 4 process groups, CPU at the 2 s interval/
       ]
-      expect(rows.length).toBe(expected.length)
-      for (const [i, row] of rows.entries()) expect(row).toMatch(expected[i]!)
+      expect(rows.length, stdout).toBe(expected.length)
+      for (const [i, row] of rows.entries()) expect(row, stdout).toMatch(expected[i]!)
       // every row has a core figure; process-compose's too when it ran (sampling is core's alone)
       for (const row of rows) {
         const cells = row.split(/\s{2,}/)
-        expect(cells[1]).toMatch(/^-?\d/)
+        expect(cells[1], stdout).toMatch(/^-?\d/)
         // row 0 is core's detached start against its own foreground start, row 8 core's sampler: no process-compose figure
         // nor, for a down, when every run of process-compose's sat out its services' grace period (left out)
         const pcLeftOut = /at its 5 s timeout left out/.test(row) && cells[2] === "-"
-        if (havePc && !row.startsWith("0.") && !row.startsWith("8.") && !pcLeftOut) expect(cells[2]).toMatch(/^-?\d/)
+        if (havePc && !row.startsWith("0.") && !row.startsWith("8.") && !pcLeftOut)
+          expect(cells[2], stdout).toMatch(/^-?\d/)
       }
 
       const samples = JSON.parse(readFileSync(json, "utf8")).samples as Record<string, { core: Array<number> }>
@@ -109,7 +110,7 @@ describe("npm run bench -- --quick", () => {
         .filter((row) => /^7\. curve: \d+ services, down/.test(row))
         .every((row) => /at its 5 s timeout left out/.test(row) && row.split(/\s{2,}/)[2] === "-")
       const plot = readFileSync(svg, "utf8")
-      expect(plot.match(/<polyline /g)?.length).toBe(havePc ? (pcCurveDownsLeftOut ? 7 : 8) : 4)
+      expect(plot.match(/<polyline /g)?.length, stdout).toBe(havePc ? (pcCurveDownsLeftOut ? 7 : 8) : 4)
       expect(readFileSync(markdown, "utf8")).toContain(
         "| row | core | process-compose | core/pc | floor | target | met |"
       )
