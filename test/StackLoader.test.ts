@@ -286,6 +286,79 @@ describe("loadStack", () => {
     }).pipe(Effect.provide(NodeContext.layer))
   )
 
+  it.scoped("reports every taken port in the order of services and ports, and releases what it bound", () =>
+    Effect.gen(function* () {
+      const taken = [yield* occupyPort, yield* occupyPort, yield* occupyPort].map((s) => s.port)
+      // free ports: bound on 0, then released (the kernel hands them out again only much later)
+      const free = yield* Effect.forEach(Array.from({ length: 20 }), () =>
+        Effect.acquireUseRelease(
+          occupyPort,
+          (server) => Effect.succeed(server.port),
+          (server) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+        )
+      )
+      // the local port of a connection to a listener: nothing listens on it, yet a server cannot bind it
+      const client = yield* Effect.acquireRelease(
+        Effect.async<net.Socket>((resume) => {
+          const socket = net.connect({ host: "127.0.0.1", port: taken[0]! }, () => resume(Effect.succeed(socket)))
+        }),
+        (socket) => Effect.sync(() => socket.destroy())
+      )
+      const connected = client.localPort!
+      const spec = (name: string, ports: Record<string, number>) =>
+        ({ name, manifestPath: `/stack/services/${name}/service.json`, ports }) as unknown as StackSpec["services"][0]
+      const services = [
+        ...free.slice(0, 16).map((port, i) => spec(`a${String(i).padStart(2, "0")}`, { http: port })),
+        spec("b-one", { admin: free[16]!, http: taken[1]! }),
+        spec("c-two", { http: taken[0]!, client: connected }),
+        spec("d-three", { http: free[17]!, metrics: taken[2]! })
+      ]
+      const stack = { dir: "/stack", services } as unknown as StackSpec
+      const error = yield* Effect.flip(
+        checkPortsFree(
+          stack,
+          services.map((s) => s.name)
+        )
+      )
+      const inUse = (service: string, port: number) =>
+        `port ${port} of service "${service}" is already in use on 127.0.0.1`
+      expect(error.problems.map((p) => `${p.file} ${p.path}: ${p.message}`)).toEqual([
+        `services/b-one/service.json ports.http: ${inUse("b-one", taken[1]!)}`,
+        `services/c-two/service.json ports.http: ${inUse("c-two", taken[0]!)}`,
+        `services/c-two/service.json ports.client: ${inUse("c-two", connected)}`,
+        `services/d-three/service.json ports.metrics: ${inUse("d-three", taken[2]!)}`
+      ])
+      // every port it bound is free again
+      const released = services.filter((s) => s.name.startsWith("a"))
+      yield* checkPortsFree(
+        { dir: "/stack", services: released } as unknown as StackSpec,
+        released.map((s) => s.name)
+      )
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+
+  it.scoped("names 0.0.0.0 when only a bind of every address is refused", () =>
+    Effect.gen(function* () {
+      // a listener on another loopback address leaves 127.0.0.1 free and refuses 0.0.0.0
+      const other = yield* Effect.acquireRelease(
+        Effect.async<net.Server & { port: number }>((resume) => {
+          const server = net.createServer()
+          server.listen({ port: 0, host: "127.0.0.2" }, () =>
+            resume(Effect.succeed(Object.assign(server, { port: (server.address() as net.AddressInfo).port })))
+          )
+        }),
+        (server) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+      )
+      const spec = { name: "api", manifestPath: "/stack/services/api/service.json", ports: { http: other.port } }
+      const error = yield* Effect.flip(
+        checkPortsFree({ dir: "/stack", services: [spec] } as unknown as StackSpec, ["api"])
+      )
+      expect(error.problems.map((p) => p.message)).toEqual([
+        `port ${other.port} of service "api" is already in use on 0.0.0.0`
+      ])
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+
   it.scoped("reports a missing stack directory", () =>
     Effect.gen(function* () {
       const dir = yield* makeStack({})
