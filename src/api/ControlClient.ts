@@ -13,7 +13,7 @@ import * as path from "node:path"
 import type { LogLine } from "../logs/ServiceLog.js"
 import { probeSocket, socketAddress } from "../state/ControlSocket.js"
 import { isRunning } from "../state/ProcessIdentity.js"
-import { stateDirOf, statePaths } from "../state/StateDir.js"
+import { stateDirOf, statePaths, untrustedStateDir } from "../state/StateDir.js"
 import { cleanLeftovers, liveSupervisor } from "../state/SupervisorLock.js"
 import { ControlError, Supervisor, type SupervisorShape, UnknownService } from "../supervisor/Supervisor.js"
 import {
@@ -85,6 +85,9 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
     const root = path.resolve(dir)
     const stateDir = stateDirOf(root)
     const { socket } = statePaths(stateDir)
+    // its records and socket are trusted below: another user's folder would choose what they say and signal
+    const untrusted = untrustedStateDir(stateDir)
+    if (untrusted !== undefined) return yield* new ControlError({ dir: root, reason: `${stateDir}: ${untrusted}` })
     yield* cleanLeftovers(stateDir)
     const probe = yield* probeSocket(socket)
     if (probe !== "answers") {
@@ -189,7 +192,9 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
         Effect.asVoid,
         // the supervisor may close the connection as it ends; what counts is that it is gone
         Effect.catchTag("RequestError", () => Effect.void),
-        Effect.mapError(fail),
+        // one whose start failed as the stop reached it ends before its answer (HTTP 503): stopped all the same
+        // once it has exited; one that stays is reported with the answer
+        Effect.catchAll((error) => Effect.mapError(waitExit, () => fail(error))),
         Effect.zipRight(waitExit)
       ),
       metrics: (since) => call(api.observe.metrics({ urlParams: since === undefined ? {} : { since } })),

@@ -70,6 +70,8 @@ const stopUnanswering = (supervisor: ProcessIdentity, root: string): Effect.Effe
   Effect.gen(function* () {
     const signal = (name: NodeJS.Signals) =>
       Effect.sync(() => {
+        // a record names a process of ours, never 0 (our own group) or 1 (init; -1 would be every process)
+        if (supervisor.pid <= 1) return
         try {
           process.kill(supervisor.pid, name)
         } catch {}

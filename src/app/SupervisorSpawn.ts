@@ -16,6 +16,7 @@ import { deferExtraCaCerts } from "../provision/ExtraCaCerts.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import { ours } from "../state/Ownership.js"
 import { isRunning } from "../state/ProcessIdentity.js"
+import { untrustedStateDir } from "../state/Trust.js"
 import * as Trace from "../trace/Trace.js"
 import { INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE } from "./UpLines.js"
 
@@ -281,6 +282,8 @@ export const earlyDetachedUp = (argv: ReadonlyArray<string>): void => {
     if (fs.existsSync(path.join(stateDir, "supervisor.pid")) || fs.existsSync(path.join(stateDir, "control.sock")))
       return
     if (!fs.statSync(up.root).isDirectory()) return
+    // a folder that is a link, another user's or writable by others: the CLI refuses it, saying why
+    if (untrustedStateDir(stateDir) !== undefined) return
     fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 })
     fs.chmodSync(stateDir, 0o700)
     // From here a Ctrl-C or SIGTERM must not end this process by default, which would leave the supervisor

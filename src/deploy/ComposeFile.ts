@@ -27,6 +27,7 @@ import { Data, Effect } from "effect"
 import * as path from "node:path"
 import { findOnPath } from "../manifest/Executable.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
+import { untrustedStateDir } from "../state/Trust.js"
 import {
   type ComposeFileOptions,
   composeFileName,
@@ -167,6 +168,11 @@ export const writeComposeFile = Effect.fn("ComposeFile.writeComposeFile")(functi
     ...(options.logRotation !== undefined ? { logRotation: options.logRotation } : {})
   })
 
+  // written into `.core-stack/`: never through a link, nor into another user's folder
+  const untrusted = untrustedStateDir(stack.stateDir)
+  if (untrusted !== undefined) {
+    return yield* new ComposeWriteError({ path: target, reason: `${stack.stateDir}: ${untrusted}` })
+  }
   const exists = yield* fs.exists(stack.stateDir).pipe(Effect.mapError(fail("cannot look at its directory")))
   if (!exists) {
     yield* fs

@@ -20,9 +20,12 @@ export interface GroupRecord {
  * Which processes of `table` belong to the recorded group, by identity:
  * - the leader is alive: it is ours only if its start time is the recorded one; then the whole group is;
  * - the leader is gone: members of the group (same pgid) that started no earlier than `notBefore`.
- * Zombies are left out: they are already dead.
+ * Zombies are left out: they are already dead. A record of pid 0 or 1 names nothing (a spawned group never
+ * has one).
  */
 export const groupMembers = (record: GroupRecord, table: ReadonlyArray<ProcStat>): ReadonlyArray<ProcStat> => {
+  // group 0 is the caller's own in kill(), 1 is init's (kill(-1) signals every process): never a service's
+  if (record.pid <= 1) return []
   const leader = table.find((p) => p.pid === record.pid)
   if (leader && leader.startTime !== record.startTime) return []
   return table.filter((p) => p.pgid === record.pid && p.startTime >= record.notBefore && p.state !== "Z")

@@ -6,8 +6,10 @@
  * and the caller then leaves the command to the full CLI.
  */
 import * as fs from "node:fs"
+import * as path from "node:path"
 import { readStartTime } from "../process/ProcTable.js"
 import { isRunning } from "./ProcessIdentity.js"
+import { readOwnFile, untrustedStateDir } from "./Trust.js"
 
 /** A `SupervisorRecord` (`supervisor.pid`, `starter.pid`) in its file's form. */
 export interface PlainRecord {
@@ -27,10 +29,16 @@ export const isPlainRecord = (value: unknown): value is PlainRecord => {
   )
 }
 
-/** The record in `file` when it is valid and names a live process; undefined otherwise (missing, invalid, dead). */
+/**
+ * The record in `file` when it is valid, the user's own in a folder that may be trusted (`Trust`), and names a
+ * live process; undefined otherwise (missing, invalid, not to be trusted, dead).
+ */
 export const liveRecorded = (file: string): PlainRecord | undefined => {
+  if (untrustedStateDir(path.dirname(file)) !== undefined) return undefined
+  const text = readOwnFile(file)
+  if (text === undefined || text === "untrusted") return undefined
   try {
-    const record: unknown = JSON.parse(fs.readFileSync(file, "utf8"))
+    const record: unknown = JSON.parse(text)
     return isPlainRecord(record) && isRunning(record) ? record : undefined
   } catch {
     return undefined

@@ -6,7 +6,10 @@
 import { Data, Effect } from "effect"
 import * as fs from "node:fs"
 
+import { untrustedStateDir } from "./Trust.js"
+
 export { pidsDirOf, type StatePaths, serviceLogPath, stackDirOf, stateDirOf, statePaths } from "./StatePaths.js"
+export { readOwnFile, untrustedOwner, untrustedStateDir } from "./Trust.js"
 
 /** Another supervisor is running for this stack directory (`pid` 0: it answers on the socket, pid unknown). */
 export class SupervisorRunning extends Data.TaggedError("SupervisorRunning")<{
@@ -40,15 +43,25 @@ export class StateDirError extends Data.TaggedError("StateDirError")<{
   }
 }
 
-/** Creates `.core-stack/` (mode 0700) or tightens its mode. */
-export const ensureStateDir = (stateDir: string): Effect.Effect<void, StateDirError> =>
-  Effect.try({
-    try: () => {
-      fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 })
-      fs.chmodSync(stateDir, 0o700)
-    },
-    catch: (cause) => new StateDirError({ path: stateDir, cause })
+/** Fails with a `StateDirError` when `.core-stack/` must not be used (`untrustedStateDir`). */
+export const checkStateDir = (stateDir: string): Effect.Effect<void, StateDirError> =>
+  Effect.suspend(() => {
+    const why = untrustedStateDir(stateDir)
+    return why === undefined ? Effect.void : Effect.fail(new StateDirError({ path: stateDir, cause: new Error(why) }))
   })
+
+/** Creates `.core-stack/` (mode 0700) or tightens its mode; refuses one that is not to be trusted. */
+export const ensureStateDir = (stateDir: string): Effect.Effect<void, StateDirError> =>
+  Effect.zipRight(
+    checkStateDir(stateDir),
+    Effect.try({
+      try: () => {
+        fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 })
+        fs.chmodSync(stateDir, 0o700)
+      },
+      catch: (cause) => new StateDirError({ path: stateDir, cause })
+    })
+  )
 
 /**
  * Removes a file or folder of the state directory, if it is there. A file (the common case: a group's record,

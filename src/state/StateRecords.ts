@@ -7,6 +7,7 @@ import { Effect, Either, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { pidsDirOf, StateDirError, statePaths } from "./StateDir.js"
+import { readOwnFile, untrustedStateDir } from "./Trust.js"
 
 /** What `supervisor.pid` holds: the one supervisor of a stack directory. */
 export const SupervisorRecord = Schema.Struct({
@@ -38,14 +39,14 @@ export type Read<A> =
   | { readonly _tag: "Missing" }
   | { readonly _tag: "Invalid" }
 
-/** Reads and decodes one record file (synchronous: the lock and leftover checks run in exit paths too). */
+/**
+ * Reads and decodes one record file (synchronous: the lock and leftover checks run in exit paths too). A file
+ * that is not the user's own (`readOwnFile`) is never trusted as a record.
+ */
 export const readRecord = <A, I>(schema: Schema.Schema<A, I>, file: string): Read<A> => {
-  let text: string
-  try {
-    text = fs.readFileSync(file, "utf8")
-  } catch {
-    return { _tag: "Missing" }
-  }
+  const text = readOwnFile(file)
+  if (text === undefined) return { _tag: "Missing" }
+  if (text === "untrusted") return { _tag: "Invalid" }
   const decoded = Schema.decodeUnknownEither(Schema.parseJson(schema))(text)
   return Either.isRight(decoded) ? { _tag: "Found", value: decoded.right } : { _tag: "Invalid" }
 }
@@ -82,13 +83,17 @@ export const writeRecord = <A, I>(
     catch: (cause) => new StateDirError({ path: file, cause })
   })
 
-/** The recorded supervisor of a state directory. */
+/** The recorded supervisor of a state directory (none in a folder not to be trusted, `untrustedStateDir`). */
 export const readSupervisorRecord = (stateDir: string): Read<SupervisorRecord> =>
-  readRecord(SupervisorRecord, statePaths(stateDir).pidFile)
+  untrustedStateDir(stateDir) === undefined
+    ? readRecord(SupervisorRecord, statePaths(stateDir).pidFile)
+    : { _tag: "Missing" }
 
-/** The recorded `up -d` that is starting the stack of a state directory. */
+/** The recorded `up -d` that is starting the stack of a state directory (as `readSupervisorRecord`). */
 export const readStarterRecord = (stateDir: string): Read<SupervisorRecord> =>
-  readRecord(SupervisorRecord, statePaths(stateDir).starterFile)
+  untrustedStateDir(stateDir) === undefined
+    ? readRecord(SupervisorRecord, statePaths(stateDir).starterFile)
+    : { _tag: "Missing" }
 
 /** The file of a group's record. */
 export const groupRecordPath = (stateDir: string, pgid: number): string =>
@@ -99,6 +104,7 @@ export const groupRecords = (
   stateDir: string
 ): ReadonlyArray<{ readonly file: string; readonly record: GroupRecordFile | undefined }> => {
   const { pidsDir } = statePaths(stateDir)
+  if (untrustedStateDir(stateDir) !== undefined) return []
   let files: Array<string>
   try {
     files = fs.readdirSync(pidsDir).filter((f) => f.endsWith(".json"))
