@@ -132,4 +132,52 @@ describe("core stack up (foreground)", () => {
     expect(failing.output).not.toMatch(/\n\s+at /)
     expect(processesMentioning(broken)).toEqual([])
   })
+
+  it("a service that ends the stack (exit_on_failure, exit_on_end) gives it its exit code, up and run alike", async () => {
+    const { mkdirSync, writeFileSync } = await import("node:fs")
+    const dir = tempDir("core-cli-exit-")
+    const manifest = (name: string, value: unknown) => {
+      mkdirSync(join(dir, "services", name), { recursive: true })
+      writeFileSync(join(dir, "services", name, "service.json"), JSON.stringify(value))
+    }
+    // `fails` ends the stack once `other` is running; `other` is stopped with it
+    manifest("other", { process: { command: "sh", args: ["-c", `echo other up; exec sleep 600 # ${dir}`] } })
+    manifest("fails", {
+      process: {
+        command: "sh",
+        args: ["-c", `until [ -e ${dir}/go ]; do sleep 0.02; done; echo fails now >&2; exit 4`],
+        compose: {
+          availability: { restart: "exit_on_failure" },
+          depends_on: { other: { condition: "process_started" } }
+        }
+      }
+    })
+    for (const args of [
+      ["stack", "up"],
+      ["fails", "run"]
+    ]) {
+      const run = runCore(args, dir)
+      expect(await eventually(() => run.output.includes("ready in"))).toBe(true)
+      writeFileSync(join(dir, "go"), "")
+      const exit = await run.exited
+      expect(run.output, args.join(" ")).toContain("stopping the stack: fails exited with code 4")
+      expect(exit.code, `${args.join(" ")}: ${run.output}`).toBe(4)
+      expect(await eventually(() => processesMentioning(dir).length === 0)).toBe(true)
+      const { rmSync } = await import("node:fs")
+      rmSync(join(dir, "go"))
+    }
+    // exit_on_end with a clean exit: 0
+    manifest("fails", {
+      process: {
+        command: "sh",
+        args: ["-c", `until [ -e ${dir}/go ]; do sleep 0.02; done; exit 0`],
+        compose: { availability: { exit_on_end: true } }
+      }
+    })
+    const run = runCore(["stack", "up"], dir)
+    expect(await eventually(() => run.output.includes("ready in"))).toBe(true)
+    writeFileSync(join(dir, "go"), "")
+    expect((await run.exited).code, run.output).toBe(0)
+    expect(run.output).toContain("stopping the stack: fails")
+  }, 60_000)
 })

@@ -12,6 +12,7 @@ import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
 import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
 import { makeEntry, type StackContext } from "../src/supervisor/ServiceEntry.js"
 import { lifecycle } from "../src/supervisor/ServiceRunner.js"
+import type { StackEnd } from "../src/supervisor/Supervisor.js"
 import type { ServiceStatus } from "../src/stack/ServiceStatus.js"
 import { survivors } from "./support/Processes.js"
 import { execProbe, fixtureBin, service, stackOf, tempDir } from "./support/Specs.js"
@@ -152,7 +153,7 @@ describe("ServiceRunner and an early stop signal", () => {
       const context: StackContext = {
         entries: new Map([["svc", entry]]),
         transitions: yield* PubSub.unbounded<ServiceStatus>(),
-        exitRequested: yield* Deferred.make<string>(),
+        exitRequested: yield* Deferred.make<StackEnd>(),
         env: process.env,
         dataDir: stack.dataDir
       }

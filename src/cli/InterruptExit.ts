@@ -9,6 +9,7 @@ import { Cause, Effect, Exit } from "effect"
 export { INTERRUPTED_EXIT_CODE } from "../app/UpLines.js"
 
 let onInterrupt = 0
+let onSuccess = 0
 
 /** Makes an interruption of the program exit with `code`. */
 export const exitCodeOnInterrupt = (code: number): Effect.Effect<void> =>
@@ -16,6 +17,18 @@ export const exitCodeOnInterrupt = (code: number): Effect.Effect<void> =>
     onInterrupt = code
   })
 
-/** The process's exit code for the program's exit: 1 for a failure, the code set above for an interruption. */
+/**
+ * Makes the program's success exit with `code`: the foreground `up` ended by a service (`exit_on_failure`,
+ * `exit_on_end`) exits with that service's code, as process-compose does.
+ */
+export const exitCodeOnSuccess = (code: number): Effect.Effect<void> =>
+  Effect.sync(() => {
+    onSuccess = code
+  })
+
+/**
+ * The process's exit code for the program's exit: 1 for a failure, the codes set above for an interruption and
+ * for a success.
+ */
 export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number =>
-  Exit.isSuccess(exit) ? 0 : Cause.isInterruptedOnly(exit.cause) ? onInterrupt : 1
+  Exit.isSuccess(exit) ? onSuccess : Cause.isInterruptedOnly(exit.cause) ? onInterrupt : 1

@@ -8,7 +8,7 @@ import { Console, Effect, Option } from "effect"
 import { type StackRun, type StackRunOptions, upForeground } from "../app/StackUp.js"
 import { upDetached } from "../app/StackUpDetached.js"
 import { dataOption, dirOption } from "./CliOptions.js"
-import { exitCodeOnInterrupt } from "./InterruptExit.js"
+import { exitCodeOnInterrupt, exitCodeOnSuccess } from "./InterruptExit.js"
 import { dim, lineBatcher, linePrefixer, useColour } from "./Output.js"
 import { detachedReadyLine, INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE } from "../app/UpLines.js"
 
@@ -54,7 +54,16 @@ export const foreground = (options: Omit<StackRunOptions, "onProgress" | "before
   upForeground(
     { ...options, onProgress: (message) => process.stderr.write(`${message}\n`), beforeStart: printLines },
     (run) => Effect.sync(() => process.stderr.write(`core: ${readySummary(run)}; Ctrl-C to stop\n`))
-  ).pipe(Effect.flatMap((reason) => Effect.sync(() => process.stderr.write(`core: stopping the stack: ${reason}\n`))))
+  ).pipe(
+    // ended by a service: its exit code is the command's (a supervisor that restarts the command on failure,
+    // as `fly.toml`'s on-failure policy does, must see one that failed)
+    Effect.flatMap((end) =>
+      Effect.zipRight(
+        Effect.sync(() => process.stderr.write(`core: stopping the stack: ${end.reason}\n`)),
+        exitCodeOnSuccess(end.exitCode)
+      )
+    )
+  )
 
 /** Starts a background supervisor, showing its progress, and says where it runs once every service is ready. */
 const background = (dir: StackRunOptions["dir"], services: ReadonlyArray<string>, data: Option.Option<string>) =>

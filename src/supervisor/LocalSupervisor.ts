@@ -14,7 +14,13 @@ import { dependentsOf, stopLevels, topologicalOrder, withDependencies } from "..
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import { lifecycle, stoppedOnRequest } from "./ServiceRunner.js"
 import { dependencyState, lastLines, makeEntry, type ServiceEntry, type StackContext, update } from "./ServiceEntry.js"
-import { type LocalSupervisorShape, StartFailed, type SupervisorShape, UnknownService } from "./Supervisor.js"
+import {
+  type LocalSupervisorShape,
+  type StackEnd,
+  StartFailed,
+  type SupervisorShape,
+  UnknownService
+} from "./Supervisor.js"
 import * as Trace from "../trace/Trace.js"
 
 /** A run a stop level ends: by itself within `graceLeftMs` (its process was sent its stop signal), or interrupted. */
@@ -74,7 +80,7 @@ export const makeLocalSupervisor = (
     const nodes = stack.services.map((s) => ({ name: s.name as string, dependsOn: s.dependsOn }))
     const order = topologicalOrder(nodes)
     const transitionsHub = yield* PubSub.unbounded<ServiceStatus>()
-    const exitRequested = yield* Deferred.make<string>()
+    const exitRequested = yield* Deferred.make<StackEnd>()
 
     const entries = new Map<string, ServiceEntry>()
     for (const name of order) {

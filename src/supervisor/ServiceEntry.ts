@@ -9,6 +9,7 @@ import type { ServiceSpec } from "../manifest/ServiceSpec.js"
 import type { ProcessGroup } from "../process/ProcessGroup.js"
 import { hasProcess, type ServiceStatus } from "../stack/ServiceStatus.js"
 import { serviceLogPath } from "../state/StateDir.js"
+import type { StackEnd } from "./Supervisor.js"
 
 /** Lines of a failed service's output quoted in its error. */
 const FAILURE_TAIL = 15
@@ -94,7 +95,7 @@ export interface StackContext {
   /** Every status change of every service. */
   readonly transitions: PubSub.PubSub<ServiceStatus>
   /** Completed when a service asks the whole stack to end. */
-  readonly exitRequested: Deferred.Deferred<string>
+  readonly exitRequested: Deferred.Deferred<StackEnd>
   /** The environment the services inherit (their own `env` goes over it). */
   readonly env: Readonly<Record<string, string | undefined>>
   /** `${data}`: made (0700) before a service starts, with a folder of the service's name in it. */

@@ -311,7 +311,7 @@ export const lifecycle = (stack: StackContext, entry: ServiceEntry): Effect.Effe
             exitCode: code,
             reason: decision.reason
           }))
-          yield* Deferred.succeed(stack.exitRequested, `${spec.name} ${decision.reason}`)
+          yield* Deferred.succeed(stack.exitRequested, { reason: `${spec.name} ${decision.reason}`, exitCode: code })
           return
       }
     }

@@ -75,13 +75,20 @@ export interface SupervisorShape<E = never> {
   readonly shutdown: Effect.Effect<void, E>
 }
 
+/** Why a stack asked to end: a service with `exit_on_end` ended, or one with `exit_on_failure` failed. */
+export interface StackEnd {
+  readonly reason: string
+  /** That service's exit code: the foreground `up` (and `core <service> run`) exits with it, as process-compose does. */
+  readonly exitCode: number
+}
+
 /** The supervisor of this process: the stack it runs, its transitions, and every line as it arrives. */
 export interface LocalSupervisorShape extends SupervisorShape {
   readonly stack: StackSpec
   /** Every state transition, from the moment of subscription. */
   readonly transitions: Stream.Stream<ServiceStatus>
   /** Resolves when the stack asks to end (a service with `exit_on_end`, or an `exit_on_failure` restart policy). */
-  readonly exitRequested: Effect.Effect<string>
+  readonly exitRequested: Effect.Effect<StackEnd>
   /** Registers a synchronous listener for every line of every service; returns an unsubscribe function. */
   readonly onLine: (listener: (service: string, line: LogLine) => void) => () => void
 }

@@ -7,7 +7,7 @@ import { Deferred, Effect, PubSub, Ref, Stream } from "effect"
 import type { LogLine } from "../../src/logs/ServiceLog.js"
 import type { StackSpec } from "../../src/manifest/ServiceSpec.js"
 import type { ServiceStatus } from "../../src/stack/ServiceStatus.js"
-import { type LocalSupervisorShape, StartFailed, UnknownService } from "../../src/supervisor/Supervisor.js"
+import { type LocalSupervisorShape, type StackEnd, StartFailed, UnknownService } from "../../src/supervisor/Supervisor.js"
 
 /** A status row: a pending service with nothing known about it, and `o` on top. */
 export const statusRow = (o: Partial<ServiceStatus> = {}): ServiceStatus => ({
@@ -31,7 +31,7 @@ export const makeFakeSupervisor = (stack: StackSpec) =>
     const lines = yield* Ref.make<Array<{ service: string; line: LogLine }>>([])
     const hub = yield* PubSub.unbounded<{ service: string; line: LogLine }>()
     const transitions = yield* PubSub.unbounded<ServiceStatus>()
-    const exit = yield* Deferred.make<string>()
+    const exit = yield* Deferred.make<StackEnd>()
     let seq = 0
     let pid = 100_000
     const lock = yield* Effect.makeSemaphore(1)
