@@ -263,6 +263,15 @@ describe("pure parts", () => {
     expect(next()).toEqual(["building pocketbase with go"])
     fs.appendFileSync(file, "more\n")
     expect(next()).toEqual([])
+    // the supervisor's own ready line ends the progress too, unshown (it says "Ctrl-C to stop")
+    fs.writeFileSync(file, "")
+    const again = progressForwarder(file, 0)
+    fs.appendFileSync(
+      file,
+      "provisioning nats: checked\ncore: 1 service(s) ready in 84 ms (provisioning 1 ms, start 83 ms); Ctrl-C to stop\nlater\n"
+    )
+    expect(again()).toEqual(["provisioning nats: checked"])
+    expect(again()).toEqual([])
   })
 
   it("failureIn: the supervisor's last report of a failed start", () => {

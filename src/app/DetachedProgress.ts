@@ -69,8 +69,10 @@ export const failureIn = (
  * Whether the supervisor has said that its `up` is done (`core: N service(s) ready in ...`): from then on a
  * service that fails does not end it (it stays, with the service failed), so `up -d` need not wait for its exit.
  */
-export const saidReady = (lines: ReadonlyArray<string>): boolean =>
-  lines.some((line) => /^core: \d+ service\(s\) ready in /.test(line))
+export const saidReady = (lines: ReadonlyArray<string>): boolean => lines.some((line) => readyLine.test(line))
+
+/** The supervisor's own "ready" line, the foreground's (`...; Ctrl-C to stop`). */
+const readyLine = /^core: \d+ service\(s\) ready in /
 
 /** The last `n` non-empty lines written to `file` from byte `from` on. */
 export const lastLines = (file: string, n: number, from = 0): ReadonlyArray<string> =>
@@ -118,7 +120,9 @@ export const progressForwarder = (file: string, from: number) => {
     offset += end + 1
     const out: Array<string> = []
     for (const line of chunk.subarray(0, end).toString("utf8").split("\n")) {
-      if (serviceLine.test(line)) {
+      // its "ready ...; Ctrl-C to stop" is the foreground's line, not for `up -d` (which says its own); it can come
+      // before the services' first lines, which the supervisor writes a turn later
+      if (serviceLine.test(line) || readyLine.test(line)) {
         servicesStarted = true
         break
       }
