@@ -10,9 +10,11 @@ import { crc32, deflateRawSync } from "node:zlib"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
+import { ManifestError } from "../src/manifest/ManifestError.js"
 import { type BinarySpec, ServiceManifest } from "../src/manifest/ServiceManifest.js"
 import type { ServiceSpec, StackSpec } from "../src/manifest/ServiceSpec.js"
 import { extractMember } from "../src/provision/Archive.js"
+import { loadStack } from "../src/manifest/StackLoader.js"
 import { resolvedService } from "./support/Specs.js"
 import {
   archiveFormat,
@@ -648,6 +650,136 @@ describe("provision", () => {
       ])
       const conflict = yield* Effect.flip(provision(conflicting, [], { env: bareEnv() }))
       expect(conflict.message).toContain("declared differently by services a and b")
+    })
+  )
+})
+
+// ---------------------------------------------------------------------------------------------
+// .dep belongs to the user who provisions
+
+/** The permission bits of a file or folder (not following a link). */
+const modeOf = (file: string) => fs.lstatSync(file).mode & 0o7777
+
+/** A `go` that only pretends: it builds a script, writable by everyone whatever the umask. */
+const fakeGo = (dir: string) => {
+  const bin = path.join(dir, "fake-go")
+  fs.mkdirSync(bin)
+  fs.writeFileSync(
+    path.join(bin, "go"),
+    '#!/bin/sh\ncase "$1" in\n  env) echo go1.99 ;;\n  build) while [ "$1" != "-o" ]; do shift; done\n' +
+      '    printf \'#!/bin/sh\\necho built\\n\' > "$2"; chmod 777 "$2" ;;\nesac\n',
+    { mode: 0o755 }
+  )
+  return bin
+}
+
+describe("provision: a .dep only its user can change", () => {
+  it.scopedLive("refuses a binary name that leaves .dep, at load with its location; provisioning writes nothing", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const outside = path.join(dir, "outside")
+      fs.mkdirSync(outside)
+      const leaving = "../outside/pwn"
+      fs.mkdirSync(path.join(dir, "services", "api"), { recursive: true })
+      fs.writeFileSync(
+        path.join(dir, "services", "api", "service.json"),
+        JSON.stringify({
+          binaries: { [leaving]: { version: "1", path: { command: "/bin/true" } } },
+          process: { command: "sleep", args: ["1"] }
+        })
+      )
+      const refused = yield* Effect.flip(loadStack(dir, { env: bareEnv() }).pipe(Effect.provide(NodeContext.layer)))
+      expect(refused).toBeInstanceOf(ManifestError)
+      expect(refused.message).toContain(
+        `services/api/service.json: binaries["${leaving}"]: is not a valid name: expected a binary name`
+      )
+      // a spec that never went through the Schema: refused before anything is written
+      const stack = stackOf(dir, [service(dir, "api", { [leaving]: { version: "1", path: { command: "/bin/true" } } })])
+      const error = yield* Effect.flip(provision(stack, [], { env: bareEnv() }))
+      expect(error._tag).toBe("ProvisionError")
+      expect(error.message).toContain(`binary name "${leaving}" is not a file name in .dep`)
+      expect(error.message).toContain(`outside ${path.join(dir, ".dep")}`)
+      expect(fs.readdirSync(outside)).toEqual([])
+      expect(fs.existsSync(path.join(dir, ".dep"))).toBe(false)
+    })
+  )
+
+  it.scopedLive("under umask 000, makes .dep 0755, records 0644 and binaries writable by their owner alone", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const archive = makeZip({ tool: script("1.0.0") })
+      const { base } = yield* serve({ "/tool.zip": file(archive) })
+      const main = path.join(dir, "services", "svc")
+      fs.mkdirSync(main, { recursive: true })
+      const stack = stackOf(dir, [
+        service(dir, "svc", {
+          tool: { version: "1.0.0", download: { url: `${base}/tool.zip`, sha256: { [key]: sha256(archive) } } },
+          built: { version: "1.0.0", build: { main: "." } }
+        })
+      ])
+      const env = bareEnv({ PATH: `${fakeGo(dir)}:/bin:/usr/bin` })
+      const previous = process.umask(0)
+      const result = yield* provision(stack, [], { env }).pipe(
+        Effect.ensuring(Effect.sync(() => process.umask(previous)))
+      )
+      expect(result.map((one) => one.source)).toEqual(["build", "download"])
+      const dep = path.join(dir, ".dep")
+      expect(modeOf(dep).toString(8)).toBe("755")
+      expect(modeOf(path.join(dep, "tool.json")).toString(8)).toBe("644")
+      expect(modeOf(path.join(dep, "built.json")).toString(8)).toBe("644")
+      expect(modeOf(path.join(dep, "tool")).toString(8)).toBe("755")
+      expect(modeOf(path.join(dep, "built")).toString(8)).toBe("755")
+      expect(runBinary(path.join(dep, "built"))).toBe("built")
+      expect(depListing(dir).sort()).toEqual(["built", "built.json", "tool", "tool.json"])
+    })
+  )
+
+  it.scopedLive("refuses an existing .dep that other users may write to", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const dep = path.join(dir, ".dep")
+      fs.mkdirSync(dep)
+      fs.chmodSync(dep, 0o777)
+      const stack = stackOf(dir, [service(dir, "svc", { tool: { version: "1", path: { command: "/bin/true" } } })])
+      const error = yield* Effect.flip(provision(stack, [], { env: bareEnv() }))
+      expect(error._tag).toBe("ProvisionError")
+      expect(error.message).toBe(
+        `${dep} is writable by other users (mode 0777): its binaries cannot be trusted; remove it and provision again`
+      )
+      expect(depListing(dir)).toEqual([])
+      expect(modeOf(dep).toString(8)).toBe("777")
+    })
+  )
+
+  it.scopedLive("does not reuse a record or a binary that others may write to: provisions it again", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const archive = makeZip({ tool: script("1.0.0") })
+      const { base, hits } = yield* serve({ "/tool.zip": file(archive) })
+      const stack = stackOf(dir, [
+        service(dir, "svc", {
+          tool: { version: "1.0.0", download: { url: `${base}/tool.zip`, sha256: { [key]: sha256(archive) } } }
+        })
+      ])
+      const record = path.join(dir, ".dep", "tool.json")
+      const binary = path.join(dir, ".dep", "tool")
+      yield* provision(stack, [], { env: bareEnv() })
+      expect((yield* provision(stack, [], { env: bareEnv() }))[0]!.reused).toBe(true)
+      fs.chmodSync(record, 0o666)
+      const again = yield* provision(stack, [], { env: bareEnv() })
+      expect(again[0]).toMatchObject({ source: "download", reused: false })
+      expect(hits()).toBe(2)
+      expect(modeOf(record).toString(8)).toBe("644")
+      fs.chmodSync(binary, 0o775)
+      expect((yield* provision(stack, [], { env: bareEnv() }))[0]!.reused).toBe(false)
+      expect(hits()).toBe(3)
+      expect(modeOf(binary).toString(8)).toBe("755")
+      // another user's record (only root can make one here)
+      if (process.geteuid?.() === 0) {
+        fs.chownSync(record, 65534, 65534)
+        expect((yield* provision(stack, [], { env: bareEnv() }))[0]!.reused).toBe(false)
+        expect(fs.statSync(record).uid).toBe(0)
+      }
     })
   )
 })

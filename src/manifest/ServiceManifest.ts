@@ -104,6 +104,19 @@ export const PathSource = strict({
 })
 export type PathSource = typeof PathSource.Type
 
+/**
+ * A binary's name, which is also its file name in `.dep` (`.dep/NAME`, `.dep/NAME.json`): lowercase letters,
+ * digits, `.`, `-` and `_`, starting with a letter or digit, with no `..`, at most 100 characters. Anything else
+ * (a `/`, a leading `.`) could name a file outside `.dep`.
+ */
+export const BinaryName = Schema.String.pipe(
+  Schema.pattern(/^[a-z0-9](?:[a-z0-9_-]|\.(?!\.))*$/),
+  Schema.maxLength(100)
+).annotations({
+  description:
+    "a binary name: lowercase letters, digits, '.', '-' or '_', starting with a letter or digit, without '..', at most 100 characters"
+})
+
 /** A binary the service needs, provisioned into `.dep/<name>`. Sources are tried in the order below. */
 export const BinarySpec = strict({
   /** Pinned version, without a leading `v` (e.g. `2.11.4`). */
@@ -292,7 +305,8 @@ export type Deploy = typeof Deploy.Type
 export const ServiceManifest = strict({
   $schema: opt(Schema.String),
   description: opt(Schema.String),
-  binaries: opt(Schema.Record({ key: Schema.String, value: BinarySpec })),
+  /** Executables the service needs, keyed by `BinaryName`; `${dep.NAME}` is the path of one. */
+  binaries: opt(Schema.Record({ key: BinaryName, value: BinarySpec })),
   process: ProcessSection,
   /** Named ports, e.g. `{ "client": 4222 }`. Each may be overridden by `CORE_PORT_<SERVICE>_<NAME>`. */
   ports: opt(Schema.Record({ key: Schema.String, value: PortNumber })),

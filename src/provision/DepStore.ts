@@ -3,13 +3,13 @@
  * a provenance record beside them, and leftovers of killed runs cleared.
  */
 import { createHash } from "node:crypto"
-import { createReadStream } from "node:fs"
+import { createReadStream, type Stats } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { Effect } from "effect"
+import { Effect, Either } from "effect"
 import { isRunning } from "../state/ProcessIdentity.js"
 import type { Provenance } from "./Provenance.js"
-import { type Context, io, type Wanted } from "./ProvisionContext.js"
+import { type Context, fail, io, type Wanted } from "./ProvisionContext.js"
 
 /** sha256 of a file's contents (following links), in hex. */
 export const hashFile = (file: string): Promise<string> =>
@@ -23,22 +23,79 @@ export const hashFile = (file: string): Promise<string> =>
 
 const randomSuffix = (): string => `${process.pid}-${Math.random().toString(36).slice(2, 10)}`
 
+/** The names a binary's files take in `.dep`: the binary, its provenance record, a temporary file. */
+const fileNames = {
+  binary: (name: string) => name,
+  record: (name: string) => `${name}.json`,
+  temp: (name: string, suffix: string) => `.${name}.${randomSuffix()}.${suffix}`
+}
+
+/**
+ * `.dep/<file>`, absolute, or why it is not inside `.dep`. Binary names are checked by the manifest's Schema;
+ * this keeps a name that slipped past it (`../x`) from writing anywhere else.
+ */
+export const depFile = (depDir: string, file: string): Either.Either<string, string> => {
+  const resolved = path.resolve(depDir, file)
+  return resolved.startsWith(depDir + path.sep)
+    ? Either.right(resolved)
+    : Either.left(`${JSON.stringify(file)} resolves to ${resolved}, outside ${depDir}`)
+}
+
+/** Why binary `name` cannot have its files in `.dep`, if it cannot. */
+export const outsideDep = (depDir: string, name: string): string | undefined => {
+  for (const file of [fileNames.binary(name), fileNames.record(name), fileNames.temp(name, "tmp")]) {
+    const checked = depFile(depDir, file)
+    if (Either.isLeft(checked)) return `binary name ${JSON.stringify(name)} is not a file name in .dep: ${checked.left}`
+  }
+  return undefined
+}
+
+/** `.dep/<file>` for one binary, failing its source when the file would land outside `.dep`. */
+const inDep = (ctx: Context, file: string) =>
+  Either.match(depFile(ctx.depDir, file), { onLeft: (reason) => Effect.fail(fail(reason)), onRight: Effect.succeed })
+
+/** `.dep/NAME`. */
+export const binaryPath = (ctx: Context, name: string) => inDep(ctx, fileNames.binary(name))
+
+/** `.dep/NAME.json`. */
+export const recordPath = (ctx: Context, name: string) => inDep(ctx, fileNames.record(name))
+
 /** A temporary path in `.dep`, removed when the scope closes (a no-op once it was renamed into place). */
 export const tempPath = (ctx: Context, name: string, suffix: string) =>
   Effect.acquireRelease(
-    Effect.sync(() => path.join(ctx.depDir, `.${name}.${randomSuffix()}.${suffix}`)),
+    Effect.suspend(() => inDep(ctx, fileNames.temp(name, suffix))),
     (file) => Effect.promise(() => fs.rm(file, { recursive: true, force: true }))
   )
 
+/**
+ * Why a file or folder of `.dep` cannot be trusted, if it cannot: another user owns it, or others may write to
+ * it (and so may have replaced what it holds). Root may own it: an image provisions `.dep` as root and runs as
+ * an unprivileged user. A symbolic link is judged by its owner alone (its own mode means nothing); pass what
+ * `lstat` returned for it.
+ */
+export const untrusted = (file: string, stat: Stats): string | undefined => {
+  const user = process.geteuid?.()
+  if (user !== undefined && stat.uid !== user && stat.uid !== 0) {
+    return `${file} is owned by another user (uid ${stat.uid}; only this user, uid ${user}, or root may own it)`
+  }
+  if (!stat.isSymbolicLink() && (stat.mode & 0o022) !== 0) {
+    return `${file} is writable by other users (mode ${(stat.mode & 0o7777).toString(8).padStart(4, "0")})`
+  }
+  return undefined
+}
+
 const writeRecord = (ctx: Context, record: Provenance) =>
-  Effect.gen(function* () {
-    const file = path.join(ctx.depDir, `${record.name}.json`)
-    const temp = `${file}.${randomSuffix()}.tmp`
-    yield* io("cannot write the provenance record", async () => {
-      await fs.writeFile(temp, `${JSON.stringify(record, null, 2)}\n`)
-      await fs.rename(temp, file)
-    }).pipe(Effect.tapError(() => Effect.promise(() => fs.rm(temp, { force: true }))))
-  })
+  Effect.scoped(
+    Effect.gen(function* () {
+      const file = yield* recordPath(ctx, record.name)
+      const temp = yield* tempPath(ctx, record.name, "tmp")
+      yield* io("cannot write the provenance record", async () => {
+        await fs.writeFile(temp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600, flag: "wx" })
+        await fs.chmod(temp, 0o644)
+        await fs.rename(temp, file)
+      })
+    })
+  )
 
 /** Moves a finished temp file (or link) into `.dep/NAME` and records where it came from. */
 export const install = (
@@ -50,8 +107,12 @@ export const install = (
   inputs: string | undefined
 ) =>
   Effect.gen(function* () {
-    const target = path.join(ctx.depDir, wanted.name)
+    const target = yield* binaryPath(ctx, wanted.name)
     const sha256 = yield* io("cannot hash the binary", () => hashFile(temp))
+    const made = yield* io("cannot stat the binary", () => fs.lstat(temp))
+    if (!made.isSymbolicLink() && (made.mode & 0o022) !== 0) {
+      yield* io("cannot make the binary read-only for other users", () => fs.chmod(temp, made.mode & 0o7755))
+    }
     yield* io(`cannot move the binary into ${target}`, () => fs.rename(temp, target))
     const stat = yield* io("cannot stat the binary", () => fs.stat(target))
     yield* writeRecord(ctx, {

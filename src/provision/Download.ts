@@ -93,7 +93,7 @@ export const downloadToFile = (
           options.onProgress?.(received, total)
         })
       ),
-      Stream.run(fs.sink(file)),
+      Stream.run(fs.sink(file, { mode: 0o600 })),
       Effect.mapError((error) => fail(`download interrupted after ${received} bytes: ${describe(error)}`))
     )
     if (total !== undefined && received !== total) {

@@ -76,6 +76,12 @@ const withBuildProgress = <A, E, R>(
     return yield* build.pipe(Effect.ensuring(Fiber.interrupt(ticker)))
   })
 
+/** A temporary folder in `.dep` that only this user may enter (the umask may narrow its mode, never widen it). */
+const privateFolder = (ctx: Context, wanted: Wanted) =>
+  Effect.tap(tempPath(ctx, wanted.name, "build"), (folder) =>
+    io("cannot create the build folder", () => fs.mkdir(folder, { mode: 0o700 }))
+  )
+
 /** The `build` source. */
 export const fromBuild = (ctx: Context, wanted: Wanted, inputs: string | undefined) =>
   Effect.scoped(
@@ -87,7 +93,8 @@ export const fromBuild = (ctx: Context, wanted: Wanted, inputs: string | undefin
         Effect.map((output) => output.trim()),
         Effect.mapError((error) => fail(`go is not usable: ${error.reason}`))
       )
-      const binary = yield* tempPath(ctx, wanted.name, "tmp")
+      // built where no other user can open it (and keep it open) before it is installed
+      const binary = path.join(yield* privateFolder(ctx, wanted), "binary")
       const flags = ["-trimpath", ...(build.flags ?? [])]
       const version = wanted.spec.version
       if (build.main !== undefined) {
@@ -103,8 +110,7 @@ export const fromBuild = (ctx: Context, wanted: Wanted, inputs: string | undefin
       }
       const pkg = build.module!
       const ref = `${pkg}@${version.startsWith("v") ? version : `v${version}`}`
-      const work = yield* tempPath(ctx, wanted.name, "build")
-      yield* io("cannot create the build folder", () => fs.mkdir(work))
+      const work = yield* privateFolder(ctx, wanted)
       const env = goEnv(ctx, build.env, "-mod=mod")
       const description = `building ${wanted.name} ${version} with ${goVersion} (${ref})`
       yield* withBuildProgress(

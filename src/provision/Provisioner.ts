@@ -21,7 +21,7 @@ import * as tls from "node:tls"
 import { Effect, Either, Layer } from "effect"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
 import { withDependencies } from "../stack/StackGraph.js"
-import { removeStaleTemps } from "./DepStore.js"
+import { outsideDep, removeStaleTemps, untrusted } from "./DepStore.js"
 import { type DownloadTimeouts, defaultTimeouts } from "./Download.js"
 import { deferredCaCerts } from "./ExtraCaCerts.js"
 import { fromBuild, goInputsHash, mainDir } from "./GoBuild.js"
@@ -194,12 +194,14 @@ export const provision = Effect.fn("Provisioner.provision")(function* (
   const wanted = wantedBinaries(stack, serviceNames)
   if (Either.isLeft(wanted)) return yield* Effect.fail(ProvisionError.invalid(wanted.left))
   if (wanted.right.length === 0) return [] as ReadonlyArray<Provisioned>
-  yield* Effect.tryPromise({
-    try: () => fs.mkdir(stack.depDir, { recursive: true }),
-    catch: (error) => ProvisionError.invalid(`cannot create ${stack.depDir}: ${message(error)}`)
-  })
+  const depDir = path.resolve(stack.depDir)
+  for (const one of wanted.right) {
+    const outside = outsideDep(depDir, one.name)
+    if (outside !== undefined) return yield* Effect.fail(ProvisionError.invalid(outside))
+  }
+  yield* trustedDepDir(depDir)
   const ctx: Context = {
-    depDir: path.resolve(stack.depDir),
+    depDir,
     stackDir: stack.dir,
     env: options.env ?? process.env,
     platform: platformOf(process.platform, process.arch),
@@ -215,6 +217,29 @@ export const provision = Effect.fn("Provisioner.provision")(function* (
   if (failures.length > 0) return yield* Effect.fail(ProvisionError.failed(failures))
   return results.flatMap((result) => (Either.isRight(result) ? [result.right] : []))
 })
+
+/**
+ * Creates `.dep` (mode 0755 exactly, whatever the umask), or checks that the existing one is this user's (or
+ * root's) and writable by no one else: otherwise another user may have replaced its binaries, which would then
+ * be run.
+ */
+const trustedDepDir = (depDir: string) =>
+  Effect.tryPromise({
+    try: async () => {
+      // 0700 until the chmod, so that it is never writable by others, even for a moment
+      if ((await fs.mkdir(depDir, { recursive: true, mode: 0o700 })) !== undefined) await fs.chmod(depDir, 0o755)
+      return untrusted(depDir, await fs.stat(depDir))
+    },
+    catch: (error) => ProvisionError.invalid(`cannot create ${depDir}: ${message(error)}`)
+  }).pipe(
+    Effect.flatMap((distrust) =>
+      distrust === undefined
+        ? Effect.void
+        : Effect.fail(
+            ProvisionError.invalid(`${distrust}: its binaries cannot be trusted; remove it and provision again`)
+          )
+    )
+  )
 
 /**
  * Agent options that trust what Node trusts by default (its bundled roots, or the system's store under

@@ -7,7 +7,7 @@ import * as path from "node:path"
 import { Effect } from "effect"
 import { executableStatus, findOnPath } from "../manifest/Executable.js"
 import { extractMember } from "./Archive.js"
-import { hashFile, install, installLink, tempPath } from "./DepStore.js"
+import { binaryPath, hashFile, install, installLink, recordPath, tempPath, untrusted } from "./DepStore.js"
 import { downloadToFile } from "./Download.js"
 import { archiveFormat, expandTemplate, overrideVariable, platformKey, templateValues } from "./Platform.js"
 import { type Expectation, parseProvenance, provenanceMismatch } from "./Provenance.js"
@@ -17,10 +17,14 @@ import { lastLines, runTool } from "./RunTool.js"
 /** Source `dep`: `.dep/NAME` as recorded, when the record matches what is expected now. */
 export const fromDep = (ctx: Context, wanted: Wanted, expected: Expectation) =>
   Effect.gen(function* () {
-    const target = path.join(ctx.depDir, wanted.name)
-    const text = yield* Effect.promise(() =>
-      fs.readFile(path.join(ctx.depDir, `${wanted.name}.json`), "utf8").catch(() => undefined)
-    )
+    const target = yield* binaryPath(ctx, wanted.name)
+    const recordFile = yield* recordPath(ctx, wanted.name)
+    for (const file of [recordFile, target]) {
+      const stat = yield* Effect.promise(() => fs.lstat(file).catch(() => undefined))
+      const distrust = stat === undefined ? undefined : untrusted(file, stat)
+      if (distrust !== undefined) return yield* fail(`${distrust}: not reused`)
+    }
+    const text = yield* Effect.promise(() => fs.readFile(recordFile, "utf8").catch(() => undefined))
     if (text === undefined) return yield* fail(`no provenance record ${wanted.name}.json`)
     const record = parseProvenance(text)
     if (record === undefined) return yield* fail(`unreadable provenance record ${wanted.name}.json`)
@@ -121,7 +125,7 @@ export const fromDownload = (ctx: Context, wanted: Wanted) =>
         const contents = yield* extractMember(bytes, format, wanted.name, member).pipe(
           Effect.mapError((error) => fail(`${url}: ${error.reason}`))
         )
-        yield* io("cannot write the binary", () => fs.writeFile(binary, contents))
+        yield* io("cannot write the binary", () => fs.writeFile(binary, contents, { mode: 0o700 }))
       }
       yield* io("cannot make the binary executable", () => fs.chmod(binary, 0o755))
       return yield* install(ctx, wanted, binary, "download", url, undefined)
