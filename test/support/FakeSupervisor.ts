@@ -7,7 +7,12 @@ import { Deferred, Effect, PubSub, Ref, Stream } from "effect"
 import type { LogLine } from "../../src/logs/ServiceLog.js"
 import type { StackSpec } from "../../src/manifest/ServiceSpec.js"
 import type { ServiceStatus } from "../../src/stack/ServiceStatus.js"
-import { type LocalSupervisorShape, type StackEnd, StartFailed, UnknownService } from "../../src/supervisor/Supervisor.js"
+import {
+  type LocalSupervisorShape,
+  type StackEnd,
+  StartFailed,
+  UnknownService
+} from "../../src/supervisor/Supervisor.js"
 
 /** A status row: a pending service with nothing known about it, and `o` on top. */
 export const statusRow = (o: Partial<ServiceStatus> = {}): ServiceStatus => ({
