@@ -134,7 +134,7 @@ describe("core stack up (foreground)", () => {
   })
 
   it("a service that ends the stack (exit_on_failure, exit_on_end) gives it its exit code, up and run alike", async () => {
-    const { mkdirSync, writeFileSync } = await import("node:fs")
+    const { mkdirSync, rmSync, writeFileSync } = await import("node:fs")
     const dir = tempDir("core-cli-exit-")
     const manifest = (name: string, value: unknown) => {
       mkdirSync(join(dir, "services", name), { recursive: true })
@@ -163,7 +163,6 @@ describe("core stack up (foreground)", () => {
       expect(run.output, args.join(" ")).toContain("stopping the stack: fails exited with code 4")
       expect(exit.code, `${args.join(" ")}: ${run.output}`).toBe(4)
       expect(await eventually(() => processesMentioning(dir).length === 0)).toBe(true)
-      const { rmSync } = await import("node:fs")
       rmSync(join(dir, "go"))
     }
     // exit_on_end with a clean exit: 0
@@ -179,5 +178,20 @@ describe("core stack up (foreground)", () => {
     writeFileSync(join(dir, "go"), "")
     expect((await run.exited).code, run.output).toBe(0)
     expect(run.output).toContain("stopping the stack: fails")
+    // exit_on_failure, a run that exits 0 before its readiness check passed: a failure, so not 0
+    rmSync(join(dir, "go"))
+    manifest("fails", {
+      process: {
+        command: "sh",
+        args: ["-c", "sleep 0.3; exit 0"],
+        compose: {
+          availability: { restart: "exit_on_failure" },
+          readiness_probe: { tcp: { host: "127.0.0.1", port: String(freshPort()) } }
+        }
+      }
+    })
+    const early = runCore(["stack", "up"], dir)
+    expect((await early.exited).code, early.output).toBe(1)
+    expect(early.output).toContain("exited with code 0 before it was ready")
   }, 60_000)
 })

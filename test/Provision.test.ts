@@ -734,21 +734,36 @@ describe("provision: a .dep only its user can change", () => {
     })
   )
 
-  it.scopedLive("refuses an existing .dep that other users may write to", () =>
+  it.scopedLive("makes this user's own .dep 0755 when others may write to it (an older core under umask 002)", () =>
     Effect.gen(function* () {
       const dir = yield* tempDir
       const dep = path.join(dir, ".dep")
       fs.mkdirSync(dep)
       fs.chmodSync(dep, 0o777)
       const stack = stackOf(dir, [service(dir, "svc", { tool: { version: "1", path: { command: "/bin/true" } } })])
-      const error = yield* Effect.flip(provision(stack, [], { env: bareEnv() }))
-      expect(error._tag).toBe("ProvisionError")
-      expect(error.message).toBe(
-        `${dep} is writable by other users (mode 0777): its binaries cannot be trusted; remove it and provision again`
-      )
-      expect(depListing(dir)).toEqual([])
-      expect(modeOf(dep).toString(8)).toBe("777")
+      yield* provision(stack, [], { env: bareEnv() })
+      expect(modeOf(dep).toString(8)).toBe("755")
     })
+  )
+
+  it.scopedLive.skipIf(process.geteuid?.() !== 0)(
+    "refuses an existing .dep of another user that others may write to (as root)",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const dep = path.join(dir, ".dep")
+        fs.mkdirSync(dep)
+        fs.chmodSync(dep, 0o777)
+        fs.chownSync(dep, 54_321, 54_321)
+        const stack = stackOf(dir, [service(dir, "svc", { tool: { version: "1", path: { command: "/bin/true" } } })])
+        const error = yield* Effect.flip(provision(stack, [], { env: bareEnv() }))
+        expect(error._tag).toBe("ProvisionError")
+        expect(error.message).toBe(
+          `${dep} is owned by another user (uid 54321; only this user, uid 0, or root may own it): its binaries cannot be trusted; remove it and provision again`
+        )
+        expect(depListing(dir)).toEqual([])
+        expect(modeOf(dep).toString(8)).toBe("777")
+      })
   )
 
   it.scopedLive("does not reuse a record or a binary that others may write to: provisions it again", () =>

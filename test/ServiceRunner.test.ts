@@ -11,6 +11,7 @@ import { signalGroup } from "../src/process/ProcessGroup.js"
 import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
 import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
 import { makeEntry, type StackContext } from "../src/supervisor/ServiceEntry.js"
+import type { StackSpec } from "../src/manifest/ServiceSpec.js"
 import { lifecycle } from "../src/supervisor/ServiceRunner.js"
 import type { StackEnd } from "../src/supervisor/Supervisor.js"
 import type { ServiceStatus } from "../src/stack/ServiceStatus.js"
@@ -138,6 +139,20 @@ describe("ServiceRunner on the TestClock", () => {
   )
 })
 
+/** The entry of a stack's one service ("svc") and a stack context holding it alone. */
+const oneService = (stack: StackSpec) =>
+  Effect.gen(function* () {
+    const entry = yield* makeEntry(stack.services[0]!, stack.stateDir)
+    const context: StackContext = {
+      entries: new Map([["svc", entry]]),
+      transitions: yield* PubSub.unbounded<ServiceStatus>(),
+      exitRequested: yield* Deferred.make<StackEnd>(),
+      env: process.env,
+      dataDir: stack.dataDir
+    }
+    return { entry, context }
+  })
+
 describe("ServiceRunner and an early stop signal", () => {
   it.live("a run ended by a stop's signal is neither restarted nor recorded; the lifecycle ends with it, stopped", () =>
     Effect.gen(function* () {
@@ -149,14 +164,7 @@ describe("ServiceRunner and an early stop signal", () => {
           restart: { policy: "always", backoffMs: 0 }
         })
       ])
-      const entry = yield* makeEntry(stack.services[0]!, stack.stateDir)
-      const context: StackContext = {
-        entries: new Map([["svc", entry]]),
-        transitions: yield* PubSub.unbounded<ServiceStatus>(),
-        exitRequested: yield* Deferred.make<StackEnd>(),
-        env: process.env,
-        dataDir: stack.dataDir
-      }
+      const { entry, context } = yield* oneService(stack)
       const gone = yield* Deferred.make<void>()
       const registry = Layer.succeed(ProcessRegistry, {
         register: () => Effect.void,
@@ -177,6 +185,26 @@ describe("ServiceRunner and an early stop signal", () => {
       // nothing recorded after ready but the end: no restart
       expect([...(yield* Queue.takeAll(transitions))].map((s) => [s.state, s.pid])).toEqual([["stopped", null]])
       expect(readFileSync(starts, "utf8")).toBe("start\n")
+    }).pipe(Effect.scoped)
+  )
+})
+
+describe("ServiceRunner and a stack ended by a service", () => {
+  it.live("exit_on_failure: a run that exits 0 before it was ready ends the stack with code 1, as failed", () =>
+    Effect.gen(function* () {
+      const dir = tempDir()
+      const stack = stackOf(dir, [
+        service("svc", "sh", ["-c", "exit 0"], {
+          readyLogLine: "never said",
+          restart: { policy: "exit_on_failure", backoffMs: 0 }
+        })
+      ])
+      const { entry, context } = yield* oneService(stack)
+      const registry = Layer.succeed(ProcessRegistry, { register: () => Effect.void, unregister: () => Effect.void })
+      yield* Effect.fork(lifecycle(context, entry).pipe(Effect.provide(registry)))
+      const end = yield* Deferred.await(context.exitRequested)
+      expect(end).toEqual({ reason: "svc exited with code 0 before it was ready", exitCode: 1 })
+      expect(entry.state.get().status.state).toBe("failed")
     }).pipe(Effect.scoped)
   )
 })

@@ -110,11 +110,11 @@ export type PathSource = typeof PathSource.Type
  * (a `/`, a leading `.`) could name a file outside `.dep`.
  */
 export const BinaryName = Schema.String.pipe(
-  Schema.pattern(/^[a-z0-9](?:[a-z0-9_-]|\.(?!\.))*$/),
+  Schema.pattern(/^[A-Za-z0-9](?:[A-Za-z0-9_+-]|\.(?!\.))*$/),
   Schema.maxLength(100)
 ).annotations({
   description:
-    "a binary name: lowercase letters, digits, '.', '-' or '_', starting with a letter or digit, without '..', at most 100 characters"
+    "a binary name: letters, digits, '.', '-', '_' or '+', starting with a letter or digit, without '..', at most 100 characters"
 })
 
 /** A binary the service needs, provisioned into `.dep/<name>`. Sources are tried in the order below. */

@@ -221,14 +221,21 @@ export const provision = Effect.fn("Provisioner.provision")(function* (
 /**
  * Creates `.dep` (mode 0755 exactly, whatever the umask), or checks that the existing one is this user's (or
  * root's) and writable by no one else: otherwise another user may have replaced its binaries, which would then
- * be run.
+ * be run. This user's own `.dep` that its group or others may write to (made under umask 002 by an older core,
+ * or by `mkdir -p .dep/tools`) is made 0755 instead: what it holds is checked file by file before reuse
+ * (`fromDep` provisions again a binary or record that another user owns or others may write to).
  */
 const trustedDepDir = (depDir: string) =>
   Effect.tryPromise({
     try: async () => {
       // 0700 until the chmod, so that it is never writable by others, even for a moment
       if ((await fs.mkdir(depDir, { recursive: true, mode: 0o700 })) !== undefined) await fs.chmod(depDir, 0o755)
-      return untrusted(depDir, await fs.stat(depDir))
+      const stat = await fs.stat(depDir)
+      if (stat.uid === process.geteuid?.() && (stat.mode & 0o022) !== 0) {
+        await fs.chmod(depDir, stat.mode & 0o7755)
+        return untrusted(depDir, await fs.stat(depDir))
+      }
+      return untrusted(depDir, stat)
     },
     catch: (error) => ProvisionError.invalid(`cannot create ${depDir}: ${message(error)}`)
   }).pipe(

@@ -304,15 +304,21 @@ export const lifecycle = (stack: StackContext, entry: ServiceEntry): Effect.Effe
             reason: reason ?? decision.reason ?? null
           }))
           return
-        case "ExitStack":
+        case "ExitStack": {
+          // a run that ended before it was ready failed, whatever its code: the stack's code says so too
+          const failed = code !== 0 || beforeReady
           yield* update(stack, entry, () => ({
-            state: code === 0 ? "completed" : "failed",
+            state: failed ? "failed" : "completed",
             pid: null,
             exitCode: code,
             reason: decision.reason
           }))
-          yield* Deferred.succeed(stack.exitRequested, { reason: `${spec.name} ${decision.reason}`, exitCode: code })
+          yield* Deferred.succeed(stack.exitRequested, {
+            reason: `${spec.name} ${decision.reason}`,
+            exitCode: failed && code === 0 ? 1 : code
+          })
           return
+        }
       }
     }
   }).pipe(Effect.annotateLogs({ service: entry.spec.name }))
