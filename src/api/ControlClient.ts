@@ -14,6 +14,7 @@ import type { LogLine } from "../logs/ServiceLog.js"
 import { probeSocket, socketAddress } from "../state/ControlSocket.js"
 import { isRunning } from "../state/ProcessIdentity.js"
 import { stateDirOf, statePaths, untrustedStateDir } from "../state/StateDir.js"
+import { becomeStateDirOwner } from "../state/Trust.js"
 import { cleanLeftovers, liveSupervisor } from "../state/SupervisorLock.js"
 import { ControlError, Supervisor, type SupervisorShape, UnknownService } from "../supervisor/Supervisor.js"
 import {
@@ -85,7 +86,9 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
     const root = path.resolve(dir)
     const stateDir = stateDirOf(root)
     const { socket } = statePaths(stateDir)
-    // its records and socket are trusted below: another user's folder would choose what they say and signal
+    // its records and socket are trusted below: another user's folder would choose what they say and signal.
+    // Root at a stack another user runs becomes that user first (`fly ssh console` logs in as root)
+    becomeStateDirOwner(stateDir)
     const untrusted = untrustedStateDir(stateDir)
     if (untrusted !== undefined) return yield* new ControlError({ dir: root, reason: `${stateDir}: ${untrusted}` })
     yield* cleanLeftovers(stateDir)

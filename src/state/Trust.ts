@@ -10,7 +10,7 @@ import * as fs from "node:fs"
 export const untrustedOwner = (stat: fs.Stats): string | undefined => {
   const uid = process.geteuid?.()
   if (uid !== undefined && stat.uid !== uid) {
-    return `it belongs to another user (uid ${stat.uid}), not to you (uid ${uid}); run core as that user, or remove it`
+    return `it belongs to another user (uid ${stat.uid}), not to you (uid ${uid}); run core as that user`
   }
   if ((stat.mode & 0o022) !== 0) {
     const mode = (stat.mode & 0o777).toString(8).padStart(4, "0")
@@ -35,6 +35,30 @@ export const untrustedStateDir = (stateDir: string): string | undefined => {
   if (stat.isSymbolicLink()) return "it is a symbolic link; remove it"
   // a file in the way: the callers' own errors say so
   return stat.isDirectory() ? untrustedOwner(stat) : undefined
+}
+
+/**
+ * Root, at a stack another user runs (`fly ssh console -C "core stack status"` logs in as root; the image runs
+ * its stack as an unprivileged user): becomes that user for the rest of this command, so that the stack's
+ * records and socket, that user's, can only make it do what that user may do (signal that user's processes).
+ * Only for a `.core-stack/` that is a real folder, that user's alone and writable by no one else; otherwise
+ * nothing changes and `untrustedStateDir` says why. Returns the uid taken, if any. Not for `up`: a stack is
+ * started by the user it runs as.
+ */
+export const becomeStateDirOwner = (stateDir: string): number | undefined => {
+  if (process.geteuid?.() !== 0 || process.setuid === undefined || process.setgid === undefined) return undefined
+  let stat: fs.Stats
+  try {
+    stat = fs.lstatSync(stateDir)
+  } catch {
+    return undefined
+  }
+  if (!stat.isDirectory() || stat.uid === 0 || (stat.mode & 0o022) !== 0) return undefined
+  // groups first (it takes root to change them), then the group, then the user
+  process.setgroups?.([stat.gid])
+  process.setgid(stat.gid)
+  process.setuid(stat.uid)
+  return stat.uid
 }
 
 /**
