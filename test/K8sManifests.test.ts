@@ -217,7 +217,7 @@ describe("the mappings", () => {
     const api = workload.spec.template.spec.initContainers.find((c: any) => c.name === "api")
     const command = api.startupProbe.exec.command
     expect(command.slice(0, 2)).toEqual(["node", "-e"])
-    expect(command.slice(3)).toEqual(["^api listening on ", "/app/.core-stack/logs/api.log"])
+    expect(command.slice(3)).toEqual(["^api listening on ", "/run/core/stack/logs/api.log"])
     // the script finds the line in such a file
     const dir = mkdtempSync(join(tmpdir(), "core-k8s-log-"))
     try {

@@ -1,7 +1,8 @@
 /**
  * The split-mode pods of the default stack without Kubernetes: each pod's containers run as the kubelet would
  * run them (the container's `args` in its `workingDir`, the ConfigMap as environment), each pod in its own copy
- * of the image's layout (its own `.core-stack`, its own data volume). The init container `core stack wait`
+ * of the image's layout (its own state folder, in a volume writable by all as the kubelet makes an emptyDir;
+ * its own data volume). The init container `core stack wait`
  * fails while its dependency is down and returns once it is up; each service then starts alone
  * (`run --no-deps`) and reaches its dependency through `${svc.NAME.host}`; every probe of the generated objects
  * answers; SIGTERM (what the kubelet sends through tini) stops each pod within its grace period; nothing is
@@ -13,8 +14,8 @@
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { type ChildProcess, spawn } from "node:child_process"
-import { cpSync, existsSync, mkdirSync, rmSync } from "node:fs"
-import { join } from "node:path"
+import { chmodSync, cpSync, existsSync, mkdirSync, rmSync } from "node:fs"
+import { basename, dirname, join } from "node:path"
 import { parse, parseAllDocuments } from "yaml"
 import { hostVariable } from "../src/manifest/Placeholders.js"
 import { portOverrideVariable } from "../src/manifest/ServiceResolver.js"
@@ -116,6 +117,12 @@ if (missing.length > 0 && !inCi()) {
         })
         const volume = join(root, name, "data")
         mkdirSync(volume)
+        // core's state: the container mounts an emptyDir where CORE_STATE_DIR's folder goes, and the kubelet makes
+        // it writable by all (root's, in a cluster): core makes its own folder in it
+        expect(container.volumeMounts).toContainEqual({ name: "state", mountPath: dirname(configMap.CORE_STATE_DIR!) })
+        const stateVolume = join(root, name, "state")
+        mkdirSync(stateVolume)
+        chmodSync(stateVolume, 0o777)
         const env: Record<string, string> = {
           PATH: process.env.PATH ?? "/usr/bin:/bin",
           HOME: app,
@@ -126,6 +133,7 @@ if (missing.length > 0 && !inCi()) {
               .map((k) => [k, "127.0.0.1"])
           ),
           CORE_DATA_DIR: volume,
+          CORE_STATE_DIR: join(stateVolume, basename(configMap.CORE_STATE_DIR!)),
           ...overrides
         }
         expect(container.workingDir).toBe("/app")

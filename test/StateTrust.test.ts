@@ -216,30 +216,53 @@ describe("down, when the supervisor ends without its answer", () => {
   }
 })
 
+/** A stack folder in a folder all may enter, with one service `a` (`sh` sleeping, its command naming the folder). */
+const sleepingStack = (prefix: string, name: string) => {
+  const parent = tempDir(prefix)
+  fs.chmodSync(parent, 0o755)
+  const dir = join(parent, name)
+  fs.mkdirSync(join(dir, "services", "a"), { recursive: true, mode: 0o755 })
+  fs.writeFileSync(
+    join(dir, "services", "a", "service.json"),
+    JSON.stringify({ process: { command: "sh", args: ["-c", `sleep 600; true # ${dir}`] } }),
+    { mode: 0o644 }
+  )
+  return { parent, dir }
+}
+
+/** `core ARGS --dir DIR` run as `uid` (group the same number), with only PATH, NO_COLOR and `env`. */
+const coreAs = (uid: number, args: ReadonlyArray<string>, dir: string, env: Record<string, string>) =>
+  new Promise<{ code: number | null; output: string }>((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args, "--dir", dir], {
+      uid,
+      gid: uid,
+      env: { PATH: process.env["PATH"], NO_COLOR: "1", ...env },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let output = ""
+    child.stdout!.on("data", (b) => (output += b))
+    child.stderr!.on("data", (b) => (output += b))
+    child.once("close", (code) => resolve({ code, output }))
+  })
+
+/** Ends whatever is left of a test's stack (by its folder in their command lines). */
+const endAll = (dir: string) => {
+  for (const p of processesMentioning(dir)) {
+    try {
+      process.kill(p.pid, "SIGKILL")
+    } catch {}
+  }
+}
+
 describe("root at a stack another user runs (as `fly ssh console` logs in)", () => {
   it.skipIf(process.geteuid?.() !== 0)(
     "status and down work, as that user: the stack's records can only make core do what that user may",
     async () => {
       const owner = 54_322
-      const parent = tempDir("core-trust-owner-")
-      fs.chmodSync(parent, 0o755)
-      const dir = join(parent, "stack")
-      fs.mkdirSync(join(dir, "services", "a"), { recursive: true })
-      fs.writeFileSync(
-        join(dir, "services", "a", "service.json"),
-        JSON.stringify({ process: { command: "sh", args: ["-c", `sleep 600; true # ${dir}`] } })
-      )
+      const { dir } = sleepingStack("core-trust-owner-", "stack")
       for (const p of [dir, join(dir, "services"), join(dir, "services", "a")]) fs.chownSync(p, owner, owner)
       fs.chownSync(join(dir, "services", "a", "service.json"), owner, owner)
-      const up = await new Promise<number | null>((resolve) => {
-        const child = spawn(process.execPath, [cli, "stack", "up", "-d", "--dir", dir], {
-          uid: owner,
-          gid: owner,
-          env: { PATH: process.env["PATH"], HOME: dir, NO_COLOR: "1" },
-          stdio: "ignore"
-        })
-        child.once("exit", resolve)
-      })
+      const up = (await coreAs(owner, ["stack", "up", "-d"], dir, { HOME: dir })).code
       try {
         expect(up).toBe(0)
         expect(fs.statSync(join(dir, ".core-stack")).uid).toBe(owner)
@@ -253,11 +276,46 @@ describe("root at a stack another user runs (as `fly ssh console` logs in)", () 
         expect(down.code).toBe(0)
         expect(await eventually(() => processesMentioning(dir).length === 0)).toBe(true)
       } finally {
-        for (const p of processesMentioning(dir)) {
-          try {
-            process.kill(p.pid, "SIGKILL")
-          } catch {}
-        }
+        endAll(dir)
+      }
+    },
+    120_000
+  )
+})
+
+describe("a state folder moved into a volume writable by all (CORE_STATE_DIR, as the Kubernetes pods run)", () => {
+  it.skipIf(process.geteuid?.() !== 0)(
+    "an unprivileged user runs the stack with its state in a folder it makes there; .core-stack as that volume is refused",
+    async () => {
+      const user = 54_323
+      // the image: root's, readable by all
+      const { parent, dir: app } = sleepingStack("core-trust-volume-", "app")
+      // the kubelet's emptyDir: root's, writable by all
+      const volume = join(parent, "volume")
+      fs.mkdirSync(volume)
+      fs.chmodSync(volume, 0o777)
+      const asUser = (args: ReadonlyArray<string>, env: Record<string, string>) =>
+        coreAs(user, args, app, { HOME: volume, CORE_DATA_DIR: join(volume, "data"), ...env })
+      const moved = { CORE_STATE_DIR: join(volume, "stack") }
+      try {
+        const up = await asUser(["stack", "up", "-d"], moved)
+        expect(up.code, up.output).toBe(0)
+        const state = fs.statSync(join(volume, "stack"))
+        expect([state.uid, state.mode & 0o777]).toEqual([user, 0o700])
+        expect(fs.existsSync(join(app, ".core-stack"))).toBe(false)
+        const status = await asUser(["stack", "status"], moved)
+        expect(status.output).toMatch(/^a\s+running\b/m)
+        const down = await asUser(["stack", "down"], moved)
+        expect(down.code, down.output).toBe(0)
+        expect(await eventually(() => processesMentioning(app).length === 0)).toBe(true)
+
+        // the volume mounted as .core-stack itself, as the pods did before: refused, saying why
+        fs.renameSync(volume, join(app, ".core-stack"))
+        const refused = await asUser(["stack", "up", "-d"], {})
+        expect(refused.code).not.toBe(0)
+        expect(refused.output).toContain(`${join(app, ".core-stack")}: it belongs to another user (uid 0)`)
+      } finally {
+        endAll(app)
       }
     },
     120_000

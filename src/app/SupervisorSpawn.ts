@@ -17,6 +17,7 @@ import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import { ours } from "../state/Ownership.js"
 import { isRunning } from "../state/ProcessIdentity.js"
 import { untrustedStateDir } from "../state/Trust.js"
+import { stateDirOf } from "../state/StatePaths.js"
 import * as Trace from "../trace/Trace.js"
 import { INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE } from "./UpLines.js"
 
@@ -277,7 +278,7 @@ export const earlyDetachedUp = (argv: ReadonlyArray<string>): void => {
   try {
     const up = parseDetachedUp(argv, process.env, process.cwd())
     if (up === undefined) return
-    const stateDir = path.join(up.root, ".core-stack")
+    const stateDir = stateDirOf(up.root)
     // a supervisor record or socket: the CLI's own checks decide (a running stack, or leftovers to clean)
     if (fs.existsSync(path.join(stateDir, "supervisor.pid")) || fs.existsSync(path.join(stateDir, "control.sock")))
       return

@@ -14,6 +14,12 @@ export const ImageLayout = {
   /** The image's unprivileged user and group, by number. */
   uid,
   gid,
+  /**
+   * Where a Kubernetes container mounts the emptyDir for core's state (`CORE_STATE_DIR` is a folder in it,
+   * which core makes its own: the kubelet makes the emptyDir itself root's and writable by all).
+   */
+  stateVolume: "/run/core",
+  stateDir: "/run/core/stack",
   /** How a container runs core, from the working directory (tini is PID 1 through the image's entrypoint). */
   core: ["node", "dist/core.cjs"] as ReadonlyArray<string>
 } as const

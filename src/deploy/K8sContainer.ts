@@ -64,7 +64,7 @@ const restartNotes = (service: K8sService): ReadonlyArray<string> => {
 /** The volumes a service's container mounts: name → mount path. */
 const mountsOf = (needsData: boolean, readOnlyRoot: boolean, state: string) => [
   ...(needsData ? [{ name: "data", mountPath: ImageLayout.dataDir }] : []),
-  { name: state, mountPath: `${ImageLayout.appDir}/.core-stack` },
+  { name: state, mountPath: ImageLayout.stateVolume },
   ...(readOnlyRoot ? [{ name: "tmp", mountPath: "/tmp" }] : [])
 ]
 

@@ -68,7 +68,11 @@ export const generateK8s = (
   }))
   const services = all.filter((service) => !service.spec.disabled).sort((a, b) => (a.spec.name < b.spec.name ? -1 : 1))
   const env = stackEnv(stack)
-  const podEnv: Record<string, string> = { CORE_BIND: "0.0.0.0", CORE_DATA_DIR: ImageLayout.dataDir }
+  const podEnv: Record<string, string> = {
+    CORE_BIND: "0.0.0.0",
+    CORE_DATA_DIR: ImageLayout.dataDir,
+    CORE_STATE_DIR: ImageLayout.stateDir
+  }
   if (options.mode === "split")
     for (const service of services) podEnv[hostVariable(service.spec.name)] = service.spec.name
   const ctx: K8sContext = {

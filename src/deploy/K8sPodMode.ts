@@ -24,7 +24,7 @@ const logLineProbe = (service: string, pattern: string, timeoutSeconds: number):
       "-e",
       'const [p, f] = process.argv.slice(1); const r = new RegExp(p); process.exit(require("fs").readFileSync(f, "utf8").split("\\n").some((l) => r.test(l)) ? 0 : 1)',
       pattern,
-      `${ImageLayout.appDir}/.core-stack/logs/${service}.log`
+      `${ImageLayout.stateDir}/logs/${service}.log`
     ]
   },
   periodSeconds: 1,

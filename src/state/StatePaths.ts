@@ -32,8 +32,22 @@ export type StatePaths = ReturnType<typeof statePaths>
 export const serviceLogPath = (stateDir: string, service: string): string =>
   path.join(logsDirOf(stateDir), `${service}.log`)
 
-/** The state directory of a stack directory. */
-export const stateDirOf = (dir: string): string => path.join(path.resolve(dir), ".core-stack")
+/** The stack directory of each state directory given out below, for `stackDirOf`. */
+const stackDirs = new Map<string, string>()
+
+/**
+ * The state directory of a stack directory: `.core-stack` in it, or `CORE_STATE_DIR` when that is set (for a
+ * container whose only writable place for it is a volume: the kubelet makes an emptyDir root's and writable by
+ * all, which core refuses as `.core-stack`; core makes the folder `CORE_STATE_DIR` names inside it, its own).
+ * Read at each call: the supervisor's snapshot must not keep the value of its build.
+ */
+export const stateDirOf = (dir: string): string => {
+  const stack = path.resolve(dir)
+  const moved = process.env.CORE_STATE_DIR
+  const stateDir = moved !== undefined && moved !== "" ? path.resolve(moved) : path.join(stack, ".core-stack")
+  stackDirs.set(stateDir, stack)
+  return stateDir
+}
 
 /** The stack directory of a state directory. */
-export const stackDirOf = (stateDir: string): string => path.dirname(stateDir)
+export const stackDirOf = (stateDir: string): string => stackDirs.get(stateDir) ?? path.dirname(stateDir)
