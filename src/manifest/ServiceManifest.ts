@@ -105,9 +105,9 @@ export const PathSource = strict({
 export type PathSource = typeof PathSource.Type
 
 /**
- * A binary's name, which is also its file name in `.dep` (`.dep/NAME`, `.dep/NAME.json`): lowercase letters,
- * digits, `.`, `-` and `_`, starting with a letter or digit, with no `..`, at most 100 characters. Anything else
- * (a `/`, a leading `.`) could name a file outside `.dep`.
+ * A binary's name, which is also its file name in `.dep` (`.dep/NAME`, `.dep/NAME.json`): letters, digits, `.`,
+ * `-`, `_` and `+`, starting with a letter or digit, with no `..`, at most 100 characters. Anything else (a `/`,
+ * a leading `.`) could name a file outside `.dep`.
  */
 export const BinaryName = Schema.String.pipe(
   Schema.pattern(/^[A-Za-z0-9](?:[A-Za-z0-9_+-]|\.(?!\.))*$/),

@@ -6,10 +6,10 @@ import { createHash } from "node:crypto"
 import { createReadStream, type Stats } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { Effect, Either } from "effect"
+import { Effect } from "effect"
 import { isRunning } from "../state/ProcessIdentity.js"
 import type { Provenance } from "./Provenance.js"
-import { type Context, fail, io, type Wanted } from "./ProvisionContext.js"
+import { type Context, io, type Wanted } from "./ProvisionContext.js"
 
 /** sha256 of a file's contents (following links), in hex. */
 export const hashFile = (file: string): Promise<string> =>
@@ -31,39 +31,29 @@ const fileNames = {
 }
 
 /**
- * `.dep/<file>`, absolute, or why it is not inside `.dep`. Binary names are checked by the manifest's Schema;
- * this keeps a name that slipped past it (`../x`) from writing anywhere else.
+ * Why binary `name` cannot have its files in `.dep`, if it cannot (`../x` resolves elsewhere). The manifest's
+ * Schema refuses such names at load; `provision` checks again, once per binary, before it creates anything, so
+ * the paths below are plain joins.
  */
-export const depFile = (depDir: string, file: string): Either.Either<string, string> => {
-  const resolved = path.resolve(depDir, file)
-  return resolved.startsWith(depDir + path.sep)
-    ? Either.right(resolved)
-    : Either.left(`${JSON.stringify(file)} resolves to ${resolved}, outside ${depDir}`)
-}
-
-/** Why binary `name` cannot have its files in `.dep`, if it cannot. */
 export const outsideDep = (depDir: string, name: string): string | undefined => {
   for (const file of [fileNames.binary(name), fileNames.record(name), fileNames.temp(name, "tmp")]) {
-    const checked = depFile(depDir, file)
-    if (Either.isLeft(checked)) return `binary name ${JSON.stringify(name)} is not a file name in .dep: ${checked.left}`
+    const resolved = path.resolve(depDir, file)
+    if (!resolved.startsWith(depDir + path.sep))
+      return `binary name ${JSON.stringify(name)} is not a file name in .dep: ${JSON.stringify(file)} resolves to ${resolved}, outside ${depDir}`
   }
   return undefined
 }
 
-/** `.dep/<file>` for one binary, failing its source when the file would land outside `.dep`. */
-const inDep = (ctx: Context, file: string) =>
-  Either.match(depFile(ctx.depDir, file), { onLeft: (reason) => Effect.fail(fail(reason)), onRight: Effect.succeed })
-
 /** `.dep/NAME`. */
-export const binaryPath = (ctx: Context, name: string) => inDep(ctx, fileNames.binary(name))
+export const binaryPath = (ctx: Context, name: string): string => path.join(ctx.depDir, fileNames.binary(name))
 
 /** `.dep/NAME.json`. */
-export const recordPath = (ctx: Context, name: string) => inDep(ctx, fileNames.record(name))
+export const recordPath = (ctx: Context, name: string): string => path.join(ctx.depDir, fileNames.record(name))
 
 /** A temporary path in `.dep`, removed when the scope closes (a no-op once it was renamed into place). */
 export const tempPath = (ctx: Context, name: string, suffix: string) =>
   Effect.acquireRelease(
-    Effect.suspend(() => inDep(ctx, fileNames.temp(name, suffix))),
+    Effect.sync(() => path.join(ctx.depDir, fileNames.temp(name, suffix))),
     (file) => Effect.promise(() => fs.rm(file, { recursive: true, force: true }))
   )
 
@@ -87,7 +77,7 @@ export const untrusted = (file: string, stat: Stats): string | undefined => {
 const writeRecord = (ctx: Context, record: Provenance) =>
   Effect.scoped(
     Effect.gen(function* () {
-      const file = yield* recordPath(ctx, record.name)
+      const file = recordPath(ctx, record.name)
       const temp = yield* tempPath(ctx, record.name, "tmp")
       yield* io("cannot write the provenance record", async () => {
         await fs.writeFile(temp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600, flag: "wx" })
@@ -107,7 +97,7 @@ export const install = (
   inputs: string | undefined
 ) =>
   Effect.gen(function* () {
-    const target = yield* binaryPath(ctx, wanted.name)
+    const target = binaryPath(ctx, wanted.name)
     const sha256 = yield* io("cannot hash the binary", () => hashFile(temp))
     const made = yield* io("cannot stat the binary", () => fs.lstat(temp))
     if (!made.isSymbolicLink() && (made.mode & 0o022) !== 0) {

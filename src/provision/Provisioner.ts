@@ -231,10 +231,8 @@ const trustedDepDir = (depDir: string) =>
       // 0700 until the chmod, so that it is never writable by others, even for a moment
       if ((await fs.mkdir(depDir, { recursive: true, mode: 0o700 })) !== undefined) await fs.chmod(depDir, 0o755)
       const stat = await fs.stat(depDir)
-      if (stat.uid === process.geteuid?.() && (stat.mode & 0o022) !== 0) {
-        await fs.chmod(depDir, stat.mode & 0o7755)
-        return untrusted(depDir, await fs.stat(depDir))
-      }
+      // this user's own: made writable by no one else, and so trusted
+      if (stat.uid === process.geteuid?.() && (stat.mode & 0o022) !== 0) return fs.chmod(depDir, stat.mode & 0o7755)
       return untrusted(depDir, stat)
     },
     catch: (error) => ProvisionError.invalid(`cannot create ${depDir}: ${message(error)}`)

@@ -17,8 +17,8 @@ import { lastLines, runTool } from "./RunTool.js"
 /** Source `dep`: `.dep/NAME` as recorded, when the record matches what is expected now. */
 export const fromDep = (ctx: Context, wanted: Wanted, expected: Expectation) =>
   Effect.gen(function* () {
-    const target = yield* binaryPath(ctx, wanted.name)
-    const recordFile = yield* recordPath(ctx, wanted.name)
+    const target = binaryPath(ctx, wanted.name)
+    const recordFile = recordPath(ctx, wanted.name)
     for (const file of [recordFile, target]) {
       const stat = yield* Effect.promise(() => fs.lstat(file).catch(() => undefined))
       const distrust = stat === undefined ? undefined : untrusted(file, stat)

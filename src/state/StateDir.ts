@@ -9,7 +9,6 @@ import * as fs from "node:fs"
 import { untrustedStateDir } from "./Trust.js"
 
 export { pidsDirOf, type StatePaths, serviceLogPath, stackDirOf, stateDirOf, statePaths } from "./StatePaths.js"
-export { readOwnFile, untrustedOwner, untrustedStateDir } from "./Trust.js"
 
 /** Another supervisor is running for this stack directory (`pid` 0: it answers on the socket, pid unknown). */
 export class SupervisorRunning extends Data.TaggedError("SupervisorRunning")<{
