@@ -15,6 +15,7 @@ import { withDependencies } from "../stack/StackGraph.js"
 import { ensureNoSupervisor } from "../state/SupervisorLock.js"
 import { makeLocalSupervisor } from "../supervisor/LocalSupervisor.js"
 import { PidRegistry } from "../supervisor/PidRegistry.js"
+import * as Spawner from "../process/Spawner.js"
 import { LocalSupervisor, type LocalSupervisorShape, Supervisor, UnknownService } from "../supervisor/Supervisor.js"
 import * as Trace from "../trace/Trace.js"
 
@@ -122,14 +123,17 @@ export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOpti
   // the registry (and its guardian) first: a build that provisioning runs is ended with the supervisor too
   const registry = yield* Layer.build(PidRegistry.layer(stack.stateDir))
   Trace.mark("pid registry and guardian ready")
+  // the helper that forks the services (and probes, shutdown commands, builds), started while the rest goes on
+  const spawner = yield* Layer.build(Spawner.layer(stack.stateDir))
+  const processes = Context.merge(registry, spawner)
   const provisionBegan = yield* Clock.currentTimeMillis
   yield* provision(stack, selected, {
     onProgress: options.onProgress ? (event) => options.onProgress!(event.message) : undefined
-  }).pipe(Effect.provide(registry))
+  }).pipe(Effect.provide(processes))
   const provisionMs = (yield* Clock.currentTimeMillis) - provisionBegan
   Trace.mark("provisioning checked")
   const env = yield* loadEnvironment(stack.dir)
-  const supervisor = yield* makeLocalSupervisor(stack, { env }).pipe(Effect.provide(registry))
+  const supervisor = yield* makeLocalSupervisor(stack, { env }).pipe(Effect.provide(processes))
   Trace.mark("supervisor built (log files open)")
   const run: StackRun = { stack, supervisor, started: selected, readyMs: 0, provisionMs }
   if (options.beforeStart) yield* options.beforeStart(run)

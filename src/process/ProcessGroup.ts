@@ -11,6 +11,7 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { constants } from "node:os"
 import { ProcessRegistry } from "./ProcessRegistry.js"
+import { Spawner } from "./Spawner.js"
 import { groupProcesses } from "./ProcTable.js"
 import * as Trace from "../trace/Trace.js"
 
@@ -171,6 +172,7 @@ const isDirectory = (dir: string): boolean => {
 export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, SpawnError, Scope.Scope> =>
   Effect.gen(function* () {
     const registry = yield* Effect.serviceOption(ProcessRegistry)
+    const spawner = yield* Effect.serviceOption(Spawner)
     const exited = yield* Deferred.make<Ended>()
     const drained = makeEvent()
     const stop: StopState = { signalledAt: undefined, exit: makeEvent() }
@@ -197,6 +199,42 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
       )
     const acquire = Effect.async<number, SpawnError>((resume) => {
       const failed = (reason: string) => resume(Effect.fail(new SpawnError({ command: options.command, reason })))
+      // recorded before anything else runs: between spawn() and its "spawn" event the event loop turns (200
+      // services: 200 spawns), and a supervisor killed then left a group nobody knew of (fault injection, 1 run
+      // in ~150 under load). (Through the helper, a supervisor killed before its answer is read leaves the
+      // group to the helper, which kills what it started when the supervisor is gone.)
+      const started = (pid: number, stdout: NodeJS.ReadableStream, stderr: NodeJS.ReadableStream) => {
+        if (Option.isSome(registry)) Effect.runSync(registry.value.register(options.owner, pid))
+        let open = 2
+        for (const [stream, readable] of [
+          ["stdout", stdout],
+          ["stderr", stderr]
+        ] as const) {
+          readable.on("data", (chunk: Buffer) => options.onOutput(stream, chunk))
+          readable.on("close", () => {
+            options.onEnd(stream)
+            if (--open === 0) fire(drained)
+          })
+        }
+      }
+      const ended = (code: number | null, signal: NodeJS.Signals | null) => {
+        fire(stop.exit)
+        Deferred.unsafeDone(exited, Effect.succeed({ status: exitStatus(code, signal), signal: signal ?? undefined }))
+      }
+      const request = { command: options.command, args: options.args, cwd: options.cwd, env: options.env }
+      const viaHelper =
+        Option.isSome(spawner) &&
+        spawner.value.spawn(request, {
+          started: (pid, stdout, stderr) => {
+            Trace.count("spawn() of a process group")
+            started(pid, stdout, stderr)
+            Trace.count("process group running (its spawn event)")
+            resume(Effect.succeed(pid))
+          },
+          failed: (error) => failed(describeSpawnError(error, options.cwd)),
+          exited: ended
+        })
+      if (viaHelper) return
       let child: ReturnType<typeof spawn>
       try {
         child = Trace.timed("spawn() of a process group", () =>
@@ -211,21 +249,8 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
         // bad arguments (a NUL byte, too long a list) throw instead of emitting "error"
         return failed(describeSpawnError(error as NodeJS.ErrnoException, options.cwd))
       }
-      // recorded before anything else runs: between spawn() and its "spawn" event the event loop turns (200
-      // services: 200 spawns), and a supervisor killed then left a group nobody knew of (fault injection, 1 run
-      // in ~150 under load). spawn() has forked and exec'd by now; the pid is known.
-      if (child.pid !== undefined && Option.isSome(registry)) {
-        Effect.runSync(registry.value.register(options.owner, child.pid))
-      }
-      let open = 2
-      for (const stream of ["stdout", "stderr"] as const) {
-        const readable = child[stream]!
-        readable.on("data", (chunk: Buffer) => options.onOutput(stream, chunk))
-        readable.on("close", () => {
-          options.onEnd(stream)
-          if (--open === 0) fire(drained)
-        })
-      }
+      // spawn() has forked and exec'd by now; the pid is known
+      if (child.pid !== undefined) started(child.pid, child.stdout!, child.stderr!)
       child.once("error", (error: NodeJS.ErrnoException) => {
         if (child.pid === undefined) failed(describeSpawnError(error, options.cwd))
       })
@@ -233,10 +258,7 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
         Trace.count("process group running (its spawn event)")
         resume(Effect.succeed(child.pid!))
       })
-      child.once("exit", (code, signal) => {
-        fire(stop.exit)
-        Deferred.unsafeDone(exited, Effect.succeed({ status: exitStatus(code, signal), signal: signal ?? undefined }))
-      })
+      child.once("exit", ended)
     })
     const pid = yield* Effect.uninterruptible(
       Effect.tap(acquire, (pid) => {

@@ -9,6 +9,7 @@ import type { LogError, LogLine } from "../logs/ServiceLog.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
 import { signalGroup } from "../process/ProcessGroup.js"
 import { ProcessRegistry } from "../process/ProcessRegistry.js"
+import { Spawner } from "../process/Spawner.js"
 import { conditionVerdict, settledVerdict } from "../stack/DependencyCondition.js"
 import { dependentsOf, stopLevels, topologicalOrder, withDependencies } from "../stack/StackGraph.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
@@ -77,6 +78,8 @@ export const makeLocalSupervisor = (
 ): Effect.Effect<LocalSupervisorShape, LogError, Scope.Scope | ProcessRegistry> =>
   Effect.gen(function* () {
     const registry = yield* ProcessRegistry
+    // the spawner in context (a real supervisor's), for the runs forked from elsewhere (a restart by the API)
+    const spawner = yield* Effect.serviceOption(Spawner)
     const nodes = stack.services.map((s) => ({ name: s.name as string, dependsOn: s.dependsOn }))
     const order = topologicalOrder(nodes)
     const transitionsHub = yield* PubSub.unbounded<ServiceStatus>()
@@ -113,7 +116,10 @@ export const makeLocalSupervisor = (
         yield* FiberMap.run(
           runs,
           entry.spec.name,
-          lifecycle(context, entry).pipe(Effect.provideService(ProcessRegistry, registry))
+          lifecycle(context, entry).pipe(
+            Effect.provideService(ProcessRegistry, registry),
+            Option.isSome(spawner) ? Effect.provideService(Spawner, spawner.value) : (self) => self
+          )
         )
       })
 

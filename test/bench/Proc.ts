@@ -137,6 +137,26 @@ export const cpuMs = (pid: number): number | undefined => {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks
 }
 
+/**
+ * The supervisor's helper processes that are not services: its spawner (`core-spawner`, the services'
+ * parent), counted with the supervisor in its memory and CPU rows. (Its guardian, a `sh`, never was.)
+ */
+export const helperPids = (pid: number): ReadonlyArray<number> => {
+  const found: Array<number> = []
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const text = fs.readFileSync(`/proc/${entry}/stat`, "utf8")
+      const name = text.slice(text.indexOf("(") + 1, text.lastIndexOf(")"))
+      const parent = Number(text.slice(text.lastIndexOf(")") + 2).split(" ")[1])
+      if (parent === pid && name === "core-spawner") found.push(Number(entry))
+    } catch {
+      // gone
+    }
+  }
+  return found
+}
+
 /** A `kB` field of `/proc/<pid>/status` in MB (VmRSS: resident now, VmHWM: peak resident). */
 export const statusMb = (pid: number, field: "VmRSS" | "VmHWM"): number | undefined => {
   try {

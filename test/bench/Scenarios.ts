@@ -11,6 +11,7 @@ import type { Orchestrator, Running } from "./Orchestrators.js"
 import {
   answers200,
   cpuMs,
+  helperPids,
   exitOf,
   freePorts,
   membersOf,
@@ -368,12 +369,15 @@ export const scaleRun = async (
   cleanup.stack(running)
   await cleanup.track(running)
   const pid = running.supervisorPid
+  // core's spawner helper counts with its supervisor (none for process-compose)
+  const pids = [pid, ...helperPids(pid)]
+  const cpu = () => pids.reduce((sum, p) => sum + (cpuMs(p) ?? 0), 0)
   await sleep(SETTLE_MS)
-  const cpu0 = cpuMs(pid) ?? 0
+  const cpu0 = cpu()
   const t0 = now()
   await sleep(idleSeconds * 1000)
-  const idleCpuPercent = (((cpuMs(pid) ?? 0) - cpu0) / (now() - t0)) * 100
-  const peakRssMb = statusMb(pid, "VmHWM") ?? Number.NaN
+  const idleCpuPercent = ((cpu() - cpu0) / (now() - t0)) * 100
+  const peakRssMb = pids.reduce((sum, p) => sum + (statusMb(p, "VmHWM") ?? Number.NaN), 0)
   const downMs = await running.down()
   cleanup.stopped(running)
   return { readyMs, allRunningMs, peakRssMb, idleCpuPercent, downMs }

@@ -1,0 +1,252 @@
+/**
+ * A helper process that forks the supervisor's process groups for it (`src/spawner/main.go`, built by
+ * `npm run build` into `dist/core-spawner`). Node's `spawn()` forks the whole supervisor (its page tables:
+ * ~0.7 ms for a 36 MB process) and then blocks its only thread until the child has exec'd (1.5-3.3 ms a
+ * service, traced): 200 services spent 575-635 ms inside `spawn()`. The helper is a small Go process that
+ * forks with `CLONE_VFORK` and waits for the execs on its own thread, while the supervisor goes on.
+ *
+ * Each process still is the leader of its own session, its stdin /dev/null; its stdout and stderr are FIFOs
+ * that the supervisor opens and reads directly (no copy through the helper). The helper reaps the processes
+ * and reports their exits; the supervisor still signals their groups itself. When the supervisor is gone
+ * (stdin ends) the helper kills every group it started, so a supervisor killed between a fork and its answer
+ * leaves nothing behind. When the helper is missing (no Go at build time), fails to start or dies, `spawnGroup`
+ * spawns with Node as before; a helper that dies takes its groups down with SIGKILL, and their runs end so.
+ * `CORE_SPAWNER=node` turns it off; `CORE_SPAWNER=/path` names another binary.
+ */
+import { Context, Effect, Layer } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import { constants } from "node:os"
+import * as path from "node:path"
+import * as Trace from "../trace/Trace.js"
+
+export interface SpawnRequest {
+  readonly command: string
+  readonly args: ReadonlyArray<string>
+  readonly cwd: string
+  readonly env: Readonly<Record<string, string | undefined>>
+}
+
+export interface SpawnHandlers {
+  /** The process runs (exec'd) with this pid; its output streams, opened. */
+  readonly started: (pid: number, stdout: net.Socket, stderr: net.Socket) => void
+  /** It could not start: the error as Node's `spawn()` would report it (`code` the errno's name). */
+  readonly failed: (error: NodeJS.ErrnoException) => void
+  /** Its leader exited (`code`), or a signal ended it (`signal`), as Node's "exit" event says. */
+  readonly exited: (code: number | null, signal: NodeJS.Signals | null) => void
+}
+
+export interface SpawnerShape {
+  /**
+   * Starts `request` as a new session through the helper and returns true, or returns false (the helper is
+   * off, gone, or the request is one Node must refuse itself, with a NUL byte): the caller spawns it then.
+   */
+  readonly spawn: (request: SpawnRequest, handlers: SpawnHandlers) => boolean
+}
+
+export class Spawner extends Context.Tag("core/Spawner")<Spawner, SpawnerShape>() {
+  /** Spawns nothing: `spawnGroup` uses Node's `spawn()`. */
+  static readonly none = Layer.succeed(Spawner, { spawn: () => false })
+}
+
+/**
+ * The helper's binary: `CORE_SPAWNER`, else `core-spawner` beside the bundle (`dist/`), or, running from the
+ * sources, in the `dist/` of their checkout; undefined when turned off (`CORE_SPAWNER=node`).
+ */
+export const spawnerBinary = (): string | undefined => {
+  const configured = process.env.CORE_SPAWNER
+  if (configured === "node") return undefined
+  if (configured !== undefined && configured !== "") return configured
+  const here = typeof __dirname === "string" ? [path.join(__dirname, "core-spawner")] : []
+  const candidates = [
+    ...here,
+    ...here.map((f) => path.resolve(f, "../../../dist/core-spawner")),
+    path.resolve("dist", "core-spawner")
+  ]
+  return candidates.find((f) => fs.existsSync(f)) ?? candidates[0]
+}
+
+const errnoNames = new Map(Object.entries(constants.errno as Record<string, number>).map(([name, n]) => [n, name]))
+
+const signalNames = new Map(
+  Object.entries(constants.signals as Record<string, number>).map(([name, n]) => [n, name as NodeJS.Signals])
+)
+
+/** An error like the one Node's `spawn()` gives for this errno. */
+const spawnError = (command: string, errno: number): NodeJS.ErrnoException => {
+  const code = errnoNames.get(errno) ?? `errno ${errno}`
+  return Object.assign(new Error(`spawn ${command} ${code}`), { code, errno: -errno, syscall: "spawn" })
+}
+
+const hasNul = (request: SpawnRequest): boolean =>
+  request.command.includes("\0") ||
+  request.cwd.includes("\0") ||
+  request.args.some((a) => a.includes("\0")) ||
+  Object.entries(request.env).some(([k, v]) => k.includes("\0") || (v?.includes("\0") ?? false))
+
+interface Pending {
+  readonly command: string
+  readonly handlers: SpawnHandlers
+}
+
+/**
+ * The helper for the life of the layer: started at once (its own session, so that a Ctrl-C meant for the
+ * supervisor's group does not reach it), ended with the scope (stdin closed; it kills what is left and exits).
+ */
+export const layer = (stateDir: string): Layer.Layer<Spawner> =>
+  Layer.scoped(
+    Spawner,
+    Effect.acquireRelease(
+      Effect.sync(() => start(stateDir)),
+      (helper) => (helper === undefined ? Effect.void : helper.close)
+    ).pipe(Effect.map((helper) => (helper === undefined ? { spawn: () => false } : helper.shape)))
+  )
+
+interface Helper {
+  readonly shape: SpawnerShape
+  readonly close: Effect.Effect<void>
+}
+
+const start = (stateDir: string): Helper | undefined => {
+  const binary = spawnerBinary()
+  if (binary === undefined) return
+  try {
+    fs.accessSync(binary, fs.constants.X_OK)
+  } catch {
+    return
+  }
+  let folder: string
+  let child: ChildProcess
+  try {
+    folder = fs.mkdtempSync(path.join(stateDir, "fifo-"))
+    child = spawn(binary, [folder], { detached: true, stdio: ["pipe", "pipe", "inherit"] })
+  } catch {
+    return
+  }
+  Trace.mark("spawner started")
+  let alive = child.pid !== undefined
+  let nextId = 1
+  const pending = new Map<number, Pending>()
+  const running = new Map<number, SpawnHandlers>()
+  let queued: Array<string> = []
+  let flushing = false
+  const send = (line: string) => {
+    queued.push(line)
+    if (flushing) return
+    flushing = true
+    // one write for a burst of requests (200 services reach their spawn in one stretch of the scheduler)
+    setImmediate(() => {
+      flushing = false
+      const text = queued.join("")
+      queued = []
+      if (alive) child.stdin!.write(text)
+    })
+  }
+  const openFifo = (id: number, stream: string): net.Socket => {
+    const fd = fs.openSync(path.join(folder, `${id}.${stream}`), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+    return new net.Socket({ fd, readable: true, writable: false })
+  }
+  const onLine = (line: string) => {
+    const message = JSON.parse(line) as {
+      id?: number
+      pid?: number
+      errno?: number
+      exit?: number
+      code?: number
+      signal?: number
+    }
+    if (message.exit !== undefined) {
+      const handlers = running.get(message.exit)
+      running.delete(message.exit)
+      handlers?.exited(
+        message.code ?? null,
+        message.signal === undefined ? null : (signalNames.get(message.signal) ?? "SIGKILL")
+      )
+      return
+    }
+    if (message.id === undefined) return
+    const request = pending.get(message.id)
+    pending.delete(message.id)
+    if (request === undefined) return
+    if (message.pid === undefined) {
+      request.handlers.failed(spawnError(request.command, message.errno ?? 0))
+      return
+    }
+    let stdout: net.Socket, stderr: net.Socket
+    try {
+      stdout = openFifo(message.id, "out")
+      stderr = openFifo(message.id, "err")
+    } catch (error) {
+      // the FIFOs are ours, in a folder only this user can enter: this is not expected
+      try {
+        process.kill(-message.pid, "SIGKILL")
+      } catch {}
+      request.handlers.failed(error as NodeJS.ErrnoException)
+      return
+    }
+    send(`{"opened":${message.id}}\n`)
+    running.set(message.pid, request.handlers)
+    request.handlers.started(message.pid, stdout, stderr)
+  }
+  let partial = ""
+  child.stdout!.setEncoding("utf8")
+  child.stdout!.on("data", (chunk: string) => {
+    let text = partial + chunk
+    let end = text.indexOf("\n")
+    while (end >= 0) {
+      onLine(text.slice(0, end))
+      text = text.slice(end + 1)
+      end = text.indexOf("\n")
+    }
+    partial = text
+  })
+  const exited = new Promise<void>((resolve) => {
+    const gone = () => {
+      if (!alive && pending.size === 0 && running.size === 0) return resolve()
+      alive = false
+      // nothing can report these any more: their groups go, and their runs end as killed
+      for (const [pid, handlers] of running) {
+        try {
+          process.kill(-pid, "SIGKILL")
+        } catch {}
+        handlers.exited(null, "SIGKILL")
+      }
+      running.clear()
+      for (const request of pending.values()) {
+        request.handlers.failed(Object.assign(new Error("the spawner helper exited"), { code: "ESRCH" }))
+      }
+      pending.clear()
+      resolve()
+    }
+    child.once("error", gone)
+    child.once("exit", gone)
+  })
+  child.stdin!.on("error", () => {})
+  const shape: SpawnerShape = {
+    spawn: (request, handlers) => {
+      if (!alive || hasNul(request)) return false
+      const id = nextId++
+      const env: Array<string> = []
+      for (const key in request.env) {
+        const value = request.env[key]
+        if (value !== undefined) env.push(`${key}=${value}`)
+      }
+      pending.set(id, { command: request.command, handlers })
+      send(
+        `${JSON.stringify({ id, path: request.command, args: [request.command, ...request.args], dir: request.cwd, env })}\n`
+      )
+      return true
+    }
+  }
+  const close = Effect.promise(() => {
+    alive = false
+    child.stdin!.end()
+    const timer = setTimeout(() => child.kill("SIGKILL"), 2_000)
+    return exited.finally(() => {
+      clearTimeout(timer)
+      fs.rmSync(folder, { recursive: true, force: true })
+    })
+  })
+  return { shape, close }
+}

@@ -1,0 +1,3 @@
+module core/spawner
+
+go 1.22

@@ -1,0 +1,188 @@
+/**
+ * The spawner helper (`src/spawner`, `process/Spawner.ts`): `spawnGroup` through it gives what Node's `spawn()`
+ * gave (output, exit statuses, the same located errors), the processes are the helper's children, and nothing
+ * is left when the helper or the supervisor dies.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, type Scope } from "effect"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import { join } from "node:path"
+import { type Ended, runGroup, spawnGroup } from "../src/process/ProcessGroup.js"
+import * as Spawner from "../src/process/Spawner.js"
+import { eventually, survivors } from "./support/Processes.js"
+import { tempDir } from "./support/Specs.js"
+
+const binary = Spawner.spawnerBinary()!
+
+/** The parent's command name and pid of `pid`. */
+const parentOf = (pid: number): { readonly ppid: number; readonly name: string } => {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+  const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+  const parent = fs.readFileSync(`/proc/${ppid}/stat`, "utf8")
+  return { ppid, name: parent.slice(parent.indexOf("(") + 1, parent.lastIndexOf(")")) }
+}
+
+const withHelper = <A, E>(dir: string, effect: Effect.Effect<A, E, Spawner.Spawner | Scope.Scope>) =>
+  effect.pipe(Effect.provide(Layer.fresh(Spawner.layer(dir))), Effect.scoped)
+
+const sh = (
+  dir: string,
+  script: string,
+  extra: { readonly cwd?: string; readonly env?: Record<string, string> } = {}
+) =>
+  runGroup({
+    owner: "t",
+    command: "sh",
+    args: ["-c", script],
+    cwd: extra.cwd ?? dir,
+    env: { ...process.env, ...extra.env },
+    timeoutMs: 10_000
+  })
+
+describe("the spawner helper", () => {
+  it("is built (npm run build, with Go)", () => {
+    expect(fs.existsSync(binary), `${binary} is missing: npm run build builds it with Go`).toBe(true)
+  })
+
+  it.live("runs the process as its child, in a session of its own, with output, env, cwd and exit status", () => {
+    const dir = tempDir()
+    return withHelper(
+      dir,
+      Effect.gen(function* () {
+        let output = ""
+        const group = yield* spawnGroup({
+          owner: "t",
+          command: "sh",
+          args: [
+            "-c",
+            'echo "out $FOO $(pwd)"; echo err >&2; echo via-path > /dev/stdout; echo "parent $(cat /proc/$PPID/comm)"; echo "stdin $(readlink /proc/$$/fd/0)"; echo "ids $(ps -o pid=,sid=,pgid= -p $$)"; exit 7'
+          ],
+          cwd: dir,
+          env: { ...process.env, FOO: "bar" },
+          shutdown: { signal: "SIGTERM", timeoutMs: 1000 },
+          onOutput: (_, chunk) => {
+            output += chunk.toString()
+          },
+          onEnd: () => {}
+        })
+        const ended: Ended = yield* group.ended
+        expect(ended).toEqual({ status: 7, signal: undefined })
+        yield* Effect.promise(() => eventually(() => output.includes("ids"), 5_000))
+        expect(output).toContain(`out bar ${fs.realpathSync(dir)}`)
+        expect(output).toContain("via-path")
+        expect(output).toContain("parent core-spawner")
+        expect(output).toContain("stdin /dev/null")
+        // its own session and group: pid, sid and pgid are one number
+        const ids = /ids\s+(\d+)\s+(\d+)\s+(\d+)/.exec(output)!.slice(1)
+        expect(new Set(ids)).toEqual(new Set([String(group.pid)]))
+        expect(output).toContain("err")
+      })
+    )
+  })
+
+  it.live("reports a death by signal as Node does", () => {
+    const dir = tempDir()
+    return withHelper(
+      dir,
+      Effect.gen(function* () {
+        const result = yield* sh(dir, "kill -TERM $$")
+        expect([result.status, result.signal]).toEqual([143, "SIGTERM"])
+      })
+    )
+  })
+
+  it.live("names what is wrong when the process cannot start, as with Node's spawn()", () => {
+    const dir = tempDir()
+    fs.writeFileSync(join(dir, "file"), "")
+    fs.writeFileSync(join(dir, "noexec"), "#!/bin/sh\n")
+    const reasons = (command: string, cwd: string, args: ReadonlyArray<string> = []) =>
+      runGroup({ owner: "t", command, args, cwd, env: process.env }).pipe(
+        Effect.flip,
+        Effect.map((e) => e.reason)
+      )
+    const all = Effect.gen(function* () {
+      return [
+        yield* reasons("no-such-command-xyz", dir),
+        yield* reasons("sh", join(dir, "missing")),
+        yield* reasons("sh", join(dir, "file")),
+        yield* reasons(join(dir, "noexec"), dir),
+        yield* reasons(
+          "sh",
+          dir,
+          Array.from({ length: 200_000 }, (_, i) => `a${i}`)
+        ),
+        yield* reasons("sh", dir, ["-c", "a\0b"])
+      ]
+    })
+    return Effect.gen(function* () {
+      const helper = yield* withHelper(dir, all)
+      const node = yield* all.pipe(Effect.provide(Spawner.Spawner.none))
+      expect(helper.slice(0, 4)).toEqual([
+        "command not found",
+        `ENOENT: working directory ${join(dir, "missing")} does not exist`,
+        `ENOTDIR: working directory ${join(dir, "file")} is not a directory`,
+        "permission denied (is it executable?)"
+      ])
+      expect(helper[4]).toContain("E2BIG")
+      // the same words either way (Node's own message for the NUL byte: the helper leaves that to Node)
+      expect(helper.slice(0, 4)).toEqual(node.slice(0, 4))
+      expect(helper[5]).toEqual(node[5])
+    })
+  })
+
+  it.live("a helper that dies takes its groups down, their runs end killed, and later spawns use Node", () => {
+    const dir = tempDir()
+    return withHelper(
+      dir,
+      Effect.gen(function* () {
+        const group = yield* spawnGroup({
+          owner: "t",
+          command: "sh",
+          args: ["-c", "sleep 3600 & sleep 3600"],
+          cwd: dir,
+          env: process.env,
+          shutdown: { signal: "SIGTERM", timeoutMs: 1000 },
+          onOutput: () => {},
+          onEnd: () => {}
+        })
+        expect(parentOf(group.pid).name).toBe("core-spawner")
+        const helper = parentOf(group.pid).ppid
+        yield* Effect.promise(() => eventually(() => survivors([group.pid]).length >= 2, 5_000))
+        process.kill(helper, "SIGKILL")
+        expect(yield* group.ended).toEqual({ status: 137, signal: "SIGKILL" })
+        yield* Effect.promise(() => eventually(() => survivors([group.pid]).length === 0, 5_000))
+        expect(survivors([group.pid])).toEqual([])
+        const later = yield* spawnGroup({
+          owner: "t",
+          command: "sleep",
+          args: ["3600"],
+          cwd: dir,
+          env: process.env,
+          shutdown: { signal: "SIGTERM", timeoutMs: 1000 },
+          onOutput: () => {},
+          onEnd: () => {}
+        })
+        expect(parentOf(later.pid).ppid).toBe(process.pid)
+      })
+    )
+  })
+
+  it("a supervisor killed with -9 leaves nothing: the helper kills what it started and removes its FIFOs", async () => {
+    const dir = tempDir()
+    const holder = spawn(process.execPath, ["--import", "tsx", join(__dirname, "fixtures/spawner/holder.ts"), dir], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    let text = ""
+    holder.stdout!.on("data", (chunk: Buffer) => {
+      text += chunk.toString()
+    })
+    expect(await eventually(() => text.includes("\n"), 30_000)).toBe(true)
+    const pid = Number(text.trim())
+    expect(parentOf(pid).name).toBe("core-spawner")
+    const helper = parentOf(pid).ppid
+    holder.kill("SIGKILL")
+    expect(await eventually(() => survivors([pid, helper]).length === 0, 10_000)).toBe(true)
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith("fifo-"))).toEqual([])
+  })
+})
