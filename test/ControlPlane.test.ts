@@ -114,6 +114,12 @@ const guardiansOf = (pid: number) =>
     })
     .map((p) => p.pid)
 
+/** The spawner helper of the supervisor `pid` (`core-spawner`, its services' parent). */
+const spawnersOf = (pid: number) =>
+  liveProcesses()
+    .filter((p) => p.ppid === pid && p.command === "core-spawner")
+    .map((p) => p.pid)
+
 const alive = (pid: number) => liveProcesses().some((p) => p.pid === pid)
 
 const statusOf = async (dir: string): Promise<ReadonlyArray<ServiceStatus>> => {
@@ -631,9 +637,14 @@ describe("core stack (control plane, end to end)", () => {
     expect((await core(["stack", "up", "-d"], dir)).code).toBe(0)
     const supervisor = supervisorPid(dir)
     const [guardian] = guardiansOf(supervisor)
+    const [spawner] = spawnersOf(supervisor)
+    // all three at once (a crash of the machine's side that takes everything of core): the supervisor stopped
+    // first, so that it does not see its spawner die (it would kill the spawner's groups then)
+    process.kill(supervisor, "SIGSTOP")
+    process.kill(spawner!, "SIGKILL")
     process.kill(guardian!, "SIGKILL")
     process.kill(supervisor, "SIGKILL")
-    expect(await eventually(() => !alive(supervisor) && !alive(guardian!))).toBe(true)
+    expect(await eventually(() => !alive(supervisor) && !alive(guardian!) && !alive(spawner!))).toBe(true)
     const leftovers = processesMentioning(dir)
     expect(leftovers.length).toBe(2) // a and its grandchild
 

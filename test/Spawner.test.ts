@@ -10,7 +10,7 @@ import * as fs from "node:fs"
 import { join } from "node:path"
 import { type Ended, runGroup, spawnGroup } from "../src/process/ProcessGroup.js"
 import * as Spawner from "../src/process/Spawner.js"
-import { eventually, survivors } from "./support/Processes.js"
+import { eventually, liveProcesses, survivors } from "./support/Processes.js"
 import { tempDir } from "./support/Specs.js"
 
 const binary = Spawner.spawnerBinary()!
@@ -79,6 +79,78 @@ describe("the spawner helper", () => {
         expect(output).toContain("err")
       })
     )
+  })
+
+  it.live(
+    "a process that exits at once, silent or not, has its output ended (no hang-up comes for a late reader)",
+    () => {
+      const dir = tempDir()
+      const run = (script: string) =>
+        Effect.gen(function* () {
+          const ends: Array<string> = []
+          let output = ""
+          const group = yield* spawnGroup({
+            owner: "t",
+            command: "sh",
+            args: ["-c", script],
+            cwd: dir,
+            env: process.env,
+            shutdown: { signal: "SIGTERM", timeoutMs: 1000 },
+            onOutput: (_, chunk) => {
+              output += chunk.toString()
+            },
+            onEnd: (stream) => ends.push(stream)
+          })
+          yield* group.ended
+          const ended = yield* Effect.promise(() => eventually(() => ends.length === 2, 10_000))
+          return { ended, output }
+        }).pipe(Effect.scoped)
+      return withHelper(
+        dir,
+        Effect.gen(function* () {
+          for (let i = 0; i < 20; i++) {
+            expect(yield* run("true")).toEqual({ ended: true, output: "" })
+            expect(yield* run("echo last")).toEqual({ ended: true, output: "last\n" })
+          }
+        })
+      )
+    }
+  )
+
+  it.live("a file without #! runs with sh, as execvp does; the FIFOs leave the folder once opened", () => {
+    const dir = tempDir()
+    fs.writeFileSync(join(dir, "script"), "echo ran $1\n", { mode: 0o755 })
+    return withHelper(
+      dir,
+      Effect.gen(function* () {
+        const result = yield* runGroup({ owner: "t", command: "./script", args: ["here"], cwd: dir, env: process.env })
+        expect([result.status, result.output]).toEqual([0, "ran here\n"])
+        const fifos = () =>
+          fs.readdirSync(dir).flatMap((f) => (f.startsWith("fifo-") ? fs.readdirSync(join(dir, f)) : []))
+        expect(yield* Effect.promise(() => eventually(() => fifos().length === 0, 5_000))).toBe(true)
+      })
+    )
+  })
+
+  it.live("a process whose output nobody reads any more gets EPIPE, as with a pipe", () => {
+    const dir = tempDir()
+    return Effect.gen(function* () {
+      const spawner = yield* Spawner.Spawner
+      const ended = yield* Effect.async<{ code: number | null; signal: NodeJS.Signals | null }>((resume) => {
+        spawner.spawn(
+          { command: "yes", args: [], cwd: dir, env: process.env },
+          {
+            started: (_pid, stdout, stderr) => {
+              stdout.destroy()
+              stderr.destroy()
+            },
+            failed: (error) => resume(Effect.die(error)),
+            exited: (code, signal) => resume(Effect.succeed({ code, signal }))
+          }
+        )
+      })
+      expect(ended).toEqual({ code: null, signal: "SIGPIPE" })
+    }).pipe(Effect.provide(Layer.fresh(Spawner.layer(dir))), Effect.scoped)
   })
 
   it.live("reports a death by signal as Node does", () => {
@@ -168,21 +240,34 @@ describe("the spawner helper", () => {
     )
   })
 
-  it("a supervisor killed with -9 leaves nothing: the helper kills what it started and removes its FIFOs", async () => {
-    const dir = tempDir()
-    const holder = spawn(process.execPath, ["--import", "tsx", join(__dirname, "fixtures/spawner/holder.ts"), dir], {
-      stdio: ["ignore", "pipe", "inherit"]
-    })
-    let text = ""
-    holder.stdout!.on("data", (chunk: Buffer) => {
-      text += chunk.toString()
-    })
-    expect(await eventually(() => text.includes("\n"), 30_000)).toBe(true)
-    const pid = Number(text.trim())
-    expect(parentOf(pid).name).toBe("core-spawner")
-    const helper = parentOf(pid).ppid
-    holder.kill("SIGKILL")
-    expect(await eventually(() => survivors([pid, helper]).length === 0, 10_000)).toBe(true)
-    expect(fs.readdirSync(dir).filter((f) => f.startsWith("fifo-"))).toEqual([])
+  it("a supervisor killed with -9, spawns in flight, leaves nothing: the helper kills what it started, removes its FIFOs", async () => {
+    for (let round = 0; round < 3; round++) {
+      const dir = tempDir()
+      const holder = spawn(
+        process.execPath,
+        ["--import", "tsx", join(__dirname, "fixtures/spawner/holder.ts"), dir, "50"],
+        { stdio: ["ignore", "pipe", "inherit"] }
+      )
+      let text = ""
+      holder.stdout!.on("data", (chunk: Buffer) => {
+        text += chunk.toString()
+      })
+      expect(await eventually(() => text.includes("\n"), 30_000)).toBe(true)
+      const first = Number(text.split("\n")[0])
+      expect(parentOf(first).name).toBe("core-spawner")
+      const helper = parentOf(first).ppid
+      // killed after its first answer, with most of the 50 requests still on their way
+      holder.kill("SIGKILL")
+      const inDir = () =>
+        liveProcesses().filter((p) => {
+          try {
+            return fs.readlinkSync(`/proc/${p.pid}/cwd`) === fs.realpathSync(dir)
+          } catch {
+            return false
+          }
+        })
+      expect(await eventually(() => inDir().length === 0 && survivors([helper]).length === 0, 10_000)).toBe(true)
+      expect(fs.readdirSync(dir).filter((f) => f.startsWith("fifo-"))).toEqual([])
+    }
   })
 })

@@ -226,7 +226,6 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
         Option.isSome(spawner) &&
         spawner.value.spawn(request, {
           started: (pid, stdout, stderr) => {
-            Trace.count("spawn() of a process group")
             started(pid, stdout, stderr)
             Trace.count("process group running (its spawn event)")
             resume(Effect.succeed(pid))
@@ -234,7 +233,10 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
           failed: (error) => failed(describeSpawnError(error, options.cwd)),
           exited: ended
         })
-      if (viaHelper) return
+      if (viaHelper) {
+        Trace.count("spawn() of a process group")
+        return
+      }
       let child: ReturnType<typeof spawn>
       try {
         child = Trace.timed("spawn() of a process group", () =>

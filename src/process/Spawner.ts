@@ -79,6 +79,14 @@ const spawnError = (command: string, errno: number): NodeJS.ErrnoException => {
   return Object.assign(new Error(`spawn ${command} ${code}`), { code, errno: -errno, syscall: "spawn" })
 }
 
+const killGroup = (pid: number): void => {
+  try {
+    process.kill(-pid, "SIGKILL")
+  } catch {
+    // gone
+  }
+}
+
 const hasNul = (request: SpawnRequest): boolean =>
   request.command.includes("\0") ||
   request.cwd.includes("\0") ||
@@ -88,6 +96,42 @@ const hasNul = (request: SpawnRequest): boolean =>
 interface Pending {
   readonly command: string
   readonly handlers: SpawnHandlers
+}
+
+interface Running {
+  readonly handlers: SpawnHandlers
+  readonly streams: ReadonlyArray<{ readonly fd: number; readonly socket: net.Socket }>
+}
+
+/** Most of a FIFO read at a process's exit: a background process that floods it cannot hold the exit up. */
+const DRAIN_LIMIT = 1024 * 1024
+
+/**
+ * What the process wrote before it exited, read now (it is all in the FIFOs once the helper has reaped it),
+ * through the sockets' own listeners: its exit is seen after its last lines, as with Node's pipes, where a
+ * `ready_log_line` printed just before an exit counted. A FIFO whose writers are all gone is ended here; one
+ * that a background process still holds goes on as the socket reads it.
+ */
+const drain = (streams: Running["streams"]): void => {
+  const buffer = Buffer.allocUnsafe(64 * 1024)
+  for (const { fd, socket } of streams) {
+    for (let total = 0; total < DRAIN_LIMIT; ) {
+      let n: number
+      try {
+        n = fs.readSync(fd, buffer, 0, buffer.length, null)
+      } catch {
+        break // EAGAIN: nothing more now; or closed
+      }
+      if (n === 0) {
+        // no writer is left: the end. The socket may never see it: a FIFO opened after its last writer closed
+        // reports no hang-up to epoll (Linux), and with nothing in it, no input either
+        socket.destroy()
+        break
+      }
+      socket.emit("data", Buffer.from(buffer.subarray(0, n)))
+      total += n
+    }
+  }
 }
 
 /**
@@ -120,7 +164,12 @@ const start = (stateDir: string): Helper | undefined => {
   let child: ChildProcess
   try {
     folder = fs.mkdtempSync(path.join(stateDir, "fifo-"))
-    child = spawn(binary, [folder], { detached: true, stdio: ["pipe", "pipe", "inherit"] })
+    // the folder in the environment, not the command line: tools and tests find a stack's processes by its path
+    child = spawn(binary, [], {
+      detached: true,
+      stdio: ["pipe", "pipe", "inherit"],
+      env: { ...process.env, CORE_SPAWNER_FOLDER: folder }
+    })
   } catch {
     return
   }
@@ -128,7 +177,7 @@ const start = (stateDir: string): Helper | undefined => {
   let alive = child.pid !== undefined
   let nextId = 1
   const pending = new Map<number, Pending>()
-  const running = new Map<number, SpawnHandlers>()
+  const running = new Map<number, Running>()
   let queued: Array<string> = []
   let flushing = false
   const send = (line: string) => {
@@ -143,9 +192,9 @@ const start = (stateDir: string): Helper | undefined => {
       if (alive) child.stdin!.write(text)
     })
   }
-  const openFifo = (id: number, stream: string): net.Socket => {
+  const openFifo = (id: number, stream: string): { readonly fd: number; readonly socket: net.Socket } => {
     const fd = fs.openSync(path.join(folder, `${id}.${stream}`), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
-    return new net.Socket({ fd, readable: true, writable: false })
+    return { fd, socket: new net.Socket({ fd, readable: true, writable: false }) }
   }
   const onLine = (line: string) => {
     const message = JSON.parse(line) as {
@@ -157,9 +206,11 @@ const start = (stateDir: string): Helper | undefined => {
       signal?: number
     }
     if (message.exit !== undefined) {
-      const handlers = running.get(message.exit)
+      const run = running.get(message.exit)
       running.delete(message.exit)
-      handlers?.exited(
+      if (run === undefined) return
+      drain(run.streams)
+      run.handlers.exited(
         message.code ?? null,
         message.signal === undefined ? null : (signalNames.get(message.signal) ?? "SIGKILL")
       )
@@ -168,26 +219,29 @@ const start = (stateDir: string): Helper | undefined => {
     if (message.id === undefined) return
     const request = pending.get(message.id)
     pending.delete(message.id)
-    if (request === undefined) return
     if (message.pid === undefined) {
-      request.handlers.failed(spawnError(request.command, message.errno ?? 0))
+      request?.handlers.failed(spawnError(request.command, message.errno ?? 0))
       return
     }
-    let stdout: net.Socket, stderr: net.Socket
+    if (request === undefined) {
+      // nobody waits for it (its request was failed when the helper was thought gone): it must not run on
+      killGroup(message.pid)
+      return
+    }
+    let stdout: { readonly fd: number; readonly socket: net.Socket } | undefined
     try {
       stdout = openFifo(message.id, "out")
-      stderr = openFifo(message.id, "err")
+      const stderr = openFifo(message.id, "err")
+      send(`{"opened":${message.id}}\n`)
+      running.set(message.pid, { handlers: request.handlers, streams: [stdout, stderr] })
+      request.handlers.started(message.pid, stdout.socket, stderr.socket)
     } catch (error) {
       // the FIFOs are ours, in a folder only this user can enter: this is not expected
-      try {
-        process.kill(-message.pid, "SIGKILL")
-      } catch {}
+      stdout?.socket.destroy()
+      send(`{"opened":${message.id}}\n`)
+      killGroup(message.pid)
       request.handlers.failed(error as NodeJS.ErrnoException)
-      return
     }
-    send(`{"opened":${message.id}}\n`)
-    running.set(message.pid, request.handlers)
-    request.handlers.started(message.pid, stdout, stderr)
   }
   let partial = ""
   child.stdout!.setEncoding("utf8")
@@ -203,13 +257,10 @@ const start = (stateDir: string): Helper | undefined => {
   })
   const exited = new Promise<void>((resolve) => {
     const gone = () => {
-      if (!alive && pending.size === 0 && running.size === 0) return resolve()
       alive = false
-      // nothing can report these any more: their groups go, and their runs end as killed
-      for (const [pid, handlers] of running) {
-        try {
-          process.kill(-pid, "SIGKILL")
-        } catch {}
+      // nothing can report these any more (none after a close): their groups go, and their runs end as killed
+      for (const [pid, { handlers }] of running) {
+        killGroup(pid)
         handlers.exited(null, "SIGKILL")
       }
       running.clear()
@@ -219,8 +270,9 @@ const start = (stateDir: string): Helper | undefined => {
       pending.clear()
       resolve()
     }
+    // "close", not "exit": after the last answers on its stdout are read
     child.once("error", gone)
-    child.once("exit", gone)
+    child.once("close", gone)
   })
   child.stdin!.on("error", () => {})
   const shape: SpawnerShape = {

@@ -6,12 +6,14 @@
 //	{"opened":N}                                              (the supervisor opened N's output: close ours)
 //	                                                          <-  {"exit":PID,"code":C} or {"exit":PID,"signal":S}
 //
-// Each process is the leader of a new session, its stdin /dev/null, its stdout and stderr two FIFOs made in
-// the folder given as the only argument (N.out, N.err), which the supervisor opens, unlinks and reads. The
-// helper holds their write ends open until the supervisor says it has opened them, so that a process that
-// writes at once never meets a FIFO without a reader. An exit is always written before the answer to a later
-// spawn that reuses its pid. When stdin ends (the supervisor is gone, however it ended) every group still
-// running is killed, the folder removed, and the helper exits.
+// Each process is the leader of a new session, its stdin /dev/null, its stdout and stderr the write ends of two
+// FIFOs made in the folder named by CORE_SPAWNER_FOLDER (N.out, N.err), which the supervisor opens and reads.
+// The helper holds a read end of each until the supervisor says it has opened its own ("opened"), so that a
+// process that writes at once never meets a FIFO without a reader, then closes it and removes the FIFOs: the
+// process gets EPIPE once the supervisor stops reading, as with a pipe. A file without a #! line runs with
+// /bin/sh, as execvp does. An exit is always written before the answer to a later spawn that reuses its pid.
+// When stdin ends, or an answer cannot be written (the supervisor is gone, however it ended), every group
+// still running is killed, nothing more is started, the folder is removed, and the helper exits.
 package main
 
 import (
@@ -41,12 +43,19 @@ var (
 	mu   sync.Mutex
 	out  = bufio.NewWriterSize(os.Stdout, 64*1024)
 	live = map[int]bool{}
+	// the supervisor cannot be told any more (its end of stdout is closed): it is gone
+	orphaned = false
 )
 
 func answer(line string) {
+	if orphaned {
+		return
+	}
 	out.WriteString(line)
 	out.WriteByte('\n')
-	out.Flush()
+	if out.Flush() != nil {
+		orphaned = true
+	}
 }
 
 func reap() {
@@ -75,10 +84,12 @@ func lookPath(file string, env []string, dir string) (string, syscall.Errno) {
 	if strings.Contains(file, "/") {
 		return file, 0
 	}
-	pathList := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	// libuv's default when the environment has none; the first PATH= counts
+	pathList := "/usr/bin:/bin"
 	for _, kv := range env {
 		if strings.HasPrefix(kv, "PATH=") {
 			pathList = kv[5:]
+			break
 		}
 	}
 	denied := false
@@ -92,10 +103,11 @@ func lookPath(file string, env []string, dir string) (string, syscall.Errno) {
 			resolved = filepath.Join(dir, resolved)
 		}
 		var st syscall.Stat_t
-		if syscall.Stat(resolved, &st) != nil || st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		if syscall.Stat(resolved, &st) != nil {
 			continue
 		}
-		if syscall.Access(resolved, 1) != nil {
+		// execve refuses a folder with EACCES, and execvp goes on looking
+		if st.Mode&syscall.S_IFMT == syscall.S_IFDIR || syscall.Access(resolved, 1) != nil {
 			denied = true
 			continue
 		}
@@ -107,9 +119,16 @@ func lookPath(file string, env []string, dir string) (string, syscall.Errno) {
 	return "", syscall.ENOENT
 }
 
+func fifoPath(dir string, id int, stream string) string {
+	return filepath.Join(dir, strconv.Itoa(id)+"."+stream)
+}
+
 func spawn(dir string, devnull int, r request, held map[int][2]int) {
 	mu.Lock()
 	defer mu.Unlock()
+	if orphaned {
+		return
+	}
 	fail := func(errno syscall.Errno) {
 		answer(`{"id":` + strconv.Itoa(r.ID) + `,"errno":` + strconv.Itoa(int(errno)) + `}`)
 	}
@@ -126,33 +145,58 @@ func spawn(dir string, devnull int, r request, held map[int][2]int) {
 		}
 		return
 	}
-	var fds [2]int
+	var readers, writers [2]int
+	cleanup := func(n int) {
+		for i := 0; i < n; i++ {
+			syscall.Close(readers[i])
+			syscall.Close(writers[i])
+			syscall.Unlink(fifoPath(dir, r.ID, []string{"out", "err"}[i]))
+		}
+	}
 	for i, stream := range []string{"out", "err"} {
-		fifo := filepath.Join(dir, strconv.Itoa(r.ID)+"."+stream)
+		fifo := fifoPath(dir, r.ID, stream)
 		syscall.Unlink(fifo)
 		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			cleanup(i)
 			fail(err.(syscall.Errno))
 			return
 		}
-		// read and write: opening a FIFO so never waits for a reader
-		fd, err := syscall.Open(fifo, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+		// a reader first (opening one without O_NONBLOCK would wait for a writer), then the process's end
+		reader, err := syscall.Open(fifo, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 		if err != nil {
+			syscall.Unlink(fifo)
+			cleanup(i)
 			fail(err.(syscall.Errno))
 			return
 		}
-		fds[i] = fd
+		writer, err := syscall.Open(fifo, syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			syscall.Close(reader)
+			syscall.Unlink(fifo)
+			cleanup(i)
+			fail(err.(syscall.Errno))
+			return
+		}
+		readers[i], writers[i] = reader, writer
 	}
-	pid, err := syscall.ForkExec(path, r.Args, &syscall.ProcAttr{
+	attr := &syscall.ProcAttr{
 		Dir:   r.Dir,
 		Env:   r.Env,
-		Files: []uintptr{uintptr(devnull), uintptr(fds[0]), uintptr(fds[1])},
+		Files: []uintptr{uintptr(devnull), uintptr(writers[0]), uintptr(writers[1])},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
-	})
+	}
+	pid, err := syscall.ForkExec(path, r.Args, attr)
+	if err == syscall.ENOEXEC {
+		// no #! line: a shell script, as execvp runs it
+		args := append([]string{"/bin/sh", path}, r.Args[1:]...)
+		pid, err = syscall.ForkExec("/bin/sh", args, attr)
+	}
+	syscall.Close(writers[0])
+	syscall.Close(writers[1])
 	if err != nil {
-		syscall.Close(fds[0])
-		syscall.Close(fds[1])
-		for _, stream := range []string{"out", "err"} {
-			syscall.Unlink(filepath.Join(dir, strconv.Itoa(r.ID)+"."+stream))
+		for i, stream := range []string{"out", "err"} {
+			syscall.Close(readers[i])
+			syscall.Unlink(fifoPath(dir, r.ID, stream))
 		}
 		if errno, ok := err.(syscall.Errno); ok {
 			fail(errno)
@@ -162,21 +206,24 @@ func spawn(dir string, devnull int, r request, held map[int][2]int) {
 		return
 	}
 	live[pid] = true
-	held[r.ID] = fds
+	held[r.ID] = readers
 	answer(`{"id":` + strconv.Itoa(r.ID) + `,"pid":` + strconv.Itoa(pid) + `}`)
 }
 
 func main() {
-	if len(os.Args) != 2 {
-		os.Stderr.WriteString("usage: core-spawner FOLDER (started by core's supervisor)\n")
+	dir := os.Getenv("CORE_SPAWNER_FOLDER")
+	if dir == "" {
+		os.Stderr.WriteString("core-spawner is started by core's supervisor (CORE_SPAWNER_FOLDER is not set)\n")
 		os.Exit(2)
 	}
-	dir := os.Args[1]
 	devnull, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		os.Stderr.WriteString("core-spawner: /dev/null: " + err.Error() + "\n")
 		os.Exit(1)
 	}
+	// a write to the supervisor once it is gone fails with EPIPE instead of killing the helper before it has
+	// killed what it started (handled, not ignored: an ignored signal would stay ignored in the processes)
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	children := make(chan os.Signal, 1)
 	signal.Notify(children, syscall.SIGCHLD)
 	go func() {
@@ -193,8 +240,10 @@ func main() {
 			if json.Unmarshal(line, &r) == nil {
 				if r.Opened != 0 {
 					if fds, ok := held[r.Opened]; ok {
-						syscall.Close(fds[0])
-						syscall.Close(fds[1])
+						for i, stream := range []string{"out", "err"} {
+							syscall.Close(fds[i])
+							syscall.Unlink(fifoPath(dir, r.Opened, stream))
+						}
 						delete(held, r.Opened)
 					}
 				} else {
@@ -202,7 +251,10 @@ func main() {
 				}
 			}
 		}
-		if err != nil {
+		mu.Lock()
+		gone := orphaned
+		mu.Unlock()
+		if err != nil || gone {
 			break
 		}
 	}
