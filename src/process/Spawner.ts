@@ -232,13 +232,13 @@ const start = (stateDir: string): Helper | undefined => {
     try {
       stdout = openFifo(message.id, "out")
       const stderr = openFifo(message.id, "err")
-      send(`{"opened":${message.id}}\n`)
+      send(`O\0${message.id}\0`)
       running.set(message.pid, { handlers: request.handlers, streams: [stdout, stderr] })
       request.handlers.started(message.pid, stdout.socket, stderr.socket)
     } catch (error) {
       // the FIFOs are ours, in a folder only this user can enter: this is not expected
       stdout?.socket.destroy()
-      send(`{"opened":${message.id}}\n`)
+      send(`O\0${message.id}\0`)
       killGroup(message.pid)
       request.handlers.failed(error as NodeJS.ErrnoException)
     }
@@ -279,15 +279,20 @@ const start = (stateDir: string): Helper | undefined => {
     spawn: (request, handlers) => {
       if (!alive || hasNul(request)) return false
       const id = nextId++
-      const env: Array<string> = []
+      // NUL-ended fields (none of them holds a NUL: `hasNul`); see src/spawner/main.go
+      const args = [request.command, ...request.args]
+      let text = `S\0${id}\0${request.command}\0${request.cwd}\0${args.length}\0${args.join("\0")}\0`
+      let count = 0
+      let env = ""
       for (const key in request.env) {
         const value = request.env[key]
-        if (value !== undefined) env.push(`${key}=${value}`)
+        if (value === undefined) continue
+        env += `${key}=${value}\0`
+        count++
       }
+      text += `${count}\0${env}`
       pending.set(id, { command: request.command, handlers })
-      send(
-        `${JSON.stringify({ id, path: request.command, args: [request.command, ...request.args], dir: request.cwd, env })}\n`
-      )
+      send(text)
       return true
     }
   }

@@ -1,10 +1,13 @@
 // core-spawner starts the supervisor's process groups for it, so that the supervisor's thread neither forks
 // its large address space nor waits for each exec (issue 14). Started by src/process/Spawner.ts in its own
-// session, it reads one JSON request per line on stdin and answers one JSON line per event on stdout:
+// session, it reads requests on stdin, fields ended by NUL bytes (which no argument or variable can hold),
+// and answers one JSON line per event on stdout:
 //
-//	{"id":N,"path":P,"args":[...],"dir":D,"env":["K=V",...]}  ->  {"id":N,"pid":PID} or {"id":N,"errno":E}
-//	{"opened":N}                                              (the supervisor opened N's output: close ours)
-//	                                                          <-  {"exit":PID,"code":C} or {"exit":PID,"signal":S}
+//	S N PATH DIR ARGC ARGV... ENVC ENV...   ->  {"id":N,"pid":PID} or {"id":N,"errno":E}
+//	O N                                     (the supervisor opened N's output: close ours)
+//	                                        <-  {"exit":PID,"code":C} or {"exit":PID,"signal":S}
+//
+// No JSON decoder: its memory counts with the supervisor's.
 //
 // Each process is the leader of a new session, its stdin /dev/null, its stdout and stderr the write ends of two
 // FIFOs made in the folder named by CORE_SPAWNER_FOLDER (N.out, N.err), which the supervisor opens and reads.
@@ -18,10 +21,10 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,12 +32,46 @@ import (
 )
 
 type request struct {
-	ID     int      `json:"id"`
-	Opened int      `json:"opened"`
-	Path   string   `json:"path"`
-	Args   []string `json:"args"`
-	Dir    string   `json:"dir"`
-	Env    []string `json:"env"`
+	ID   int
+	Path string
+	Args []string
+	Dir  string
+	Env  []string
+}
+
+// reader of NUL-ended fields; ok is false at the end of the input or on a malformed request
+type fields struct {
+	in *bufio.Reader
+	ok bool
+}
+
+func (f *fields) text() string {
+	if !f.ok {
+		return ""
+	}
+	s, err := f.in.ReadString(0)
+	if err != nil {
+		f.ok = false
+		return ""
+	}
+	return s[:len(s)-1]
+}
+
+func (f *fields) number() int {
+	n, err := strconv.Atoi(f.text())
+	if err != nil || n < 0 {
+		f.ok = false
+	}
+	return n
+}
+
+func (f *fields) list() []string {
+	n := f.number()
+	items := make([]string, 0, n)
+	for i := 0; i < n && f.ok; i++ {
+		items = append(items, f.text())
+	}
+	return items
 }
 
 var (
@@ -211,6 +248,8 @@ func spawn(dir string, devnull int, r request, held map[int][2]int) {
 }
 
 func main() {
+	// its memory counts with the supervisor's (a burst of 200 requests is ~1 MB of garbage): collected early
+	debug.SetGCPercent(10)
 	dir := os.Getenv("CORE_SPAWNER_FOLDER")
 	if dir == "" {
 		os.Stderr.WriteString("core-spawner is started by core's supervisor (CORE_SPAWNER_FOLDER is not set)\n")
@@ -232,29 +271,32 @@ func main() {
 		}
 	}()
 	held := map[int][2]int{}
-	in := bufio.NewReaderSize(os.Stdin, 256*1024)
+	in := &fields{in: bufio.NewReaderSize(os.Stdin, 256*1024), ok: true}
 	for {
-		line, err := in.ReadBytes('\n')
-		if len(line) > 0 {
-			var r request
-			if json.Unmarshal(line, &r) == nil {
-				if r.Opened != 0 {
-					if fds, ok := held[r.Opened]; ok {
-						for i, stream := range []string{"out", "err"} {
-							syscall.Close(fds[i])
-							syscall.Unlink(fifoPath(dir, r.Opened, stream))
-						}
-						delete(held, r.Opened)
-					}
-				} else {
-					spawn(dir, devnull, r, held)
-				}
+		switch in.text() {
+		case "S":
+			r := request{ID: in.number(), Path: in.text(), Dir: in.text()}
+			r.Args = in.list()
+			r.Env = in.list()
+			if in.ok {
+				spawn(dir, devnull, r, held)
 			}
+		case "O":
+			id := in.number()
+			if fds, ok := held[id]; ok {
+				for i, stream := range []string{"out", "err"} {
+					syscall.Close(fds[i])
+					syscall.Unlink(fifoPath(dir, id, stream))
+				}
+				delete(held, id)
+			}
+		default:
+			in.ok = false
 		}
 		mu.Lock()
 		gone := orphaned
 		mu.Unlock()
-		if err != nil || gone {
+		if !in.ok || gone {
 			break
 		}
 	}
