@@ -56,10 +56,11 @@ describe("the spawner helper", () => {
           command: "sh",
           args: [
             "-c",
-            'echo "out $FOO $(pwd)"; echo err >&2; echo via-path > /dev/stdout; echo "parent $(cat /proc/$PPID/comm)"; echo "stdin $(readlink /proc/$$/fd/0)"; echo "ids $(ps -o pid=,sid=,pgid= -p $$)"; exit 7'
+            'echo "out $FOO $(pwd) [${HOME-unset}]"; echo err >&2; echo via-path > /dev/stdout; echo "parent $(cat /proc/$PPID/comm)"; echo "stdin $(readlink /proc/$$/fd/0)"; echo "ids $(ps -o pid=,sid=,pgid= -p $$)"; exit 7'
           ],
           cwd: dir,
-          env: { ...process.env, FOO: "bar" },
+          // the helper gets what differs from its base environment: one variable set, one taken out
+          env: { ...process.env, FOO: "bar", HOME: undefined },
           shutdown: { signal: "SIGTERM", timeoutMs: 1000 },
           onOutput: (_, chunk) => {
             output += chunk.toString()
@@ -69,7 +70,7 @@ describe("the spawner helper", () => {
         const ended: Ended = yield* group.ended
         expect(ended).toEqual({ status: 7, signal: undefined })
         yield* Effect.promise(() => eventually(() => output.includes("ids"), 5_000))
-        expect(output).toContain(`out bar ${fs.realpathSync(dir)}`)
+        expect(output).toContain(`out bar ${fs.realpathSync(dir)} [unset]`)
         expect(output).toContain("via-path")
         expect(output).toContain("parent core-spawner")
         expect(output).toContain("stdin /dev/null")

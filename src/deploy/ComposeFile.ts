@@ -35,7 +35,7 @@ import {
   ProcessComposeVersion,
   translateService
 } from "./ComposeTranslation.js"
-import { yamlText } from "./YamlText.js"
+import { yamlEntry, yamlText } from "./YamlText.js"
 
 /** A note as comment lines of at most about 110 characters, continuation lines indented. */
 const wrapNote = (note: string): ReadonlyArray<string> => {
@@ -70,31 +70,35 @@ const header = (stack: StackSpec): string =>
  * environment sorted by name), with a header comment and a comment above each process that
  * process-compose runs differently. Pure: bare commands are resolved only through `options.commandPaths`.
  */
-export const renderComposeFile = (stack: StackSpec, options: ComposeFileOptions = {}): string => {
+export const renderComposeFile = (stack: StackSpec, options: ComposeFileOptions = {}): string =>
+  renderComposeChunks(stack, options).join("")
+
+/**
+ * `renderComposeFile` in pieces: the top, then each process, rendered one after the other so that what one
+ * process's rendering allocates dies young (the supervisor writes this file after `up`, and a file of 200
+ * processes rendered whole raised its peak memory by ~5 MB).
+ */
+export const renderComposeChunks = (stack: StackSpec, options: ComposeFileOptions = {}): Array<string> => {
   const services = [...stack.services].sort((a, b) => a.name.localeCompare(b.name))
   const byName = new Map(services.map((service) => [service.name as string, service]))
-  const translated = services.map(
-    (service) => [service.name, translateService(service, byName, stack, options)] as const
-  )
-
-  const text = yamlText(
+  const top = yamlText(
     {
       version: "0.5",
       is_strict: true,
       ordered_shutdown: true,
       shell: { shell_command: "sh", shell_argument: "-c" },
-      processes: Object.fromEntries(translated.map(([name, { value }]) => [name, value]))
+      ...(services.length === 0 ? { processes: {} } : {})
     },
-    {
-      header: header(stack).split("\n"),
-      comments: new Map(
-        translated
-          .filter(([, { notes }]) => notes.length > 0)
-          .map(([name, { notes }]) => [`/processes/${name}`, notes.flatMap(wrapNote)] as const)
-      )
-    }
+    { header: header(stack).split("\n") }
   )
-  return escapeDollars(text)
+  const chunks = [escapeDollars(top)]
+  if (services.length > 0) chunks.push("processes:\n")
+  for (const service of services) {
+    const { value, notes } = translateService(service, byName, stack, options)
+    const comments = new Map([[`/processes/${service.name}`, notes.flatMap(wrapNote)]])
+    chunks.push(escapeDollars(yamlEntry(service.name, value, 2, "/processes", comments)))
+  }
+  return chunks
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,7 +166,7 @@ export const writeComposeFile = Effect.fn("ComposeFile.writeComposeFile")(functi
   const fail = (reason: string) => (cause: unknown) => new ComposeWriteError({ path: target, reason, cause })
 
   const commandPaths = yield* resolveCommandPaths(stack, options.searchPath ?? process.env.PATH ?? "")
-  const text = renderComposeFile(stack, {
+  const text = renderComposeChunks(stack, {
     commandPaths,
     nodeExecutable: options.nodeExecutable ?? process.execPath,
     ...(options.logRotation !== undefined ? { logRotation: options.logRotation } : {})
@@ -181,7 +185,7 @@ export const writeComposeFile = Effect.fn("ComposeFile.writeComposeFile")(functi
   }
   const temp = path.join(stack.stateDir, `.${composeFileName}.${process.pid}.${Date.now()}.tmp`)
   yield* Effect.gen(function* () {
-    yield* fs.writeFileString(temp, text, { mode: 0o600 })
+    yield* fs.writeFileString(temp, text.join(""), { mode: 0o600 })
     yield* fs.chmod(temp, 0o600)
     yield* fs.rename(temp, target)
   }).pipe(

@@ -174,11 +174,17 @@ const start = (stateDir: string): Helper | undefined => {
     return
   }
   Trace.mark("spawner started")
+  // the base environment, sent once: a request carries what differs from it
+  const base = new Map<string, string>()
+  for (const key in process.env) {
+    const value = process.env[key]
+    if (value !== undefined && !key.includes("\0") && !value.includes("\0") && !key.includes("=")) base.set(key, value)
+  }
   let alive = child.pid !== undefined
   let nextId = 1
   const pending = new Map<number, Pending>()
   const running = new Map<number, Running>()
-  let queued: Array<string> = []
+  let queued: Array<string> = [`B\0${base.size}\0${[...base].map(([k, v]) => `${k}=${v}\0`).join("")}`]
   let flushing = false
   const send = (line: string) => {
     queued.push(line)
@@ -279,18 +285,25 @@ const start = (stateDir: string): Helper | undefined => {
     spawn: (request, handlers) => {
       if (!alive || hasNul(request)) return false
       const id = nextId++
-      // NUL-ended fields (none of them holds a NUL: `hasNul`); see src/spawner/main.go
+      // NUL-ended fields (none of them holds a NUL: `hasNul`); see src/spawner/main.go. The environment as
+      // what differs from the base one
       const args = [request.command, ...request.args]
-      let text = `S\0${id}\0${request.command}\0${request.cwd}\0${args.length}\0${args.join("\0")}\0`
-      let count = 0
-      let env = ""
+      let set = ""
+      let sets = 0
       for (const key in request.env) {
         const value = request.env[key]
-        if (value === undefined) continue
-        env += `${key}=${value}\0`
-        count++
+        if (value === undefined || base.get(key) === value) continue
+        set += `${key}=${value}\0`
+        sets++
       }
-      text += `${count}\0${env}`
+      let unset = ""
+      let unsets = 0
+      for (const key of base.keys()) {
+        if (request.env[key] !== undefined) continue
+        unset += `${key}\0`
+        unsets++
+      }
+      const text = `S\0${id}\0${request.command}\0${request.cwd}\0${args.length}\0${args.join("\0")}\0${sets}\0${set}${unsets}\0${unset}`
       pending.set(id, { command: request.command, handlers })
       send(text)
       return true

@@ -3,10 +3,13 @@
 // session, it reads requests on stdin, fields ended by NUL bytes (which no argument or variable can hold),
 // and answers one JSON line per event on stdout:
 //
-//	S N PATH DIR ARGC ARGV... ENVC ENV...   ->  {"id":N,"pid":PID} or {"id":N,"errno":E}
-//	O N                                     (the supervisor opened N's output: close ours)
-//	                                        <-  {"exit":PID,"code":C} or {"exit":PID,"signal":S}
+//	B ENVC ENV...                                  (the base environment, first)
+//	S N PATH DIR ARGC ARGV... SETC K=V... UNSETC K...  ->  {"id":N,"pid":PID} or {"id":N,"errno":E}
+//	O N                                            (the supervisor opened N's output: close ours)
+//	                                               <-  {"exit":PID,"code":C} or {"exit":PID,"signal":S}
 //
+// A process's environment is the base one with SET over it and UNSET taken out: the supervisor sends what
+// differs, not ~100 variables per service (npm's among them) that are the same for all.
 // No JSON decoder: its memory counts with the supervisor's.
 //
 // Each process is the leader of a new session, its stdin /dev/null, its stdout and stderr the write ends of two
@@ -24,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -78,7 +82,7 @@ var (
 	// held while spawning and answering, and while reaping and reporting: a pid is reported exited before
 	// it can be reported spawned again
 	mu   sync.Mutex
-	out  = bufio.NewWriterSize(os.Stdout, 64*1024)
+	out  = bufio.NewWriterSize(os.Stdout, 4096)
 	live = map[int]bool{}
 	// the supervisor cannot be told any more (its end of stdout is closed): it is gone
 	orphaned = false
@@ -154,6 +158,34 @@ func lookPath(file string, env []string, dir string) (string, syscall.Errno) {
 		return "", syscall.EACCES
 	}
 	return "", syscall.ENOENT
+}
+
+// environment is base with set over it (K=V each) and the names in unset taken out
+func environment(base, set, unset []string) []string {
+	if len(set) == 0 && len(unset) == 0 {
+		return base
+	}
+	changed := make(map[string]bool, len(set)+len(unset))
+	for _, kv := range set {
+		changed[name(kv)] = true
+	}
+	for _, k := range unset {
+		changed[k] = true
+	}
+	env := make([]string, 0, len(base)+len(set))
+	for _, kv := range base {
+		if !changed[name(kv)] {
+			env = append(env, kv)
+		}
+	}
+	return append(env, set...)
+}
+
+func name(kv string) string {
+	if i := strings.IndexByte(kv, '='); i >= 0 {
+		return kv[:i]
+	}
+	return kv
 }
 
 func fifoPath(dir string, id int, stream string) string {
@@ -248,8 +280,10 @@ func spawn(dir string, devnull int, r request, held map[int][2]int) {
 }
 
 func main() {
-	// its memory counts with the supervisor's (a burst of 200 requests is ~1 MB of garbage): collected early
+	// its memory counts with the supervisor's: collected early (a burst of 200 requests is ~1 MB of garbage),
+	// one processor (its forks are one at a time anyway), small buffers
 	debug.SetGCPercent(10)
+	runtime.GOMAXPROCS(1)
 	dir := os.Getenv("CORE_SPAWNER_FOLDER")
 	if dir == "" {
 		os.Stderr.WriteString("core-spawner is started by core's supervisor (CORE_SPAWNER_FOLDER is not set)\n")
@@ -271,13 +305,16 @@ func main() {
 		}
 	}()
 	held := map[int][2]int{}
-	in := &fields{in: bufio.NewReaderSize(os.Stdin, 256*1024), ok: true}
+	var base []string
+	in := &fields{in: bufio.NewReaderSize(os.Stdin, 32*1024), ok: true}
 	for {
 		switch in.text() {
+		case "B":
+			base = in.list()
 		case "S":
 			r := request{ID: in.number(), Path: in.text(), Dir: in.text()}
 			r.Args = in.list()
-			r.Env = in.list()
+			r.Env = environment(base, in.list(), in.list())
 			if in.ok {
 				spawn(dir, devnull, r, held)
 			}
