@@ -7,6 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, type Scope } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import { join } from "node:path"
 import { type Ended, runGroup, spawnGroup } from "../src/process/ProcessGroup.js"
 import * as Spawner from "../src/process/Spawner.js"
@@ -270,5 +271,23 @@ describe("the spawner helper", () => {
       expect(await eventually(() => inDir().length === 0 && survivors([helper]).length === 0, 10_000)).toBe(true)
       expect(fs.readdirSync(dir).filter((f) => f.startsWith("fifo-"))).toEqual([])
     }
+  })
+})
+
+describe("the spawner's read of a FIFO at its process's exit", () => {
+  it("leaves alone an fd its socket has closed (its number may belong to another file by now)", () => {
+    const dir = tempDir()
+    const other = join(dir, "other")
+    fs.writeFileSync(other, "GET /status HTTP/1.1\r\n\r\n")
+    const fd = fs.openSync(other, "r")
+    const socket = new net.Socket()
+    socket.destroy()
+    let read = ""
+    socket.on("data", (chunk: Buffer) => {
+      read += chunk.toString()
+    })
+    Spawner.drain([{ fd, socket }])
+    fs.closeSync(fd)
+    expect(read).toBe("")
   })
 })

@@ -98,7 +98,7 @@ interface Pending {
   readonly handlers: SpawnHandlers
 }
 
-interface Running {
+export interface Running {
   readonly handlers: SpawnHandlers
   readonly streams: ReadonlyArray<{ readonly fd: number; readonly socket: net.Socket }>
 }
@@ -112,9 +112,12 @@ const DRAIN_LIMIT = 1024 * 1024
  * `ready_log_line` printed just before an exit counted. A FIFO whose writers are all gone is ended here; one
  * that a background process still holds goes on as the socket reads it.
  */
-const drain = (streams: Running["streams"]): void => {
+export const drain = (streams: Running["streams"]): void => {
   const buffer = Buffer.allocUnsafe(64 * 1024)
   for (const { fd, socket } of streams) {
+    // a socket that has ended has closed its fd, whose number may be another file's or connection's by now
+    // (it was: the control connection's request, read as the service's output, and never answered)
+    if (socket.destroyed) continue
     for (let total = 0; total < DRAIN_LIMIT; ) {
       let n: number
       try {
