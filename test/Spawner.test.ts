@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, type Scope } from "effect"
-import { spawn } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import { join } from "node:path"
@@ -248,7 +248,8 @@ describe("the spawner helper", () => {
       const holder = spawn(
         process.execPath,
         ["--import", "tsx", join(__dirname, "fixtures/spawner/holder.ts"), dir, "50"],
-        { stdio: ["ignore", "pipe", "inherit"] }
+        // run from the sources by tsx, an ES module: the binary is named (no folder of the working directory is)
+        { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, CORE_SPAWNER: binary } }
       )
       let text = ""
       holder.stdout!.on("data", (chunk: Buffer) => {
@@ -270,6 +271,16 @@ describe("the spawner helper", () => {
         })
       expect(await eventually(() => inDir().length === 0 && survivors([helper]).length === 0, 10_000)).toBe(true)
       expect(fs.readdirSync(dir).filter((f) => f.startsWith("fifo-"))).toEqual([])
+    }
+  })
+})
+
+describe("the spawner helper's input", () => {
+  it("a malformed request (a count past any limit, no arguments) ends it cleanly, not with a panic", () => {
+    const dir = tempDir()
+    for (const input of ["S\x001\x00x\x00/\x0099999999999\x00", "S\x001\x00x\x00/\x000\x000\x000\x00", "Z\x00"]) {
+      const run = spawnSync(binary, [], { input, env: { ...process.env, CORE_SPAWNER_FOLDER: dir }, timeout: 10_000 })
+      expect([run.status, run.stderr.toString()]).toEqual([0, ""])
     }
   })
 })

@@ -64,7 +64,7 @@ const unsafeCode = (code: number): boolean =>
   code === 0xffff
 
 /** Whether a string has anything `quoted` escapes (see `escapes` and `unsafeCode`). */
-const needsEscape = /["\\\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]/
+const needsEscape = /["\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]/
 
 /** A double-quoted scalar: printable ASCII and printable non-ASCII as is, everything else escaped. */
 const quoted = (s: string): string => {

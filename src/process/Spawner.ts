@@ -58,13 +58,12 @@ export const spawnerBinary = (): string | undefined => {
   const configured = process.env.CORE_SPAWNER
   if (configured === "node") return undefined
   if (configured !== undefined && configured !== "") return configured
-  const here = typeof __dirname === "string" ? [path.join(__dirname, "core-spawner")] : []
-  const candidates = [
-    ...here,
-    ...here.map((f) => path.resolve(f, "../../../dist/core-spawner")),
-    path.resolve("dist", "core-spawner")
-  ]
-  return candidates.find((f) => fs.existsSync(f)) ?? candidates[0]
+  if (typeof __dirname !== "string") return undefined // an ES module bundle (the library's): Node's spawn()
+  // beside the bundle; from the sources (`src/process`, under vitest), in their checkout's `dist/`; never a
+  // folder found from the working directory
+  const beside = path.join(__dirname, "core-spawner")
+  const fromSources = path.join(__dirname, "..", "..", "dist", "core-spawner")
+  return __dirname.endsWith(path.join("src", "process")) && !fs.existsSync(beside) ? fromSources : beside
 }
 
 const errnoNames = new Map(Object.entries(constants.errno as Record<string, number>).map(([name, n]) => [n, name]))
@@ -77,6 +76,17 @@ const signalNames = new Map(
 const spawnError = (command: string, errno: number): NodeJS.ErrnoException => {
   const code = errnoNames.get(errno) ?? `errno ${errno}`
   return Object.assign(new Error(`spawn ${command} ${code}`), { code, errno: -errno, syscall: "spawn" })
+}
+
+/** A FIFO of the helper's folder opened for reading, as a socket that owns its fd (closed if none can be made). */
+const openFifo = (folder: string, id: number, stream: string): { readonly fd: number; readonly socket: net.Socket } => {
+  const fd = fs.openSync(path.join(folder, `${id}.${stream}`), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+  try {
+    return { fd, socket: new net.Socket({ fd, readable: true, writable: false }) }
+  } catch (error) {
+    fs.closeSync(fd)
+    throw error
+  }
 }
 
 const killGroup = (pid: number): void => {
@@ -117,8 +127,8 @@ export const drain = (streams: Running["streams"]): void => {
   for (const { fd, socket } of streams) {
     // a socket that has ended has closed its fd, whose number may be another file's or connection's by now
     // (it was: the control connection's request, read as the service's output, and never answered)
-    if (socket.destroyed) continue
-    for (let total = 0; total < DRAIN_LIMIT; ) {
+    // (checked before each read: a listener may have ended it)
+    for (let total = 0; total < DRAIN_LIMIT && !socket.destroyed; ) {
       let n: number
       try {
         n = fs.readSync(fd, buffer, 0, buffer.length, null)
@@ -194,10 +204,6 @@ const start = (stateDir: string): Helper | undefined => {
     if (alive) child.stdin!.write(text)
   }
   send(`B\0${base.size}\0${[...base].map(([k, v]) => `${k}=${v}\0`).join("")}`)
-  const openFifo = (id: number, stream: string): { readonly fd: number; readonly socket: net.Socket } => {
-    const fd = fs.openSync(path.join(folder, `${id}.${stream}`), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
-    return { fd, socket: new net.Socket({ fd, readable: true, writable: false }) }
-  }
   const onLine = (line: string) => {
     const message = JSON.parse(line) as {
       id?: number
@@ -230,20 +236,20 @@ const start = (stateDir: string): Helper | undefined => {
       killGroup(message.pid)
       return
     }
-    let stdout: { readonly fd: number; readonly socket: net.Socket } | undefined
+    const streams: Array<{ readonly fd: number; readonly socket: net.Socket }> = []
     try {
-      stdout = openFifo(message.id, "out")
-      const stderr = openFifo(message.id, "err")
-      send(`O\0${message.id}\0`)
-      running.set(message.pid, { handlers: request.handlers, streams: [stdout, stderr] })
-      request.handlers.started(message.pid, stdout.socket, stderr.socket)
+      for (const stream of ["out", "err"]) streams.push(openFifo(folder, message.id, stream))
     } catch (error) {
       // the FIFOs are ours, in a folder only this user can enter: this is not expected
-      stdout?.socket.destroy()
+      for (const { socket } of streams) socket.destroy()
       send(`O\0${message.id}\0`)
       killGroup(message.pid)
       request.handlers.failed(error as NodeJS.ErrnoException)
+      return
     }
+    send(`O\0${message.id}\0`)
+    running.set(message.pid, { handlers: request.handlers, streams })
+    request.handlers.started(message.pid, streams[0]!.socket, streams[1]!.socket)
   }
   let partial = ""
   child.stdout!.setEncoding("utf8")
@@ -261,9 +267,10 @@ const start = (stateDir: string): Helper | undefined => {
     const gone = () => {
       alive = false
       // nothing can report these any more (none after a close): their groups go, and their runs end as killed
-      for (const [pid, { handlers }] of running) {
+      for (const [pid, run] of running) {
         killGroup(pid)
-        handlers.exited(null, "SIGKILL")
+        drain(run.streams)
+        run.handlers.exited(null, "SIGKILL")
       }
       running.clear()
       for (const request of pending.values()) {
@@ -279,7 +286,8 @@ const start = (stateDir: string): Helper | undefined => {
   child.stdin!.on("error", () => {})
   const shape: SpawnerShape = {
     spawn: (request, handlers) => {
-      if (!alive || hasNul(request)) return false
+      // what Node's spawn() refuses itself, with its own error: a NUL byte, an empty command
+      if (!alive || request.command === "" || hasNul(request)) return false
       const id = nextId++
       // NUL-ended fields (none of them holds a NUL: `hasNul`); see src/spawner/main.go. The environment as
       // what differs from the base one
