@@ -4,7 +4,7 @@
  * is left when the helper or the supervisor dies.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, type Scope } from "effect"
+import { Effect, Exit, Layer, Scope } from "effect"
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
@@ -238,6 +238,31 @@ describe("the spawner helper", () => {
           onEnd: () => {}
         })
         expect(parentOf(later.pid).ppid).toBe(process.pid)
+      })
+    )
+  })
+
+  it.live("a stop does not wait without limit for an exit that a stopped helper cannot report", () => {
+    const dir = tempDir()
+    return withHelper(
+      dir,
+      Effect.gen(function* () {
+        const scope = yield* Scope.make()
+        const group = yield* spawnGroup({
+          owner: "t",
+          command: "sleep",
+          args: ["3600"],
+          cwd: dir,
+          env: process.env,
+          shutdown: { signal: "SIGTERM", timeoutMs: 100 },
+          onOutput: () => {},
+          onEnd: () => {}
+        }).pipe(Scope.extend(scope))
+        const helper = parentOf(group.pid).ppid
+        process.kill(helper, "SIGSTOP")
+        yield* Scope.close(scope, Exit.void).pipe(Effect.ensuring(Effect.sync(() => process.kill(helper, "SIGCONT"))))
+        // gone: a zombie at most, which the helper reaps once it runs again
+        expect(survivors([group.pid]).filter((p) => p.state !== "Z")).toEqual([])
       })
     )
   })

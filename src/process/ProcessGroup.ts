@@ -392,7 +392,11 @@ const stopGroup = (
           )
         }
         signalGroup(pid, "SIGKILL")
-        yield* Deferred.await(exited)
+        // bounded: the exit comes from whoever reaps the leader (Node, or the spawner helper, which a stopped or
+        // stuck helper would never send); the sweep below waits for the group itself to be gone
+        if (!(yield* within(stop.exit, GONE_LIMIT_MS))) {
+          yield* Effect.logWarning(`pid ${pid}: no exit reported ${GONE_LIMIT_MS} ms after SIGKILL`)
+        }
       }
     }
     return signalGroup(pid, "SIGKILL")
