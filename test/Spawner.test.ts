@@ -27,6 +27,19 @@ const parentOf = (pid: number): { readonly ppid: number; readonly name: string }
 const withHelper = <A, E>(dir: string, effect: Effect.Effect<A, E, Spawner.Spawner | Scope.Scope>) =>
   effect.pipe(Effect.provide(Layer.fresh(Spawner.layer(dir))), Effect.scoped)
 
+/** A silent group of `command` in `dir` (stopped with SIGTERM, then SIGKILL after `graceMs`). */
+const quietGroup = (dir: string, command: string, args: ReadonlyArray<string>, graceMs = 1000) =>
+  spawnGroup({
+    owner: "t",
+    command,
+    args,
+    cwd: dir,
+    env: process.env,
+    shutdown: { signal: "SIGTERM", timeoutMs: graceMs },
+    onOutput: () => {},
+    onEnd: () => {}
+  })
+
 const sh = (
   dir: string,
   script: string,
@@ -210,16 +223,7 @@ describe("the spawner helper", () => {
     return withHelper(
       dir,
       Effect.gen(function* () {
-        const group = yield* spawnGroup({
-          owner: "t",
-          command: "sh",
-          args: ["-c", "sleep 3600 & sleep 3600"],
-          cwd: dir,
-          env: process.env,
-          shutdown: { signal: "SIGTERM", timeoutMs: 1000 },
-          onOutput: () => {},
-          onEnd: () => {}
-        })
+        const group = yield* quietGroup(dir, "sh", ["-c", "sleep 3600 & sleep 3600"])
         expect(parentOf(group.pid).name).toBe("core-spawner")
         const helper = parentOf(group.pid).ppid
         yield* Effect.promise(() => eventually(() => survivors([group.pid]).length >= 2, 5_000))
@@ -227,16 +231,7 @@ describe("the spawner helper", () => {
         expect(yield* group.ended).toEqual({ status: 137, signal: "SIGKILL" })
         yield* Effect.promise(() => eventually(() => survivors([group.pid]).length === 0, 5_000))
         expect(survivors([group.pid])).toEqual([])
-        const later = yield* spawnGroup({
-          owner: "t",
-          command: "sleep",
-          args: ["3600"],
-          cwd: dir,
-          env: process.env,
-          shutdown: { signal: "SIGTERM", timeoutMs: 1000 },
-          onOutput: () => {},
-          onEnd: () => {}
-        })
+        const later = yield* quietGroup(dir, "sleep", ["3600"])
         expect(parentOf(later.pid).ppid).toBe(process.pid)
       })
     )
@@ -248,16 +243,7 @@ describe("the spawner helper", () => {
       dir,
       Effect.gen(function* () {
         const scope = yield* Scope.make()
-        const group = yield* spawnGroup({
-          owner: "t",
-          command: "sleep",
-          args: ["3600"],
-          cwd: dir,
-          env: process.env,
-          shutdown: { signal: "SIGTERM", timeoutMs: 100 },
-          onOutput: () => {},
-          onEnd: () => {}
-        }).pipe(Scope.extend(scope))
+        const group = yield* quietGroup(dir, "sleep", ["3600"], 100).pipe(Scope.extend(scope))
         const helper = parentOf(group.pid).ppid
         process.kill(helper, "SIGSTOP")
         yield* Scope.close(scope, Exit.void).pipe(Effect.ensuring(Effect.sync(() => process.kill(helper, "SIGCONT"))))

@@ -45,9 +45,12 @@ export interface SpawnerShape {
   readonly spawn: (request: SpawnRequest, handlers: SpawnHandlers) => boolean
 }
 
+/** Spawns nothing: `spawnGroup` uses Node's `spawn()`. */
+const nothing: SpawnerShape = { spawn: () => false }
+
 export class Spawner extends Context.Tag("core/Spawner")<Spawner, SpawnerShape>() {
   /** Spawns nothing: `spawnGroup` uses Node's `spawn()`. */
-  static readonly none = Layer.succeed(Spawner, { spawn: () => false })
+  static readonly none = Layer.succeed(Spawner, nothing)
 }
 
 /**
@@ -126,8 +129,8 @@ export const drain = (streams: Running["streams"]): void => {
   const buffer = Buffer.allocUnsafe(64 * 1024)
   for (const { fd, socket } of streams) {
     // a socket that has ended has closed its fd, whose number may be another file's or connection's by now
-    // (it was: the control connection's request, read as the service's output, and never answered)
-    // (checked before each read: a listener may have ended it)
+    // (it was: the control connection's request, read as the service's output, and never answered); checked
+    // before each read, since a listener may end it
     for (let total = 0; total < DRAIN_LIMIT && !socket.destroyed; ) {
       let n: number
       try {
@@ -157,7 +160,7 @@ export const layer = (stateDir: string): Layer.Layer<Spawner> =>
     Effect.acquireRelease(
       Effect.sync(() => start(stateDir)),
       (helper) => (helper === undefined ? Effect.void : helper.close)
-    ).pipe(Effect.map((helper) => (helper === undefined ? { spawn: () => false } : helper.shape)))
+    ).pipe(Effect.map((helper) => (helper === undefined ? nothing : helper.shape)))
   )
 
 interface Helper {
