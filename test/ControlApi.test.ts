@@ -1,16 +1,16 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Deferred, Effect, Exit, Fiber, Schema, Scope, Stream } from "effect"
+import { Arbitrary, Chunk, Deferred, Effect, Exit, FastCheck, Fiber, Schema, Scope, Stream } from "effect"
 import * as fs from "node:fs"
 import { spawn } from "node:child_process"
 import * as net from "node:net"
 import { join } from "node:path"
 import { DefaultTail, LogLineJson } from "../src/api/ControlApi.js"
 import { connect, NoSupervisor } from "../src/api/ControlClient.js"
-import { serveControl } from "../src/api/ControlServer.js"
+import { serveControl, statusBody } from "../src/api/ControlServer.js"
 import { readStartTime } from "../src/process/ProcTable.js"
 import { ensureNoSupervisor } from "../src/state/SupervisorLock.js"
 import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
-import { ServiceStatus } from "../src/stack/ServiceStatus.js"
+import { hasProcess, ServiceStatus } from "../src/stack/ServiceStatus.js"
 import {
   LocalSupervisor,
   type LocalSupervisorShape,
@@ -284,6 +284,32 @@ describe("ControlApi over a Unix socket", () => {
       expect(exit).toEqual(Exit.void)
     })
   )
+})
+
+describe("GET /status's body", () => {
+  it("is what the Schema encodes: the same fields, values and order, with each row's usage", () => {
+    const Rows = Schema.Array(ServiceStatus)
+    const usage = FastCheck.option(
+      FastCheck.record({ cpu: FastCheck.option(FastCheck.double()), rss: FastCheck.option(FastCheck.nat()) }),
+      { nil: undefined }
+    )
+    FastCheck.assert(
+      FastCheck.property(Arbitrary.make(Rows), FastCheck.array(usage), (rows, usages) => {
+        const latest = new Map(
+          rows.flatMap((row, i) => {
+            const u = usages[i]
+            return u === undefined ? [] : [[row.name, { name: row.name, ...u }] as const]
+          })
+        )
+        const withUsage = rows.map((row) => {
+          const u = hasProcess(row.state) ? latest.get(row.name) : undefined
+          return { ...row, cpu: u?.cpu ?? null, rss: u?.rss ?? null }
+        })
+        expect(statusBody(rows, latest)).toBe(JSON.stringify(Schema.encodeSync(Rows)(withUsage)))
+      }),
+      { numRuns: 300 }
+    )
+  })
 })
 
 describe("ControlClient without a supervisor", () => {

@@ -10,6 +10,9 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import { join } from "node:path"
 import { type Ended, runGroup, spawnGroup } from "../src/process/ProcessGroup.js"
+import { readStartTime } from "../src/process/ProcTable.js"
+import type { SpawnedBy } from "../src/process/ProcessRegistry.js"
+import { GroupRecordFile, readRecord } from "../src/state/StateRecords.js"
 import * as Spawner from "../src/process/Spawner.js"
 import { eventually, liveProcesses, survivors } from "./support/Processes.js"
 import { tempDir } from "./support/Specs.js"
@@ -155,7 +158,7 @@ describe("the spawner helper", () => {
         spawner.spawn(
           { command: "yes", args: [], cwd: dir, env: process.env },
           {
-            started: (_pid, stdout, stderr) => {
+            started: (_pid, _startTime, stdout, stderr) => {
               stdout.destroy()
               stderr.destroy()
             },
@@ -167,6 +170,63 @@ describe("the spawner helper", () => {
       expect(ended).toEqual({ code: null, signal: "SIGPIPE" })
     }).pipe(Effect.provide(Layer.fresh(Spawner.layer(dir))), Effect.scoped)
   })
+
+  it.live(
+    "reports each process's start time as /proc has it, and writes the group's record as the registry would",
+    () => {
+      const dir = tempDir()
+      const records = join(dir, "pids")
+      fs.mkdirSync(records)
+      const supervisorStart = readStartTime(process.pid) ?? null
+      const spawnOne = (spawner: Spawner.SpawnerShape, record: string | undefined) =>
+        Effect.async<{ pid: number; spawned: SpawnedBy }>((resume) => {
+          spawner.spawn(
+            { command: "sleep", args: ["30"], cwd: dir, env: process.env, ...(record !== undefined && { record }) },
+            {
+              started: (pid, spawned, stdout, stderr) => {
+                stdout.destroy()
+                stderr.destroy()
+                resume(Effect.succeed({ pid, spawned }))
+              },
+              failed: (error) => resume(Effect.die(error)),
+              exited: () => {}
+            }
+          )
+        })
+      return Effect.gen(function* () {
+        const spawner = yield* Spawner.Spawner
+        // a name JSON must escape: the helper writes it as the supervisor quoted it
+        const named = yield* spawnOne(spawner, 'api "one"\\ \n')
+        const unnamed = yield* spawnOne(spawner, undefined)
+        try {
+          expect(named.spawned.startTime).toBeTypeOf("number")
+          expect(named.spawned.startTime).toBe(readStartTime(named.pid))
+          expect(unnamed.spawned.startTime).toBe(readStartTime(unnamed.pid))
+          expect(named.spawned.recorded).toBe(true)
+          expect(unnamed.spawned.recorded).toBe(false)
+          expect(readRecord(GroupRecordFile, join(records, `${named.pid}.json`))).toEqual({
+            _tag: "Found",
+            value: {
+              service: 'api "one"\\ \n',
+              pid: named.pid,
+              startTime: named.spawned.startTime,
+              notBefore: named.spawned.startTime,
+              supervisorPid: process.pid,
+              supervisorStart
+            }
+          })
+          expect(fs.statSync(join(records, `${named.pid}.json`)).mode & 0o777).toBe(0o600)
+          expect(fs.readdirSync(records)).toEqual([`${named.pid}.json`])
+        } finally {
+          process.kill(-named.pid, "SIGKILL")
+          process.kill(-unnamed.pid, "SIGKILL")
+        }
+      }).pipe(
+        Effect.provide(Layer.fresh(Spawner.layer(dir, { dir: records, supervisorPid: process.pid, supervisorStart }))),
+        Effect.scoped
+      )
+    }
+  )
 
   it.live("reports a death by signal as Node does", () => {
     const dir = tempDir()

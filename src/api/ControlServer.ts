@@ -16,7 +16,7 @@ import { removeState, type StateDirError, SupervisorRunning, statePaths } from "
 import { holdSupervisorLock } from "../state/SupervisorLock.js"
 import { hasProcess, type ServiceStatus } from "../stack/ServiceStatus.js"
 import { startLevels } from "../stack/StackGraph.js"
-import { makeResourceSampler, type ResourceSampler } from "../supervisor/ResourceSampler.js"
+import { makeResourceSampler, type ResourceSampler, type ServiceUsage } from "../supervisor/ResourceSampler.js"
 import { LocalSupervisor, type LocalSupervisorShape } from "../supervisor/Supervisor.js"
 import {
   ControlApi,
@@ -91,6 +91,33 @@ const statusEvents = (supervisor: LocalSupervisorShape): Stream.Stream<ServiceSt
     })
   )
 
+/**
+ * The body of `GET /status`: every row with its usage, as `Schema.Array(ServiceStatus)` encodes it (the same
+ * fields in the same order; the Schema transforms none of them), built directly. Through the Schema a poll of
+ * 200 rows cost the supervisor ~6.6 ms of CPU (its walk over each row, and an effect per row for the usage),
+ * and `up -d` and the dashboard poll it while a stack starts.
+ */
+export const statusBody = (rows: ReadonlyArray<ServiceStatus>, latest: ReadonlyMap<string, ServiceUsage>): string =>
+  JSON.stringify(
+    rows.map((row): ServiceStatus => {
+      const usage = hasProcess(row.state) ? latest.get(row.name) : undefined
+      return {
+        name: row.name,
+        state: row.state,
+        health: row.health,
+        pid: row.pid,
+        restarts: row.restarts,
+        startedAt: row.startedAt,
+        exitCode: row.exitCode,
+        reason: row.reason,
+        ports: row.ports,
+        cpu: usage?.cpu ?? null,
+        rss: usage?.rss ?? null,
+        ...(row.droppedLogBytes !== undefined && { droppedLogBytes: row.droppedLogBytes })
+      }
+    })
+  )
+
 /** `identity` as `hello` answers it: with the count of the supervisor's own output it could not write, if any. */
 export const withDroppedOutput = (identity: SupervisorIdentity, dropped: number): SupervisorIdentity =>
   dropped > 0 ? new SupervisorIdentity({ ...identity, droppedOutputBytes: dropped }) : identity
@@ -115,7 +142,11 @@ const handlers = (
   const stack = HttpApiBuilder.group(ControlApi, "stack", (h) =>
     h
       .handle("hello", () => Effect.sync(() => withDroppedOutput(identity, droppedOutputBytes())))
-      .handle("status", () => Effect.flatMap(supervisor.status, (rows) => Effect.forEach(rows, withUsage)))
+      .handleRaw("status", () =>
+        Effect.map(Effect.zip(supervisor.status, sampler.latest), ([rows, latest]) =>
+          HttpServerResponse.text(statusBody(rows, latest), { contentType: "application/json" })
+        )
+      )
       .handle("up", ({ payload }) => detached(supervisor.up(payload.services)).pipe(Effect.zipRight(supervisor.status)))
       .handle("down", () =>
         detached(

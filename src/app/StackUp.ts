@@ -15,6 +15,7 @@ import { withDependencies } from "../stack/StackGraph.js"
 import { ensureNoSupervisor } from "../state/SupervisorLock.js"
 import { makeLocalSupervisor } from "../supervisor/LocalSupervisor.js"
 import { PidRegistry } from "../supervisor/PidRegistry.js"
+import { ProcessRegistry } from "../process/ProcessRegistry.js"
 import * as Spawner from "../process/Spawner.js"
 import { LocalSupervisor, type LocalSupervisorShape, Supervisor, UnknownService } from "../supervisor/Supervisor.js"
 import * as Trace from "../trace/Trace.js"
@@ -124,7 +125,7 @@ export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOpti
   const registry = yield* Layer.build(PidRegistry.layer(stack.stateDir))
   Trace.mark("pid registry and guardian ready")
   // the helper that forks the services (and probes, shutdown commands, builds), started while the rest goes on
-  const spawner = yield* Layer.build(Spawner.layer(stack.stateDir))
+  const spawner = yield* Layer.build(Spawner.layer(stack.stateDir, Context.get(registry, ProcessRegistry).records))
   const processes = Context.merge(registry, spawner)
   const provisionBegan = yield* Clock.currentTimeMillis
   yield* provision(stack, selected, {

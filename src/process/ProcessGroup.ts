@@ -10,7 +10,7 @@ import { Clock, Data, Deferred, Effect, Option, Scope } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { constants } from "node:os"
-import { ProcessRegistry } from "./ProcessRegistry.js"
+import { ProcessRegistry, type SpawnedBy } from "./ProcessRegistry.js"
 import { Spawner } from "./Spawner.js"
 import { groupProcesses } from "./ProcTable.js"
 import * as Trace from "../trace/Trace.js"
@@ -203,8 +203,13 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
       // services: 200 spawns), and a supervisor killed then left a group nobody knew of (fault injection, 1 run
       // in ~150 under load). (Through the helper, a supervisor killed before its answer is read leaves the
       // group to the helper, which kills what it started when the supervisor is gone.)
-      const started = (pid: number, stdout: NodeJS.ReadableStream, stderr: NodeJS.ReadableStream) => {
-        if (Option.isSome(registry)) Effect.runSync(registry.value.register(options.owner, pid))
+      const started = (
+        pid: number,
+        stdout: NodeJS.ReadableStream,
+        stderr: NodeJS.ReadableStream,
+        spawned?: SpawnedBy
+      ) => {
+        if (Option.isSome(registry)) Effect.runSync(registry.value.register(options.owner, pid, spawned))
         let open = 2
         for (const [stream, readable] of [
           ["stdout", stdout],
@@ -221,12 +226,18 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
         fire(stop.exit)
         Deferred.unsafeDone(exited, Effect.succeed({ status: exitStatus(code, signal), signal: signal ?? undefined }))
       }
-      const request = { command: options.command, args: options.args, cwd: options.cwd, env: options.env }
+      const request = {
+        command: options.command,
+        args: options.args,
+        cwd: options.cwd,
+        env: options.env,
+        ...(Option.isSome(registry) && { record: options.owner })
+      }
       const viaHelper =
         Option.isSome(spawner) &&
         spawner.value.spawn(request, {
-          started: (pid, stdout, stderr) => {
-            started(pid, stdout, stderr)
+          started: (pid, spawned, stdout, stderr) => {
+            started(pid, stdout, stderr, spawned)
             Trace.count("process group running (its spawn event)")
             resume(Effect.succeed(pid))
           },

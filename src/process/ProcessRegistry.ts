@@ -4,12 +4,37 @@
  */
 import { Context, Effect, Layer } from "effect"
 
+/** What the spawner helper tells of a group it started (`Spawner`): nothing when Node's `spawn()` started it. */
+export interface SpawnedBy {
+  /** The leader's start time as the helper read it (clock ticks since boot), if it could. */
+  readonly startTime: number | undefined
+  /** The helper has written the group's record (`records`), as `register` would have. */
+  readonly recorded: boolean
+  /**
+   * The helper kills the group if the supervisor dies (its stdin ends): the guardian need not watch it too, and
+   * a write to the guardian (~50 us of the supervisor's thread, and a wake-up of its shell) is saved per group.
+   */
+  readonly killedWithSupervisor: true
+}
+
+/**
+ * Where and under whose name a registry records its groups (`<dir>/<pgid>.json`, a `GroupRecordFile`), for the
+ * spawner helper to write the record of a group it starts, on its own core, before it answers.
+ */
+export interface GroupRecords {
+  readonly dir: string
+  readonly supervisorPid: number
+  readonly supervisorStart: number | null
+}
+
 export interface ProcessRegistryShape {
   /**
    * A process group was spawned for `service` (its leader's pid is the group id). Synchronous: it is run inside
    * the spawn's callback, right after `spawn()` returns, so that no turn of the event loop comes in between.
    */
-  readonly register: (service: string, pid: number) => Effect.Effect<void>
+  readonly register: (service: string, pid: number, spawned?: SpawnedBy) => Effect.Effect<void>
+  /** Where it records groups, if in files a spawner can write too. */
+  readonly records?: GroupRecords
   /** The group is gone (its leader exited and the group was swept). */
   readonly unregister: (service: string, pid: number) => Effect.Effect<void>
   /**

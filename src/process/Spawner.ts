@@ -20,17 +20,23 @@ import * as net from "node:net"
 import { constants } from "node:os"
 import * as path from "node:path"
 import * as Trace from "../trace/Trace.js"
+import type { GroupRecords, SpawnedBy } from "./ProcessRegistry.js"
 
 export interface SpawnRequest {
   readonly command: string
   readonly args: ReadonlyArray<string>
   readonly cwd: string
   readonly env: Readonly<Record<string, string | undefined>>
+  /** Record the group under this service name, if the helper records groups (`layer`'s `records`). */
+  readonly record?: string
 }
 
 export interface SpawnHandlers {
-  /** The process runs (exec'd) with this pid; its output streams, opened. */
-  readonly started: (pid: number, stdout: net.Socket, stderr: net.Socket) => void
+  /**
+   * The process runs (exec'd) with this pid; what the helper did for it (its start time, read before the pid
+   * could be reused; its record); its output streams, opened.
+   */
+  readonly started: (pid: number, spawned: SpawnedBy, stdout: net.Socket, stderr: net.Socket) => void
   /** It could not start: the error as Node's `spawn()` would report it (`code` the errno's name). */
   readonly failed: (error: NodeJS.ErrnoException) => void
   /** Its leader exited (`code`), or a signal ended it (`signal`), as Node's "exit" event says. */
@@ -154,11 +160,11 @@ export const drain = (streams: Running["streams"]): void => {
  * The helper for the life of the layer: started at once (its own session, so that a Ctrl-C meant for the
  * supervisor's group does not reach it), ended with the scope (stdin closed; it kills what is left and exits).
  */
-export const layer = (stateDir: string): Layer.Layer<Spawner> =>
+export const layer = (stateDir: string, records?: GroupRecords): Layer.Layer<Spawner> =>
   Layer.scoped(
     Spawner,
     Effect.acquireRelease(
-      Effect.sync(() => start(stateDir)),
+      Effect.sync(() => start(stateDir, records)),
       (helper) => (helper === undefined ? Effect.void : helper.close)
     ).pipe(Effect.map((helper) => (helper === undefined ? nothing : helper.shape)))
   )
@@ -168,7 +174,7 @@ interface Helper {
   readonly close: Effect.Effect<void>
 }
 
-const start = (stateDir: string): Helper | undefined => {
+const start = (stateDir: string, records: GroupRecords | undefined): Helper | undefined => {
   const binary = spawnerBinary()
   if (binary === undefined) return
   try {
@@ -207,10 +213,15 @@ const start = (stateDir: string): Helper | undefined => {
     if (alive) child.stdin!.write(text)
   }
   send(`B\0${base.size}\0${[...base].map(([k, v]) => `${k}=${v}\0`).join("")}`)
+  // a folder with a NUL byte cannot be opened anyway: the supervisor records the groups itself then
+  const recording = records !== undefined && !records.dir.includes("\0")
+  if (recording) send(`R\0${records.dir}\0${records.supervisorPid}\0${records.supervisorStart ?? "-"}\0`)
   const onLine = (line: string) => {
     const message = JSON.parse(line) as {
       id?: number
       pid?: number
+      start?: number
+      recorded?: number
       errno?: number
       exit?: number
       code?: number
@@ -245,15 +256,23 @@ const start = (stateDir: string): Helper | undefined => {
     } catch (error) {
       // the FIFOs are ours, in a folder only this user can enter: this is not expected
       for (const { socket } of streams) socket.destroy()
-      send(`O\0${message.id}\0`)
+      opened += `O\0${message.id}\0`
       killGroup(message.pid)
       request.handlers.failed(error as NodeJS.ErrnoException)
       return
     }
-    send(`O\0${message.id}\0`)
+    opened += `O\0${message.id}\0`
     running.set(message.pid, { handlers: request.handlers, streams })
-    request.handlers.started(message.pid, streams[0]!.socket, streams[1]!.socket)
+    const spawned: SpawnedBy = {
+      startTime: Number.isSafeInteger(message.start) ? message.start : undefined,
+      recorded: message.recorded === 1,
+      killedWithSupervisor: true
+    }
+    request.handlers.started(message.pid, spawned, streams[0]!.socket, streams[1]!.socket)
   }
+  // the "opened" notes of one read's answers, sent in one write after them: each write to the helper wakes it,
+  // ~50 us of the supervisor's thread here, and nothing waits for these (the helper only closes its readers)
+  let opened = ""
   let partial = ""
   child.stdout!.setEncoding("utf8")
   child.stdout!.on("data", (chunk: string) => {
@@ -265,6 +284,10 @@ const start = (stateDir: string): Helper | undefined => {
       end = text.indexOf("\n")
     }
     partial = text
+    if (opened !== "") {
+      send(opened)
+      opened = ""
+    }
   })
   const exited = new Promise<void>((resolve) => {
     const gone = () => {
@@ -310,7 +333,9 @@ const start = (stateDir: string): Helper | undefined => {
         unset += `${key}\0`
         unsets++
       }
-      const text = `S\0${id}\0${request.command}\0${request.cwd}\0${args.length}\0${args.join("\0")}\0${sets}\0${set}${unsets}\0${unset}`
+      // the service as a JSON string (no NUL byte: JSON escapes it), written into the record as it is
+      const record = recording && request.record !== undefined ? JSON.stringify(request.record) : ""
+      const text = `S\0${id}\0${request.command}\0${request.cwd}\0${record}\0${args.length}\0${args.join("\0")}\0${sets}\0${set}${unsets}\0${unset}`
       pending.set(id, { command: request.command, handlers })
       send(text)
       return true

@@ -45,12 +45,15 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
           failed.length === 0 ? Effect.void : Effect.logWarning(`cannot remove the group records ${failed.join(" ")}`)
         )
       )
+      // the groups the spawner helper kills if the supervisor dies: not the guardian's (`SpawnedBy`)
+      const unwatched = new Set<number>()
       // the guardian's `del` lines of one turn leave in one write (see Guardian's `send`)
       const forget = (pids: ReadonlyArray<number>) =>
         Effect.forEach(
           pids,
           (pid) => {
             removals.remove(groupRecordPath(stateDir, pid))
+            if (unwatched.delete(pid)) return Effect.void
             return guardian ? guardian.forget(pid) : Effect.void
           },
           { discard: true }
@@ -75,13 +78,18 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
       const supervisorPid = process.pid
       const supervisorStart = readStartTime(process.pid) ?? null
       return ProcessRegistry.of({
-        register: (service, pid) =>
+        register: (service, pid, spawned) =>
           Effect.gen(function* () {
             // a pid used again while held: its new group's record and watch must not be forgotten with the old
             held.delete(pid)
-            const startTime = readStartTime(pid) ?? null
+            const startTime = (spawned ? spawned.startTime : readStartTime(pid)) ?? null
             const record = { service, pid, startTime, notBefore: startTime ?? supervisorStart ?? 0 }
-            if (guardian) yield* guardian.watch(record)
+            if (spawned?.killedWithSupervisor) unwatched.add(pid)
+            else {
+              unwatched.delete(pid)
+              if (guardian) yield* guardian.watch(record)
+            }
+            if (spawned?.recorded) return
             yield* writeRecord(GroupRecordFile, groupRecordPath(stateDir, pid), {
               ...record,
               supervisorPid,
@@ -95,6 +103,7 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
             if (timer === undefined) timer = setTimeout(forgetHeld, HOLD_LIMIT_MS).unref()
             return Effect.void
           }),
+        records: { dir: paths.pidsDir, supervisorPid, supervisorStart },
         signalGroups: (signal, pgids) => guardian?.signal(signal, pgids) ?? false,
         unregisterAfter: (pgids, effect) =>
           Effect.suspend(() => {
