@@ -10,6 +10,7 @@ import { parse } from "yaml"
 import { renderComposeFile, writeComposeFile } from "../src/deploy/ComposeFile.js"
 import { escapeDollars, escapeTemplate, readyLogLiteral, tcpProbeCommand } from "../src/deploy/ComposeTranslation.js"
 import { loadStack } from "../src/manifest/StackLoader.js"
+import type { ServiceName } from "../src/manifest/ServiceManifest.js"
 import { fakeStackDir, goldenCases, service, stack } from "./fixtures/compose/specs.js"
 
 const fixtures = join(import.meta.dirname, "fixtures", "compose")
@@ -62,6 +63,20 @@ describe("renderComposeFile golden files", () => {
       }))
     }
     expect(renderComposeFile(shuffled)).toBe(renderComposeFile(spec))
+  })
+
+  it("orders processes and dependencies by name in code units, whatever the locale ('-' before '_')", () => {
+    const dependsOn = ["a_b", "a-b"].map((name) => ({
+      name: name as ServiceName,
+      condition: "process_started" as const
+    }))
+    const text = renderComposeFile(stack([service("z", { dependsOn }), service("a_b"), service("a-b")]))
+    // a locale's collation (localeCompare) puts "a_b" first
+    expect(text.indexOf("\n  a-b:")).toBeGreaterThan(0)
+    expect(text.indexOf("\n  a-b:")).toBeLessThan(text.indexOf("\n  a_b:"))
+    const z = text.slice(text.indexOf("\n  z:"))
+    expect(z.indexOf("a-b:")).toBeGreaterThan(0)
+    expect(z.indexOf("a-b:")).toBeLessThan(z.indexOf("a_b:"))
   })
 })
 

@@ -243,7 +243,8 @@ export const translateService = (
   }
 
   const dependsOn: Record<string, { condition: DependencyCondition }> = {}
-  for (const dependency of [...service.dependsOn].sort((a, b) => a.name.localeCompare(b.name))) {
+  // code-unit order, as the processes (see renderComposeChunks)
+  for (const dependency of [...service.dependsOn].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     const target = byName.get(dependency.name)
     if (target?.disabled === true && !service.disabled) {
       notes.push(
