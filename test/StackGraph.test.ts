@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import { FastCheck } from "effect"
 import {
   dependentsOf,
   findCycle,
@@ -60,6 +61,48 @@ describe("topologicalOrder", () => {
       for (const dep of node.dependsOn) expect(order.indexOf(dep.name)).toBeLessThan(order.indexOf(node.name))
     }
     expect(order).toHaveLength(4)
+  })
+})
+
+describe("topologicalOrder against its definition", () => {
+  // the definition, as first written: at each step, the first name in order whose dependencies are all placed
+  const reference = (nodes: ReadonlyArray<GraphNode>): ReadonlyArray<string> => {
+    const known = new Set(nodes.map((n) => n.name))
+    const deps = new Map(nodes.map((n) => [n.name, n.dependsOn.map((d) => d.name).filter((d) => known.has(d))]))
+    const pending = [...deps.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    const placed = new Set<string>()
+    const order: Array<string> = []
+    for (let progress = true; progress; ) {
+      progress = false
+      const next = pending.find((name) => !placed.has(name) && deps.get(name)!.every((d) => placed.has(d)))
+      if (next !== undefined) {
+        placed.add(next)
+        order.push(next)
+        progress = true
+      }
+    }
+    return order
+  }
+
+  it("gives the same order on random graphs (cycles, duplicates, unknown names included)", () => {
+    const names = ["a", "b", "c", "d", "e", "f", "g", "h", "a-b", "a_b", "B"]
+    const arbitrary = FastCheck.uniqueArray(FastCheck.constantFrom(...names), { minLength: 0, maxLength: 11 }).chain(
+      (nodes) =>
+        FastCheck.tuple(
+          ...nodes.map((name) =>
+            FastCheck.array(FastCheck.constantFrom(...names, "unknown"), { maxLength: 4 }).map((deps) => ({
+              name,
+              dependsOn: deps.map((dep) => ({ name: dep }))
+            }))
+          )
+        )
+    )
+    FastCheck.assert(
+      FastCheck.property(arbitrary, (nodes) => {
+        expect(topologicalOrder(nodes)).toEqual(reference(nodes))
+      }),
+      { numRuns: 1000 }
+    )
   })
 })
 

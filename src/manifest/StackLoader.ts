@@ -166,7 +166,8 @@ const readManifest = (found: Found, undecoded: Array<Undecoded>) =>
     } catch (error) {
       return Either.left([problem("parse", found.file, "", describeJsonError(text.right, error))])
     }
-    const lone = loneSurrogates(json)
+    // only a `\uD800`-`\uDFFF` escape can make one: most manifests are spared the walk over every string
+    const lone = /\\u[dD][89a-fA-F]/.test(text.right) ? loneSurrogates(json) : []
     if (lone.length > 0) {
       return Either.left(
         lone.map(({ path, unit }) =>
