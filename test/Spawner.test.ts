@@ -243,8 +243,8 @@ describe("the spawner helper", () => {
     const dir = tempDir()
     fs.writeFileSync(join(dir, "file"), "")
     fs.writeFileSync(join(dir, "noexec"), "#!/bin/sh\n")
-    const reasons = (command: string, cwd: string, args: ReadonlyArray<string> = []) =>
-      runGroup({ owner: "t", command, args, cwd, env: process.env }).pipe(
+    const reasons = (command: string, cwd: string, args: ReadonlyArray<string> = [], env = process.env) =>
+      runGroup({ owner: "t", command, args, cwd, env }).pipe(
         Effect.flip,
         Effect.map((e) => e.reason)
       )
@@ -259,7 +259,8 @@ describe("the spawner helper", () => {
           dir,
           Array.from({ length: 200_000 }, (_, i) => `a${i}`)
         ),
-        yield* reasons("sh", dir, ["-c", "a\0b"])
+        yield* reasons("sh", dir, ["-c", "a\0b"]),
+        yield* reasons("sh", dir, [], { ...process.env, CORE_TEST_NUL: "a\0b" })
       ]
     })
     return Effect.gen(function* () {
@@ -275,6 +276,8 @@ describe("the spawner helper", () => {
       // the same words either way (Node's own message for the NUL byte: the helper leaves that to Node)
       expect(helper.slice(0, 4)).toEqual(node.slice(0, 4))
       expect(helper[5]).toEqual(node[5])
+      expect(helper[6]).toEqual(node[6])
+      expect(helper[6]).toContain("null bytes")
     })
   })
 

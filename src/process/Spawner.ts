@@ -106,11 +106,9 @@ const killGroup = (pid: number): void => {
   }
 }
 
+/** A NUL byte in the command, its folder or an argument (the environment's are checked as it is sent). */
 const hasNul = (request: SpawnRequest): boolean =>
-  request.command.includes("\0") ||
-  request.cwd.includes("\0") ||
-  request.args.some((a) => a.includes("\0")) ||
-  Object.entries(request.env).some(([k, v]) => k.includes("\0") || (v?.includes("\0") ?? false))
+  request.command.includes("\0") || request.cwd.includes("\0") || request.args.some((a) => a.includes("\0"))
 
 interface Pending {
   readonly command: string
@@ -314,15 +312,14 @@ const start = (stateDir: string, records: GroupRecords | undefined): Helper | un
     spawn: (request, handlers) => {
       // what Node's spawn() refuses itself, with its own error: a NUL byte, an empty command
       if (!alive || request.command === "" || hasNul(request)) return false
-      const id = nextId++
-      // NUL-ended fields (none of them holds a NUL: `hasNul`); see src/spawner/main.go. The environment as
-      // what differs from the base one
-      const args = [request.command, ...request.args]
+      // NUL-ended fields (none of them holds a NUL: `hasNul`, and the variables below); see
+      // src/spawner/main.go. The environment as what differs from the base one (which holds no NUL)
       let set = ""
       let sets = 0
       for (const key in request.env) {
         const value = request.env[key]
         if (value === undefined || base.get(key) === value) continue
+        if (key.includes("\0") || value.includes("\0")) return false
         set += `${key}=${value}\0`
         sets++
       }
@@ -333,6 +330,8 @@ const start = (stateDir: string, records: GroupRecords | undefined): Helper | un
         unset += `${key}\0`
         unsets++
       }
+      const id = nextId++
+      const args = [request.command, ...request.args]
       // the service as a JSON string (no NUL byte: JSON escapes it), written into the record as it is
       const record = recording && request.record !== undefined ? JSON.stringify(request.record) : ""
       const text = `S\0${id}\0${request.command}\0${request.cwd}\0${record}\0${args.length}\0${args.join("\0")}\0${sets}\0${set}${unsets}\0${unset}`
