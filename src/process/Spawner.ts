@@ -49,10 +49,12 @@ export interface SpawnerShape {
    * off, gone, or the request is one Node must refuse itself, with a NUL byte): the caller spawns it then.
    */
   readonly spawn: (request: SpawnRequest, handlers: SpawnHandlers) => boolean
+  /** Whether a helper was started: a spawn then costs the supervisor's thread no fork and no wait for an exec. */
+  readonly helper: boolean
 }
 
 /** Spawns nothing: `spawnGroup` uses Node's `spawn()`. */
-const nothing: SpawnerShape = { spawn: () => false }
+const nothing: SpawnerShape = { spawn: () => false, helper: false }
 
 export class Spawner extends Context.Tag("core/Spawner")<Spawner, SpawnerShape>() {
   /** Spawns nothing: `spawnGroup` uses Node's `spawn()`. */
@@ -309,6 +311,7 @@ const start = (stateDir: string, records: GroupRecords | undefined): Helper | un
   })
   child.stdin!.on("error", () => {})
   const shape: SpawnerShape = {
+    helper: true,
     spawn: (request, handlers) => {
       // what Node's spawn() refuses itself, with its own error: a NUL byte, an empty command
       if (!alive || request.command === "" || hasNul(request)) return false
