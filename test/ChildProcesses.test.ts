@@ -1,7 +1,8 @@
 /**
  * Exec probes, shutdown commands and builds run through the one child-process primitive: each is ended
- * with the stack (nothing of its process group is left when the scope closes), and each is recorded with
- * the guardian, so a `kill -9` of the supervisor ends it too.
+ * with the stack (nothing of its process group is left when the scope closes), and a `kill -9` of the
+ * supervisor ends it too: the spawner helper that started it kills it, or, started by Node's `spawn()`
+ * (`CORE_SPAWNER=node`), the guardian it is recorded with.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Scope } from "effect"
@@ -11,7 +12,7 @@ import { join, resolve } from "node:path"
 import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
 import { runTool } from "../src/provision/RunTool.js"
 import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
-import { eventually, survivors } from "./support/Processes.js"
+import { eventually, parentOf, survivors } from "./support/Processes.js"
 import { execProbe, service, stackOf, tempDir } from "./support/Specs.js"
 
 /** A command that hangs, and leaves a background child in its group. */
@@ -106,12 +107,13 @@ describe("child processes end with the stack", () => {
 const fixture = resolve(import.meta.dirname, "fixtures/control/child-supervisor.ts")
 
 /** Starts the fixture supervisor leaving a `kind` of child hanging; the scope's end SIGKILLs what is left. */
-const startSupervisor = (dir: string, kind: string) =>
+const startSupervisor = (dir: string, kind: string, env: NodeJS.ProcessEnv) =>
   Effect.acquireRelease(
     Effect.async<ChildProcess, Error>((resume) => {
       const child = spawn(process.execPath, ["--import", "tsx", fixture, dir, kind], {
         stdio: ["ignore", "pipe", "inherit"],
-        detached: true
+        detached: true,
+        env
       })
       let out = ""
       child.stdout!.on("data", (b: Buffer) => {
@@ -151,20 +153,26 @@ describe("child processes end after kill -9 of the supervisor", () => {
     ["probe", "svc (readiness probe)"],
     ["shutdown", "svc (shutdown command)"],
     ["build", "build: sh"]
-  ] as const) {
-    it.scopedLive(`${kind}: the guardian ends ${owner}`, () =>
-      Effect.gen(function* () {
-        const dir = tempDir("core-child-")
-        const supervisor = yield* startSupervisor(dir, kind)
-        yield* waitFor(owner, () => [...recordedGroups(dir).values()].includes(owner))
-        const groups = [...recordedGroups(dir).keys()]
-        const child = [...recordedGroups(dir)].find(([, o]) => o === owner)![0]
-        yield* waitFor(`the children of ${owner}`, () => survivors([child]).length >= 3)
+  ] as const)
+    for (const [ender, env] of [
+      // named: the fixture runs from the sources as an ES module, where no built helper is looked for
+      ["the spawner", { ...process.env, CORE_SPAWNER: resolve(import.meta.dirname, "..", "dist", "core-spawner") }],
+      ["the guardian", { ...process.env, CORE_SPAWNER: "node" }]
+    ] as const) {
+      it.scopedLive(`${kind}: ${ender} ends ${owner}`, () =>
+        Effect.gen(function* () {
+          const dir = tempDir("core-child-")
+          const supervisor = yield* startSupervisor(dir, kind, env)
+          yield* waitFor(owner, () => [...recordedGroups(dir).values()].includes(owner))
+          const groups = [...recordedGroups(dir).keys()]
+          const child = [...recordedGroups(dir)].find(([, o]) => o === owner)![0]
+          yield* waitFor(`the children of ${owner}`, () => survivors([child]).length >= 3)
+          expect(parentOf(child).name).toBe(ender === "the spawner" ? "core-spawner" : "node")
 
-        supervisor.kill("SIGKILL")
-        yield* waitFor("every recorded group to end", () => survivors(groups).length === 0)
-        expect(survivors(groups)).toEqual([])
-      })
-    )
-  }
+          supervisor.kill("SIGKILL")
+          yield* waitFor("every recorded group to end", () => survivors(groups).length === 0)
+          expect(survivors(groups)).toEqual([])
+        })
+      )
+    }
 })

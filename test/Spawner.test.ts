@@ -14,19 +14,12 @@ import { readStartTime } from "../src/process/ProcTable.js"
 import type { SpawnedBy } from "../src/process/ProcessRegistry.js"
 import { GroupRecordFile, readRecord } from "../src/state/StateRecords.js"
 import * as Spawner from "../src/process/Spawner.js"
-import { eventually, liveProcesses, survivors } from "./support/Processes.js"
+import { eventually, liveProcesses, parentOf, survivors } from "./support/Processes.js"
 import { tempDir } from "./support/Specs.js"
 
 const binary = Spawner.spawnerBinary()!
 
 /** The parent's command name and pid of `pid`. */
-const parentOf = (pid: number): { readonly ppid: number; readonly name: string } => {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-  const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
-  const parent = fs.readFileSync(`/proc/${ppid}/stat`, "utf8")
-  return { ppid, name: parent.slice(parent.indexOf("(") + 1, parent.lastIndexOf(")")) }
-}
-
 const withHelper = <A, E>(dir: string, effect: Effect.Effect<A, E, Spawner.Spawner | Scope.Scope>) =>
   effect.pipe(Effect.provide(Layer.fresh(Spawner.layer(dir))), Effect.scoped)
 

@@ -36,6 +36,14 @@ export const liveProcesses = (): ReadonlyArray<ProcInfo> =>
     .filter((p): p is ProcInfo => p !== undefined && p.state !== "Z")
 
 /** Live processes in any of the given process groups, or with any of the given pids. */
+/** A process's parent: its pid and its command name (from `/proc`). */
+export const parentOf = (pid: number): { readonly ppid: number; readonly name: string } => {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+  const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+  const parent = readFileSync(`/proc/${ppid}/stat`, "utf8")
+  return { ppid, name: parent.slice(parent.indexOf("(") + 1, parent.lastIndexOf(")")) }
+}
+
 export const survivors = (ids: Iterable<number>): ReadonlyArray<ProcInfo> => {
   const set = new Set(ids)
   return liveProcesses().filter((p) => set.has(p.pgid) || set.has(p.pid))
