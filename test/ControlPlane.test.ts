@@ -632,6 +632,22 @@ describe("core stack (control plane, end to end)", () => {
     expect(fs.existsSync(join(stateDir(dir), "control.sock"))).toBe(false)
   })
 
+  it("a supervisor and its spawner killed together: the guardian ends what the spawner started", async () => {
+    const dir = makeStack({ a: { mode: "fork" } })
+    expect((await core(["stack", "up", "-d"], dir)).code).toBe(0)
+    const supervisor = supervisorPid(dir)
+    const [guardian] = guardiansOf(supervisor)
+    const [spawner] = spawnersOf(supervisor)
+    expect(processesMentioning(dir).length).toBeGreaterThanOrEqual(2) // a and its grandchild, at least
+    // the supervisor stopped first, so that it does not see its spawner die (it would kill the groups itself)
+    process.kill(supervisor, "SIGSTOP")
+    process.kill(spawner!, "SIGKILL")
+    process.kill(supervisor, "SIGKILL")
+    // no other command runs: the guardian alone ends them, and then itself
+    expect(await eventually(() => processesMentioning(dir).length === 0 && !alive(guardian!))).toBe(true)
+    await expectNothingLeft(dir)
+  })
+
   it("leftovers of an older crash (guardian gone too) are ended by the next command", async () => {
     const dir = makeStack({ a: { mode: "fork" } })
     expect((await core(["stack", "up", "-d"], dir)).code).toBe(0)

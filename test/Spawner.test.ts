@@ -12,7 +12,6 @@ import { join } from "node:path"
 import { type Ended, runGroup, spawnGroup } from "../src/process/ProcessGroup.js"
 import { readStartTime } from "../src/process/ProcTable.js"
 import type { SpawnedBy } from "../src/process/ProcessRegistry.js"
-import { GroupRecordFile, readRecord } from "../src/state/StateRecords.js"
 import * as Spawner from "../src/process/Spawner.js"
 import { eventually, liveProcesses, parentOf, survivors } from "./support/Processes.js"
 import { tempDir } from "./support/Specs.js"
@@ -164,62 +163,32 @@ describe("the spawner helper", () => {
     }).pipe(Effect.provide(Layer.fresh(Spawner.layer(dir))), Effect.scoped)
   })
 
-  it.live(
-    "reports each process's start time as /proc has it, and writes the group's record as the registry would",
-    () => {
-      const dir = tempDir()
-      const records = join(dir, "pids")
-      fs.mkdirSync(records)
-      const supervisorStart = readStartTime(process.pid) ?? null
-      const spawnOne = (spawner: Spawner.SpawnerShape, record: string | undefined) =>
-        Effect.async<{ pid: number; spawned: SpawnedBy }>((resume) => {
-          spawner.spawn(
-            { command: "sleep", args: ["30"], cwd: dir, env: process.env, ...(record !== undefined && { record }) },
-            {
-              started: (pid, spawned, stdout, stderr) => {
-                stdout.destroy()
-                stderr.destroy()
-                resume(Effect.succeed({ pid, spawned }))
-              },
-              failed: (error) => resume(Effect.die(error)),
-              exited: () => {}
-            }
-          )
-        })
-      return Effect.gen(function* () {
-        const spawner = yield* Spawner.Spawner
-        // a name JSON must escape: the helper writes it as the supervisor quoted it
-        const named = yield* spawnOne(spawner, 'api "one"\\ \n')
-        const unnamed = yield* spawnOne(spawner, undefined)
-        try {
-          expect(named.spawned.startTime).toBeTypeOf("number")
-          expect(named.spawned.startTime).toBe(readStartTime(named.pid))
-          expect(unnamed.spawned.startTime).toBe(readStartTime(unnamed.pid))
-          expect(named.spawned.recorded).toBe(true)
-          expect(unnamed.spawned.recorded).toBe(false)
-          expect(readRecord(GroupRecordFile, join(records, `${named.pid}.json`))).toEqual({
-            _tag: "Found",
-            value: {
-              service: 'api "one"\\ \n',
-              pid: named.pid,
-              startTime: named.spawned.startTime,
-              notBefore: named.spawned.startTime,
-              supervisorPid: process.pid,
-              supervisorStart
-            }
-          })
-          expect(fs.statSync(join(records, `${named.pid}.json`)).mode & 0o777).toBe(0o600)
-          expect(fs.readdirSync(records)).toEqual([`${named.pid}.json`])
-        } finally {
-          process.kill(-named.pid, "SIGKILL")
-          process.kill(-unnamed.pid, "SIGKILL")
-        }
-      }).pipe(
-        Effect.provide(Layer.fresh(Spawner.layer(dir, { dir: records, supervisorPid: process.pid, supervisorStart }))),
-        Effect.scoped
-      )
-    }
-  )
+  it.live("reports each process's start time as /proc has it (the identity its group is recorded with)", () => {
+    const dir = tempDir()
+    return Effect.gen(function* () {
+      const spawner = yield* Spawner.Spawner
+      const seen = yield* Effect.async<{ pid: number; spawned: SpawnedBy }>((resume) => {
+        spawner.spawn(
+          { command: "sleep", args: ["30"], cwd: dir, env: process.env },
+          {
+            started: (pid, spawned, stdout, stderr) => {
+              stdout.destroy()
+              stderr.destroy()
+              resume(Effect.succeed({ pid, spawned }))
+            },
+            failed: (error) => resume(Effect.die(error)),
+            exited: () => {}
+          }
+        )
+      })
+      try {
+        expect(seen.spawned.startTime).toBeTypeOf("number")
+        expect(seen.spawned.startTime).toBe(readStartTime(seen.pid))
+      } finally {
+        process.kill(-seen.pid, "SIGKILL")
+      }
+    }).pipe(Effect.provide(Layer.fresh(Spawner.layer(dir))), Effect.scoped)
+  })
 
   it.live("reports a death by signal as Node does", () => {
     const dir = tempDir()
@@ -318,26 +287,31 @@ describe("the spawner helper", () => {
         // run from the sources by tsx, an ES module: the binary is named (no folder of the working directory is)
         { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, CORE_SPAWNER: binary } }
       )
-      let text = ""
-      holder.stdout!.on("data", (chunk: Buffer) => {
-        text += chunk.toString()
-      })
-      expect(await eventually(() => text.includes("\n"), 30_000)).toBe(true)
-      const first = Number(text.split("\n")[0])
-      expect(parentOf(first).name).toBe("core-spawner")
-      const helper = parentOf(first).ppid
-      // killed after its first answer, with most of the 50 requests still on their way
-      holder.kill("SIGKILL")
-      const inDir = () =>
-        liveProcesses().filter((p) => {
-          try {
-            return fs.readlinkSync(`/proc/${p.pid}/cwd`) === fs.realpathSync(dir)
-          } catch {
-            return false
-          }
+      // killed whatever happens: a failed check must not leave it (and its helper's 50 processes) running
+      try {
+        let text = ""
+        holder.stdout!.on("data", (chunk: Buffer) => {
+          text += chunk.toString()
         })
-      expect(await eventually(() => inDir().length === 0 && survivors([helper]).length === 0, 10_000)).toBe(true)
-      expect(fs.readdirSync(dir).filter((f) => f.startsWith("fifo-"))).toEqual([])
+        expect(await eventually(() => text.includes("\n"), 30_000)).toBe(true)
+        const first = Number(text.split("\n")[0])
+        expect(parentOf(first).name).toBe("core-spawner")
+        const helper = parentOf(first).ppid
+        // killed after its first answer, with most of the 50 requests still on their way
+        holder.kill("SIGKILL")
+        const inDir = () =>
+          liveProcesses().filter((p) => {
+            try {
+              return fs.readlinkSync(`/proc/${p.pid}/cwd`) === fs.realpathSync(dir)
+            } catch {
+              return false
+            }
+          })
+        expect(await eventually(() => inDir().length === 0 && survivors([helper]).length === 0, 10_000)).toBe(true)
+        expect(fs.readdirSync(dir).filter((f) => f.startsWith("fifo-"))).toEqual([])
+      } finally {
+        holder.kill("SIGKILL")
+      }
     }
   })
 })

@@ -15,7 +15,6 @@ import { withDependencies } from "../stack/StackGraph.js"
 import { ensureNoSupervisor } from "../state/SupervisorLock.js"
 import { makeLocalSupervisor } from "../supervisor/LocalSupervisor.js"
 import { PidRegistry } from "../supervisor/PidRegistry.js"
-import { ProcessRegistry } from "../process/ProcessRegistry.js"
 import * as Spawner from "../process/Spawner.js"
 import { LocalSupervisor, type LocalSupervisorShape, Supervisor, UnknownService } from "../supervisor/Supervisor.js"
 import * as Trace from "../trace/Trace.js"
@@ -128,7 +127,7 @@ export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOpti
   const registry = yield* Layer.build(PidRegistry.layer(stack.stateDir))
   Trace.mark("pid registry and guardian ready")
   // the helper that forks the services (and probes, shutdown commands, builds), started while the rest goes on
-  const spawner = yield* Layer.build(Spawner.layer(stack.stateDir, Context.get(registry, ProcessRegistry).records))
+  const spawner = yield* Layer.build(Spawner.layer(stack.stateDir))
   const processes = Context.merge(registry, spawner)
   const provisionBegan = yield* Clock.currentTimeMillis
   yield* provision(stack, selected, {
@@ -163,7 +162,7 @@ export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOpti
   // no sooner and ~0.5 MB more at the peak). With
   // Node's spawn() and many services, the socket comes first: 200 spawns in a row held it back for seconds, and
   // `status` and `down` must answer during the burst.
-  const spawnFirst = selected.length <= SPAWN_BEFORE_SERVE_MAX || Context.get(spawner, Spawner.Spawner).helper
+  const spawnFirst = selected.length <= SPAWN_BEFORE_SERVE_MAX || Context.get(spawner, Spawner.Spawner).helper()
   if (spawnFirst) yield* Effect.all([started, served], { concurrency: 2, discard: true })
   else yield* Effect.zipRight(served, started)
   // for process-compose users, not for the start: rendering it is synchronous work (8-25 ms for 200 services

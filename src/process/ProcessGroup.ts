@@ -226,13 +226,7 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
         fire(stop.exit)
         Deferred.unsafeDone(exited, Effect.succeed({ status: exitStatus(code, signal), signal: signal ?? undefined }))
       }
-      const request = {
-        command: options.command,
-        args: options.args,
-        cwd: options.cwd,
-        env: options.env,
-        ...(Option.isSome(registry) && { record: options.owner })
-      }
+      const request = { command: options.command, args: options.args, cwd: options.cwd, env: options.env }
       const viaHelper =
         Option.isSome(spawner) &&
         spawner.value.spawn(request, {

@@ -6,25 +6,11 @@ import { Context, Effect, Layer } from "effect"
 
 /** What the spawner helper tells of a group it started (`Spawner`): nothing when Node's `spawn()` started it. */
 export interface SpawnedBy {
-  /** The leader's start time as the helper read it (clock ticks since boot), if it could. */
-  readonly startTime: number | undefined
-  /** The helper has written the group's record (`records`), as `register` would have. */
-  readonly recorded: boolean
   /**
-   * The helper kills the group if the supervisor dies (its stdin ends): the guardian need not watch it too, and
-   * a write to the guardian (~50 us of the supervisor's thread, and a wake-up of its shell) is saved per group.
+   * The leader's start time as the helper read it (clock ticks since boot), if it could: read before the helper
+   * can reap it, so before its pid can be reused, and not on the supervisor's thread.
    */
-  readonly killedWithSupervisor: true
-}
-
-/**
- * Where and under whose name a registry records its groups (`<dir>/<pgid>.json`, a `GroupRecordFile`), for the
- * spawner helper to write the record of a group it starts, on its own core, before it answers.
- */
-export interface GroupRecords {
-  readonly dir: string
-  readonly supervisorPid: number
-  readonly supervisorStart: number | null
+  readonly startTime: number | undefined
 }
 
 export interface ProcessRegistryShape {
@@ -33,8 +19,6 @@ export interface ProcessRegistryShape {
    * the spawn's callback, right after `spawn()` returns, so that no turn of the event loop comes in between.
    */
   readonly register: (service: string, pid: number, spawned?: SpawnedBy) => Effect.Effect<void>
-  /** Where it records groups, if in files a spawner can write too. */
-  readonly records?: GroupRecords
   /** The group is gone (its leader exited and the group was swept). */
   readonly unregister: (service: string, pid: number) => Effect.Effect<void>
   /**

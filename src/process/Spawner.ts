@@ -20,21 +20,19 @@ import * as net from "node:net"
 import { constants } from "node:os"
 import * as path from "node:path"
 import * as Trace from "../trace/Trace.js"
-import type { GroupRecords, SpawnedBy } from "./ProcessRegistry.js"
+import type { SpawnedBy } from "./ProcessRegistry.js"
 
 export interface SpawnRequest {
   readonly command: string
   readonly args: ReadonlyArray<string>
   readonly cwd: string
   readonly env: Readonly<Record<string, string | undefined>>
-  /** Record the group under this service name, if the helper records groups (`layer`'s `records`). */
-  readonly record?: string
 }
 
 export interface SpawnHandlers {
   /**
-   * The process runs (exec'd) with this pid; what the helper did for it (its start time, read before the pid
-   * could be reused; its record); its output streams, opened.
+   * The process runs (exec'd) with this pid; what the helper tells of it (its start time); its output streams,
+   * opened.
    */
   readonly started: (pid: number, spawned: SpawnedBy, stdout: net.Socket, stderr: net.Socket) => void
   /** It could not start: the error as Node's `spawn()` would report it (`code` the errno's name). */
@@ -49,12 +47,12 @@ export interface SpawnerShape {
    * off, gone, or the request is one Node must refuse itself, with a NUL byte): the caller spawns it then.
    */
   readonly spawn: (request: SpawnRequest, handlers: SpawnHandlers) => boolean
-  /** Whether a helper was started: a spawn then costs the supervisor's thread no fork and no wait for an exec. */
-  readonly helper: boolean
+  /** Whether a helper runs: a spawn then costs the supervisor's thread no fork and no wait for an exec. */
+  readonly helper: () => boolean
 }
 
 /** Spawns nothing: `spawnGroup` uses Node's `spawn()`. */
-const nothing: SpawnerShape = { spawn: () => false, helper: false }
+const nothing: SpawnerShape = { spawn: () => false, helper: () => false }
 
 export class Spawner extends Context.Tag("core/Spawner")<Spawner, SpawnerShape>() {
   /** Spawns nothing: `spawnGroup` uses Node's `spawn()`. */
@@ -160,11 +158,11 @@ export const drain = (streams: Running["streams"]): void => {
  * The helper for the life of the layer: started at once (its own session, so that a Ctrl-C meant for the
  * supervisor's group does not reach it), ended with the scope (stdin closed; it kills what is left and exits).
  */
-export const layer = (stateDir: string, records?: GroupRecords): Layer.Layer<Spawner> =>
+export const layer = (stateDir: string): Layer.Layer<Spawner> =>
   Layer.scoped(
     Spawner,
     Effect.acquireRelease(
-      Effect.sync(() => start(stateDir, records)),
+      Effect.sync(() => start(stateDir)),
       (helper) => (helper === undefined ? Effect.void : helper.close)
     ).pipe(Effect.map((helper) => (helper === undefined ? nothing : helper.shape)))
   )
@@ -174,7 +172,7 @@ interface Helper {
   readonly close: Effect.Effect<void>
 }
 
-const start = (stateDir: string, records: GroupRecords | undefined): Helper | undefined => {
+const start = (stateDir: string): Helper | undefined => {
   const binary = spawnerBinary()
   if (binary === undefined) return
   try {
@@ -213,15 +211,11 @@ const start = (stateDir: string, records: GroupRecords | undefined): Helper | un
     if (alive) child.stdin!.write(text)
   }
   send(`B\0${base.size}\0${[...base].map(([k, v]) => `${k}=${v}\0`).join("")}`)
-  // a folder with a NUL byte cannot be opened anyway: the supervisor records the groups itself then
-  const recording = records !== undefined && !records.dir.includes("\0")
-  if (recording) send(`R\0${records.dir}\0${records.supervisorPid}\0${records.supervisorStart ?? "-"}\0`)
   const onLine = (line: string) => {
     const message = JSON.parse(line) as {
       id?: number
       pid?: number
       start?: number
-      recorded?: number
       errno?: number
       exit?: number
       code?: number
@@ -263,11 +257,7 @@ const start = (stateDir: string, records: GroupRecords | undefined): Helper | un
     }
     opened += `O\0${message.id}\0`
     running.set(message.pid, { handlers: request.handlers, streams })
-    const spawned: SpawnedBy = {
-      startTime: Number.isSafeInteger(message.start) ? message.start : undefined,
-      recorded: message.recorded === 1,
-      killedWithSupervisor: true
-    }
+    const spawned: SpawnedBy = { startTime: Number.isSafeInteger(message.start) ? message.start : undefined }
     request.handlers.started(message.pid, spawned, streams[0]!.socket, streams[1]!.socket)
   }
   // the "opened" notes of one read's answers, sent in one write after them: each write to the helper wakes it,
@@ -311,7 +301,8 @@ const start = (stateDir: string, records: GroupRecords | undefined): Helper | un
   })
   child.stdin!.on("error", () => {})
   const shape: SpawnerShape = {
-    helper: true,
+    // read at each call: a helper that has died spawns nothing any more
+    helper: () => alive,
     spawn: (request, handlers) => {
       // what Node's spawn() refuses itself, with its own error: a NUL byte, an empty command
       if (!alive || request.command === "" || hasNul(request)) return false
@@ -335,9 +326,7 @@ const start = (stateDir: string, records: GroupRecords | undefined): Helper | un
       }
       const id = nextId++
       const args = [request.command, ...request.args]
-      // the service as a JSON string (no NUL byte: JSON escapes it), written into the record as it is
-      const record = recording && request.record !== undefined ? JSON.stringify(request.record) : ""
-      const text = `S\0${id}\0${request.command}\0${request.cwd}\0${record}\0${args.length}\0${args.join("\0")}\0${sets}\0${set}${unsets}\0${unset}`
+      const text = `S\0${id}\0${request.command}\0${request.cwd}\0${args.length}\0${args.join("\0")}\0${sets}\0${set}${unsets}\0${unset}`
       pending.set(id, { command: request.command, handlers })
       send(text)
       return true

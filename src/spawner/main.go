@@ -4,18 +4,12 @@
 // and answers one JSON line per event on stdout:
 //
 //	B ENVC ENV...                                  (the base environment, first)
-//	R DIR SPID SSTART                              (where to record groups, and the supervisor's identity)
-//	S N PATH DIR REC ARGC ARGV... SETC K=V... UNSETC K...
-//	                                               ->  {"id":N,"pid":PID,"start":T,"recorded":1} or {"id":N,"errno":E}
+//	S N PATH DIR ARGC ARGV... SETC K=V... UNSETC K...  ->  {"id":N,"pid":PID,"start":T} or {"id":N,"errno":E}
 //	O N                                            (the supervisor opened N's output: close ours)
 //	                                               <-  {"exit":PID,"code":C} or {"exit":PID,"signal":S}
 //
 // T is the process's start time (field 22 of /proc/PID/stat, clock ticks since boot; left out when it cannot
 // be read), read here, where the pid cannot be reused before it is reaped, and not on the supervisor's thread.
-// REC, when not empty, is the JSON string of the service the group is recorded under: the helper writes the
-// supervisor's record of the group (src/state/StateRecords.ts, GroupRecordFile) as DIR/PID.json before it
-// answers, and says so with "recorded" (else the supervisor writes it). Creating ~200 files cost the
-// supervisor's one thread ~0.25 ms each; here it is done on another core. SSTART is "-" when unknown.
 // A process's environment is the base one with SET over it and UNSET taken out: the supervisor sends what
 // differs, not ~100 variables per service (npm's among them) that are the same for all.
 // No JSON decoder: its memory counts with the supervisor's.
@@ -43,17 +37,11 @@ import (
 )
 
 type request struct {
-	ID     int
-	Path   string
-	Args   []string
-	Dir    string
-	Env    []string
-	Record string
-}
-
-// where and how groups are recorded ("R"); dir empty: not at all
-var records struct {
-	dir, supervisorPid, supervisorStart string
+	ID   int
+	Path string
+	Args []string
+	Dir  string
+	Env  []string
 }
 
 // reader of NUL-ended fields; ok is false at the end of the input or on a malformed request
@@ -308,9 +296,6 @@ func spawn(dir string, devnull int, r request, held map[int][2]int) {
 	if start != "" {
 		reply += `,"start":` + start
 	}
-	if r.Record != "" && records.dir != "" && record(r.Record, pid, start) {
-		reply += `,"recorded":1`
-	}
 	answer(reply + `}`)
 }
 
@@ -341,36 +326,6 @@ func startTime(pid int) string {
 		return ""
 	}
 	return rest[19]
-}
-
-// record writes the group's record as the supervisor would (its fields in GroupRecordFile's order; notBefore is
-// the leader's start, else the supervisor's, else 0); false when it cannot
-func record(service string, pid int, start string) bool {
-	startTime, notBefore := "null", "0"
-	if records.supervisorStart != "-" {
-		notBefore = records.supervisorStart
-	}
-	if start != "" {
-		startTime, notBefore = start, start
-	}
-	supervisorStart := records.supervisorStart
-	if supervisorStart == "-" {
-		supervisorStart = "null"
-	}
-	text := `{"service":` + service + `,"pid":` + strconv.Itoa(pid) + `,"startTime":` + startTime +
-		`,"notBefore":` + notBefore + `,"supervisorPid":` + records.supervisorPid + `,"supervisorStart":` +
-		supervisorStart + `}`
-	file := filepath.Join(records.dir, strconv.Itoa(pid)+".json")
-	fd, err := syscall.Open(file, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
-	if err != nil {
-		return false
-	}
-	n, err := syscall.Write(fd, []byte(text))
-	if syscall.Close(fd) != nil || err != nil || n != len(text) {
-		syscall.Unlink(file)
-		return false
-	}
-	return true
 }
 
 func main() {
@@ -404,17 +359,8 @@ func main() {
 		switch in.text() {
 		case "B":
 			base = in.list()
-		case "R":
-			records.dir, records.supervisorPid, records.supervisorStart = in.text(), in.text(), in.text()
-			// numbers only: they are written into the records as they are
-			if _, err := strconv.Atoi(records.supervisorPid); err != nil {
-				in.ok = false
-			}
-			if _, err := strconv.ParseUint(records.supervisorStart, 10, 63); err != nil && records.supervisorStart != "-" {
-				in.ok = false
-			}
 		case "S":
-			r := request{ID: in.number(), Path: in.text(), Dir: in.text(), Record: in.text()}
+			r := request{ID: in.number(), Path: in.text(), Dir: in.text()}
 			r.Args = in.list()
 			r.Env = environment(base, in.list(), in.list())
 			if in.ok {

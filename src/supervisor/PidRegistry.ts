@@ -45,15 +45,12 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
           failed.length === 0 ? Effect.void : Effect.logWarning(`cannot remove the group records ${failed.join(" ")}`)
         )
       )
-      // the groups the spawner helper kills if the supervisor dies: not the guardian's (`SpawnedBy`)
-      const unwatched = new Set<number>()
       // the guardian's `del` lines of one turn leave in one write (see Guardian's `send`)
       const forget = (pids: ReadonlyArray<number>) =>
         Effect.forEach(
           pids,
           (pid) => {
             removals.remove(groupRecordPath(stateDir, pid))
-            if (unwatched.delete(pid)) return Effect.void
             return guardian ? guardian.forget(pid) : Effect.void
           },
           { discard: true }
@@ -84,12 +81,10 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
             held.delete(pid)
             const startTime = (spawned ? spawned.startTime : readStartTime(pid)) ?? null
             const record = { service, pid, startTime, notBefore: startTime ?? supervisorStart ?? 0 }
-            if (spawned?.killedWithSupervisor) unwatched.add(pid)
-            else {
-              unwatched.delete(pid)
-              if (guardian) yield* guardian.watch(record)
-            }
-            if (spawned?.recorded) return
+            // watched by the guardian even when the spawner started it, which kills its groups when the
+            // supervisor dies: the guardian also outlives the spawner (both killed at once), and ends a group
+            // whose leader has exited (the spawner only kills the groups of leaders it has not reaped)
+            if (guardian) yield* guardian.watch(record)
             yield* writeRecord(GroupRecordFile, groupRecordPath(stateDir, pid), {
               ...record,
               supervisorPid,
@@ -103,7 +98,6 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
             if (timer === undefined) timer = setTimeout(forgetHeld, HOLD_LIMIT_MS).unref()
             return Effect.void
           }),
-        records: { dir: paths.pidsDir, supervisorPid, supervisorStart },
         signalGroups: (signal, pgids) => guardian?.signal(signal, pgids) ?? false,
         unregisterAfter: (pgids, effect) =>
           Effect.suspend(() => {
