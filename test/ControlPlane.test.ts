@@ -632,35 +632,36 @@ describe("core stack (control plane, end to end)", () => {
     expect(fs.existsSync(join(stateDir(dir), "control.sock"))).toBe(false)
   })
 
-  it("a supervisor and its spawner killed together: the guardian ends what the spawner started", async () => {
+  /**
+   * A stack of one service (which forks a grandchild) started with `up -d`, then its supervisor and spawner
+   * SIGKILLed, and the guardian too when `guardianToo`: the supervisor stopped first, so that it does not see its
+   * spawner die (it would kill the spawner's groups itself).
+   */
+  const crashed = async (guardianToo: boolean) => {
     const dir = makeStack({ a: { mode: "fork" } })
     expect((await core(["stack", "up", "-d"], dir)).code).toBe(0)
     const supervisor = supervisorPid(dir)
-    const [guardian] = guardiansOf(supervisor)
-    const [spawner] = spawnersOf(supervisor)
+    const guardian = guardiansOf(supervisor)[0]!
+    const spawner = spawnersOf(supervisor)[0]!
     expect(processesMentioning(dir).length).toBeGreaterThanOrEqual(2) // a and its grandchild, at least
-    // the supervisor stopped first, so that it does not see its spawner die (it would kill the groups itself)
     process.kill(supervisor, "SIGSTOP")
-    process.kill(spawner!, "SIGKILL")
+    process.kill(spawner, "SIGKILL")
+    if (guardianToo) process.kill(guardian, "SIGKILL")
     process.kill(supervisor, "SIGKILL")
+    return { dir, supervisor, guardian, spawner }
+  }
+
+  it("a supervisor and its spawner killed together: the guardian ends what the spawner started", async () => {
+    const { dir, guardian } = await crashed(false)
     // no other command runs: the guardian alone ends them, and then itself
-    expect(await eventually(() => processesMentioning(dir).length === 0 && !alive(guardian!))).toBe(true)
+    expect(await eventually(() => processesMentioning(dir).length === 0 && !alive(guardian))).toBe(true)
     await expectNothingLeft(dir)
   })
 
   it("leftovers of an older crash (guardian gone too) are ended by the next command", async () => {
-    const dir = makeStack({ a: { mode: "fork" } })
-    expect((await core(["stack", "up", "-d"], dir)).code).toBe(0)
-    const supervisor = supervisorPid(dir)
-    const [guardian] = guardiansOf(supervisor)
-    const [spawner] = spawnersOf(supervisor)
-    // all three at once (a crash of the machine's side that takes everything of core): the supervisor stopped
-    // first, so that it does not see its spawner die (it would kill the spawner's groups then)
-    process.kill(supervisor, "SIGSTOP")
-    process.kill(spawner!, "SIGKILL")
-    process.kill(guardian!, "SIGKILL")
-    process.kill(supervisor, "SIGKILL")
-    expect(await eventually(() => !alive(supervisor) && !alive(guardian!) && !alive(spawner!))).toBe(true)
+    // all three at once (a crash of the machine's side that takes everything of core)
+    const { dir, supervisor, guardian, spawner } = await crashed(true)
+    expect(await eventually(() => !alive(supervisor) && !alive(guardian) && !alive(spawner))).toBe(true)
     const leftovers = processesMentioning(dir)
     expect(leftovers.length).toBe(2) // a and its grandchild
 

@@ -91,6 +91,10 @@ const statusEvents = (supervisor: LocalSupervisorShape): Stream.Stream<ServiceSt
     })
   )
 
+/** A row's latest usage, when it has a process. */
+const usageOf = (row: ServiceStatus, latest: ReadonlyMap<string, ServiceUsage>): ServiceUsage | undefined =>
+  hasProcess(row.state) ? latest.get(row.name) : undefined
+
 /**
  * The body of `GET /status`: every row with its usage, as `Schema.Array(ServiceStatus)` encodes it (the same
  * fields in the same order; the Schema transforms none of them), built directly. Through the Schema a poll of
@@ -100,7 +104,7 @@ const statusEvents = (supervisor: LocalSupervisorShape): Stream.Stream<ServiceSt
 export const statusBody = (rows: ReadonlyArray<ServiceStatus>, latest: ReadonlyMap<string, ServiceUsage>): string =>
   JSON.stringify(
     rows.map((row): ServiceStatus => {
-      const usage = hasProcess(row.state) ? latest.get(row.name) : undefined
+      const usage = usageOf(row, latest)
       return {
         name: row.name,
         state: row.state,
@@ -135,7 +139,7 @@ const handlers = (
     Effect.flatMap(Effect.forkIn(effect, scope), (fiber) => Fiber.join(fiber))
   const withUsage = (row: ServiceStatus) =>
     Effect.map(sampler.latest, (latest): ServiceStatus => {
-      const usage = hasProcess(row.state) ? latest.get(row.name) : undefined
+      const usage = usageOf(row, latest)
       return { ...row, cpu: usage?.cpu ?? null, rss: usage?.rss ?? null }
     })
   const status = (name: string) => Effect.flatMap(supervisor.statusOf(name), withUsage)

@@ -159,9 +159,8 @@ export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOpti
   // a supervisor's start, traced): serving goes on while they start, whichever fails first interrupts the
   // other, and `up` is done once both are. Through the spawner, 200 spawn requests take the thread ~70-200 ms,
   // and it then serves while the spawner forks (200 services that only run: ready 42-67 ms sooner; with probes,
-  // no sooner and ~0.5 MB more at the peak). With
-  // Node's spawn() and many services, the socket comes first: 200 spawns in a row held it back for seconds, and
-  // `status` and `down` must answer during the burst.
+  // no sooner and ~0.5 MB more at the peak). With Node's spawn() and many services, the socket comes first: 200
+  // spawns in a row held it back for seconds, and `status` and `down` must answer during the burst.
   const spawnFirst = selected.length <= SPAWN_BEFORE_SERVE_MAX || Context.get(spawner, Spawner.Spawner).helper()
   if (spawnFirst) yield* Effect.all([started, served], { concurrency: 2, discard: true })
   else yield* Effect.zipRight(served, started)

@@ -27,6 +27,7 @@ import { Data, Effect } from "effect"
 import * as path from "node:path"
 import { findOnPath } from "../manifest/Executable.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
+import { compareNames } from "../stack/StackGraph.js"
 import { untrustedStateDir } from "../state/Trust.js"
 import {
   type ComposeFileOptions,
@@ -79,9 +80,7 @@ export const renderComposeFile = (stack: StackSpec, options: ComposeFileOptions 
  * processes rendered whole raised its peak memory by ~5 MB).
  */
 export const renderComposeChunks = (stack: StackSpec, options: ComposeFileOptions = {}): Array<string> => {
-  // by name in code-unit order, not `localeCompare`: the same file whatever the locale, and no ICU collation in
-  // the supervisor (its first use touched ~2.2 MB of the node binary: the supervisor's peak RSS, 200 services)
-  const services = [...stack.services].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  const services = [...stack.services].sort((a, b) => compareNames(a.name, b.name))
   const byName = new Map(services.map((service) => [service.name as string, service]))
   const top = yamlText(
     {

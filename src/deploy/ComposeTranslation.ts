@@ -7,6 +7,7 @@ import { constants as osConstants } from "node:os"
 import type { DependencyCondition } from "../manifest/ServiceManifest.js"
 import type { ProbeCheck, ProbeSpec, ServiceSpec, StackSpec } from "../manifest/ServiceSpec.js"
 import { serviceLogPath } from "../state/StateDir.js"
+import { compareNames } from "../stack/StackGraph.js"
 
 /** The process-compose version the output is checked against (the compatibility test builds this one). */
 export const ProcessComposeVersion = "v1.85.0"
@@ -243,8 +244,7 @@ export const translateService = (
   }
 
   const dependsOn: Record<string, { condition: DependencyCondition }> = {}
-  // code-unit order, as the processes (see renderComposeChunks)
-  for (const dependency of [...service.dependsOn].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+  for (const dependency of [...service.dependsOn].sort((a, b) => compareNames(a.name, b.name))) {
     const target = byName.get(dependency.name)
     if (target?.disabled === true && !service.disabled) {
       notes.push(
