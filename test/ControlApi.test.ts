@@ -287,6 +287,15 @@ describe("ControlApi over a Unix socket", () => {
 })
 
 describe("GET /status's body", () => {
+  // fast-check makes records with an own "__proto__" key; the Schema's encoder assigns keys one by one and so
+  // drops that one, where JSON.stringify keeps it. No row has one: the loader refuses a manifest with such a
+  // key (the malformed case "names that JavaScript objects reserve or inherit")
+  const withoutProtoPorts = (rows: ReadonlyArray<ServiceStatus>) =>
+    rows.map((row) =>
+      Object.hasOwn(row.ports, "__proto__")
+        ? { ...row, ports: Object.fromEntries(Object.entries(row.ports).filter(([name]) => name !== "__proto__")) }
+        : row
+    )
   it("is what the Schema encodes: the same fields, values and order, with each row's usage", () => {
     const Rows = Schema.Array(ServiceStatus)
     const usage = FastCheck.option(
@@ -294,7 +303,7 @@ describe("GET /status's body", () => {
       { nil: undefined }
     )
     FastCheck.assert(
-      FastCheck.property(Arbitrary.make(Rows), FastCheck.array(usage), (rows, usages) => {
+      FastCheck.property(Arbitrary.make(Rows).map(withoutProtoPorts), FastCheck.array(usage), (rows, usages) => {
         const latest = new Map(
           rows.flatMap((row, i) => {
             const u = usages[i]

@@ -53,6 +53,13 @@ describe("parseDotEnv", () => {
     expect(found[1]!.message).toContain(`invalid variable name "1BAD"`)
   })
 
+  it("refuses the name __proto__, which an object would drop without a word", () => {
+    expect(problems("A=1\n__proto__=x")).toEqual([
+      { line: 2, message: `"__proto__" cannot be a name: it is reserved in JavaScript objects` }
+    ])
+    expect(vars("toString=x")).toEqual({ toString: "x" })
+  })
+
   it("reports an unterminated quote and text after a closing quote", () => {
     expect(problems(`A=1\nB="open`)).toEqual([{ line: 2, message: "unterminated double quote" }])
     expect(problems(`A='x' y`)[0]).toMatchObject({

@@ -55,6 +55,10 @@ export const parseDotEnv = (text: string): Either.Either<Record<string, string>,
       })
       continue
     }
+    if (key === "__proto__") {
+      problems.push({ line: lineNumber, message: `"__proto__" cannot be a name: it is reserved in JavaScript objects` })
+      continue
+    }
     const rest = body.slice(eq + 1).trimStart()
     const quote = rest[0]
     if (quote === '"' || quote === "'") {

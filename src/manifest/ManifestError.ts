@@ -193,6 +193,22 @@ export const loneSurrogates = (
   })
 }
 
+/**
+ * The JSON paths of the `"__proto__"` keys of a parsed JSON value. `JSON.parse` keeps such a key, but every
+ * object the manifest is decoded into assigns it, which sets no key: a port, variable or header of that name
+ * would vanish without a word.
+ */
+export const protoKeys = (
+  json: unknown,
+  at: ReadonlyArray<PropertyKey> = []
+): ReadonlyArray<ReadonlyArray<PropertyKey>> => {
+  if (Array.isArray(json)) return json.flatMap((item, index) => protoKeys(item, [...at, index]))
+  if (typeof json !== "object" || json === null) return []
+  return Object.entries(json).flatMap(([key, value]) =>
+    key === "__proto__" ? [[...at, key]] : protoKeys(value, [...at, key])
+  )
+}
+
 // ---------------------------------------------------------------------------------------------
 // Schema parse issues
 

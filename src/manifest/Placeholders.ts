@@ -58,8 +58,15 @@ export const placeholderKinds = [
 /** Where services are reached and listen when nothing else is said: this machine. */
 export const LOOPBACK = "127.0.0.1"
 
+/**
+ * `record[key]` when `record` has that key itself, else undefined: a name from a manifest (`toString`,
+ * `constructor`) must not find what every object inherits.
+ */
+export const ownValue = <A>(record: Readonly<Record<string, A>>, key: string): A | undefined =>
+  Object.hasOwn(record, key) ? record[key] : undefined
+
 const setting = (env: Readonly<Record<string, string | undefined>>, name: string): string | undefined => {
-  const value = env[name]?.trim()
+  const value = ownValue(env, name)?.trim()
   return value === undefined || value === "" ? undefined : value
 }
 
@@ -110,7 +117,7 @@ const resolveOne = (body: string, ctx: PlaceholderContext): Either.Either<string
     const reference = parseEnvReference(body)
     if (reference === undefined) return Either.left(`invalid variable name in ${shown}`)
     const { name, fallback } = reference
-    const value = ctx.env[name]
+    const value = ownValue(ctx.env, name)
     if (fallback !== undefined) return Either.right(value === undefined || value === "" ? fallback : value)
     if (value === undefined && ctx.keepUnsetEnv === true) return Either.right(shown)
     if (value === undefined) {
@@ -127,7 +134,7 @@ const resolveOne = (body: string, ctx: PlaceholderContext): Either.Either<string
   }
   if (body.startsWith("port.")) {
     const name = body.slice("port.".length)
-    const port = ctx.ports[name]
+    const port = ownValue(ctx.ports, name)
     if (port === undefined) {
       return Either.left(`${shown}: this service has no port "${name}" (ports: ${known(Object.keys(ctx.ports))})`)
     }
@@ -139,7 +146,7 @@ const resolveOne = (body: string, ctx: PlaceholderContext): Either.Either<string
     const service = host?.[1] ?? match?.[1]
     if (service === undefined)
       return Either.left(`${shown}: expected \${svc.SERVICE.port.NAME} or \${svc.SERVICE.host}`)
-    const ports = ctx.servicePorts[service]
+    const ports = ownValue(ctx.servicePorts, service)
     if (host !== null && (ports !== undefined || ctx.unavailable?.has(service))) {
       return Either.right(serviceHost(ctx.env, service))
     }
@@ -150,7 +157,7 @@ const resolveOne = (body: string, ctx: PlaceholderContext): Either.Either<string
       return Either.left(`${shown}: unknown service "${service}" (known: ${known(Object.keys(ctx.servicePorts))})`)
     }
     const name = match![2]!
-    const port = ports[name]
+    const port = ownValue(ports, name)
     if (port === undefined) {
       return Either.left(`${shown}: service "${service}" has no port "${name}" (ports: ${known(Object.keys(ports))})`)
     }

@@ -10,7 +10,7 @@ import { Either } from "effect"
 import * as nodePath from "node:path"
 import * as os from "node:os"
 import { formatPath, type Problem } from "./ManifestError.js"
-import { bindAddress, type PlaceholderContext, resolvePlaceholders } from "./Placeholders.js"
+import { bindAddress, ownValue, type PlaceholderContext, resolvePlaceholders } from "./Placeholders.js"
 import type { Probe, ServiceManifest, ServiceName } from "./ServiceManifest.js"
 import { Defaults, type ProbeCheck, type ProbeSpec, type ServiceSpec } from "./ServiceSpec.js"
 
@@ -262,7 +262,7 @@ const applySettings = (
   }
 
   const publicPort = manifest.deploy?.public
-  if (publicPort !== undefined && ports[publicPort] === undefined) {
+  if (publicPort !== undefined && ownValue(ports, publicPort) === undefined) {
     const names = Object.keys(ports).sort()
     report(
       "deploy.public",

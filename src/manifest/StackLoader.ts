@@ -18,6 +18,7 @@ import {
   describeParseIssue,
   formatPath,
   loneSurrogates,
+  protoKeys,
   ManifestError,
   type Problem
 } from "./ManifestError.js"
@@ -168,17 +169,27 @@ const readManifest = (found: Found, undecoded: Array<Undecoded>) =>
     }
     // only a `\uD800`-`\uDFFF` escape can make one: most manifests are spared the walk over every string
     const lone = /\\u[dD][89a-fA-F]/.test(text.right) ? loneSurrogates(json) : []
-    if (lone.length > 0) {
-      return Either.left(
-        lone.map(({ path, unit }) =>
+    // the key may be spelled with escapes (`"\u005f_proto__"`)
+    const proto = /__proto__|\\u/.test(text.right) ? protoKeys(json) : []
+    if (lone.length > 0 || proto.length > 0) {
+      return Either.left([
+        ...lone.map(({ path, unit }) =>
           problem(
             "parse",
             found.file,
             formatPath(path),
             `${unit} is half of a surrogate pair without its other half: no UTF-8 text can carry it (a process would get U+FFFD)`
           )
+        ),
+        ...proto.map((path) =>
+          problem(
+            "parse",
+            found.file,
+            formatPath(path),
+            `"__proto__" cannot be a name: it is reserved in JavaScript objects`
+          )
         )
-      )
+      ])
     }
     return Either.mapBoth(decodeManifest(json), {
       onLeft: (error) => {
