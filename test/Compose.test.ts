@@ -133,6 +133,9 @@ describe("renderComposeFile meaning", () => {
     expect(loaded.processes.a.entrypoint).toEqual(["/opt/bin/tool"])
     expect(loaded.processes.b.entrypoint).toEqual(["other"])
     expect(text).toContain("# other was not found on PATH")
+    // a command named as what every object inherits is looked up, not found in Object.prototype
+    const inherited = renderComposeFile(stack([service("c", { command: "toString" })]), { commandPaths: {} })
+    expect(loadLikeProcessCompose(inherited).processes.c.entrypoint).toEqual(["toString"])
   })
 })
 

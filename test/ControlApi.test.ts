@@ -140,6 +140,38 @@ describe("ControlApi over a Unix socket", () => {
     )
   })
 
+  it.live("a name that no service can have reaches no other service or endpoint: it is unknown", () => {
+    const marks = tempDir("core-marks-")
+    return withServed(
+      [counter("a", marks), counter("b", marks, { dependsOn: { a: "process_started" } })],
+      ({ client }) =>
+        Effect.gen(function* () {
+          yield* client.up([])
+          // as URL paths, these were a's stop and restart, b's logs, /services/logs, /logs
+          const verbs = [
+            client.stop("a/stop#"),
+            client.restart("a/stop?"),
+            client.start("a/restart"),
+            Effect.asVoid(client.logs("b?", 5)),
+            Effect.asVoid(client.logs("", 5)),
+            Effect.asVoid(client.statusOf("..")),
+            Stream.runDrain(client.follow("../a", 5))
+          ]
+          const names = ["a/stop#", "a/stop?", "a/restart", "b?", "", "..", "../a"]
+          for (const [i, verb] of verbs.entries()) {
+            const error = yield* Effect.flip(verb)
+            expect(error).toBeInstanceOf(UnknownService)
+            expect(error.message).toBe(`unknown service "${names[i]}" (known: a, b)`)
+          }
+          const rows = yield* client.status
+          expect(rows.map((r) => [r.name, r.state, r.restarts])).toEqual([
+            ["a", "running", 0],
+            ["b", "running", 0]
+          ])
+        })
+    )
+  })
+
   it.live("a stack directory too deep for a socket address is served and reached all the same", () => {
     const marks = tempDir("core-marks-")
     const deep = join(tempDir("core-deep-"), "a-directory-name-long-enough".repeat(3), "and-more-of-it".repeat(2))

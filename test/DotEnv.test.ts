@@ -70,6 +70,17 @@ describe("parseDotEnv", () => {
 })
 
 describe("mergeDotEnv", () => {
+  it("keeps a variable named __proto__ from the environment, as a variable", () => {
+    const env: Record<string, string> = {}
+    Object.defineProperty(env, "__proto__", { value: "x", enumerable: true })
+    const merged = mergeDotEnv(env, { A: "file" })
+    expect(Object.hasOwn(merged, "__proto__")).toBe(true)
+    expect(Object.entries(merged)).toEqual([
+      ["A", "file"],
+      ["__proto__", "x"]
+    ])
+  })
+
   it("lets a variable already in the environment win", () => {
     expect(mergeDotEnv({ A: "env", B: undefined }, { A: "file", B: "file", C: "file" })).toEqual({
       A: "env",

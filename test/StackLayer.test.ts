@@ -40,6 +40,8 @@ layer(Stack.layer({ dir, services: ["api"] }).pipe(Layer.provide(NodeContext.lay
         // api is ready once it accepts connections (a tcp probe); it answers 503 for its first 100 ms
         expect([200, 503]).toContain(yield* get(api.url("http")))
         expect(yield* get(db.url())).toBe(200)
+        // a name every object inherits is no port of it
+        expect(() => api.url("toString")).toThrow("service api has no port toString")
         expect(api.ports.http).toBe(Number(process.env.CORE_PORT_API_HTTP))
         expect(typeof (yield* api.pid)).toBe("number")
       })

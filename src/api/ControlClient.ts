@@ -11,6 +11,7 @@ import { Data, Effect, Layer, type ParseResult, Predicate, Schedule, Schema, typ
 import type { AgentOptions } from "node:https"
 import * as path from "node:path"
 import type { LogLine } from "../logs/ServiceLog.js"
+import { ServiceName } from "../manifest/ServiceManifest.js"
 import { probeSocket, socketAddress } from "../state/ControlSocket.js"
 import { isRunning } from "../state/ProcessIdentity.js"
 import { stateDirOf, statePaths } from "../state/StateDir.js"
@@ -39,6 +40,9 @@ export class NoSupervisor extends Data.TaggedError("NoSupervisor")<{ readonly di
 const HELLO_TIMEOUT = "3 seconds"
 /** How long `down` waits for the supervisor process to exit after its services have stopped. */
 const EXIT_TIMEOUT = "15 seconds"
+
+/** Whether `name` could be a service's: only such a name is put into a URL's path. */
+const isServiceName = Schema.is(ServiceName)
 
 /** The supervisor's verbs over the socket, with the supervisor's own error types, and who answers. */
 export interface ControlClient extends SupervisorShape<ControlError> {
@@ -159,10 +163,20 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
         })
       )
 
+    // a name goes into the URL's path as it is ("web/stop#" would reach web's stop, "" and ".." another
+    // endpoint): one that no service can have is unknown here, with the names the supervisor knows
+    const status = call(api.stack.status())
+    const named = <A, E>(
+      name: string,
+      verb: Effect.Effect<A, E>
+    ): Effect.Effect<A, E | UnknownService | ControlError> =>
+      isServiceName(name)
+        ? verb
+        : Effect.flatMap(status, (rows) => new UnknownService({ name, known: rows.map((row) => row.name) }))
     const follow = (name: string, n: number): Stream.Stream<LogLine, UnknownService | ControlError> =>
-      ndjson(`http://localhost/services/${encodeURIComponent(name)}/follow?n=${n}`, LogLineJson).pipe(
-        Stream.map(fromJsonLine)
-      )
+      isServiceName(name)
+        ? ndjson(`http://localhost/services/${name}/follow?n=${n}`, LogLineJson).pipe(Stream.map(fromJsonLine))
+        : Stream.fromEffect(named(name, Effect.never))
 
     // a read of /proc every 2 ms (a few µs each, for the ~15 ms the supervisor takes to exit after its answer):
     // `down` returns ~3 ms after the supervisor's exit, ~8 ms with 10 ms (traced, 5 runs each)
@@ -182,14 +196,17 @@ export const connect: (dir: string) => Effect.Effect<ControlClient, NoSupervisor
     return {
       dir: root,
       identity,
-      status: call(api.stack.status()),
-      statusOf: (name) => call(api.services.statusOf({ path: { name } })),
+      status,
+      statusOf: (name) => named(name, call(api.services.statusOf({ path: { name } }))),
       up: (services = []) => Effect.asVoid(call(api.stack.up({ payload: { services } }))),
-      start: (name) => Effect.asVoid(call(api.services.start({ path: { name } }))),
-      stop: (name) => Effect.asVoid(call(api.services.stop({ path: { name } }))),
-      restart: (name) => Effect.asVoid(call(api.services.restart({ path: { name } }))),
+      start: (name) => named(name, Effect.asVoid(call(api.services.start({ path: { name } })))),
+      stop: (name) => named(name, Effect.asVoid(call(api.services.stop({ path: { name } })))),
+      restart: (name) => named(name, Effect.asVoid(call(api.services.restart({ path: { name } })))),
       logs: (name, n) =>
-        Effect.map(call(api.services.logs({ path: { name }, urlParams: { n } })), (lines) => lines.map(fromJsonLine)),
+        named(
+          name,
+          Effect.map(call(api.services.logs({ path: { name }, urlParams: { n } })), (lines) => lines.map(fromJsonLine))
+        ),
       follow,
       shutdown: api.stack.down().pipe(
         Effect.asVoid,

@@ -4,7 +4,7 @@
  * API, and bring the selected services up. `layer` is the one layer of the `LocalSupervisor`.
  */
 import { FileSystem, type Path } from "@effect/platform"
-import { Clock, Context, Data, Effect, Layer, Option, type Scope } from "effect"
+import { Cause, Clock, Context, Data, Effect, Layer, Option, type Scope } from "effect"
 import { serveControl } from "../api/ControlServer.js"
 import { writeComposeFile } from "../deploy/ComposeFile.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
@@ -172,7 +172,14 @@ export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOpti
     writeComposeFile(stack).pipe(
       Effect.delay(COMPOSE_FILE_DELAY),
       Effect.tap(() => Trace.mark("compose file written")),
-      Effect.catchAll((error) => Effect.logWarning(`cannot write the process-compose file: ${error.message}`))
+      // a defect too: the file would be left as it was, with not a word
+      Effect.catchAllCause((cause) => {
+        if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
+        const error = Cause.squash(cause)
+        return Effect.logWarning(
+          `cannot write the process-compose file: ${error instanceof Error ? error.message : String(error)}`
+        )
+      })
     )
   )
   return { ...run, readyMs: (yield* Clock.currentTimeMillis) - began }

@@ -5,6 +5,7 @@
 import { CliConfig, Command, Options } from "@effect/cli"
 import { FileSystem, Path } from "@effect/platform"
 import { Effect } from "effect"
+import { RESERVED_SERVICE_NAMES } from "../manifest/StackLoader.js"
 import { dataOption, dirOption } from "./CliOptions.js"
 import { foreground } from "./StackUp.js"
 
@@ -28,7 +29,7 @@ const serviceNames = (dir: string) =>
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
     const names = yield* fs.readDirectory(path.join(dir, "services")).pipe(Effect.orElseSucceed(() => []))
-    return yield* Effect.filter(names.filter((name) => name !== "stack" && name !== "deploy").sort(), (name) =>
+    return yield* Effect.filter(names.filter((name) => !RESERVED_SERVICE_NAMES.has(name)).sort(), (name) =>
       fs.exists(path.join(dir, "services", name, "service.json")).pipe(Effect.orElseSucceed(() => false))
     )
   })

@@ -7,6 +7,7 @@ import { constants as osConstants } from "node:os"
 import type { DependencyCondition } from "../manifest/ServiceManifest.js"
 import type { ProbeCheck, ProbeSpec, ServiceSpec, StackSpec } from "../manifest/ServiceSpec.js"
 import { serviceLogPath } from "../state/StateDir.js"
+import { ownValue } from "../manifest/Placeholders.js"
 import { compareNames } from "../stack/StackGraph.js"
 
 /** The process-compose version the output is checked against (the compatibility test builds this one). */
@@ -221,7 +222,7 @@ export const translateService = (
 
   let command = service.command
   if (!command.includes("/")) {
-    const resolved = options.commandPaths?.[command]
+    const resolved = options.commandPaths === undefined ? undefined : ownValue(options.commandPaths, command)
     if (resolved !== undefined) command = resolved
     else
       notes.push(`${command} was not found on PATH when this file was generated; process-compose looks it up at start`)

@@ -14,6 +14,7 @@
 import type { FileSystem, Path } from "@effect/platform"
 import { Clock, Context, Effect, Layer, Stream } from "effect"
 import type { LogLine } from "../logs/ServiceLog.js"
+import { ownValue } from "../manifest/Placeholders.js"
 import type { ServiceSpec, StackSpec } from "../manifest/ServiceSpec.js"
 import * as StackUp from "../app/StackUp.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
@@ -75,7 +76,7 @@ const handleOf = (supervisor: LocalSupervisorShape, spec: ServiceSpec): ServiceH
     spec,
     ports: spec.ports,
     url: (port, path = "") => {
-      const number = port === undefined ? Object.values(spec.ports)[0] : spec.ports[port]
+      const number = port === undefined ? Object.values(spec.ports)[0] : ownValue(spec.ports, port)
       if (number === undefined) throw new Error(`service ${name} has no port ${port ?? "at all"}`)
       return `http://127.0.0.1:${number}${path}`
     },

@@ -99,9 +99,11 @@ export const mergeDotEnv = (
   env: Readonly<Record<string, string | undefined>>,
   dotEnv: Readonly<Record<string, string>>
 ): Record<string, string | undefined> => {
+  // defined, not assigned: a variable named __proto__ (Node's process.env can hold one) is a key like any other
   const merged: Record<string, string | undefined> = { ...dotEnv }
   for (const [key, value] of Object.entries(env)) {
-    if (value !== undefined) merged[key] = value
+    if (value !== undefined)
+      Object.defineProperty(merged, key, { value, writable: true, enumerable: true, configurable: true })
   }
   return merged
 }

@@ -65,6 +65,8 @@ interface Checked<A> {
 }
 
 const SERVICE_NAME = /^[a-z][a-z0-9_-]*$/
+/** Names of `core`'s own commands, which `core <service> run` cannot take: `core stack run` is not a service's run. */
+export const RESERVED_SERVICE_NAMES: ReadonlySet<string> = new Set(["stack", "deploy"])
 
 const errorText = (error: unknown): string =>
   typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error)
@@ -128,7 +130,16 @@ const discover = (dir: string) =>
       // anything at service.json, however broken, is read (and refused with its reason) by step parse
       if (folder._tag !== "Directory" || (yield* pathKind(manifestPath))._tag === "Missing") continue
       const file = `services/${name}/service.json`
-      if (SERVICE_NAME.test(name)) found.push({ name, dir: serviceDir, manifestPath, file })
+      if (RESERVED_SERVICE_NAMES.has(name)) {
+        problems.push(
+          problem(
+            "discover",
+            file,
+            "",
+            `folder name "${name}" cannot be a service's: \`core ${name}\` is one of core's commands`
+          )
+        )
+      } else if (SERVICE_NAME.test(name)) found.push({ name, dir: serviceDir, manifestPath, file })
       else {
         problems.push(
           problem(

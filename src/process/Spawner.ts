@@ -320,7 +320,7 @@ const start = (stateDir: string): Helper | undefined => {
       let unset = ""
       let unsets = 0
       for (const key of base.keys()) {
-        if (request.env[key] !== undefined) continue
+        if (Object.hasOwn(request.env, key) && request.env[key] !== undefined) continue
         unset += `${key}\0`
         unsets++
       }
