@@ -127,6 +127,39 @@ describe("the spawner helper", () => {
     }
   )
 
+  it.live("a base variable named __proto__ is taken out like any other, and one named toString is set", () => {
+    const dir = tempDir()
+    // the helper's base environment is this process's, taken when it starts
+    process.env.__proto__ = "base"
+    let output = ""
+    return withHelper(
+      dir,
+      Effect.gen(function* () {
+        const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== "__proto__"))
+        const group = yield* spawnGroup({
+          owner: "t",
+          command: "sh",
+          args: ["-c", "env"],
+          cwd: dir,
+          env: { ...env, toString: "set" },
+          shutdown: { signal: "SIGTERM", timeoutMs: 1000 },
+          onOutput: (_, chunk) => {
+            output += chunk.toString()
+          },
+          onEnd: () => {}
+        })
+        expect(yield* group.ended).toEqual({ status: 0, signal: undefined })
+        yield* Effect.promise(() => eventually(() => output.includes("toString="), 5_000))
+      })
+    ).pipe(
+      Effect.ensuring(Effect.sync(() => delete process.env.__proto__)),
+      Effect.tap(() => {
+        expect(output.split("\n")).toContain("toString=set")
+        expect(output).not.toContain("__proto__=")
+      })
+    )
+  })
+
   it.live("a file without #! runs with sh, as execvp does; the FIFOs leave the folder once opened", () => {
     const dir = tempDir()
     fs.writeFileSync(join(dir, "script"), "echo ran $1\n", { mode: 0o755 })
