@@ -129,13 +129,15 @@ describe("the spawner helper", () => {
 
   it.live("a base variable named __proto__ is taken out like any other, and one named toString is set", () => {
     const dir = tempDir()
-    // the helper's base environment is this process's, taken when it starts
-    process.env.__proto__ = "base"
+    // the helper's base environment is this process's, taken when it starts (process.env holds such a name as
+    // a variable, not as the accessor)
+    const proto = "__proto__"
+    process.env[proto] = "base"
     let output = ""
     return withHelper(
       dir,
       Effect.gen(function* () {
-        const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== "__proto__"))
+        const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== proto))
         const group = yield* spawnGroup({
           owner: "t",
           command: "sh",
@@ -152,7 +154,7 @@ describe("the spawner helper", () => {
         yield* Effect.promise(() => eventually(() => output.includes("toString="), 5_000))
       })
     ).pipe(
-      Effect.ensuring(Effect.sync(() => delete process.env.__proto__)),
+      Effect.ensuring(Effect.sync(() => delete process.env[proto])),
       Effect.tap(() => {
         expect(output.split("\n")).toContain("toString=set")
         expect(output).not.toContain("__proto__=")
