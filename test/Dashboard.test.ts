@@ -16,6 +16,7 @@ import { inCi } from "./support/DefaultStackCopy.js"
 import { artifactsDir, chromiumPath, launchChromium, type RunningUi, runCore, startUi } from "./support/Dashboard.js"
 import { eventually, processesMentioning } from "./support/Processes.js"
 import { fixtureBin, freshPort, tempDir } from "./support/Specs.js"
+import { pagePath } from "../src/ui/UiSecurity.js"
 
 /** A stack of three `ui-service.mjs` services, web → api → db, each ready when it says it listens. */
 const makeStack = () => {
@@ -140,7 +141,8 @@ if (!haveChromium && !inCi()) {
     }, 60_000)
 
     it("prints a loopback URL with a token, and listens on 127.0.0.1 only", async () => {
-      expect(ui.url).toBe(`http://127.0.0.1:${ui.port}/?token=${ui.token}`)
+      expect(ui.url).toBe(`http://127.0.0.1:${ui.port}${pagePath(ui.token)}?token=${ui.token}`)
+      expect(ui.base).toBe(pagePath(ui.token))
       expect(ui.token.length).toBeGreaterThanOrEqual(43)
       // 0100007F is 127.0.0.1 as /proc/net/tcp writes it; no IPv6 or wildcard socket
       expect(listeners(ui.port)).toEqual(["0100007F"])
@@ -152,27 +154,39 @@ if (!haveChromium && !inCi()) {
     })
 
     it("no token: 401; a wrong one: 401; the token in the URL: an HttpOnly SameSite=Strict cookie and a redirect", async () => {
-      for (const path of ["/", "/app.js", "/api/events", "/api/services/api/logs"]) {
-        const answer = await request(ui.port, { path, headers: { host: `127.0.0.1:${ui.port}` } })
+      for (const path of ["", "app.js", "api/events", "api/services/api/logs"]) {
+        const answer = await request(ui.port, { path: ui.base + path, headers: { host: `127.0.0.1:${ui.port}` } })
         expect(answer.status, path).toBe(401)
         expect(answer.body).not.toContain(ui.token)
       }
+      // outside the secret path nothing is served, whatever the request carries
+      for (const path of ["/", "/app.js", "/api/events", `/?token=${ui.token}`]) {
+        const cookie = `core_ui_${ui.port}=${ui.token}`
+        const answer = await request(ui.port, { path, headers: { host: `127.0.0.1:${ui.port}`, cookie } })
+        expect(answer.status, path).toBe(404)
+      }
       expect(
-        (await request(ui.port, { path: "/?token=wrong", headers: { host: `127.0.0.1:${ui.port}` } })).status
+        (await request(ui.port, { path: `${ui.base}?token=wrong`, headers: { host: `127.0.0.1:${ui.port}` } })).status
       ).toBe(401)
-      const first = await request(ui.port, { path: `/?token=${ui.token}`, headers: { host: `127.0.0.1:${ui.port}` } })
+      const first = await request(ui.port, {
+        path: `${ui.base}?token=${ui.token}`,
+        headers: { host: `127.0.0.1:${ui.port}` }
+      })
       expect(first.status).toBe(303)
-      expect(first.headers.location).toBe("/")
-      expect(first.headers["set-cookie"]).toEqual([`core_ui_${ui.port}=${ui.token}; HttpOnly; SameSite=Strict; Path=/`])
+      expect(first.headers.location).toBe(ui.base)
+      expect(first.headers["set-cookie"]).toEqual([
+        `core_ui_${ui.port}=${ui.token}; HttpOnly; SameSite=Strict; Path=${ui.base.slice(0, -1)}`
+      ])
       const page = await request(ui.port, {
+        path: ui.base,
         headers: { host: `127.0.0.1:${ui.port}`, cookie: `core_ui_${ui.port}=${ui.token}` }
       })
       expect(page.status).toBe(200)
-      expect(page.body).toContain('<script defer src="/app.js"></script>')
+      expect(page.body).toContain('<script defer src="app.js"></script>')
       expect(page.headers["content-security-policy"]).toContain("default-src 'none'")
       expect(page.headers["referrer-policy"]).toBe("no-referrer")
       const unknown = await request(ui.port, {
-        path: "/api/services/nope/logs",
+        path: `${ui.base}api/services/nope/logs`,
         headers: { host: `127.0.0.1:${ui.port}`, cookie: `core_ui_${ui.port}=${ui.token}` }
       })
       expect([unknown.status, JSON.parse(unknown.body).error]).toEqual([404, expect.stringContaining('"nope"')])
@@ -181,12 +195,12 @@ if (!haveChromium && !inCi()) {
     it("a foreign Host is refused (DNS rebinding), even with the token; no CORS header on any answer", async () => {
       const cookie = `core_ui_${ui.port}=${ui.token}`
       for (const host of [`evil.example:${ui.port}`, `127.0.0.1.nip.io:${ui.port}`, "127.0.0.1"]) {
-        const answer = await request(ui.port, { path: "/api/events", headers: { host, cookie } })
+        const answer = await request(ui.port, { path: `${ui.base}api/events`, headers: { host, cookie } })
         expect(answer.status, host).toBe(403)
       }
       const preflight = await request(ui.port, {
         method: "OPTIONS",
-        path: "/api/services/api/restart",
+        path: `${ui.base}api/services/api/restart`,
         headers: {
           host: `127.0.0.1:${ui.port}`,
           origin: "http://evil.example",
@@ -197,8 +211,11 @@ if (!haveChromium && !inCi()) {
       expect(preflight.status).toBe(405)
       const answers = [
         preflight,
-        await request(ui.port, { headers: { host: `127.0.0.1:${ui.port}`, cookie, origin: "http://evil.example" } }),
-        await request(ui.port, { path: "/api/events", headers: { host: `127.0.0.1:${ui.port}`, cookie } })
+        await request(ui.port, {
+          path: ui.base,
+          headers: { host: `127.0.0.1:${ui.port}`, cookie, origin: "http://evil.example" }
+        }),
+        await request(ui.port, { path: `${ui.base}api/events`, headers: { host: `127.0.0.1:${ui.port}`, cookie } })
       ]
       for (const answer of answers) {
         expect(Object.keys(answer.headers).filter((h) => h.startsWith("access-control-"))).toEqual([])
@@ -209,12 +226,16 @@ if (!haveChromium && !inCi()) {
       const before = (await statusJson(dir)).find((r) => r.name === "db")!
       const base = { host: `127.0.0.1:${ui.port}`, cookie: `core_ui_${ui.port}=${ui.token}` }
       const post = (headers: Record<string, string>) =>
-        request(ui.port, { method: "POST", path: "/api/services/db/restart", headers: { ...base, ...headers } })
+        request(ui.port, {
+          method: "POST",
+          path: `${ui.base}api/services/db/restart`,
+          headers: { ...base, ...headers }
+        })
       expect((await post({ "x-core-token": ui.token })).status).toBe(403) // no Origin
       expect((await post({ "x-core-token": ui.token, origin: "http://evil.example" })).status).toBe(403)
       expect((await post({ "x-core-token": ui.token, origin: `http://127.0.0.1:${ui.port + 1}` })).status).toBe(403)
       expect((await post({ origin: `http://127.0.0.1:${ui.port}` })).status).toBe(401) // no token header
-      expect((await request(ui.port, { path: "/api/services/db/restart", headers: base })).status).toBe(404) // GET
+      expect((await request(ui.port, { path: `${ui.base}api/services/db/restart`, headers: base })).status).toBe(404) // GET
       const after = (await statusJson(dir)).find((r) => r.name === "db")!
       expect([after.restarts, after.pid]).toEqual([before.restarts, before.pid])
     })
@@ -243,6 +264,22 @@ if (!haveChromium && !inCi()) {
       expect(new URL(page.url()).search).toBe("")
       const [cookie] = await context.cookies()
       expect(cookie).toMatchObject({ name: `core_ui_${ui.port}`, httpOnly: true, sameSite: "Strict" })
+      // browsers send a cookie to every port of its host: whatever listens on another port of 127.0.0.1 (a
+      // service the page links to, another user's server) must not get it; it goes to the secret path only
+      const cookiesSeen: Array<string | undefined> = []
+      const other = http.createServer((req, res) => {
+        cookiesSeen.push(req.headers.cookie)
+        res.end("other")
+      })
+      await new Promise<void>((r) => other.listen(0, "127.0.0.1", r))
+      const otherPort = (other.address() as net.AddressInfo).port
+      const otherPage = await context.newPage()
+      for (const path of ["/", "/api/events", "/app.js"]) await otherPage.goto(`http://127.0.0.1:${otherPort}${path}`)
+      await otherPage.close()
+      await new Promise((r) => other.close(r))
+      // (the browser asks for /favicon.ico too)
+      expect(cookiesSeen.length).toBeGreaterThanOrEqual(3)
+      expect(cookiesSeen.filter((c) => c !== undefined)).toEqual([])
 
       const stateOf = (name: string) => page.locator(`tr[data-service="${name}"]`).getAttribute("data-state")
       const waitRow = (name: string, state: string) =>

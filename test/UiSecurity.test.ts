@@ -4,6 +4,7 @@ import {
   cookieName,
   cookieValue,
   mintToken,
+  pagePath,
   type RequestFacts,
   sameToken,
   tokenCookie
@@ -11,9 +12,10 @@ import {
 
 const PORT = 4321
 const TOKEN = "t0ken-of-the-dashboard"
+const BASE = pagePath(TOKEN)
 const good: RequestFacts = {
   method: "GET",
-  path: "/api/events",
+  path: `${BASE}api/events`,
   host: `127.0.0.1:${PORT}`,
   origin: undefined,
   cookie: `other=1; ${cookieName(PORT)}=${TOKEN}`,
@@ -23,7 +25,7 @@ const good: RequestFacts = {
 const action: RequestFacts = {
   ...good,
   method: "POST",
-  path: "/api/services/a/restart",
+  path: `${BASE}api/services/a/restart`,
   origin: `http://127.0.0.1:${PORT}`,
   headerToken: TOKEN
 }
@@ -43,7 +45,15 @@ describe("checkRequest", () => {
   })
 
   it("the token in the URL sets the cookie and redirects to the path without it", () => {
-    expect(check({ cookie: undefined, path: "/", queryToken: TOKEN })).toEqual({ _tag: "SetCookie", location: "/" })
+    expect(check({ cookie: undefined, path: BASE, queryToken: TOKEN })).toEqual({ _tag: "SetCookie", location: BASE })
+  })
+
+  it("nothing outside the secret path: 404, with the cookie, the token or both", () => {
+    for (const path of ["/", "/api/events", "/app.js", BASE.slice(0, -1), `${pagePath("another")}api/events`]) {
+      expect(check({ path }), path).toMatchObject({ _tag: "Refuse", status: 404 })
+      expect(check({ path, queryToken: TOKEN }), path).toMatchObject({ _tag: "Refuse", status: 404 })
+      expect(checkRequest({ ...action, path }, PORT, TOKEN), path).toMatchObject({ _tag: "Refuse", status: 404 })
+    }
   })
 
   it("a foreign Host (DNS rebinding), another port or none: 403, even with the token", () => {
@@ -87,6 +97,10 @@ describe("tokens and cookies", () => {
     expect(cookieValue("a=1; b = 2 ;c=3=4", "b")).toBe("2")
     expect(cookieValue("a=1; c=3=4", "c")).toBe("3=4")
     expect(cookieValue(undefined, "a")).toBeUndefined()
-    expect(tokenCookie(PORT, TOKEN)).toBe(`core_ui_4321=${TOKEN}; HttpOnly; SameSite=Strict; Path=/`)
+    // the cookie goes to the secret path only, not to every port's every path of 127.0.0.1
+    expect(tokenCookie(PORT, TOKEN)).toBe(`core_ui_4321=${TOKEN}; HttpOnly; SameSite=Strict; Path=${BASE.slice(0, -1)}`)
+    expect(BASE).toMatch(/^\/[A-Za-z0-9_-]{22}\/$/)
+    expect(pagePath(TOKEN)).toBe(BASE)
+    expect(pagePath(`${TOKEN}x`)).not.toBe(BASE)
   })
 })

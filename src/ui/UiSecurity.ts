@@ -4,14 +4,25 @@
  * SameSite=Strict cookie), name the loopback address and port in `Host` (so a DNS-rebound name is refused),
  * and actions must be POSTs that also carry the token in a header and come from the dashboard's own `Origin`.
  * No CORS header is ever sent, so no other origin can read an answer.
+ *
+ * Browsers send a cookie to every port of its host: to whatever listens on another port of 127.0.0.1 (a
+ * service the page links to, or another user's server on a port it took) as well. So everything the dashboard
+ * serves is under a secret path (`pagePath`, from the token), and the cookie is sent to that path only.
  */
-import { randomBytes, timingSafeEqual } from "node:crypto"
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 
 /** A new random token: 32 bytes, base64url. */
 export const mintToken = (): string => randomBytes(32).toString("base64url")
 
 /** Name of the cookie that carries the token; per port, since browsers share cookies across ports of a host. */
 export const cookieName = (port: number) => `core_ui_${port}`
+
+/**
+ * The path everything of the dashboard is served under (`/` + 22 characters + `/`): derived from the token, so
+ * no one without the token knows it; the cookie goes to this path only.
+ */
+export const pagePath = (token: string): `/${string}/` =>
+  `/${createHash("sha256").update(`core dashboard path ${token}`).digest("base64url").slice(0, 22)}/`
 
 /** Header that carries the token on actions (the page reads it from its own HTML). */
 export const TOKEN_HEADER = "x-core-token"
@@ -34,7 +45,7 @@ export type Verdict =
   | { readonly _tag: "Allow" }
   /** The token came in the URL: set the cookie and redirect to the same path without it. */
   | { readonly _tag: "SetCookie"; readonly location: string }
-  | { readonly _tag: "Refuse"; readonly status: 401 | 403 | 405; readonly reason: string }
+  | { readonly _tag: "Refuse"; readonly status: 401 | 403 | 404 | 405; readonly reason: string }
 
 /** The `Host` values that name this server: the loopback address or `localhost`, with its port. */
 export const allowedHosts = (port: number): ReadonlyArray<string> => [`127.0.0.1:${port}`, `localhost:${port}`]
@@ -58,7 +69,7 @@ export const cookieValue = (header: string | undefined, name: string): string | 
 
 /** The `Set-Cookie` value that hands the token to the browser. */
 export const tokenCookie = (port: number, token: string): string =>
-  `${cookieName(port)}=${token}; HttpOnly; SameSite=Strict; Path=/`
+  `${cookieName(port)}=${token}; HttpOnly; SameSite=Strict; Path=${pagePath(token).slice(0, -1)}`
 
 /** Decides one request of a dashboard on `port` whose token is `token`. */
 export const checkRequest = (request: RequestFacts, port: number, token: string): Verdict => {
@@ -69,6 +80,8 @@ export const checkRequest = (request: RequestFacts, port: number, token: string)
   if (request.method !== "GET" && request.method !== "HEAD" && request.method !== "POST") {
     return { _tag: "Refuse", status: 405, reason: "method not allowed" }
   }
+  // nothing is served outside the secret path, whatever the request carries
+  if (!request.path.startsWith(pagePath(token))) return { _tag: "Refuse", status: 404, reason: "not found" }
   const cookieOk = sameToken(cookieValue(request.cookie, cookieName(port)), token)
   if (request.method === "POST") {
     if (!cookieOk || !sameToken(request.headerToken, token)) {

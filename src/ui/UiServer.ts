@@ -12,7 +12,7 @@ import * as http from "node:http"
 import * as path from "node:path"
 import { type ControlClient, connect } from "../api/ControlClient.js"
 import { down, onRunningStack, serviceVerb } from "../app/RunningStack.js"
-import { checkRequest, securityHeaders, TOKEN_HEADER, tokenCookie } from "./UiSecurity.js"
+import { checkRequest, pagePath, securityHeaders, TOKEN_HEADER, tokenCookie } from "./UiSecurity.js"
 
 /** Lines of a service's output a log panel starts with. */
 export const LOG_TAIL = 200
@@ -62,7 +62,10 @@ export const loadAssets = (dir: string = assetsDir()): Effect.Effect<UiAssets, U
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
-/** The page: the token in a meta tag (for the action header), the stack's directory as its title. */
+/**
+ * The page: the token in a meta tag (for the action header), the stack's directory as its title. Its URLs are
+ * relative: everything is under the secret path it is served at (`pagePath`).
+ */
 const indexHtml = (token: string, dir: string) => `<!doctype html>
 <html lang="en">
 <head>
@@ -71,8 +74,8 @@ const indexHtml = (token: string, dir: string) => `<!doctype html>
 <meta name="core-token" content="${escapeHtml(token)}">
 <title>core · ${escapeHtml(path.basename(dir))}</title>
 <link rel="icon" href="data:,">
-<link rel="stylesheet" href="/app.css">
-<script defer src="/app.js"></script>
+<link rel="stylesheet" href="app.css">
+<script defer src="app.js"></script>
 </head>
 <body><noscript>The dashboard needs JavaScript.</noscript></body>
 </html>
@@ -187,16 +190,20 @@ const router = (dir: string, token: string, assets: UiAssets) => {
       Effect.map((body) => json(body)),
       Effect.catchAll((error) => Effect.succeed(json({ error: error.message }, statusOf(error))))
     )
+  const base = pagePath(token)
   return HttpRouter.empty.pipe(
-    HttpRouter.get("/", Effect.succeed(HttpServerResponse.html(indexHtml(token, dir)))),
-    HttpRouter.get("/app.js", Effect.succeed(HttpServerResponse.text(assets.js, { contentType: "text/javascript" }))),
-    HttpRouter.get("/app.css", Effect.succeed(HttpServerResponse.text(assets.css, { contentType: "text/css" }))),
+    HttpRouter.get(base, Effect.succeed(HttpServerResponse.html(indexHtml(token, dir)))),
     HttpRouter.get(
-      "/api/events",
+      `${base}app.js`,
+      Effect.succeed(HttpServerResponse.text(assets.js, { contentType: "text/javascript" }))
+    ),
+    HttpRouter.get(`${base}app.css`, Effect.succeed(HttpServerResponse.text(assets.css, { contentType: "text/css" }))),
+    HttpRouter.get(
+      `${base}api/events`,
       Effect.sync(() => sseResponse(supervised(dir, eventsSession)))
     ),
     HttpRouter.get(
-      "/api/services/:name/logs",
+      `${base}api/services/:name/logs`,
       Effect.flatMap(HttpRouter.params, ({ name = "" }) =>
         // a name the stack does not have is an error now, not a stream that retries forever
         Effect.scoped(Effect.flatMap(connect(dir), (client) => client.statusOf(name))).pipe(
@@ -211,7 +218,7 @@ const router = (dir: string, token: string, assets: UiAssets) => {
       )
     ),
     HttpRouter.post(
-      "/api/services/:name/:verb",
+      `${base}api/services/:name/:verb`,
       Effect.flatMap(HttpRouter.params, ({ name, verb }) => {
         const known = VERBS.find((v) => v === verb)
         return known === undefined || name === undefined
@@ -224,7 +231,7 @@ const router = (dir: string, token: string, assets: UiAssets) => {
             )
       })
     ),
-    HttpRouter.post("/api/stack/down", answer(Effect.map(down(dir), ({ pid }) => ({ down: true, pid }))))
+    HttpRouter.post(`${base}api/stack/down`, answer(Effect.map(down(dir), ({ pid }) => ({ down: true, pid }))))
   )
 }
 
@@ -303,5 +310,5 @@ export const serveUi = (options: {
     const address = served.address
     const port = address._tag === "TcpAddress" ? address.port : options.port
     yield* served.serve(guarded(() => port, options.token, router(options.dir, options.token, options.assets)))
-    return { port, url: `http://127.0.0.1:${port}/?token=${options.token}` }
+    return { port, url: `http://127.0.0.1:${port}${pagePath(options.token)}?token=${options.token}` }
   })

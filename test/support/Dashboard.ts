@@ -56,6 +56,8 @@ export interface RunningUi {
   readonly url: string
   readonly port: number
   readonly token: string
+  /** The secret path everything of it is served under (`/…/`). */
+  readonly base: string
   /** Everything it printed so far. */
   readonly output: () => string
   /** Ends it with SIGINT (as Ctrl-C) and waits for its exit code. */
@@ -73,13 +75,14 @@ export const startUi = (dir: string): Promise<RunningUi> =>
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)))
     const onData = (b: Buffer) => {
       output += b
-      const match = /http:\/\/127\.0\.0\.1:(\d+)\/\?token=([A-Za-z0-9_-]+)/.exec(output)
+      const match = /http:\/\/127\.0\.0\.1:(\d+)(\/[A-Za-z0-9_-]+\/)\?token=([A-Za-z0-9_-]+)/.exec(output)
       if (match) {
         resolveUi({
           child,
           url: match[0],
           port: Number(match[1]),
-          token: match[2]!,
+          base: match[2]!,
+          token: match[3]!,
           output: () => output,
           stop: () => {
             child.kill("SIGINT")

@@ -87,7 +87,7 @@ const onUsage = (sample: UsageSample) => {
 
 /** Opens the event stream; the browser reconnects by itself, and each reconnect starts with a snapshot. */
 export const connect = () => {
-  const events = new EventSource("/api/events")
+  const events = new EventSource("api/events")
   const data = (e: Event): unknown => JSON.parse((e as MessageEvent<string>).data)
   events.addEventListener("snapshot", (e) => onSnapshot(data(e) as Snapshot))
   events.addEventListener("status", (e) => onStatus(data(e) as ServiceStatus))

@@ -76,7 +76,7 @@ export const selectLog = (name: string) => {
   logLines.textContent = ""
   carry = {}
   logLines.dataset.service = name
-  const source = new EventSource(`/api/services/${encodeURIComponent(name)}/logs`)
+  const source = new EventSource(`api/services/${encodeURIComponent(name)}/logs`)
   logSource = source
   source.addEventListener("reset", () => {
     logLines.textContent = ""

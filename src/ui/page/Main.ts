@@ -17,7 +17,7 @@ import "./LogPanel.css"
 stopAll.addEventListener("click", () => {
   if (!confirm(`Stop every service of ${model.dir} and end its supervisor (core stack down)?`)) return
   stopAll.disabled = true
-  post("/api/stack/down").catch((e: unknown) => {
+  post("api/stack/down").catch((e: unknown) => {
     toast(`stop all: ${e instanceof Error ? e.message : String(e)}`)
     stopAll.disabled = !model.supervisorUp
   })

@@ -64,7 +64,7 @@ const act = async (name: string, verb: Verb) => {
   view.busy = true
   renderButtons(name)
   try {
-    await post(`/api/services/${encodeURIComponent(name)}/${verb}`)
+    await post(`api/services/${encodeURIComponent(name)}/${verb}`)
   } catch (e) {
     toast(`${verb} ${name}: ${e instanceof Error ? e.message : String(e)}`)
   } finally {
