@@ -1,12 +1,26 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Arbitrary, Chunk, Deferred, Effect, Exit, FastCheck, Fiber, Schema, Scope, Stream } from "effect"
+import {
+  Arbitrary,
+  Chunk,
+  Deferred,
+  Effect,
+  Exit,
+  FastCheck,
+  Fiber,
+  Option,
+  PubSub,
+  Schema,
+  Scope,
+  Stream
+} from "effect"
 import * as fs from "node:fs"
 import { spawn } from "node:child_process"
+import * as http from "node:http"
 import * as net from "node:net"
 import { join } from "node:path"
 import { DefaultTail, LogLineJson } from "../src/api/ControlApi.js"
 import { connect, NoSupervisor } from "../src/api/ControlClient.js"
-import { serveControl, statusBody } from "../src/api/ControlServer.js"
+import { EVENTS_BEHIND_LIMIT, serveControl, statusBody, statusEvents } from "../src/api/ControlServer.js"
 import { readStartTime } from "../src/process/ProcTable.js"
 import { ensureNoSupervisor } from "../src/state/SupervisorLock.js"
 import type { ServiceSpec } from "../src/manifest/ServiceSpec.js"
@@ -171,6 +185,38 @@ describe("ControlApi over a Unix socket", () => {
         })
     )
   })
+
+  it.live(
+    "a request body past 1 MB is refused (the connection is reset), not read whole; the supervisor goes on",
+    () => {
+      const marks = tempDir("core-marks-")
+      return withServed([counter("a", marks)], ({ client, dir }) =>
+        Effect.gen(function* () {
+          // what `up` takes, a list of names, padded with 2 MB of spaces
+          const body = `{"services":[${" ".repeat(2 * 1024 * 1024)}]}`
+          const status = yield* Effect.async<number>((resume) => {
+            const request = http.request(
+              {
+                socketPath: join(dir, ".core-stack", "control.sock"),
+                method: "POST",
+                path: "/up",
+                headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) }
+              },
+              (response) => {
+                response.resume()
+                resume(Effect.succeed(response.statusCode ?? 0))
+              }
+            )
+            // the server ends the connection before the whole body is in
+            request.on("error", () => resume(Effect.succeed(0)))
+            request.end(body)
+          })
+          expect(status).not.toBe(200)
+          expect((yield* client.status).map((r) => r.state)).toEqual(["pending"])
+        })
+      )
+    }
+  )
 
   it.live("a stack directory too deep for a socket address is served and reached all the same", () => {
     const marks = tempDir("core-marks-")
@@ -351,6 +397,48 @@ describe("GET /status's body", () => {
       { numRuns: 300 }
     )
   })
+})
+
+describe("/events of a client that reads nothing", () => {
+  it.live("is not queued for without limit: its stream ends once it is too far behind, after the rows", () =>
+    Effect.gen(function* () {
+      const row = (restarts: number): ServiceStatus => ({
+        name: "a",
+        state: "running",
+        health: "none",
+        pid: 1,
+        restarts,
+        startedAt: 0,
+        exitCode: null,
+        reason: null,
+        ports: {}
+      })
+      const pubsub = yield* PubSub.unbounded<ServiceStatus>()
+      const supervisor = { transitions: Stream.fromPubSub(pubsub), status: Effect.succeed([row(0)]) }
+      const rowsSeen = yield* Deferred.make<void>()
+      const reading = yield* Deferred.make<void>()
+      const seen: Array<number> = []
+      const client = yield* statusEvents(supervisor).pipe(
+        Stream.runForEach((status) =>
+          Effect.zipRight(
+            Effect.sync(() => seen.push(status.restarts)),
+            // the rows arrive; then the client stops reading until every transition is out
+            Effect.zipRight(Deferred.succeed(rowsSeen, undefined), Deferred.await(reading))
+          )
+        ),
+        Effect.fork
+      )
+      yield* Deferred.await(rowsSeen)
+      for (let i = 1; i <= EVENTS_BEHIND_LIMIT + 1; i++) yield* PubSub.publish(pubsub, row(i))
+      // every transition handed on to the client's queue (as while its socket is not read) before it reads again
+      while ((yield* PubSub.size(pubsub)) > 0) yield* Effect.sleep("5 millis")
+      yield* Deferred.succeed(reading, undefined)
+      const ended = yield* Fiber.join(client).pipe(Effect.timeout("10 seconds"), Effect.option)
+      expect(Option.isSome(ended)).toBe(true)
+      expect(seen[0]).toBe(0)
+      expect(seen.length).toBeLessThan(EVENTS_BEHIND_LIMIT)
+    })
+  )
 })
 
 describe("ControlClient without a supervisor", () => {

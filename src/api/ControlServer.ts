@@ -2,10 +2,10 @@
  * The supervisor's side of the control API: `ControlApi` served on `.core-stack/control.sock` (directory
  * 0700, socket 0600, no TCP port), for as long as the enclosing scope is open.
  */
-import { HttpApiBuilder, HttpServer, HttpServerResponse } from "@effect/platform"
+import { HttpApiBuilder, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type { ServeError } from "@effect/platform/HttpServerError"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Deferred, Effect, Fiber, Layer, Queue, Schema, type Scope, Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, Option, Queue, Schema, type Scope, Stream } from "effect"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import { droppedOutputBytes } from "../logs/ResilientOutput.js"
@@ -40,6 +40,9 @@ export interface ServeOptions {
 
 const signalSelf = Effect.sync(() => process.kill(process.pid, "SIGTERM"))
 
+/** The largest request body the control API reads: `up`'s list of names, with room to spare. */
+const MAX_BODY_BYTES = 1024 * 1024
+
 /** A control API being served. */
 export interface ControlServer {
   readonly socket: string
@@ -72,16 +75,25 @@ const sampleServices = (supervisor: LocalSupervisorShape) =>
     )
   )
 
+/** How many transitions a client of `/events` may fall behind before its stream is ended (it reconnects). */
+export const EVENTS_BEHIND_LIMIT = 10_000
+
 /**
  * The current row of every service, then every transition. The transitions are subscribed to before the rows
- * are read, so none is lost in between (one may come twice; the last word is the newest).
+ * are read, so none is lost in between (one may come twice; the last word is the newest). A client that
+ * reads none of them (a dashboard stopped with Ctrl-Z) is not queued for without limit: once it is
+ * `EVENTS_BEHIND_LIMIT` behind its stream ends, and a new one starts from the rows again.
  */
-const statusEvents = (supervisor: LocalSupervisorShape): Stream.Stream<ServiceStatus> =>
+export const statusEvents = (
+  supervisor: Pick<LocalSupervisorShape, "transitions" | "status">
+): Stream.Stream<ServiceStatus> =>
   Stream.unwrapScoped(
     Effect.gen(function* () {
-      const queue = yield* Queue.unbounded<ServiceStatus>()
+      const queue = yield* Queue.dropping<ServiceStatus>(EVENTS_BEHIND_LIMIT)
       yield* supervisor.transitions.pipe(
-        Stream.runForEach((status) => Queue.offer(queue, status)),
+        Stream.runForEach((status) =>
+          Effect.flatMap(Queue.offer(queue, status), (taken) => (taken ? Effect.void : Queue.shutdown(queue)))
+        ),
         Effect.forkScoped
       )
       // let the forked subscription run before the snapshot is read
@@ -273,7 +285,11 @@ export const serveControl: (
     const api = HttpApiBuilder.api(ControlApi).pipe(
       Layer.provide(handlers(supervisor, sampler, identity, down, downAnswered, scope))
     )
-    const served = HttpApiBuilder.serve().pipe(
+    // a body is a list of names at most: one of 100 MB was read whole (+200 MB of heap), since the server's own
+    // limit is not in the handlers' context
+    const served = HttpApiBuilder.serve((app) =>
+      HttpServerRequest.withMaxBodySize(app, Option.some(MAX_BODY_BYTES))
+    ).pipe(
       Layer.provide(api),
       Layer.provide(unixServer(paths.socket, downAnswered)),
       Layer.provide(NodeHttpServer.layerContext)
