@@ -143,6 +143,14 @@ describe("core deploy fly: the files", () => {
     expect(secretsMd).toContain(deployment.secretsCommand)
   })
 
+  it("a manifest's default for CORE_DATA_DIR or CORE_PUBLIC_BIND leaves the machine's own value, once", async () => {
+    const stack = await variant("worker", (m) => {
+      m.process.args = [...(m.process.args ?? []), "${env.CORE_DATA_DIR:-/srv}", "${env.CORE_PUBLIC_BIND:-127.0.0.1}"]
+    })
+    const config = flyToml(deploy(stack, "fixture-app", "ams"))
+    expect(config.env).toMatchObject({ CORE_DATA_DIR: "/data", CORE_PUBLIC_BIND: "0.0.0.0" })
+  })
+
   it("the strict schema refuses an unknown or mistyped key, at any depth", async () => {
     const text = deploy(await loadPortable(repoRoot), "core").files.find((f) => f.path === "fly.toml")!.content
     const bad = (edited: string) => Either.isLeft(decodeFlyConfig(parseToml(edited)))

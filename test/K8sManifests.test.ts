@@ -322,6 +322,27 @@ describe("what does not map", () => {
     )
   })
 
+  it("a manifest's default for a variable the pods set (CORE_BIND, CORE_DATA_DIR) does not override the pods' value", async () => {
+    const stack = await changedFixture((s) =>
+      s.name !== "worker"
+        ? s
+        : {
+            ...s,
+            manifest: {
+              ...s.manifest,
+              process: {
+                ...s.manifest.process,
+                args: [...(s.manifest.process.args ?? []), "${env.CORE_BIND:-127.0.0.1}", "${env.CORE_DATA_DIR:-/srv}"]
+              }
+            }
+          }
+    )
+    const result = generateK8s(stack, splitCase.options)
+    if (Either.isLeft(result)) throw new Error(result.left.map((p) => p.message).join("\n"))
+    const [config] = objects(fileOf(result.right.files, "config.yaml"))
+    expect(config.data).toMatchObject({ CORE_BIND: "0.0.0.0", CORE_DATA_DIR: "/data" })
+  })
+
   it("a service name with '_' cannot name a Service", async () => {
     const problems = await problemsOf((s) => (s.name === "worker" ? { ...s, name: "work_er" as any } : s))
     expect(problems).toEqual([expect.stringMatching(/"work_er" cannot name a Kubernetes Service/)])

@@ -140,11 +140,19 @@ export interface FlyTomlInput {
 export const renderFlyToml = (input: FlyTomlInput): string => {
   const { stack, options, entry, variables, checks, killTimeoutSeconds, shutdownMs } = input
   const vm = vmSize(stack.services)
-  const env: Array<[string, string]> = [
+  const fixed: Array<[string, string]> = [
     ["CORE_DATA_DIR", FlyDefaults.dataMount],
-    ["CORE_PUBLIC_BIND", "0.0.0.0"],
+    ["CORE_PUBLIC_BIND", "0.0.0.0"]
+  ]
+  // a manifest's default for one of these is only a default: the machine's own value stands, once (a key twice
+  // is a file flyctl cannot read)
+  const env: Array<[string, string]> = [
+    ...fixed,
     ...variables.settings.flatMap(
-      (setting): Array<[string, string]> => (setting.value === undefined ? [] : [[setting.name, setting.value]])
+      (setting): Array<[string, string]> =>
+        setting.value === undefined || fixed.some(([name]) => name === setting.name)
+          ? []
+          : [[setting.name, setting.value]]
     )
   ]
   const ambiguous = variables.settings.filter((setting) => setting.value === undefined).map((s) => s.name)

@@ -26,8 +26,12 @@ export const configFile = (ctx: K8sContext): GeneratedFile =>
         name: configMapName,
         labels: { "app.kubernetes.io/part-of": "core", "app.kubernetes.io/managed-by": "core" }
       },
+      // the pods' own settings stand over a manifest's default for the same variable (CORE_BIND 127.0.0.1 made
+      // every pod unreachable, CORE_DATA_DIR one outside the volume lost the data)
       data: Object.fromEntries(
-        [...Object.entries(ctx.podEnv), ...ctx.env.defaults].sort(([a], [b]) => (a < b ? -1 : 1))
+        [...ctx.env.defaults.filter(([name]) => !Object.hasOwn(ctx.podEnv, name)), ...Object.entries(ctx.podEnv)].sort(
+          ([a], [b]) => (a < b ? -1 : 1)
+        )
       )
     }
   ])

@@ -301,6 +301,15 @@ export const Deploy = strict({
 })
 export type Deploy = typeof Deploy.Type
 
+/**
+ * A port's name: it goes into `${port.NAME}` and `${svc.S.port.NAME}` (no '.'), `CORE_PORT_<SERVICE>_<NAME>`,
+ * the process-compose file, fly.toml and Kubernetes objects, so only these characters (a newline in one was
+ * written into a fly.toml comment, and made the next line a table of its own).
+ */
+export const PortName = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]+$/), Schema.maxLength(63)).annotations({
+  description: "a port name: letters, digits, '-' or '_', at most 63 characters"
+})
+
 /** A whole `service.json`. */
 export const ServiceManifest = strict({
   $schema: opt(Schema.String),
@@ -309,7 +318,7 @@ export const ServiceManifest = strict({
   binaries: opt(Schema.Record({ key: BinaryName, value: BinarySpec })),
   process: ProcessSection,
   /** Named ports, e.g. `{ "client": 4222 }`. Each may be overridden by `CORE_PORT_<SERVICE>_<NAME>`. */
-  ports: opt(Schema.Record({ key: Schema.String, value: PortNumber })),
+  ports: opt(Schema.Record({ key: PortName, value: PortNumber })),
   /** Deployment hints: see `Deploy`. */
   deploy: opt(Deploy)
 })
