@@ -136,7 +136,8 @@ describe("the mappings", () => {
     expect(workerContainer.readinessProbe.exec.command).toEqual([
       "sh",
       "-c",
-      "cd '/app/services/worker' && test -f ready.flag"
+      // the command on its own line after the cd, as process-compose runs it in its working_dir
+      "cd '/app/services/worker' || exit 1\ntest -f ready.flag"
     ])
     expect(workerContainer.livenessProbe).toMatchObject({
       httpGet: { scheme: "HTTPS", port: "health" },

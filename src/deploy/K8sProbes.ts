@@ -149,7 +149,11 @@ export const mapProbe = (raw: Probe, at: string, ctx: ProbeContext, options: { l
             ctx.appDir,
             resolve(dirText, exec.working_dir === undefined ? "process.compose.working_dir" : `${at}.exec.working_dir`)
           )
-    handler = { exec: { command: ["sh", "-c", dir === ctx.appDir ? command : `cd ${shellQuote(dir)} && ${command}`] } }
+    // the command on a line of its own, as written: `cd DIR && a & b` would run b in the image's directory,
+    // and a command that is only a comment would be a syntax error
+    handler = {
+      exec: { command: ["sh", "-c", dir === ctx.appDir ? command : `cd ${shellQuote(dir)} || exit 1\n${command}`] }
+    }
   }
 
   let successThreshold = raw.success_threshold ?? Defaults.probe.successThreshold
