@@ -151,6 +151,13 @@ describe("core deploy fly: the files", () => {
     expect(config.env).toMatchObject({ CORE_DATA_DIR: "/data", CORE_PUBLIC_BIND: "0.0.0.0" })
   })
 
+  it("a DEL in a setting is escaped: TOML refuses it raw", async () => {
+    const stack = await variant("worker", (m) => {
+      m.process.args = [...(m.process.args ?? []), "${env.WITH_DEL:-a\u007fb}"]
+    })
+    expect(flyToml(deploy(stack, "fixture-app", "ams")).env).toMatchObject({ WITH_DEL: "a\u007fb" })
+  })
+
   it("the strict schema refuses an unknown or mistyped key, at any depth", async () => {
     const text = deploy(await loadPortable(repoRoot), "core").files.find((f) => f.path === "fly.toml")!.content
     const bad = (edited: string) => Either.isLeft(decodeFlyConfig(parseToml(edited)))

@@ -38,8 +38,8 @@ export const vmSize = (services: ReadonlyArray<ServiceSpec>): { readonly memoryM
   return { memoryMb: Math.max(256, Math.ceil(memory / 256) * 256), cpus }
 }
 
-/** A TOML basic string (JSON's escapes are TOML's). */
-const str = (value: string): string => JSON.stringify(value)
+/** A TOML basic string (JSON's escapes are TOML's; TOML also refuses DEL, which JSON leaves as it is). */
+const str = (value: string): string => JSON.stringify(value).replace(/\x7f/g, "\\u007f")
 
 /** A TOML key: bare when it can be, quoted otherwise. */
 const key = (name: string): string => (/^[A-Za-z0-9_-]+$/.test(name) ? name : str(name))
