@@ -6,7 +6,7 @@ import * as https from "node:https"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { crc32, deflateRawSync } from "node:zlib"
+import { crc32, deflateRawSync, gzipSync } from "node:zlib"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
@@ -247,6 +247,18 @@ describe("Archive", () => {
     const garbage = Effect.runSync(Effect.flip(extractMember(Buffer.from("not gzip"), "tar.gz", "tool", undefined)))
     expect(garbage.reason).toMatch(/cannot read the tar.gz archive/)
   })
+
+  it("a tar entry with a negative size is refused, not read for ever", () => {
+    for (const type of ["0", "L"]) {
+      const header = Buffer.alloc(512)
+      header.write("tool", 0)
+      header.write("-0001750\0", 124) // -1000 in octal
+      header.write(type, 156)
+      const archive = gzipSync(Buffer.concat([header, Buffer.alloc(1024)]))
+      const error = Effect.runSync(Effect.flip(extractMember(archive, "tar.gz", "tool", undefined)))
+      expect(error.reason, type).toMatch(/a tar entry has no valid size/)
+    }
+  })
 })
 
 describe("the default stack's binaries", () => {
@@ -469,6 +481,29 @@ describe("provision", () => {
         "build"
       ])
       expect(depListing(dir)).toEqual([])
+    })
+  )
+
+  it.scopedLive("a download URL that is not http or https is a reason, not an internal error", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const stack = stackOf(dir, [
+        service(dir, "a", {
+          one: {
+            version: "1.0.0",
+            download: { url: "not a url ${version}", format: "raw", sha256: { [key]: "0".repeat(64) } }
+          },
+          two: {
+            version: "1.0.0",
+            download: { url: "file:///etc/hostname", format: "raw", sha256: { [key]: "0".repeat(64) } }
+          }
+        })
+      ])
+      const error = yield* Effect.flip(provision(stack, [], { env: bareEnv(), timeouts: fast }))
+      expect(error.failures.map((failure) => failure.binary).sort()).toEqual(["one", "two"])
+      expect(error.message).toContain("not a url 1.0.0: not an http or https URL")
+      expect(error.message).toContain("file:///etc/hostname: not an http or https URL")
+      expect(error.message).not.toContain("internal error")
     })
   )
 

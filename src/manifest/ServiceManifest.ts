@@ -85,9 +85,17 @@ export type DownloadSource = typeof DownloadSource.Type
 /** `build`: `go build` a module at a version (`module`), or a Go main in the service folder (`main`). */
 export const BuildSource = strict({
   /** Go package path to build, e.g. `github.com/nats-io/nats-server/v2`; versioned by the binary's `version`. */
-  module: opt(Schema.String),
+  module: opt(
+    Schema.String.pipe(Schema.pattern(/^[^\s-]\S*$/)).annotations({
+      description: "a Go package path: no spaces, not starting with '-' (go would read it as a flag)"
+    })
+  ),
   /** A Go main package inside the service folder, relative to it (e.g. `.`); built with its own go.mod. */
-  main: opt(Schema.String),
+  main: opt(
+    Schema.String.pipe(Schema.pattern(/^[^-]/)).annotations({
+      description: "a folder of the service, not starting with '-' (go would read it as a flag)"
+    })
+  ),
   /** Extra `go build` flags, e.g. `["-tags", "nobadger"]`. */
   flags: opt(Schema.Array(Schema.String)),
   /** Extra environment for `go`, e.g. `{ "CGO_ENABLED": "0" }`. */
@@ -120,7 +128,10 @@ export const BinaryName = Schema.String.pipe(
 /** A binary the service needs, provisioned into `.dep/<name>`. Sources are tried in the order below. */
 export const BinarySpec = strict({
   /** Pinned version, without a leading `v` (e.g. `2.11.4`). */
-  version: Schema.String,
+  version: Schema.String.pipe(Schema.pattern(/^[0-9A-Za-z][0-9A-Za-z.+_-]{0,99}$/)).annotations({
+    description:
+      "a version: letters, digits, '.', '+', '_' or '-', starting with a letter or digit, at most 100 characters (e.g. 2.11.4)"
+  }),
   path: opt(PathSource),
   download: opt(DownloadSource),
   build: opt(BuildSource)

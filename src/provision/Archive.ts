@@ -71,6 +71,8 @@ const tarEntries = (archive: Buffer): ReadonlyArray<Entry> => {
     const header = tar.subarray(offset, offset + 512)
     if (header.every((byte) => byte === 0)) break
     const size = tarNumber(header, 124, 12)
+    // a negative or unreadable size would stay on this header, or go back, for ever
+    if (!Number.isSafeInteger(size) || size < 0) broken("a tar entry has no valid size")
     const type = String.fromCharCode(header[156]!)
     const dataStart = offset + 512
     const dataEnd = dataStart + size

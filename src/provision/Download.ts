@@ -63,6 +63,8 @@ export const downloadToFile = (
     const fs = yield* FileSystem.FileSystem
     const { connectMs, idleMs } = options.timeouts
     const fail = (reason: string) => new DownloadError({ reason })
+    const protocol = URL.canParse(url) ? new URL(url).protocol : undefined
+    if (protocol !== "http:" && protocol !== "https:") return yield* fail(`${url}: not an http or https URL`)
     const client = (yield* HttpClient.HttpClient).pipe(
       HttpClient.transformResponse(
         Effect.timeoutFail({ duration: connectMs, onTimeout: () => fail(`no response within ${connectMs} ms`) })
