@@ -25,7 +25,7 @@ import {
   templateValues
 } from "../src/provision/Platform.js"
 import { deferExtraCaCerts } from "../src/provision/ExtraCaCerts.js"
-import { parseProvenance, provenanceMismatch } from "../src/provision/Provenance.js"
+import { declarationHash, parseProvenance, provenanceMismatch } from "../src/provision/Provenance.js"
 import { type ProvisionEvent, provision as provisionOn } from "../src/provision/Provisioner.js"
 
 /** `provision` on the Node platform. */
@@ -220,7 +220,7 @@ describe("Provenance", () => {
   })
 
   it("matches only the pinned version, and an override only by its path", () => {
-    const none = { version: "1.0.0", override: undefined, inputs: undefined }
+    const none = { declared: "d", version: "1.0.0", override: undefined, inputs: undefined }
     expect(provenanceMismatch(record, none)).toBeUndefined()
     expect(provenanceMismatch(record, { ...none, version: "1.0.1" })).toContain("1.0.1")
     expect(provenanceMismatch(record, { ...none, override: "/bin/x" })).toContain("/bin/x")
@@ -231,8 +231,23 @@ describe("Provenance", () => {
 
   it("rebuilds a Go main whose sources changed", () => {
     const built = { ...record, source: "build" as const, inputs: "one" }
-    expect(provenanceMismatch(built, { version: "1.0.0", override: undefined, inputs: "one" })).toBeUndefined()
-    expect(provenanceMismatch(built, { version: "1.0.0", override: undefined, inputs: "two" })).toContain("changed")
+    const now = { declared: "d", version: "1.0.0", override: undefined }
+    expect(provenanceMismatch(built, { ...now, inputs: "one" })).toBeUndefined()
+    expect(provenanceMismatch(built, { ...now, inputs: "two" })).toContain("changed")
+  })
+
+  it("a new URL or checksum with the same version is not the recorded binary; an older record has no say", () => {
+    const spec = { version: "1.0.0", download: { url: "http://x/a", sha256: { "linux-amd64": "a".repeat(64) } } }
+    const declared = declarationHash(spec)
+    // the same declaration, however its keys are ordered
+    expect(declarationHash({ download: { sha256: spec.download.sha256, url: "http://x/a" }, version: "1.0.0" })).toBe(
+      declared
+    )
+    const now = { declared, version: "1.0.0", override: undefined, inputs: undefined }
+    expect(provenanceMismatch({ ...record, declared }, now)).toBeUndefined()
+    const moved = declarationHash({ ...spec, download: { ...spec.download, url: "http://x/b" } })
+    expect(provenanceMismatch({ ...record, declared }, { ...now, declared: moved })).toContain("declaration")
+    expect(provenanceMismatch(record, { ...now, declared: moved })).toBeUndefined()
   })
 })
 
@@ -504,6 +519,25 @@ describe("provision", () => {
       expect(error.message).toContain("not a url 1.0.0: not an http or https URL")
       expect(error.message).toContain("file:///etc/hostname: not an http or https URL")
       expect(error.message).not.toContain("internal error")
+    })
+  )
+
+  it.scopedLive("a new URL and checksum with the same version provisions the new binary, not the recorded one", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const first = makeZip({ tool: script("1.0.0") })
+      const second = makeZip({ tool: script("1.0.0 second") })
+      const { base } = yield* serve({ "/first.zip": file(first), "/second.zip": file(second) })
+      const at = (name: string, archive: Buffer) =>
+        stackOf(dir, [
+          service(dir, "a", {
+            tool: { version: "1.0.0", download: { url: `${base}/${name}`, sha256: { [key]: sha256(archive) } } }
+          })
+        ])
+      yield* provision(at("first.zip", first), [], { env: bareEnv(), timeouts: fast })
+      expect(runBinary(path.join(dir, ".dep", "tool"))).toBe("tool 1.0.0")
+      yield* provision(at("second.zip", second), [], { env: bareEnv(), timeouts: fast })
+      expect(runBinary(path.join(dir, ".dep", "tool"))).toBe("tool 1.0.0 second")
     })
   )
 

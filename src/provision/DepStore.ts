@@ -8,7 +8,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect } from "effect"
 import { isRunning } from "../state/ProcessIdentity.js"
-import type { Provenance } from "./Provenance.js"
+import { declarationHash, type Provenance } from "./Provenance.js"
 import { type Context, io, type Wanted } from "./ProvisionContext.js"
 
 /** sha256 of a file's contents (following links), in hex. */
@@ -114,6 +114,7 @@ export const install = (
       size: stat.size,
       mtimeMs: stat.mtimeMs,
       ...(inputs === undefined ? {} : { inputs }),
+      declared: declarationHash(wanted.spec),
       time: new Date().toISOString()
     })
     return { name: wanted.name, version: wanted.spec.version, path: target, source, origin, reused: false }

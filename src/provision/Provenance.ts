@@ -2,6 +2,7 @@
  * The record kept beside each provisioned binary: `.dep/NAME.json` says where `.dep/NAME` came from.
  */
 import { Schema } from "effect"
+import { createHash } from "node:crypto"
 
 /** Where a binary came from, in the order the sources are tried. */
 export const SourceKind = Schema.Literal("dep", "override", "path", "download", "build")
@@ -22,6 +23,8 @@ export const Provenance = Schema.Struct({
   mtimeMs: Schema.Number,
   /** For a build of a Go main in the service folder: hash of its sources (go.mod, go.sum, *.go). */
   inputs: Schema.optionalWith(Schema.String, { exact: true }),
+  /** `declarationHash` of the manifest's declaration the binary was provisioned for (absent in older records). */
+  declared: Schema.optionalWith(Schema.String, { exact: true }),
   /** ISO time of provisioning. */
   time: Schema.String
 })
@@ -38,8 +41,24 @@ export const parseProvenance = (text: string): Provenance | undefined => {
   }
 }
 
+/** JSON with every object's keys in order: the same declaration gives the same text, however it is written. */
+const canonical = (value: unknown): string =>
+  Array.isArray(value)
+    ? `[${value.map(canonical).join(",")}]`
+    : typeof value === "object" && value !== null
+      ? `{${Object.keys(value)
+          .sort()
+          .map((key) => `${JSON.stringify(key)}:${canonical((value as Record<string, unknown>)[key])}`)
+          .join(",")}}`
+      : JSON.stringify(value)
+
+/** sha256 of a binary's declaration in its manifest (version, sources, checksums, build settings). */
+export const declarationHash = (spec: unknown): string => createHash("sha256").update(canonical(spec)).digest("hex")
+
 /** What the current manifest and environment expect of a reusable binary. */
 export interface Expectation {
+  /** `declarationHash` of the manifest's declaration now. */
+  readonly declared: string
   readonly version: string
   /** The `CORE_BIN_*` path, when that variable is set. */
   readonly override: string | undefined
@@ -61,6 +80,10 @@ export const provenanceMismatch = (record: Provenance, expected: Expectation): s
       : `the override points to ${expected.override}, the record says ${record.source} ${record.origin}`
   }
   if (record.source === "override") return `provisioned from an override that is no longer set`
+  // a new URL or checksum with the same version, a source taken away: not the binary the manifest asks for
+  if (record.declared !== undefined && record.declared !== expected.declared) {
+    return "its declaration in the manifest changed since it was provisioned"
+  }
   if (record.source === "build" && record.inputs !== expected.inputs) {
     return "the Go sources in the service folder changed since the build"
   }

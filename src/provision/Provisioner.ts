@@ -26,7 +26,7 @@ import { type DownloadTimeouts, defaultTimeouts } from "./Download.js"
 import { deferredCaCerts } from "./ExtraCaCerts.js"
 import { fromBuild, goInputsHash, mainDir } from "./GoBuild.js"
 import { formatBytes, overrideVariable, platformOf } from "./Platform.js"
-import type { Expectation, SourceKind } from "./Provenance.js"
+import { declarationHash, type Expectation, type SourceKind } from "./Provenance.js"
 import {
   type Context,
   message,
@@ -90,7 +90,12 @@ const provisionOne = (ctx: Context, wanted: Wanted): Effect.Effect<Provisioned, 
       dir === undefined || override !== undefined
         ? undefined
         : yield* Effect.promise(() => goInputsHash(dir).catch(() => undefined))
-    const expected: Expectation = { version: wanted.spec.version, override, inputs }
+    const expected: Expectation = {
+      declared: declarationHash(wanted.spec),
+      version: wanted.spec.version,
+      override,
+      inputs
+    }
     const sources: ReadonlyArray<readonly [SourceKind, Effect.Effect<Provisioned, SourceFailed, Platform>]> = [
       ["dep", timed(fromDep(ctx, wanted, expected))],
       ["override", timed(fromOverride(ctx, wanted, override))],
