@@ -121,7 +121,10 @@ const translateCheck = (
           exec: {
             command: escapeTemplate(
               tcpProbeCommand(options.nodeExecutable ?? "node", check.host, check.port, timeoutMs)
-            )
+            ),
+            // its own: without one process-compose gives it the process's working_dir as the file holds it,
+            // escaped for the template rendering that probes never get ("{{" in it: a chdir that fails)
+            working_dir: "/"
           }
         },
         note: `the tcp probe on ${check.host}:${check.port} is an exec probe here (process-compose has no tcp probe)`
