@@ -7,6 +7,7 @@
  * a problem reported with its line number; no variable interpolation is done.
  */
 import { Either } from "effect"
+import { PROTO_KEY_PROBLEM } from "./ManifestError.js"
 
 /** A malformed line of a `.env` file. */
 export interface DotEnvProblem {
@@ -56,7 +57,7 @@ export const parseDotEnv = (text: string): Either.Either<Record<string, string>,
       continue
     }
     if (key === "__proto__") {
-      problems.push({ line: lineNumber, message: `"__proto__" cannot be a name: it is reserved in JavaScript objects` })
+      problems.push({ line: lineNumber, message: PROTO_KEY_PROBLEM })
       continue
     }
     const rest = body.slice(eq + 1).trimStart()

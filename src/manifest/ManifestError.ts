@@ -194,10 +194,13 @@ export const loneSurrogates = (
 }
 
 /**
- * The JSON paths of the `"__proto__"` keys of a parsed JSON value. `JSON.parse` keeps such a key, but every
+ * What a `"__proto__"` key (of a manifest or a `.env` file) is told. `JSON.parse` keeps such a key, but every
  * object the manifest is decoded into assigns it, which sets no key: a port, variable or header of that name
  * would vanish without a word.
  */
+export const PROTO_KEY_PROBLEM = `"__proto__" cannot be a name: it is reserved in JavaScript objects`
+
+/** The JSON paths of the `"__proto__"` keys of a parsed JSON value (see `PROTO_KEY_PROBLEM`). */
 export const protoKeys = (
   json: unknown,
   at: ReadonlyArray<PropertyKey> = []

@@ -18,6 +18,7 @@ import {
   describeParseIssue,
   formatPath,
   loneSurrogates,
+  PROTO_KEY_PROBLEM,
   protoKeys,
   ManifestError,
   type Problem
@@ -192,14 +193,7 @@ const readManifest = (found: Found, undecoded: Array<Undecoded>) =>
             `${unit} is half of a surrogate pair without its other half: no UTF-8 text can carry it (a process would get U+FFFD)`
           )
         ),
-        ...proto.map((path) =>
-          problem(
-            "parse",
-            found.file,
-            formatPath(path),
-            `"__proto__" cannot be a name: it is reserved in JavaScript objects`
-          )
-        )
+        ...proto.map((path) => problem("parse", found.file, formatPath(path), PROTO_KEY_PROBLEM))
       ])
     }
     return Either.mapBoth(decodeManifest(json), {
