@@ -10,7 +10,7 @@ import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
 import type { ServiceStatus } from "../src/stack/ServiceStatus.js"
 import { StartFailed } from "../src/supervisor/Supervisor.js"
 import { eventually, processesMentioning, survivors, withoutForkedCopies } from "./support/Processes.js"
-import { fixtureBin, freshPort, httpProbe, service, stackOf, tempDir } from "./support/Specs.js"
+import { execProbe, fixtureBin, freshPort, httpProbe, service, stackOf, tempDir } from "./support/Specs.js"
 
 /** Runs `body` with a supervisor of `services`; afterwards checks that no process of any group is left. */
 const withSupervisor = <A, E>(
@@ -383,6 +383,29 @@ describe("LocalSupervisor", () => {
           const other = yield* sup.statusOf("other")
           expect(other.state).toBe("skipped")
           expect(other.reason).toContain("dependency badjob")
+        })
+    )
+  )
+
+  it.live("skips a dependent as soon as one of its dependencies fails, whatever its other dependencies do", () =>
+    withSupervisor(
+      [
+        // never ready within the test: a dependent waiting for all its dependencies' verdicts would wait 60 s
+        service("slow", "sleep", ["1000"], { readiness: execProbe("false"), readinessTimeoutMs: 60_000 }),
+        service("badjob", "sh", ["-c", "exit 2"]),
+        service("app", "sleep", ["1000"], {
+          dependsOn: { slow: "process_healthy", badjob: "process_completed_successfully" }
+        })
+      ],
+      (sup) =>
+        Effect.gen(function* () {
+          // badjob was running, which is all `up` asks of it: the failure `up` sees is app's
+          const error = yield* Effect.flip(sup.up(["app"]))
+          expect(error.message).toContain(
+            "app failed to start: dependency badjob can no longer be completed_successfully"
+          )
+          expect((yield* sup.statusOf("app")).state).toBe("skipped")
+          expect((yield* sup.statusOf("slow")).state).toBe("starting")
         })
     )
   )

@@ -62,6 +62,11 @@ export interface ProcessGroup {
   /** Whether the leader has exited. */
   readonly hasExited: Effect.Effect<boolean>
   /**
+   * Calls `listener` once with how the leader ended, synchronously when it ends (at once if it has): for a run
+   * that only waits for the exit, without a fiber to wait in (a fiber per service is most of a start's cost).
+   */
+  readonly onEnded: (listener: (ended: Ended) => void) => void
+  /**
    * For a stop signal sent ahead of the scope's close (whose release then only waits, the grace period counted
    * from now, in real time as the wait itself): records it as sent now and returns it, for the caller to send,
    * with a whole stop level's at once. One signal per group at most (a second SIGTERM means "now" to many
@@ -174,6 +179,8 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
     const registry = yield* Effect.serviceOption(ProcessRegistry)
     const spawner = yield* Effect.serviceOption(Spawner)
     const exited = yield* Deferred.make<Ended>()
+    let endedAs: Ended | undefined
+    const endListeners: Array<(ended: Ended) => void> = []
     const drained = makeEvent()
     const stop: StopState = { signalledAt: undefined, exit: makeEvent() }
     // Scope.addFinalizer rather than acquireRelease, as in ServiceLog: acquireRelease restores this fiber's
@@ -224,7 +231,9 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
       }
       const ended = (code: number | null, signal: NodeJS.Signals | null) => {
         fire(stop.exit)
-        Deferred.unsafeDone(exited, Effect.succeed({ status: exitStatus(code, signal), signal: signal ?? undefined }))
+        endedAs = { status: exitStatus(code, signal), signal: signal ?? undefined }
+        Deferred.unsafeDone(exited, Effect.succeed(endedAs))
+        for (const listener of endListeners.splice(0)) listener(endedAs)
       }
       const request = { command: options.command, args: options.args, cwd: options.cwd, env: options.env }
       const viaHelper =
@@ -278,6 +287,10 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
       exit: Effect.map(Deferred.await(exited), (ended) => ended.status),
       ended: Deferred.await(exited),
       hasExited: Deferred.isDone(exited),
+      onEnded: (listener) => {
+        if (endedAs === undefined) endListeners.push(listener)
+        else listener(endedAs)
+      },
       claimStopSignal: () => claimStopSignal(options, stop, performance.now()),
       graceLeftMs: () => graceLeftMs(options, stop)
     }

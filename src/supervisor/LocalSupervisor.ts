@@ -4,7 +4,7 @@
  * signals its group and lets its life end with the run, or interrupts its fiber, whose scope stops the group
  * (`endRuns`). A per-service semaphore makes start, stop and restart of one service happen one at a time.
  */
-import { Deferred, Effect, Fiber, FiberMap, Option, PubSub, type Scope, Stream } from "effect"
+import { Context, Deferred, Effect, Fiber, FiberMap, Option, PubSub, type Scope, Stream } from "effect"
 import type { LogError, LogLine } from "../logs/ServiceLog.js"
 import type { StackSpec } from "../manifest/ServiceSpec.js"
 import { signalGroup } from "../process/ProcessGroup.js"
@@ -13,8 +13,17 @@ import { Spawner } from "../process/Spawner.js"
 import { conditionVerdict, settledVerdict } from "../stack/DependencyCondition.js"
 import { dependentsOf, stopLevels, topologicalOrder, withDependencies } from "../stack/StackGraph.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
-import { lifecycle, stoppedOnRequest } from "./ServiceRunner.js"
-import { dependencyState, lastLines, makeEntry, type ServiceEntry, type StackContext, update } from "./ServiceEntry.js"
+import { lifecycle, stoppedNow } from "./ServiceRunner.js"
+import {
+  awaitEvery,
+  dependencyState,
+  lastLines,
+  makeEntry,
+  type ServiceEntry,
+  type StackContext,
+  update,
+  updateNow
+} from "./ServiceEntry.js"
 import {
   type LocalSupervisorShape,
   type StackEnd,
@@ -106,42 +115,65 @@ export const makeLocalSupervisor = (
 
     const isRunning = (name: string) => FiberMap.has(runs, name)
 
-    /** Fork the lifecycle of a service unless it is already running. */
-    const launch = (entry: ServiceEntry) =>
-      Effect.gen(function* () {
-        if (entry.spec.disabled) return
-        if (yield* isRunning(entry.spec.name)) return
-        entry.run.stopRequested = false
-        yield* update(context, entry, () => ({ state: "pending", reason: null }))
-        yield* FiberMap.run(
-          runs,
-          entry.spec.name,
-          lifecycle(context, entry).pipe(
-            Effect.provideService(ProcessRegistry, registry),
-            Option.isSome(spawner) ? Effect.provideService(Spawner, spawner.value) : (self) => self
-          )
-        )
-      })
+    // what the lives need in their context, provided once for every fork of a `launch` (a fiber forked by
+    // FiberMap takes its parent's context), not around each life (two FiberRef changes each, and their undoing)
+    const processes = Option.match(spawner, {
+      onNone: () => Context.make(ProcessRegistry, registry),
+      onSome: (s) => Context.make(ProcessRegistry, registry).pipe(Context.add(Spawner, s))
+    })
 
-    /** Waits until a service settles; fails with its reason and last lines when it could not start. */
-    const awaitSettled = (entry: ServiceEntry) =>
-      entry.state
-        .when(({ status }) => (settledVerdict(status) === "wait" ? undefined : status))
-        .pipe(
-          Effect.flatMap((status) =>
-            settledVerdict(status) === "met"
-              ? Effect.void
-              : Effect.flatMap(lastLines(entry), (lines) =>
-                  Effect.fail(
-                    new StartFailed({
-                      service: entry.spec.name,
-                      reason: status.reason ?? status.state,
-                      lastLines: lines
-                    })
-                  )
-                )
+    /** Forks the lifecycle of each service of `list` that is not disabled and not running already. */
+    const launch = (list: ReadonlyArray<ServiceEntry>) =>
+      Effect.provide(
+        Effect.forEach(
+          list,
+          (entry) => {
+            if (entry.spec.disabled || FiberMap.unsafeHas(runs, entry.spec.name)) return Effect.void
+            entry.run.stopRequested = false
+            updateNow(context, entry, () => ({ state: "pending", reason: null }))
+            return FiberMap.run(runs, entry.spec.name, lifecycle(context, entry))
+          },
+          { discard: true }
+        ),
+        processes
+      )
+
+    /**
+     * Waits until every one of `list` has settled; fails with the reason and last lines of the first that could
+     * not start, once the services of `list` that depend on it directly have moved on from waiting for it
+     * (skipped, most often: a dependency that can no longer be met ends the wait at once, so this is bounded).
+     */
+    const awaitSettled = (list: ReadonlyArray<ServiceEntry>) =>
+      awaitEvery(
+        list.map((entry) => entry.state),
+        (index, { status }) => {
+          const verdict = settledVerdict(status)
+          return verdict === "wait" || verdict === "met" ? verdict : { entry: list[index]!, status }
+        }
+      ).pipe(
+        Effect.flatMap((failed) => {
+          if (failed === undefined) return Effect.void
+          const name = failed.entry.spec.name
+          const waiting = list
+            .filter((entry) => entry.spec.dependsOn.some((d) => d.name === name))
+            .map((entry) => entry.state)
+          const movedOn = awaitEvery(waiting, (_, { status }) =>
+            status.state === "pending" || status.state === "waiting" ? "wait" : "met"
           )
-        )
+          return movedOn.pipe(
+            Effect.zipRight(lastLines(failed.entry)),
+            Effect.flatMap((lines) =>
+              Effect.fail(
+                new StartFailed({
+                  service: failed.entry.spec.name,
+                  reason: failed.status.reason ?? failed.status.state,
+                  lastLines: lines
+                })
+              )
+            )
+          )
+        })
+      )
 
     /** Takes `entry`'s lock; `held` has it once taken (never a permit taken and not recorded). */
     const takeLock = (entry: ServiceEntry, held: Set<ServiceEntry>) =>
@@ -183,7 +215,7 @@ export const makeLocalSupervisor = (
               fiber.value.addObserver(() => {
                 if (!held.has(entry)) return
                 // a run that ended by itself has said so already (`stoppedOnRequest`)
-                if (entry.state.get().status.state !== "stopped") Effect.runSync(stoppedOnRequest(context, entry))
+                if (entry.state.get().status.state !== "stopped") stoppedNow(context, entry)
                 Trace.count("service stopped")
                 releaseLock(entry, held)
               })
@@ -265,8 +297,8 @@ export const makeLocalSupervisor = (
       for (const name of names) yield* entryOf(name)
       const targets = names.length === 0 ? order.filter((n) => !entries.get(n)!.spec.disabled) : names
       const all = withDependencies(nodes, targets)
-      for (const name of all) yield* launch(entries.get(name)!)
-      yield* Effect.forEach(all, (name) => awaitSettled(entries.get(name)!), { concurrency: "unbounded" })
+      yield* launch(all.map((name) => entries.get(name)!))
+      yield* awaitSettled(all.map((name) => entries.get(name)!))
     })
 
     const start: SupervisorShape["start"] = Effect.fn("Supervisor.start")(function* (name: string) {
@@ -284,8 +316,8 @@ export const makeLocalSupervisor = (
           })
         }
       }
-      yield* entry.lock.withPermits(1)(launch(entry))
-      yield* awaitSettled(entry)
+      yield* entry.lock.withPermits(1)(launch([entry]))
+      yield* awaitSettled([entry])
     }, forService)
 
     const stop: SupervisorShape["stop"] = Effect.fn("Supervisor.stop")(function* (name: string) {
@@ -302,10 +334,10 @@ export const makeLocalSupervisor = (
             yield* FiberMap.remove(runs, name)
           }
           yield* update(context, entry, (s) => ({ restarts: s.restarts + 1 }))
-          yield* launch(entry)
+          yield* launch([entry])
         })
       )
-      yield* awaitSettled(entry)
+      yield* awaitSettled([entry])
     }, forService)
 
     const statusOf = (name: string) =>

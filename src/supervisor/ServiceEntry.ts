@@ -3,7 +3,7 @@
  * what the services of one stack share (`StackContext`), and the changes of a service's status (`update`).
  * The life of a service that moves through these states is in `ServiceRunner`.
  */
-import { type Deferred, Effect, PubSub, type Scope } from "effect"
+import { type Deferred, Effect, type PubSub, type Scope } from "effect"
 import { type LogError, makeServiceLog, type ServiceLog } from "../logs/ServiceLog.js"
 import type { ServiceSpec } from "../manifest/ServiceSpec.js"
 import type { ProcessGroup } from "../process/ProcessGroup.js"
@@ -36,6 +36,8 @@ export interface StateCell {
    * one) and returns it.
    */
   readonly when: <A>(f: (state: Internal) => A | undefined) => Effect.Effect<A>
+  /** Calls `listener` with each new state, synchronously, until the returned function is called. */
+  readonly watch: (listener: (state: Internal) => void) => () => void
 }
 
 /** A cell holding `initial`, with no waiters. */
@@ -62,9 +64,59 @@ const makeStateCell = (initial: Internal): StateCell => {
           waiters.add(waiter)
           return Effect.sync(() => waiters.delete(waiter))
         })
-      })
+      }),
+    watch: (listener) => {
+      // a wrapper of its own: the same listener watching twice is two watches
+      const waiter = (state: Internal) => listener(state)
+      waiters.add(waiter)
+      return () => waiters.delete(waiter)
+    }
   }
 }
+
+/**
+ * Waits on several cells at once: until `verdict` is "met" for every one (each counted from the first time it
+ * is, whatever comes after), then `undefined`; or until it gives something else for one, then that, at once.
+ * One wait for all, not a fiber per cell: `up` waits for every service, a service for each of its dependencies.
+ */
+export const awaitEvery = <A>(
+  cells: ReadonlyArray<StateCell>,
+  verdict: (index: number, state: Internal) => "wait" | "met" | A
+): Effect.Effect<A | undefined> =>
+  Effect.async<A | undefined>((resume) => {
+    let left = cells.length
+    let done = false
+    const unwatch: Array<() => void> = []
+    const end = () => {
+      done = true
+      for (const stop of unwatch.splice(0)) stop()
+    }
+    const finish = (found: A | undefined) => {
+      end()
+      resume(Effect.succeed(found))
+    }
+    cells.forEach((cell, index) => {
+      if (done) return
+      let decided = false
+      let stop: (() => void) | undefined
+      const check = (state: Internal) => {
+        if (decided || done) return
+        const v = verdict(index, state)
+        if (v === "wait") return
+        decided = true
+        stop?.()
+        if (v !== "met") finish(v)
+        else if (--left === 0) finish(undefined)
+      }
+      check(cell.get())
+      if (!decided && !done) {
+        stop = cell.watch(check)
+        unwatch.push(stop)
+      }
+    })
+    if (left === 0 && !done) finish(undefined)
+    return Effect.sync(end)
+  })
 
 /** A service of the stack: its spec, log, state, and the lock that makes its verbs run one at a time. */
 export interface ServiceEntry {
@@ -129,34 +181,43 @@ export const makeEntry = (spec: ServiceSpec, stateDir: string): Effect.Effect<Se
 
 /**
  * Changes a service's status, publishes it, and notes a new state (or reason) in its log (unless `note` is
- * false).
+ * false). Synchronous: the stack's hub is unbounded, so the offer always succeeds (a start of 200 services
+ * went through the runtime for each of its 400 changes).
  */
+export const updateNow = (
+  stack: StackContext,
+  entry: ServiceEntry,
+  f: (status: ServiceStatus) => Partial<ServiceStatus>,
+  note = true
+): ServiceStatus => {
+  const current = entry.state.get()
+  const next = { ...current.status, ...f(current.status) }
+  const status: ServiceStatus = hasProcess(next.state)
+    ? next
+    : {
+        ...next,
+        health:
+          next.health === "unhealthy" && (next.state === "restarting" || next.state === "failed")
+            ? "unhealthy"
+            : entry.spec.readiness
+              ? "unknown"
+              : "none"
+      }
+  entry.state.set({ ...current, status })
+  if (note && (status.state !== current.status.state || status.reason !== current.status.reason)) {
+    entry.log.note(`${status.state}${status.reason ? `: ${status.reason}` : ""}`)
+  }
+  stack.transitions.unsafeOffer(status)
+  return status
+}
+
+/** `updateNow` as an effect. */
 export const update = (
   stack: StackContext,
   entry: ServiceEntry,
   f: (status: ServiceStatus) => Partial<ServiceStatus>,
   note = true
-): Effect.Effect<ServiceStatus> =>
-  Effect.suspend(() => {
-    const current = entry.state.get()
-    const next = { ...current.status, ...f(current.status) }
-    const status: ServiceStatus = hasProcess(next.state)
-      ? next
-      : {
-          ...next,
-          health:
-            next.health === "unhealthy" && (next.state === "restarting" || next.state === "failed")
-              ? "unhealthy"
-              : entry.spec.readiness
-                ? "unknown"
-                : "none"
-        }
-    entry.state.set({ ...current, status })
-    if (note && (status.state !== current.status.state || status.reason !== current.status.reason)) {
-      entry.log.note(`${status.state}${status.reason ? `: ${status.reason}` : ""}`)
-    }
-    return Effect.as(PubSub.publish(stack.transitions, status), status)
-  })
+): Effect.Effect<ServiceStatus> => Effect.sync(() => updateNow(stack, entry, f, note))
 
 /** The last lines of a service's own output (not the supervisor's notes), for an error. */
 export const lastLines = (entry: ServiceEntry): Effect.Effect<ReadonlyArray<string>> =>

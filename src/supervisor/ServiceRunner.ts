@@ -12,7 +12,7 @@ import type { ServiceSpec } from "../manifest/ServiceSpec.js"
 import { spawnGroup } from "../process/ProcessGroup.js"
 import { conditionVerdict } from "../stack/DependencyCondition.js"
 import { BRIEF_RUN_MS, decideRestart } from "./RestartPolicy.js"
-import { dependencyState, type ServiceEntry, type StackContext, update } from "./ServiceEntry.js"
+import { awaitEvery, dependencyState, type ServiceEntry, type StackContext, update, updateNow } from "./ServiceEntry.js"
 import * as Trace from "../trace/Trace.js"
 
 /**
@@ -52,27 +52,27 @@ type RunOutcome =
   | { readonly _tag: "NotReady"; readonly reason: string }
   | { readonly _tag: "Unhealthy"; readonly reason: string; readonly ranMs: number }
 
-/** Waits for every dependency's condition; the reason when one can no longer be met. */
-const awaitDependencies = (stack: StackContext, spec: ServiceSpec): Effect.Effect<string | undefined> =>
-  Effect.forEach(
-    spec.dependsOn,
-    ({ name, condition }) => {
-      const dependency = stack.entries.get(name)!
-      return dependency.state
-        .when((internal) => {
-          const verdict = conditionVerdict(condition, dependencyState(dependency, internal))
-          return verdict === "wait" ? undefined : verdict
-        })
-        .pipe(
-          Effect.map((verdict) =>
-            verdict !== "met"
-              ? `dependency ${name} can no longer be ${condition.replace("process_", "")}: ${verdict.failed}`
-              : undefined
-          )
-        )
-    },
-    { concurrency: "unbounded" }
-  ).pipe(Effect.map((reasons) => reasons.find((r) => r !== undefined)))
+/**
+ * Waits for every dependency's condition; the reason as soon as one can no longer be met (its dependent is
+ * skipped then, whatever its other dependencies do).
+ */
+const awaitDependencies = (stack: StackContext, spec: ServiceSpec): Effect.Effect<string | undefined> => {
+  const dependencies = spec.dependsOn.map(({ name, condition }) => ({
+    name,
+    condition,
+    entry: stack.entries.get(name)!
+  }))
+  return awaitEvery(
+    dependencies.map((d) => d.entry.state),
+    (index, internal) => {
+      const { name, condition, entry } = dependencies[index]!
+      const verdict = conditionVerdict(condition, dependencyState(entry, internal))
+      return verdict === "wait" || verdict === "met"
+        ? verdict
+        : `dependency ${name} can no longer be ${condition.replace("process_", "")}: ${verdict.failed}`
+    }
+  )
+}
 
 /** One run of the process: spawn, readiness within the deadline (Clock millis), liveness, until it ends. */
 /**
@@ -84,8 +84,8 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
     // finalizers go on the run's scope itself: Effect.addFinalizer would restore this fiber's context before each
     // (FiberRefs diffs and a patch), which none of them reads
     const scope = yield* Effect.scope
-    const logMatched = yield* Deferred.make<void>()
-    if (spec.readyLogLine !== undefined) {
+    const logMatched = spec.readyLogLine === undefined ? undefined : yield* Deferred.make<void>()
+    if (logMatched !== undefined && spec.readyLogLine !== undefined) {
       const pattern = new RegExp(spec.readyLogLine)
       let matched = false
       const unsubscribe = log.onLine((line) => {
@@ -147,7 +147,7 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
         )
       : undefined
     const logLine =
-      spec.readyLogLine !== undefined
+      logMatched !== undefined
         ? Deferred.await(logMatched).pipe(
             Effect.zipRight(Effect.sync(() => entry.state.set({ ...entry.state.get(), logReady: true })))
           )
@@ -209,30 +209,46 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
           )
         )
       : Effect.void
-    const exited = proc.exit.pipe(
-      Effect.zip(Clock.currentTimeMillis),
-      Effect.flatMap(([code, now]) =>
-        Deferred.succeed(outcome, {
-          _tag: "Exited",
-          code,
-          settled: hasReadiness ? ready : now - spawnedAt >= SETTLED_MS,
-          beforeReady: hasReadiness && !ready,
-          ranMs: now - spawnedAt
-        })
-      )
-    )
+    const exitedAfter = (code: number, ranMs: number): RunOutcome => ({
+      _tag: "Exited",
+      code,
+      settled: hasReadiness ? ready : ranMs >= SETTLED_MS,
+      beforeReady: hasReadiness && !ready,
+      ranMs
+    })
     // forked in this run's scope, after the group: when the run ends, the scope interrupts and awaits its
-    // probes before the group is stopped. A fiber each, not races (a race forks both sides again): 3 fibers
-    // per run where timeoutOption, raceFirst and forkScoped made 5.
-    if (hasReadiness) yield* Effect.forkScoped(notReady)
-    yield* Effect.forkScoped(hasReadiness ? Effect.zipRight(readiness, liveness) : liveness)
-    yield* Effect.forkScoped(exited)
+    // probes before the group is stopped. A fiber each, not races (a race forks both sides again)
+    if (hasReadiness) {
+      yield* Effect.forkScoped(notReady)
+      yield* Effect.forkScoped(Effect.zipRight(readiness, liveness))
+      // a fiber for the exit too, scheduled after the readiness fiber that a ready line or check resumed
+      // first: a process that says it is ready and exits at once has been ready
+      yield* Effect.forkScoped(
+        proc.exit.pipe(
+          Effect.zip(Clock.currentTimeMillis),
+          Effect.flatMap(([code, now]) => Deferred.succeed(outcome, exitedAfter(code, now - spawnedAt)))
+        )
+      )
+    } else {
+      // without a readiness check, the exit ends the run from the group's own callback: with no liveness probe
+      // either, a run has no fiber of its own (two fibers each were most of a start's and a stop's work)
+      const clock = yield* Effect.clock
+      proc.onEnded(({ status }) =>
+        Deferred.unsafeDone(outcome, Effect.succeed(exitedAfter(status, clock.unsafeCurrentTimeMillis() - spawnedAt)))
+      )
+      if (spec.liveness) yield* Effect.forkScoped(liveness)
+    }
     return yield* Deferred.await(outcome)
   }).pipe(Effect.scoped)
 
-/** The end of a life whose stop was requested (also what the stop's own observer records). */
+/** The end of a life whose stop was requested (also what the stop's own observer records, synchronously). */
+export const stoppedNow = (stack: StackContext, entry: ServiceEntry): void => {
+  updateNow(stack, entry, () => ({ state: "stopped", pid: null, reason: "stopped on request" }))
+}
+
+/** `stoppedNow` as an effect. */
 export const stoppedOnRequest = (stack: StackContext, entry: ServiceEntry): Effect.Effect<void> =>
-  Effect.asVoid(update(stack, entry, () => ({ state: "stopped", pid: null, reason: "stopped on request" })))
+  Effect.sync(() => stoppedNow(stack, entry))
 
 /**
  * The life of a service from `start` to its end: dependencies, runs, restarts. Interrupting it stops the
