@@ -175,6 +175,13 @@ const isDirectory = (dir: string): boolean => {
 
 /** Spawn `command` in a new process group, recorded with the registry in context, stopped when the scope closes. */
 export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, SpawnError, Scope.Scope> =>
+  Effect.flatMap(Effect.scope, (scope) => spawnGroupIn(scope, options))
+
+/**
+ * `spawnGroup` with the scope given: a caller that holds its scope (a service's run) need not put it in its
+ * context (each `Effect.scoped` changes the fiber's context and changes it back).
+ */
+export const spawnGroupIn = (scope: Scope.Scope, options: GroupOptions): Effect.Effect<ProcessGroup, SpawnError> =>
   Effect.gen(function* () {
     const registry = yield* Effect.serviceOption(ProcessRegistry)
     const spawner = yield* Effect.serviceOption(Spawner)
@@ -187,7 +194,6 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
     // context before its release (two FiberRefs diffs and a patch per release), and the release runs in this
     // fiber anyway (every owner of the scope is an Effect.scoped of the fiber that spawned). Uninterruptible
     // itself, as acquireRelease made it: a scope closed where interruption is allowed must not stop half way
-    const scope = yield* Effect.scope
     const release = (pid: number) =>
       stopGroup(pid, options, exited, stop).pipe(
         Effect.tap(() => within(drained, 1_000)),
@@ -216,7 +222,11 @@ export const spawnGroup = (options: GroupOptions): Effect.Effect<ProcessGroup, S
         stderr: NodeJS.ReadableStream,
         spawned?: SpawnedBy
       ) => {
-        if (Option.isSome(registry)) Effect.runSync(registry.value.register(options.owner, pid, spawned))
+        if (Option.isSome(registry)) {
+          const { registerNow, register } = registry.value
+          if (registerNow) registerNow(options.owner, pid, spawned)
+          else Effect.runSync(register(options.owner, pid, spawned))
+        }
         let open = 2
         for (const [stream, readable] of [
           ["stdout", stdout],

@@ -19,6 +19,8 @@ export interface ProcessRegistryShape {
    * the spawn's callback, right after `spawn()` returns, so that no turn of the event loop comes in between.
    */
   readonly register: (service: string, pid: number, spawned?: SpawnedBy) => Effect.Effect<void>
+  /** `register` as a plain call, where the registry has one (a spawn then runs no effect of its own for it). */
+  readonly registerNow?: (service: string, pid: number, spawned?: SpawnedBy) => void
   /** The group is gone (its leader exited and the group was swept). */
   readonly unregister: (service: string, pid: number) => Effect.Effect<void>
   /**

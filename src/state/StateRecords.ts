@@ -72,15 +72,29 @@ const encoderOf = <A, I>(schema: Schema.Schema<A, I>): ((value: A) => string) =>
   return encode
 }
 
+/** `writeRecord` as a plain call: the error when the file could not be written. */
+export const writeRecordNow = <A, I>(
+  schema: Schema.Schema<A, I>,
+  file: string,
+  value: A
+): StateDirError | undefined => {
+  try {
+    fs.writeFileSync(file, encoderOf(schema)(value), { mode: 0o600 })
+    return undefined
+  } catch (cause) {
+    return new StateDirError({ path: file, cause })
+  }
+}
+
 /** Writes a record file (0600). */
 export const writeRecord = <A, I>(
   schema: Schema.Schema<A, I>,
   file: string,
   value: A
 ): Effect.Effect<void, StateDirError> =>
-  Effect.try({
-    try: () => fs.writeFileSync(file, encoderOf(schema)(value), { mode: 0o600 }),
-    catch: (cause) => new StateDirError({ path: file, cause })
+  Effect.suspend(() => {
+    const failed = writeRecordNow(schema, file, value)
+    return failed === undefined ? Effect.void : Effect.fail(failed)
   })
 
 /** The recorded supervisor of a state directory (none in a folder not to be trusted, `untrustedStateDir`). */

@@ -83,6 +83,8 @@ export interface Guardian {
   readonly pid: number
   /** Watch a group: it is killed if the supervisor dies before `forget`. */
   readonly watch: (record: GroupRecord) => Effect.Effect<void>
+  /** `watch`, as a plain call. */
+  readonly watchNow: (record: GroupRecord) => void
   readonly forget: (pid: number) => Effect.Effect<void>
   /**
    * Has the guardian send `signal` to each of these live groups (`kill -s N -- -PGID ...`), so that the
@@ -98,19 +100,22 @@ export interface Guardian {
  * `del` lines sent in one turn of the event loop leave in one write (200 services stopping at once: one
  * write instead of 200; a `del` lost with the supervisor only makes the guardian check a group that is gone).
  */
-const send = (child: ChildProcess, line: string, coalesce = false) =>
-  Effect.sync(() => {
-    const stdin = child.stdin
-    if (!stdin || stdin.destroyed) return
-    if (!coalesce) {
-      // an add goes out now, with any del held before it
-      while (stdin.writableCorked > 0) stdin.uncork()
-    } else if (stdin.writableCorked === 0) {
-      stdin.cork()
-      process.nextTick(() => stdin.uncork())
-    }
-    stdin.write(`${line}\n`)
-  })
+const sendNow = (child: ChildProcess, line: string, coalesce = false): void => {
+  const stdin = child.stdin
+  if (!stdin || stdin.destroyed) return
+  if (!coalesce) {
+    // an add goes out now, with any del held before it
+    while (stdin.writableCorked > 0) stdin.uncork()
+  } else if (stdin.writableCorked === 0) {
+    stdin.cork()
+    process.nextTick(() => stdin.uncork())
+  }
+  stdin.write(`${line}\n`)
+}
+
+const send = (child: ChildProcess, line: string, coalesce = false) => Effect.sync(() => sendNow(child, line, coalesce))
+
+const addLine = (r: GroupRecord) => `add ${r.pid} ${r.startTime ?? "-"} ${r.notBefore}`
 
 /**
  * Starts the guardian for the current process. Closing the scope ends it gracefully (it gets end-of-file,
@@ -147,7 +152,8 @@ export const startGuardian: Effect.Effect<Guardian, GuardianError, Scope.Scope> 
   Effect.map(
     (child): Guardian => ({
       pid: child.pid!,
-      watch: (r) => send(child, `add ${r.pid} ${r.startTime ?? "-"} ${r.notBefore}`),
+      watch: (r) => send(child, addLine(r)),
+      watchNow: (r) => sendNow(child, addLine(r)),
       forget: (pid) => send(child, `del ${pid}`, true),
       signal: (signal, pgids) => {
         const stdin = child.stdin

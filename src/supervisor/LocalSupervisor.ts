@@ -178,14 +178,14 @@ export const makeLocalSupervisor = (
     /** Takes `entry`'s lock; `held` has it once taken (never a permit taken and not recorded). */
     const takeLock = (entry: ServiceEntry, held: Set<ServiceEntry>) =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.map(restore(entry.lock.take(1)), () => {
+        Effect.map(restore(entry.lock.take), () => {
           held.add(entry)
         })
       )
 
     /** Gives back `entry`'s lock if `held` still has it: once, whichever of a run's end and the stop's end comes first. */
     const releaseLock = (entry: ServiceEntry, held: Set<ServiceEntry>) => {
-      if (held.delete(entry)) Effect.runSync(entry.lock.release(1))
+      if (held.delete(entry)) entry.lock.release()
     }
 
     /**
@@ -316,7 +316,7 @@ export const makeLocalSupervisor = (
           })
         }
       }
-      yield* entry.lock.withPermits(1)(launch([entry]))
+      yield* entry.lock.withLock(launch([entry]))
       yield* awaitSettled([entry])
     }, forService)
 
@@ -327,7 +327,7 @@ export const makeLocalSupervisor = (
 
     const restart: SupervisorShape["restart"] = Effect.fn("Supervisor.restart")(function* (name: string) {
       const entry = yield* entryOf(name)
-      yield* entry.lock.withPermits(1)(
+      yield* entry.lock.withLock(
         Effect.gen(function* () {
           if (yield* isRunning(name)) {
             yield* update(context, entry, () => ({ state: "stopping" }))

@@ -7,10 +7,10 @@ import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import { readStartTime } from "../process/ProcTable.js"
 import { backgroundRemovals, StateDirError, type SupervisorRunning, statePaths } from "../state/StateDir.js"
-import { GroupRecordFile, groupRecordPath, writeRecord } from "../state/StateRecords.js"
+import { GroupRecordFile, groupRecordPath, writeRecordNow } from "../state/StateRecords.js"
 import { holdSupervisorLock } from "../state/SupervisorLock.js"
 import { startGuardian } from "./Guardian.js"
-import { ProcessRegistry } from "../process/ProcessRegistry.js"
+import { ProcessRegistry, type SpawnedBy } from "../process/ProcessRegistry.js"
 
 /** How long the end of the registry waits for the records removed in the background. */
 const REMOVALS_LIMIT_MS = 1_000
@@ -74,23 +74,22 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
       yield* Effect.addFinalizer(() => endHold)
       const supervisorPid = process.pid
       const supervisorStart = readStartTime(process.pid) ?? null
+      const registerNow = (service: string, pid: number, spawned?: SpawnedBy) => {
+        // a pid used again while held: its new group's record and watch must not be forgotten with the old
+        held.delete(pid)
+        const startTime = (spawned ? spawned.startTime : readStartTime(pid)) ?? null
+        const record = { service, pid, startTime, notBefore: startTime ?? supervisorStart ?? 0 }
+        // watched by the guardian even when the spawner started it, which kills its groups when the
+        // supervisor dies: the guardian also outlives the spawner (both killed at once), and ends a group
+        // whose leader has exited (the spawner only kills the groups of leaders it has not reaped)
+        guardian?.watchNow(record)
+        const file = groupRecordPath(stateDir, pid)
+        const failed = writeRecordNow(GroupRecordFile, file, { ...record, supervisorPid, supervisorStart })
+        if (failed) Effect.runSync(Effect.logWarning(`cannot record ${service} (pid ${pid}): ${failed.message}`))
+      }
       return ProcessRegistry.of({
-        register: (service, pid, spawned) =>
-          Effect.gen(function* () {
-            // a pid used again while held: its new group's record and watch must not be forgotten with the old
-            held.delete(pid)
-            const startTime = (spawned ? spawned.startTime : readStartTime(pid)) ?? null
-            const record = { service, pid, startTime, notBefore: startTime ?? supervisorStart ?? 0 }
-            // watched by the guardian even when the spawner started it, which kills its groups when the
-            // supervisor dies: the guardian also outlives the spawner (both killed at once), and ends a group
-            // whose leader has exited (the spawner only kills the groups of leaders it has not reaped)
-            if (guardian) yield* guardian.watch(record)
-            yield* writeRecord(GroupRecordFile, groupRecordPath(stateDir, pid), {
-              ...record,
-              supervisorPid,
-              supervisorStart
-            }).pipe(Effect.catchAll((e) => Effect.logWarning(`cannot record ${service} (pid ${pid}): ${e.message}`)))
-          }),
+        register: (service, pid, spawned) => Effect.sync(() => registerNow(service, pid, spawned)),
+        registerNow,
         unregister: (_service, pid) =>
           Effect.suspend(() => {
             if (!holdable?.has(pid)) return forget([pid])

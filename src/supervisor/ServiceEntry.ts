@@ -118,12 +118,64 @@ export const awaitEvery = <A>(
     return Effect.sync(end)
   })
 
+/**
+ * A lock that one holder has at a time, handed to the waiters in turn. Unlike `Effect.Semaphore`, it is given
+ * back with a plain call: a whole stop gives back 200 locks from its fibers' observers, where a semaphore's
+ * release needed a fiber of its own each (`Effect.runSync`).
+ */
+export interface Lock {
+  /** Waits for the lock and takes it; interrupted while waiting, it has not taken it (nor kept it). */
+  readonly take: Effect.Effect<void>
+  /** Gives the lock back: to the first waiter, or free. Only its holder calls this, once per `take`. */
+  readonly release: () => void
+  /** Runs `effect` holding the lock. */
+  readonly withLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+}
+
+export const makeLock = (): Lock => {
+  let held = false
+  const waiters: Array<() => void> = []
+  const release = () => {
+    const next = waiters.shift()
+    if (next !== undefined) next()
+    else held = false
+  }
+  const take = Effect.async<void>((resume) => {
+    if (!held) {
+      held = true
+      return resume(Effect.void)
+    }
+    let handed = false
+    const waiter = () => {
+      handed = true
+      resume(Effect.void)
+    }
+    waiters.push(waiter)
+    return Effect.sync(() => {
+      const at = waiters.indexOf(waiter)
+      if (at >= 0) waiters.splice(at, 1)
+      // handed over as the wait was interrupted: the resumption is dropped, so the lock goes on to the next
+      else if (handed) release()
+    })
+  })
+  return {
+    take,
+    release,
+    withLock: (effect) =>
+      Effect.acquireUseRelease(
+        take,
+        () => effect,
+        () => Effect.sync(release)
+      )
+  }
+}
+
 /** A service of the stack: its spec, log, state, and the lock that makes its verbs run one at a time. */
 export interface ServiceEntry {
   readonly spec: ServiceSpec
   readonly log: ServiceLog
   readonly state: StateCell
-  readonly lock: Effect.Semaphore
+  readonly lock: Lock
   readonly run: CurrentRun
 }
 
@@ -176,7 +228,7 @@ export const makeEntry = (spec: ServiceSpec, stateDir: string): Effect.Effect<Se
         ports: spec.ports
       }
     })
-    return { spec, log, state, lock: yield* Effect.makeSemaphore(1), run: { group: undefined, stopRequested: false } }
+    return { spec, log, state, lock: makeLock(), run: { group: undefined, stopRequested: false } }
   })
 
 /**

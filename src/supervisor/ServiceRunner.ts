@@ -6,10 +6,10 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Clock, Deferred, Effect, Scope } from "effect"
+import { Clock, Deferred, Effect, FiberRef, HashMap, Scope } from "effect"
 import { waitReady, watchLiveness } from "../health/Probe.js"
 import type { ServiceSpec } from "../manifest/ServiceSpec.js"
-import { spawnGroup } from "../process/ProcessGroup.js"
+import { spawnGroupIn } from "../process/ProcessGroup.js"
 import { conditionVerdict } from "../stack/DependencyCondition.js"
 import { BRIEF_RUN_MS, decideRestart } from "./RestartPolicy.js"
 import { awaitEvery, dependencyState, type ServiceEntry, type StackContext, update, updateNow } from "./ServiceEntry.js"
@@ -79,11 +79,20 @@ const awaitDependencies = (stack: StackContext, spec: ServiceSpec): Effect.Effec
  * `previous`: how the last run ended, when this one is a restart (its status says so while it runs).
  */
 const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, previous: string | undefined) =>
+  // the run's scope is handed around, never put in the context (Effect.scoped changes the fiber's context and
+  // changes it back); finalizers go on it directly: Effect.addFinalizer would restore this fiber's context
+  // before each (FiberRefs diffs and a patch), which none of them reads
+  Effect.scopedWith((scope) => runIn(scope, stack, entry, deadline, previous))
+
+const runIn = (
+  scope: Scope.Scope,
+  stack: StackContext,
+  entry: ServiceEntry,
+  deadline: number,
+  previous: string | undefined
+) =>
   Effect.gen(function* () {
     const { spec, log } = entry
-    // finalizers go on the run's scope itself: Effect.addFinalizer would restore this fiber's context before each
-    // (FiberRefs diffs and a patch), which none of them reads
-    const scope = yield* Effect.scope
     const logMatched = spec.readyLogLine === undefined ? undefined : yield* Deferred.make<void>()
     if (logMatched !== undefined && spec.readyLogLine !== undefined) {
       const pattern = new RegExp(spec.readyLogLine)
@@ -104,7 +113,7 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
     if (noDataDir !== undefined) return { _tag: "SpawnFailed", reason: noDataDir } as RunOutcome
     // the process, its exec probes and its shutdown command all see the same environment
     const env = { ...stack.env, ...spec.env }
-    const spawned = yield* spawnGroup({
+    const spawned = yield* spawnGroupIn(scope, {
       owner: spec.name,
       command: spec.command,
       args: spec.args,
@@ -219,15 +228,16 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
     // forked in this run's scope, after the group: when the run ends, the scope interrupts and awaits its
     // probes before the group is stopped. A fiber each, not races (a race forks both sides again)
     if (hasReadiness) {
-      yield* Effect.forkScoped(notReady)
-      yield* Effect.forkScoped(Effect.zipRight(readiness, liveness))
+      yield* Effect.forkIn(notReady, scope)
+      yield* Effect.forkIn(Effect.zipRight(readiness, liveness), scope)
       // a fiber for the exit too, scheduled after the readiness fiber that a ready line or check resumed
       // first: a process that says it is ready and exits at once has been ready
-      yield* Effect.forkScoped(
+      yield* Effect.forkIn(
         proc.exit.pipe(
           Effect.zip(Clock.currentTimeMillis),
           Effect.flatMap(([code, now]) => Deferred.succeed(outcome, exitedAfter(code, now - spawnedAt)))
-        )
+        ),
+        scope
       )
     } else {
       // without a readiness check, the exit ends the run from the group's own callback: with no liveness probe
@@ -236,10 +246,10 @@ const runOnce = (stack: StackContext, entry: ServiceEntry, deadline: number, pre
       proc.onEnded(({ status }) =>
         Deferred.unsafeDone(outcome, Effect.succeed(exitedAfter(status, clock.unsafeCurrentTimeMillis() - spawnedAt)))
       )
-      if (spec.liveness) yield* Effect.forkScoped(liveness)
+      if (spec.liveness) yield* Effect.forkIn(liveness, scope)
     }
     return yield* Deferred.await(outcome)
-  }).pipe(Effect.scoped)
+  })
 
 /** The end of a life whose stop was requested (also what the stop's own observer records, synchronously). */
 export const stoppedNow = (stack: StackContext, entry: ServiceEntry): void => {
@@ -252,11 +262,14 @@ export const stoppedOnRequest = (stack: StackContext, entry: ServiceEntry): Effe
 
 /**
  * The life of a service from `start` to its end: dependencies, runs, restarts. Interrupting it stops the
- * current run's process group. Its logs carry the service's name.
+ * current run's process group. Its logs carry the service's name. Run it in a fiber of its own (it annotates
+ * that fiber's logs for good: an `Effect.annotateLogs` around it would change the fiber's state and change it
+ * back, work for each of 200 lives that nothing after them reads).
  */
 export const lifecycle = (stack: StackContext, entry: ServiceEntry): Effect.Effect<void> =>
   Effect.gen(function* () {
     const { spec } = entry
+    yield* FiberRef.update(FiberRef.currentLogAnnotations, HashMap.set<string, unknown>("service", spec.name))
     if (spec.dependsOn.length > 0) {
       yield* update(stack, entry, () => ({ state: "waiting", reason: null, pid: null }))
       const blocked = yield* awaitDependencies(stack, spec)
@@ -337,4 +350,4 @@ export const lifecycle = (stack: StackContext, entry: ServiceEntry): Effect.Effe
         }
       }
     }
-  }).pipe(Effect.annotateLogs({ service: entry.spec.name }))
+  })
