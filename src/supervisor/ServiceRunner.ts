@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Clock, Deferred, Effect, FiberRef, HashMap, Scope } from "effect"
+import { Clock, Deferred, Effect, type Fiber, FiberRef, HashMap, Scope } from "effect"
 import { waitReady, watchLiveness } from "../health/Probe.js"
 import type { ServiceSpec } from "../manifest/ServiceSpec.js"
 import { spawnGroupIn } from "../process/ProcessGroup.js"
@@ -170,9 +170,12 @@ const runIn = (
         : (probe ?? logLine ?? Effect.void)
     ).pipe(
       Effect.zipRight(
-        Effect.suspend(() => {
+        Effect.fiberIdWith((self) => {
           ready = true
           Trace.count("service ready")
+          // its deadline is met: the fiber waiting for it goes now, not with the run (the stop of a stack that
+          // is ready then has no such fiber to interrupt)
+          deadlineFiber?.unsafeInterruptAsFork(self)
           return update(stack, entry, () => ({
             state: "ready",
             health: spec.readiness ? "healthy" : "none",
@@ -218,36 +221,32 @@ const runIn = (
           )
         )
       : Effect.void
-    const exitedAfter = (code: number, ranMs: number): RunOutcome => ({
-      _tag: "Exited",
-      code,
-      settled: hasReadiness ? ready : ranMs >= SETTLED_MS,
-      beforeReady: hasReadiness && !ready,
-      ranMs
-    })
     // forked in this run's scope, after the group: when the run ends, the scope interrupts and awaits its
     // probes before the group is stopped. A fiber each, not races (a race forks both sides again)
+    let deadlineFiber: Fiber.RuntimeFiber<void> | undefined
     if (hasReadiness) {
-      yield* Effect.forkIn(notReady, scope)
+      deadlineFiber = yield* Effect.forkIn(notReady, scope)
       yield* Effect.forkIn(Effect.zipRight(readiness, liveness), scope)
-      // a fiber for the exit too, scheduled after the readiness fiber that a ready line or check resumed
-      // first: a process that says it is ready and exits at once has been ready
-      yield* Effect.forkIn(
-        proc.exit.pipe(
-          Effect.zip(Clock.currentTimeMillis),
-          Effect.flatMap(([code, now]) => Deferred.succeed(outcome, exitedAfter(code, now - spawnedAt)))
-        ),
-        scope
+    } else if (spec.liveness) yield* Effect.forkIn(liveness, scope)
+    // the exit ends the run from the group's own callback, with no fiber waiting for it (with no readiness
+    // check and no liveness probe, a run has no fiber of its own). With a readiness check, whether it was ready
+    // is decided in this fiber, after one turn of the fibers: the readiness fiber, forked above or resumed by
+    // a ready line or check before the exit, runs first, so a process that says it is ready and exits at once
+    // (even before this fiber got here: its exit is then reported at once) has been ready
+    const clock = yield* Effect.clock
+    proc.onEnded(({ status }) => {
+      const ranMs = clock.unsafeCurrentTimeMillis() - spawnedAt
+      const exited = Effect.sync(
+        (): RunOutcome => ({
+          _tag: "Exited",
+          code: status,
+          settled: hasReadiness ? ready : ranMs >= SETTLED_MS,
+          beforeReady: hasReadiness && !ready,
+          ranMs
+        })
       )
-    } else {
-      // without a readiness check, the exit ends the run from the group's own callback: with no liveness probe
-      // either, a run has no fiber of its own (two fibers each were most of a start's and a stop's work)
-      const clock = yield* Effect.clock
-      proc.onEnded(({ status }) =>
-        Deferred.unsafeDone(outcome, Effect.succeed(exitedAfter(status, clock.unsafeCurrentTimeMillis() - spawnedAt)))
-      )
-      if (spec.liveness) yield* Effect.forkIn(liveness, scope)
-    }
+      Deferred.unsafeDone(outcome, hasReadiness ? Effect.zipRight(Effect.yieldNow(), exited) : exited)
+    })
     return yield* Deferred.await(outcome)
   })
 
