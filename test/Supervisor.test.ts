@@ -410,6 +410,23 @@ describe("LocalSupervisor", () => {
     )
   )
 
+  it.live("a failed start is reported at once, even with a dependent that the failure does not skip", () =>
+    withSupervisor(
+      [
+        // never ready within the test, and a dependent's condition that the failure meets: that dependent waits on
+        service("slow", "sleep", ["1000"], { readiness: execProbe("false"), readinessTimeoutMs: 60_000 }),
+        service("job", "sh", ["-c", "exit 1"], { readiness: execProbe("false") }),
+        service("app", "sleep", ["1000"], { dependsOn: { slow: "process_healthy", job: "process_completed" } })
+      ],
+      (sup) =>
+        Effect.gen(function* () {
+          const error = yield* Effect.flip(sup.up(["app"]))
+          expect(error.message).toContain("job failed to start: exited with code 1")
+          expect((yield* sup.statusOf("app")).state).toBe("waiting")
+        })
+    )
+  )
+
   it.live("restarts a service whose liveness check fails, per its policy", () => {
     const dir = tempDir()
     const sick = join(dir, "sick")

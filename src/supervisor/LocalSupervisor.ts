@@ -140,8 +140,8 @@ export const makeLocalSupervisor = (
 
     /**
      * Waits until every one of `list` has settled; fails with the reason and last lines of the first that could
-     * not start, once the services of `list` that depend on it directly have moved on from waiting for it
-     * (skipped, most often: a dependency that can no longer be met ends the wait at once, so this is bounded).
+     * not start, once the services of `list` whose condition on it directly it now fails have moved on from
+     * waiting (skipped: a dependency that can no longer be met ends such a wait at once, so this is bounded).
      */
     const awaitSettled = (list: ReadonlyArray<ServiceEntry>) =>
       awaitEvery(
@@ -153,9 +153,16 @@ export const makeLocalSupervisor = (
       ).pipe(
         Effect.flatMap((failed) => {
           if (failed === undefined) return Effect.void
+          // only those for which the failure fails their condition: they are skipped within a turn of the fibers,
+          // where one whose condition the failure meets (`process_completed`) may wait for others for long
           const name = failed.entry.spec.name
+          const now = dependencyState(failed.entry, failed.entry.state.get())
           const waiting = list
-            .filter((entry) => entry.spec.dependsOn.some((d) => d.name === name))
+            .filter((entry) =>
+              entry.spec.dependsOn.some(
+                (d) => d.name === name && typeof conditionVerdict(d.condition, now) === "object"
+              )
+            )
             .map((entry) => entry.state)
           const movedOn = awaitEvery(waiting, (_, { status }) =>
             status.state === "pending" || status.state === "waiting" ? "wait" : "met"
@@ -175,13 +182,11 @@ export const makeLocalSupervisor = (
         })
       )
 
-    /** Takes `entry`'s lock; `held` has it once taken (never a permit taken and not recorded). */
+    /** Takes `entry`'s lock; `held` has it from the moment it is taken (never a lock taken and not recorded). */
     const takeLock = (entry: ServiceEntry, held: Set<ServiceEntry>) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.map(restore(entry.lock.take), () => {
-          held.add(entry)
-        })
-      )
+      entry.lock.take(() => {
+        held.add(entry)
+      })
 
     /** Gives back `entry`'s lock if `held` still has it: once, whichever of a run's end and the stop's end comes first. */
     const releaseLock = (entry: ServiceEntry, held: Set<ServiceEntry>) => {

@@ -124,11 +124,15 @@ export const awaitEvery = <A>(
  * release needed a fiber of its own each (`Effect.runSync`).
  */
 export interface Lock {
-  /** Waits for the lock and takes it; interrupted while waiting, it has not taken it (nor kept it). */
-  readonly take: Effect.Effect<void>
-  /** Gives the lock back: to the first waiter, or free. Only its holder calls this, once per `take`. */
+  /**
+   * Waits for the lock and takes it. `onTaken` runs at the moment it is taken, in the same step: whoever it
+   * records as the holder then gives it back, even if this fiber is interrupted right after. Interrupted while
+   * waiting, it has not taken it.
+   */
+  readonly take: (onTaken: () => void) => Effect.Effect<void>
+  /** Gives the lock back: to the first waiter, or free. Only its holder calls this, once per take. */
   readonly release: () => void
-  /** Runs `effect` holding the lock. */
+  /** Runs `effect` holding the lock; interruptible while it waits for it. */
   readonly withLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 }
 
@@ -140,33 +144,48 @@ export const makeLock = (): Lock => {
     if (next !== undefined) next()
     else held = false
   }
-  const take = Effect.async<void>((resume) => {
-    if (!held) {
-      held = true
-      return resume(Effect.void)
-    }
-    let handed = false
-    const waiter = () => {
-      handed = true
-      resume(Effect.void)
-    }
-    waiters.push(waiter)
-    return Effect.sync(() => {
-      const at = waiters.indexOf(waiter)
-      if (at >= 0) waiters.splice(at, 1)
-      // handed over as the wait was interrupted: the resumption is dropped, so the lock goes on to the next
-      else if (handed) release()
+  const take = (onTaken: () => void) =>
+    Effect.async<void>((resume) => {
+      if (!held) {
+        held = true
+        onTaken()
+        return resume(Effect.void)
+      }
+      const waiter = () => {
+        onTaken()
+        resume(Effect.void)
+      }
+      waiters.push(waiter)
+      // interrupted while waiting: out of the queue. Handed the lock already, it is recorded as taken (onTaken),
+      // and its holder gives it back
+      return Effect.sync(() => {
+        const at = waiters.indexOf(waiter)
+        if (at >= 0) waiters.splice(at, 1)
+      })
     })
-  })
   return {
     take,
     release,
     withLock: (effect) =>
-      Effect.acquireUseRelease(
-        take,
-        () => effect,
-        () => Effect.sync(release)
-      )
+      Effect.suspend(() => {
+        let mine = false
+        return Effect.uninterruptibleMask((restore) =>
+          restore(
+            take(() => {
+              mine = true
+            })
+          ).pipe(
+            Effect.zipRight(restore(effect)),
+            Effect.ensuring(
+              Effect.sync(() => {
+                if (!mine) return
+                mine = false
+                release()
+              })
+            )
+          )
+        )
+      })
   }
 }
 

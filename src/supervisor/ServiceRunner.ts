@@ -247,6 +247,7 @@ const runIn = (
       )
       Deferred.unsafeDone(outcome, hasReadiness ? Effect.zipRight(Effect.yieldNow(), exited) : exited)
     })
+    // the only wait on `outcome`: an exit's effect (above) reads `ready` when it runs, here, once
     return yield* Deferred.await(outcome)
   })
 
