@@ -33,8 +33,8 @@ export interface StackRunOptions {
   /** Serve the control API on `.core-stack/control.sock` (default true). */
   readonly serve?: boolean
   /**
-   * What `core stack down` does once every service has stopped. Default: SIGTERM to this process, the path
-   * of Ctrl-C (right for the CLI); a library host passes its own.
+   * What `core stack down` does once every service has stopped. Default: what SIGTERM to this process does
+   * (its listeners, called at once), the path of Ctrl-C (right for the CLI); a library host passes its own.
    */
   readonly onDown?: Effect.Effect<void>
   /** Progress of provisioning and start-up, one line per message. */
