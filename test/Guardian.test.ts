@@ -182,7 +182,7 @@ describe("Guardian", () => {
       // the guardian, ending with a record whose start time is not the process's
       const scope = yield* Scope.make()
       const guardian = yield* startGuardian.pipe(Scope.extend(scope))
-      yield* guardian.watch({ service: "x", pid, startTime: start + 1, notBefore: start + 1 })
+      guardian.watch({ service: "x", pid, startTime: start + 1, notBefore: start + 1 })
       yield* Scope.close(scope, Exit.void)
       expect(readProcStat(guardian.pid)).toBeUndefined()
       expect(survivors([pid]).length).toBe(1)
@@ -201,7 +201,7 @@ describe("Guardian", () => {
       // the same record with the right start time: the group is ended
       const scope2 = yield* Scope.make()
       const guardian2 = yield* startGuardian.pipe(Scope.extend(scope2))
-      yield* guardian2.watch({ service: "x", pid, startTime: start, notBefore: start })
+      guardian2.watch({ service: "x", pid, startTime: start, notBefore: start })
       yield* Scope.close(scope2, Exit.void)
       expect(yield* Effect.promise(() => eventually(() => survivors([pid]).length === 0))).toBe(true)
     })
@@ -216,7 +216,7 @@ describe("Guardian", () => {
       const start = readStartTime(pid)!
       const inner = yield* Scope.make()
       const guardian = yield* startGuardian.pipe(Scope.extend(inner))
-      yield* guardian.watch({ service: "x", pid, startTime: start, notBefore: start })
+      guardian.watch({ service: "x", pid, startTime: start, notBefore: start })
       yield* guardian.forget(pid)
       yield* Scope.close(inner, Exit.void)
       expect(survivors([pid]).length).toBe(1)
@@ -236,7 +236,7 @@ describe("Guardian", () => {
       const guardian = yield* startGuardian.pipe(Scope.extend(inner))
       for (const pid of pids) {
         const start = readStartTime(pid)!
-        yield* guardian.watch({ service: "x", pid, startTime: start, notBefore: start })
+        guardian.watch({ service: "x", pid, startTime: start, notBefore: start })
       }
       const [forgotten, watched] = [pids.slice(0, 90), pids.slice(90)]
       for (const pid of forgotten) yield* guardian.forget(pid)

@@ -42,7 +42,7 @@ export interface ServeOptions {
 /**
  * SIGTERM's listeners called at once (runMain's interrupts the program), rather than the signal sent: a signal
  * waits for the event loop to work through what is queued before it (a stop of 200 services leaves as many log
- * writes and record removals to complete), and the program's end waited with it (25-70 ms after the answer to a
+ * writes and record removals to complete), and the program's end waited with it (24-69 ms after the answer to a
  * `down` of 200 services, 26-39 ms with the listeners called at once; 4 alternated traced runs). Sent for real
  * when nothing listens.
  */

@@ -82,9 +82,7 @@ export class GuardianError extends Data.TaggedError("GuardianError")<{ readonly 
 export interface Guardian {
   readonly pid: number
   /** Watch a group: it is killed if the supervisor dies before `forget`. */
-  readonly watch: (record: GroupRecord) => Effect.Effect<void>
-  /** `watch`, as a plain call. */
-  readonly watchNow: (record: GroupRecord) => void
+  readonly watch: (record: GroupRecord) => void
   readonly forget: (pid: number) => Effect.Effect<void>
   /**
    * Has the guardian send `signal` to each of these live groups (`kill -s N -- -PGID ...`), so that the
@@ -100,7 +98,7 @@ export interface Guardian {
  * `del` lines sent in one turn of the event loop leave in one write (200 services stopping at once: one
  * write instead of 200; a `del` lost with the supervisor only makes the guardian check a group that is gone).
  */
-const sendNow = (child: ChildProcess, line: string, coalesce = false): void => {
+const send = (child: ChildProcess, line: string, coalesce = false): void => {
   const stdin = child.stdin
   if (!stdin || stdin.destroyed) return
   if (!coalesce) {
@@ -112,10 +110,6 @@ const sendNow = (child: ChildProcess, line: string, coalesce = false): void => {
   }
   stdin.write(`${line}\n`)
 }
-
-const send = (child: ChildProcess, line: string, coalesce = false) => Effect.sync(() => sendNow(child, line, coalesce))
-
-const addLine = (r: GroupRecord) => `add ${r.pid} ${r.startTime ?? "-"} ${r.notBefore}`
 
 /**
  * Starts the guardian for the current process. Closing the scope ends it gracefully (it gets end-of-file,
@@ -152,9 +146,8 @@ export const startGuardian: Effect.Effect<Guardian, GuardianError, Scope.Scope> 
   Effect.map(
     (child): Guardian => ({
       pid: child.pid!,
-      watch: (r) => send(child, addLine(r)),
-      watchNow: (r) => sendNow(child, addLine(r)),
-      forget: (pid) => send(child, `del ${pid}`, true),
+      watch: (r) => send(child, `add ${r.pid} ${r.startTime ?? "-"} ${r.notBefore}`),
+      forget: (pid) => Effect.sync(() => send(child, `del ${pid}`, true)),
       signal: (signal, pgids) => {
         const stdin = child.stdin
         // by number: the shells know no SIGPOLL, SIGIOT or SIGSTKFLT by name

@@ -2,7 +2,7 @@
  * The supervisor that runs a stack's processes on this machine: the stack-level verbs. Each service runs its
  * `lifecycle` (see `ServiceRunner`) as one fiber in a `FiberMap` keyed by its name; stopping a service
  * signals its group and lets its life end with the run, or interrupts its fiber, whose scope stops the group
- * (`endRuns`). A per-service semaphore makes start, stop and restart of one service happen one at a time.
+ * (`endRuns`). A per-service lock makes start, stop and restart of one service happen one at a time.
  */
 import { Context, Deferred, Effect, Fiber, FiberMap, Option, PubSub, type Scope, Stream } from "effect"
 import type { LogError, LogLine } from "../logs/ServiceLog.js"
@@ -302,8 +302,9 @@ export const makeLocalSupervisor = (
       for (const name of names) yield* entryOf(name)
       const targets = names.length === 0 ? order.filter((n) => !entries.get(n)!.spec.disabled) : names
       const all = withDependencies(nodes, targets)
-      yield* launch(all.map((name) => entries.get(name)!))
-      yield* awaitSettled(all.map((name) => entries.get(name)!))
+      const list = all.map((name) => entries.get(name)!)
+      yield* launch(list)
+      yield* awaitSettled(list)
     })
 
     const start: SupervisorShape["start"] = Effect.fn("Supervisor.start")(function* (name: string) {

@@ -82,7 +82,7 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
         // watched by the guardian even when the spawner started it, which kills its groups when the
         // supervisor dies: the guardian also outlives the spawner (both killed at once), and ends a group
         // whose leader has exited (the spawner only kills the groups of leaders it has not reaped)
-        guardian?.watchNow(record)
+        guardian?.watch(record)
         const file = groupRecordPath(stateDir, pid)
         const failed = writeRecordNow(GroupRecordFile, file, { ...record, supervisorPid, supervisorStart })
         if (failed) Effect.runSync(Effect.logWarning(`cannot record ${service} (pid ${pid}): ${failed.message}`))

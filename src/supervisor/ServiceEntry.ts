@@ -21,55 +21,35 @@ export interface Internal {
 }
 
 /**
- * A service's current `Internal` state, and waits on it. Plain callbacks rather than a `SubscriptionRef` and
+ * A service's current `Internal` state, and its watchers. Plain callbacks rather than a `SubscriptionRef` and
  * its `changes` stream: every wait on a stream of changes costs a fiber and a channel pipeline, and each change
  * ran through all of them; with 200 services that was ~400 runtime operations per service before its first
- * spawn event (counted in a traced start). `set` calls every waiter synchronously, so a waiter sees every state,
- * in order, as the stream did.
+ * spawn event (counted in a traced start). `set` calls every watcher synchronously, so a watcher sees every
+ * state, in order, as the stream did. Waits on cells are `awaitEvery`'s.
  */
 export interface StateCell {
   readonly get: () => Internal
-  /** Replaces the state and offers it to every waiter. */
+  /** Replaces the state and offers it to every watcher. */
   readonly set: (next: Internal) => void
-  /**
-   * Waits until `f` gives something other than `undefined` for the state (the current one first, then each new
-   * one) and returns it.
-   */
-  readonly when: <A>(f: (state: Internal) => A | undefined) => Effect.Effect<A>
   /** Calls `listener` with each new state, synchronously, until the returned function is called. */
   readonly watch: (listener: (state: Internal) => void) => () => void
 }
 
-/** A cell holding `initial`, with no waiters. */
+/** A cell holding `initial`, with no watchers. */
 const makeStateCell = (initial: Internal): StateCell => {
   let current = initial
-  const waiters = new Set<(state: Internal) => void>()
+  const watchers = new Set<(state: Internal) => void>()
   return {
     get: () => current,
     set: (next) => {
       current = next
-      for (const waiter of waiters) waiter(next)
+      for (const watcher of watchers) watcher(next)
     },
-    when: <A>(f: (state: Internal) => A | undefined) =>
-      Effect.suspend(() => {
-        const now = f(current)
-        if (now !== undefined) return Effect.succeed(now)
-        return Effect.async<A>((resume) => {
-          const waiter = (state: Internal) => {
-            const found = f(state)
-            if (found === undefined) return
-            waiters.delete(waiter)
-            resume(Effect.succeed(found))
-          }
-          waiters.add(waiter)
-          return Effect.sync(() => waiters.delete(waiter))
-        })
-      }),
     watch: (listener) => {
       // a wrapper of its own: the same listener watching twice is two watches
-      const waiter = (state: Internal) => listener(state)
-      waiters.add(waiter)
-      return () => waiters.delete(waiter)
+      const watcher = (state: Internal) => listener(state)
+      watchers.add(watcher)
+      return () => watchers.delete(watcher)
     }
   }
 }
