@@ -10,7 +10,8 @@
  * of 4.1; on the start of 200 services, with and without the warm-up, the first spawn came at the same time
  * within the noise (4 runs each). It is kept because it costs nothing at run time, and it checks the build.
  *
- * Module state is the build's: whatever reads the environment at load must read it again here (`Trace`).
+ * Module state is the build's: whatever reads the environment at load must read it again here (`Trace`), and
+ * `__dirname` is the build's `dist/` (the helper's folder is set again, `useBundleDir`).
  * Effect's default `Random` service keeps the seed it got at the build (the supervisor does not use it: no
  * jittered schedule; tokens come from `node:crypto`), and `Math.random` is seeded again by V8 at each start.
  * Effect's `Clock.currentTimeNanos` counts from the build's wall clock plus the monotonic clock, so it is off
@@ -22,6 +23,7 @@ import * as path from "node:path"
 import * as v8 from "node:v8"
 import { Effect } from "effect"
 import { main } from "./Main.js"
+import { useBundleDir } from "./process/Spawner.js"
 import { start } from "./Start.js"
 import * as Trace from "./trace/Trace.js"
 
@@ -74,6 +76,12 @@ if (v8.startupSnapshot.isBuildingSnapshot()) {
     // no stack at all (nodejs/node#55100)
     if (typeof Error.stackTraceLimit !== "number") Error.stackTraceLimit = 10
     Trace.refresh()
+    // the launcher that started it (`dist/core.cjs`; the file, not npm's symlink), beside the helper it spawns with
+    try {
+      useBundleDir(path.dirname(fs.realpathSync(process.argv[1] ?? "")))
+    } catch {
+      // no such file: the build's folder stays, as before
+    }
     Trace.mark("node started from the supervisor snapshot")
     start(process.argv)
   })

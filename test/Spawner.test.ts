@@ -18,9 +18,9 @@ import { tempDir } from "./support/Specs.js"
 
 const binary = Spawner.spawnerBinary()!
 
-/** The parent's command name and pid of `pid`. */
-const withHelper = <A, E>(dir: string, effect: Effect.Effect<A, E, Spawner.Spawner | Scope.Scope>) =>
-  effect.pipe(Effect.provide(Layer.fresh(Spawner.layer(dir))), Effect.scoped)
+/** `effect` with a spawner helper of its own, ended after it. */
+const withHelper = <A, E>(effect: Effect.Effect<A, E, Spawner.Spawner | Scope.Scope>) =>
+  effect.pipe(Effect.provide(Layer.fresh(Spawner.layer)), Effect.scoped)
 
 /** A silent group of `command` in `dir` (stopped with SIGTERM, then SIGKILL after `graceMs`). */
 const quietGroup = (dir: string, command: string, args: ReadonlyArray<string>, graceMs = 1000) =>
@@ -57,7 +57,6 @@ describe("the spawner helper", () => {
   it.live("runs the process as its child, in a session of its own, with output, env, cwd and exit status", () => {
     const dir = tempDir()
     return withHelper(
-      dir,
       Effect.gen(function* () {
         let output = ""
         const group = yield* spawnGroup({
@@ -116,7 +115,6 @@ describe("the spawner helper", () => {
           return { ended, output }
         }).pipe(Effect.scoped)
       return withHelper(
-        dir,
         Effect.gen(function* () {
           for (let i = 0; i < 20; i++) {
             expect(yield* run("true")).toEqual({ ended: true, output: "" })
@@ -135,7 +133,6 @@ describe("the spawner helper", () => {
     process.env[proto] = "base"
     let output = ""
     return withHelper(
-      dir,
       Effect.gen(function* () {
         const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== proto))
         const group = yield* spawnGroup({
@@ -162,20 +159,46 @@ describe("the spawner helper", () => {
     )
   })
 
-  it.live("a file without #! runs with sh, as execvp does; the FIFOs leave the folder once opened", () => {
+  it.live("a file without #! runs with sh, as execvp does", () => {
     const dir = tempDir()
     fs.writeFileSync(join(dir, "script"), "echo ran $1\n", { mode: 0o755 })
     return withHelper(
-      dir,
       Effect.gen(function* () {
         const result = yield* runGroup({ owner: "t", command: "./script", args: ["here"], cwd: dir, env: process.env })
         expect([result.status, result.output]).toEqual([0, "ran here\n"])
-        const fifos = () =>
-          fs.readdirSync(dir).flatMap((f) => (f.startsWith("fifo-") ? fs.readdirSync(join(dir, f)) : []))
-        expect(yield* Effect.promise(() => eventually(() => fifos().length === 0, 5_000))).toBe(true)
       })
     )
   })
+
+  it.live(
+    "a process writes to pipes that this process reads; the helper lets go of its read ends once they are opened",
+    () => {
+      const dir = tempDir()
+      return withHelper(
+        Effect.gen(function* () {
+          const group = yield* quietGroup(dir, "sleep", ["3600"])
+          const helper = parentOf(group.pid).ppid
+          const pipesOf = (pid: number) =>
+            fs.readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+              try {
+                const target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`)
+                return target.startsWith("pipe:") ? [target] : []
+              } catch {
+                return [] // closed meanwhile
+              }
+            })
+          const ours = pipesOf(process.pid)
+          const outputs = [1, 2].map((stream) => fs.readlinkSync(`/proc/${group.pid}/fd/${stream}`))
+          for (const target of outputs) {
+            expect(target).toMatch(/^pipe:/)
+            expect(ours).toContain(target)
+          }
+          const helperLetGo = () => !pipesOf(helper).some((target) => outputs.includes(target))
+          expect(yield* Effect.promise(() => eventually(helperLetGo, 5_000))).toBe(true)
+        })
+      )
+    }
+  )
 
   it.live("a process whose output nobody reads any more gets EPIPE, as with a pipe", () => {
     const dir = tempDir()
@@ -195,7 +218,7 @@ describe("the spawner helper", () => {
         )
       })
       expect(ended).toEqual({ code: null, signal: "SIGPIPE" })
-    }).pipe(Effect.provide(Layer.fresh(Spawner.layer(dir))), Effect.scoped)
+    }).pipe(Effect.provide(Layer.fresh(Spawner.layer)), Effect.scoped)
   })
 
   it.live("reports each process's start time as /proc has it (the identity its group is recorded with)", () => {
@@ -222,13 +245,12 @@ describe("the spawner helper", () => {
       } finally {
         process.kill(-seen.pid, "SIGKILL")
       }
-    }).pipe(Effect.provide(Layer.fresh(Spawner.layer(dir))), Effect.scoped)
+    }).pipe(Effect.provide(Layer.fresh(Spawner.layer)), Effect.scoped)
   })
 
   it.live("reports a death by signal as Node does", () => {
     const dir = tempDir()
     return withHelper(
-      dir,
       Effect.gen(function* () {
         const result = yield* sh(dir, "kill -TERM $$")
         expect([result.status, result.signal]).toEqual([143, "SIGTERM"])
@@ -261,7 +283,7 @@ describe("the spawner helper", () => {
       ]
     })
     return Effect.gen(function* () {
-      const helper = yield* withHelper(dir, all)
+      const helper = yield* withHelper(all)
       const node = yield* all.pipe(Effect.provide(Spawner.Spawner.none))
       expect(helper.slice(0, 4)).toEqual([
         "command not found",
@@ -281,7 +303,6 @@ describe("the spawner helper", () => {
   it.live("a helper that dies takes its groups down, their runs end killed, and later spawns use Node", () => {
     const dir = tempDir()
     return withHelper(
-      dir,
       Effect.gen(function* () {
         const group = yield* quietGroup(dir, "sh", ["-c", "sleep 3600 & sleep 3600"])
         expect(parentOf(group.pid).name).toBe("core-spawner")
@@ -300,7 +321,6 @@ describe("the spawner helper", () => {
   it.live("a stop does not wait without limit for an exit that a stopped helper cannot report", () => {
     const dir = tempDir()
     return withHelper(
-      dir,
       Effect.gen(function* () {
         const scope = yield* Scope.make()
         const group = yield* quietGroup(dir, "sleep", ["3600"], 100).pipe(Scope.extend(scope))
@@ -313,7 +333,7 @@ describe("the spawner helper", () => {
     )
   })
 
-  it("a supervisor killed with -9, spawns in flight, leaves nothing: the helper kills what it started, removes its FIFOs", async () => {
+  it("a supervisor killed with -9, spawns in flight, leaves nothing: the helper kills what it started", async () => {
     for (let round = 0; round < 3; round++) {
       const dir = tempDir()
       const holder = spawn(
@@ -343,7 +363,6 @@ describe("the spawner helper", () => {
             }
           })
         expect(await eventually(() => inDir().length === 0 && survivors([helper]).length === 0, 10_000)).toBe(true)
-        expect(fs.readdirSync(dir).filter((f) => f.startsWith("fifo-"))).toEqual([])
       } finally {
         holder.kill("SIGKILL")
       }
@@ -353,15 +372,14 @@ describe("the spawner helper", () => {
 
 describe("the spawner helper's input", () => {
   it("a malformed request (a count past any limit, no arguments) ends it cleanly, not with a panic", () => {
-    const dir = tempDir()
     for (const input of ["S\x001\x00x\x00/\x0099999999999\x00", "S\x001\x00x\x00/\x000\x000\x000\x00", "Z\x00"]) {
-      const run = spawnSync(binary, [], { input, env: { ...process.env, CORE_SPAWNER_FOLDER: dir }, timeout: 10_000 })
+      const run = spawnSync(binary, [], { input, env: { ...process.env, CORE_SPAWNER_HELPER: "1" }, timeout: 10_000 })
       expect([run.status, run.stderr.toString()]).toEqual([0, ""])
     }
   })
 })
 
-describe("the spawner's read of a FIFO at its process's exit", () => {
+describe("the spawner's read of a pipe at its process's exit", () => {
   it("leaves alone an fd its socket has closed (its number may belong to another file by now)", () => {
     const dir = tempDir()
     const other = join(dir, "other")

@@ -10,18 +10,22 @@ import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import { join } from "node:path"
-import { eventually, processesMentioning } from "./support/Processes.js"
+import { eventually, parentOf, processesMentioning } from "./support/Processes.js"
 import { tempDir } from "./support/Specs.js"
 
 const dist = join(import.meta.dirname, "..", "dist")
 const FILES = ["core.cjs", "core-main.cjs", "core-supervisor.blob", "core-supervisor.blob.key"]
 
-/** A copy of the built CLI with its snapshot, and a stack of one service that runs until stopped. */
-const setUp = (extraEnv: Record<string, string> = {}) => {
+/**
+ * A copy of the built CLI with its snapshot (and the spawner helper when `withSpawner`), and a stack of one
+ * service that runs until stopped.
+ */
+const setUp = (extraEnv: Record<string, string> = {}, withSpawner = false) => {
   const root = tempDir("core-snapshot-test-")
   const bin = join(root, "bin")
   fs.mkdirSync(bin, { mode: 0o755 })
-  for (const file of FILES) fs.copyFileSync(join(dist, file), join(bin, file))
+  for (const file of withSpawner ? [...FILES, "core-spawner"] : FILES)
+    fs.copyFileSync(join(dist, file), join(bin, file))
   const stack = join(root, "stack")
   fs.mkdirSync(join(stack, "services", "svc"), { recursive: true })
   fs.writeFileSync(
@@ -66,13 +70,14 @@ const upStatusDown = async ({ root, stack, core }: ReturnType<typeof setUp>) => 
     const serviceEnv = fs.readFileSync(join(root, "env.txt"), "utf8").split("\n")
     const status = core("stack", "status", "--json")
     expect(status.status, status.stderr).toBe(0)
-    expect(JSON.parse(status.stdout).map((r: { name: string; state: string }) => [r.name, r.state])).toEqual([
-      ["svc", "running"]
-    ])
+    const rows: ReadonlyArray<{ name: string; state: string; pid: number }> = JSON.parse(status.stdout)
+    expect(rows.map((r) => [r.name, r.state])).toEqual([["svc", "running"]])
+    // the program that started the service: the spawner helper, or the supervisor itself (Node's spawn)
+    const serviceParent = fs.readlinkSync(`/proc/${parentOf(rows[0]!.pid).ppid}/exe`)
     const down = core("stack", "down")
     expect(down.status, down.stderr).toBe(0)
     const log = fs.readFileSync(join(stack, ".core-stack", "supervisor.log"), "utf8")
-    return { cmdline, log, environ, serviceEnv }
+    return { cmdline, log, environ, serviceEnv, serviceParent }
   } finally {
     core("stack", "down")
     expect(await eventually(() => processesMentioning(root).length === 0)).toBe(true)
@@ -124,6 +129,17 @@ describe("the background supervisor's startup snapshot", () => {
     fs.symlinkSync(join(copy.bin, "core.cjs"), copy.script)
     const { cmdline } = await upStatusDown(copy)
     expect(cmdline).toContain("--snapshot-blob")
+  })
+
+  it("runs its services through the spawner helper beside the command it was started by, not the build's", async () => {
+    // the snapshot holds the build's __dirname (dist/): a copy used that folder's helper, or none once it was gone
+    const copy = setUp({}, true)
+    fs.mkdirSync(join(copy.root, "node_modules", ".bin"), { recursive: true })
+    copy.script = join(copy.root, "node_modules", ".bin", "core")
+    fs.symlinkSync(join(copy.bin, "core.cjs"), copy.script)
+    const { cmdline, serviceParent } = await upStatusDown(copy)
+    expect(cmdline).toContain("--snapshot-blob")
+    expect(serviceParent).toBe(join(copy.bin, "core-spawner"))
   })
 
   it("built with NODE_OPTIONS set, still starts a supervisor that has none (the build does not pass them on)", async () => {

@@ -127,7 +127,7 @@ export const runStack = Effect.fn("StackUp.up")(function* (options: StackRunOpti
   const registry = yield* Layer.build(PidRegistry.layer(stack.stateDir))
   Trace.mark("pid registry and guardian ready")
   // the helper that forks the services (and probes, shutdown commands, builds), started while the rest goes on
-  const spawner = yield* Layer.build(Spawner.layer(stack.stateDir))
+  const spawner = yield* Layer.build(Spawner.layer)
   const processes = Context.merge(registry, spawner)
   const provisionBegan = yield* Clock.currentTimeMillis
   yield* provision(stack, selected, {

@@ -5,8 +5,9 @@
  * service, traced): 200 services spent 575-635 ms inside `spawn()`. The helper is a small Go process that
  * forks with `CLONE_VFORK` and waits for the execs on its own thread, while the supervisor goes on.
  *
- * Each process still is the leader of its own session, its stdin /dev/null; its stdout and stderr are FIFOs
- * that the supervisor opens and reads directly (no copy through the helper). The helper reaps the processes
+ * Each process still is the leader of its own session, its stdin /dev/null; its stdout and stderr are pipes
+ * whose read ends the supervisor opens through the helper's `/proc/PID/fd` and reads directly (no copy
+ * through the helper; no file made per process, see main.go). The helper reaps the processes
  * and reports their exits; the supervisor still signals their groups itself. When the supervisor is gone
  * (stdin ends) the helper kills every group it started, so a supervisor killed between a fork and its answer
  * leaves nothing behind. When the helper is missing (no Go at build time), fails to start or dies, `spawnGroup`
@@ -60,6 +61,18 @@ export class Spawner extends Context.Tag("core/Spawner")<Spawner, SpawnerShape>(
 }
 
 /**
+ * The folder of the code running: `__dirname` (undefined in an ES module bundle, the library's). A supervisor
+ * started from the startup snapshot has the `__dirname` of the build, wherever `dist/` is now: it sets its own
+ * (`useBundleDir`), or a copied or moved `dist/` would run its services without the helper, with not a word.
+ */
+let bundleDir: string | undefined = typeof __dirname === "string" ? __dirname : undefined
+
+/** Where the bundle now runs from (the snapshot's supervisor: the folder of the launcher that started it). */
+export const useBundleDir = (dir: string): void => {
+  bundleDir = dir
+}
+
+/**
  * The helper's binary: `CORE_SPAWNER`, else `core-spawner` beside the bundle (`dist/`), or, running from the
  * sources, in the `dist/` of their checkout; undefined when turned off (`CORE_SPAWNER=node`).
  */
@@ -67,12 +80,12 @@ export const spawnerBinary = (): string | undefined => {
   const configured = process.env.CORE_SPAWNER
   if (configured === "node") return undefined
   if (configured !== undefined && configured !== "") return configured
-  if (typeof __dirname !== "string") return undefined // an ES module bundle (the library's): Node's spawn()
+  if (bundleDir === undefined) return undefined // an ES module bundle (the library's): Node's spawn()
   // beside the bundle; from the sources (`src/process`, under vitest), in their checkout's `dist/`; never a
   // folder found from the working directory
-  const beside = path.join(__dirname, "core-spawner")
-  const fromSources = path.join(__dirname, "..", "..", "dist", "core-spawner")
-  return __dirname.endsWith(path.join("src", "process")) && !fs.existsSync(beside) ? fromSources : beside
+  const beside = path.join(bundleDir, "core-spawner")
+  const fromSources = path.join(bundleDir, "..", "..", "dist", "core-spawner")
+  return bundleDir.endsWith(path.join("src", "process")) && !fs.existsSync(beside) ? fromSources : beside
 }
 
 const errnoNames = new Map(Object.entries(constants.errno as Record<string, number>).map(([name, n]) => [n, name]))
@@ -87,9 +100,16 @@ const spawnError = (command: string, errno: number): NodeJS.ErrnoException => {
   return Object.assign(new Error(`spawn ${command} ${code}`), { code, errno: -errno, syscall: "spawn" })
 }
 
-/** A FIFO of the helper's folder opened for reading, as a socket that owns its fd (closed if none can be made). */
-const openFifo = (folder: string, id: number, stream: string): { readonly fd: number; readonly socket: net.Socket } => {
-  const fd = fs.openSync(path.join(folder, `${id}.${stream}`), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+/**
+ * The read end of a pipe that the helper `helperPid` holds as its descriptor `helperFd`, opened for this process
+ * (a description of its own, as a FIFO is opened), as a socket that owns its fd (closed if none can be made).
+ * The helper is this process's child, not yet reaped while its answers are read: its pid is its own.
+ */
+const openPipe = (helperPid: number, helperFd: unknown): { readonly fd: number; readonly socket: net.Socket } => {
+  if (!Number.isSafeInteger(helperFd) || (helperFd as number) < 0) {
+    throw Object.assign(new Error(`the spawner helper named no pipe (${String(helperFd)})`), { code: "EBADF" })
+  }
+  const fd = fs.openSync(`/proc/${helperPid}/fd/${helperFd}`, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
   try {
     return { fd, socket: new net.Socket({ fd, readable: true, writable: false }) }
   } catch (error) {
@@ -120,13 +140,13 @@ export interface Running {
   readonly streams: ReadonlyArray<{ readonly fd: number; readonly socket: net.Socket }>
 }
 
-/** Most of a FIFO read at a process's exit: a background process that floods it cannot hold the exit up. */
+/** Most of a pipe read at a process's exit: a background process that floods it cannot hold the exit up. */
 const DRAIN_LIMIT = 1024 * 1024
 
 /**
- * What the process wrote before it exited, read now (it is all in the FIFOs once the helper has reaped it),
+ * What the process wrote before it exited, read now (it is all in the pipes once the helper has reaped it),
  * through the sockets' own listeners: its exit is seen after its last lines, as with Node's pipes, where a
- * `ready_log_line` printed just before an exit counted. A FIFO whose writers are all gone is ended here; one
+ * `ready_log_line` printed just before an exit counted. A pipe whose writers are all gone is ended here; one
  * that a background process still holds goes on as the socket reads it.
  */
 export const drain = (streams: Running["streams"]): void => {
@@ -143,7 +163,7 @@ export const drain = (streams: Running["streams"]): void => {
         break // EAGAIN: nothing more now; or closed
       }
       if (n === 0) {
-        // no writer is left: the end. The socket may never see it: a FIFO opened after its last writer closed
+        // no writer is left: the end. The socket may never see it: a pipe opened (as a FIFO is) after its last writer closed
         // reports no hang-up to epoll (Linux), and with nothing in it, no input either
         socket.destroy()
         break
@@ -158,21 +178,20 @@ export const drain = (streams: Running["streams"]): void => {
  * The helper for the life of the layer: started at once (its own session, so that a Ctrl-C meant for the
  * supervisor's group does not reach it), ended with the scope (stdin closed; it kills what is left and exits).
  */
-export const layer = (stateDir: string): Layer.Layer<Spawner> =>
-  Layer.scoped(
-    Spawner,
-    Effect.acquireRelease(
-      Effect.sync(() => start(stateDir)),
-      (helper) => (helper === undefined ? Effect.void : helper.close)
-    ).pipe(Effect.map((helper) => (helper === undefined ? nothing : helper.shape)))
-  )
+export const layer: Layer.Layer<Spawner> = Layer.scoped(
+  Spawner,
+  Effect.acquireRelease(
+    Effect.sync(() => start()),
+    (helper) => (helper === undefined ? Effect.void : helper.close)
+  ).pipe(Effect.map((helper) => (helper === undefined ? nothing : helper.shape)))
+)
 
 interface Helper {
   readonly shape: SpawnerShape
   readonly close: Effect.Effect<void>
 }
 
-const start = (stateDir: string): Helper | undefined => {
+const start = (): Helper | undefined => {
   const binary = spawnerBinary()
   if (binary === undefined) return
   try {
@@ -180,15 +199,12 @@ const start = (stateDir: string): Helper | undefined => {
   } catch {
     return
   }
-  let folder: string
   let child: ChildProcess
   try {
-    folder = fs.mkdtempSync(path.join(stateDir, "fifo-"))
-    // the folder in the environment, not the command line: tools and tests find a stack's processes by its path
     child = spawn(binary, [], {
       detached: true,
       stdio: ["pipe", "pipe", "inherit"],
-      env: { ...process.env, CORE_SPAWNER_FOLDER: folder }
+      env: { ...process.env, CORE_SPAWNER_HELPER: "1" }
     })
   } catch {
     return
@@ -215,6 +231,8 @@ const start = (stateDir: string): Helper | undefined => {
     const message = JSON.parse(line) as {
       id?: number
       pid?: number
+      out?: number
+      err?: number
       start?: number
       errno?: number
       exit?: number
@@ -246,9 +264,9 @@ const start = (stateDir: string): Helper | undefined => {
     }
     const streams: Array<{ readonly fd: number; readonly socket: net.Socket }> = []
     try {
-      for (const stream of ["out", "err"]) streams.push(openFifo(folder, message.id, stream))
+      for (const fd of [message.out, message.err]) streams.push(openPipe(child.pid!, fd))
     } catch (error) {
-      // the FIFOs are ours, in a folder only this user can enter: this is not expected
+      // the helper is this user's own child, alive (its answer is being read): this is not expected
       for (const { socket } of streams) socket.destroy()
       opened += `O\0${message.id}\0`
       killGroup(message.pid)
@@ -336,10 +354,7 @@ const start = (stateDir: string): Helper | undefined => {
     alive = false
     child.stdin!.end()
     const timer = setTimeout(() => child.kill("SIGKILL"), 2_000)
-    return exited.finally(() => {
-      clearTimeout(timer)
-      fs.rmSync(folder, { recursive: true, force: true })
-    })
+    return exited.finally(() => clearTimeout(timer))
   })
   return { shape, close }
 }
