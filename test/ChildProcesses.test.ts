@@ -7,10 +7,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import * as fs from "node:fs"
 import { join, resolve } from "node:path"
 import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
 import { runTool } from "../src/provision/RunTool.js"
+import { recordedGroups as recordedBy } from "../src/state/StateRecords.js"
 import { makeLocalSupervisor } from "../src/supervisor/LocalSupervisor.js"
 import { eventually, parentOf, survivors } from "./support/Processes.js"
 import { execProbe, service, stackOf, tempDir } from "./support/Specs.js"
@@ -133,20 +133,8 @@ const startSupervisor = (dir: string, kind: string, env: NodeJS.ProcessEnv) =>
   )
 
 /** The process groups recorded in `.core-stack/pids`, by owner. */
-const recordedGroups = (dir: string): Map<number, string> => {
-  const pids = join(dir, ".core-stack", "pids")
-  const records = fs.existsSync(pids) ? fs.readdirSync(pids) : []
-  return new Map(
-    records.flatMap((file) => {
-      try {
-        const record = JSON.parse(fs.readFileSync(join(pids, file), "utf8")) as { service: string; pid: number }
-        return [[record.pid, record.service] as const]
-      } catch {
-        return []
-      }
-    })
-  )
-}
+const recordedGroups = (dir: string): Map<number, string> =>
+  new Map(recordedBy(join(dir, ".core-stack")).map((record) => [record.pid, record.service] as const))
 
 describe("child processes end after kill -9 of the supervisor", () => {
   for (const [kind, owner] of [

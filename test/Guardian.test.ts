@@ -6,7 +6,7 @@ import { join, resolve } from "node:path"
 import { type ProcStat, parseProcStat, readProcStat, readStartTime } from "../src/process/ProcTable.js"
 import { ProcessRegistry } from "../src/process/ProcessRegistry.js"
 import { groupMembers } from "../src/state/ProcessIdentity.js"
-import { groupRecordPath } from "../src/state/StateRecords.js"
+import { groupJournalPath, recordedGroups } from "../src/state/StateRecords.js"
 import { cleanLeftovers, holdSupervisorLock } from "../src/state/SupervisorLock.js"
 import { startGuardian } from "../src/supervisor/Guardian.js"
 import { PidRegistry } from "../src/supervisor/PidRegistry.js"
@@ -129,7 +129,7 @@ describe("Guardian", () => {
       for (const g of groups) expect(guardian[0]!.pgid).not.toBe(g)
       // the stand-in says ready once it spawned the groups: their grandchildren come a moment later
       yield* allForked(groups)
-      expect(fs.readdirSync(join(stateDir, "pids")).length).toBe(groups.length)
+      expect(recordedGroups(stateDir).length).toBe(groups.length)
 
       child.kill("SIGKILL")
       const gone = yield* Effect.promise(() => eventually(() => survivors(groups).length === 0, 15_000))
@@ -191,7 +191,8 @@ describe("Guardian", () => {
       const stateDir = join(tempDir("core-guard-"), ".core-stack")
       fs.mkdirSync(join(stateDir, "pids"), { recursive: true })
       const record = { service: "x", pid, startTime: start + 1, notBefore: start + 1, supervisorPid: 999_999_999 }
-      fs.writeFileSync(join(stateDir, "pids", `${pid}.json`), JSON.stringify({ ...record, supervisorStart: 1 }))
+      const line = `+ ${JSON.stringify({ ...record, supervisorStart: 1 })}\n`
+      fs.writeFileSync(groupJournalPath(stateDir, 999_999_999, 1), line)
       fs.writeFileSync(join(stateDir, "supervisor.pid"), JSON.stringify({ pid: 999_999_999, startTime: 1, dir: "x" }))
       const leftovers = yield* cleanLeftovers(stateDir)
       expect(leftovers).toEqual([{ service: "x", pid, killed: [] }])
@@ -267,7 +268,7 @@ describe("Guardian", () => {
           ["c", c]
         ] as const)
           yield* registry.register(name, pid)
-        const recorded = (pid: number) => fs.existsSync(groupRecordPath(stateDir, pid))
+        const recorded = (pid: number) => recordedGroups(stateDir).some((record) => record.pid === pid)
         yield* registry.unregisterAfter!(
           [a, b],
           Effect.gen(function* () {

@@ -6,8 +6,17 @@ import { join } from "node:path"
 import { rotateIfLarger } from "../src/logs/LogFile.js"
 import { readStartTime } from "../src/process/ProcTable.js"
 import { isRunning } from "../src/state/ProcessIdentity.js"
-import { backgroundRemovals, removeState, stateDirOf, statePaths } from "../src/state/StateDir.js"
-import { GroupRecordFile, readRecord, readSupervisorRecord, SupervisorRecord } from "../src/state/StateRecords.js"
+import { removeState, stateDirOf, statePaths } from "../src/state/StateDir.js"
+import {
+  GroupRecordFile,
+  groupJournalPath,
+  groupJournals,
+  openGroupJournal,
+  readRecord,
+  readSupervisorRecord,
+  recordedGroups,
+  SupervisorRecord
+} from "../src/state/StateRecords.js"
 import { holdSupervisorLock, probeSupervisor } from "../src/state/SupervisorLock.js"
 import { tempDir } from "./support/Specs.js"
 
@@ -28,47 +37,6 @@ describe("removeState", () => {
     expect(fs.readdirSync(dir)).toEqual([])
     fs.rmSync(dir, { recursive: true, force: true })
   })
-})
-
-describe("backgroundRemovals", () => {
-  it.live(
-    "removes files on the thread pool; settle waits for them, and removes on the loop what a busy pool holds up",
-    () =>
-      Effect.gen(function* () {
-        const dir = tempDir("core-state-")
-        const files = ["a.json", "b.json"].map((f) => join(dir, f))
-        for (const f of files) fs.writeFileSync(f, "{}")
-        fs.mkdirSync(join(dir, "c.json", "inner"), { recursive: true })
-        const removals = backgroundRemovals()
-        for (const f of [...files, join(dir, "c.json"), join(dir, "missing.json")]) removals.remove(f)
-        // a directory in the way is removed too; a missing file is no failure
-        expect(yield* removals.settle(5_000)).toEqual([])
-        expect(fs.readdirSync(dir)).toEqual([])
-
-        // every thread of the pool held by an open() of a FIFO that nobody writes (a hung lookup, a stuck disk)
-        const fifos = Array.from({ length: Number(process.env.UV_THREADPOOL_SIZE ?? 4) }, (_, i) =>
-          join(dir, `fifo${i}`)
-        )
-        for (const fifo of fifos) spawnSync("mkfifo", [fifo])
-        const opened = fifos.map((fifo) => new Promise<number>((resolve) => fs.open(fifo, "r", (_, fd) => resolve(fd))))
-        const held = join(dir, "held.json")
-        fs.writeFileSync(held, "{}")
-        removals.remove(held)
-        // a task queued behind the held threads: it shows the pool is still held when settle returns
-        let poolFree = false
-        fs.stat(dir, () => {
-          poolFree = true
-        })
-        // remove() returned at once; settle gives up waiting after its limit and removes the file itself
-        expect(yield* removals.settle(100)).toEqual([])
-        expect(poolFree).toBe(false)
-        expect(fs.existsSync(held)).toBe(false)
-        // the pool freed: each FIFO opened for writing ends the open() that held a thread
-        const writers = fifos.map((fifo) => fs.openSync(fifo, "w"))
-        for (const fd of [...writers, ...(yield* Effect.promise(() => Promise.all(opened)))]) fs.closeSync(fd)
-        fs.rmSync(dir, { recursive: true, force: true })
-      })
-  )
 })
 
 describe("state records", () => {
@@ -94,6 +62,61 @@ describe("state records", () => {
     expect(isRunning({ pid: deadPid(), startTime: null })).toBe(false)
     if (me.startTime !== null) expect(isRunning({ pid: process.pid, startTime: me.startTime + 1 })).toBe(false)
   })
+})
+
+describe("a supervisor's journal of its process groups", () => {
+  const record = (service: string, pid: number) => ({
+    service,
+    pid,
+    startTime: pid * 10,
+    notBefore: pid * 10,
+    supervisorPid: 42,
+    supervisorStart: 7
+  })
+  const setUp = () => {
+    const stateDir = join(tempDir("core-journal-"), ".core-stack")
+    fs.mkdirSync(statePaths(stateDir).pidsDir, { recursive: true })
+    return { stateDir, file: groupJournalPath(stateDir, 42, 7) }
+  }
+
+  it.effect("replays to the groups still recorded, in order (a pid used again included); a torn line is skipped", () =>
+    Effect.gen(function* () {
+      const { stateDir, file } = setUp()
+      const journal = yield* openGroupJournal(stateDir, 42, 7)
+      for (const step of [
+        journal.add(record("a", 100)),
+        journal.add(record("b", 200)),
+        journal.remove(100),
+        journal.add(record("a again", 100)),
+        journal.remove(300) // never recorded: nothing written
+      ])
+        expect(step).toBeUndefined()
+      fs.appendFileSync(file, '+ {"service":"torn","pid":5')
+      expect(recordedGroups(stateDir)).toEqual([record("b", 200), record("a again", 100)])
+      expect(groupJournals(stateDir).map((j) => j.owner)).toEqual([{ pid: 42, startTime: 7 }])
+      // groups left: the journal stays for the next command's check
+      expect(journal.close()).toBeUndefined()
+      expect(fs.existsSync(file)).toBe(true)
+    })
+  )
+
+  it.effect("is written anew with the live groups once it holds many more lines; removed at the end when empty", () =>
+    Effect.gen(function* () {
+      const { stateDir, file } = setUp()
+      const journal = yield* openGroupJournal(stateDir, 42, 7)
+      journal.add(record("stays", 1))
+      for (let i = 0; i < 3000; i++) {
+        journal.add(record("restarts", 2))
+        journal.remove(2)
+      }
+      const lines = fs.readFileSync(file, "utf8").split("\n").length
+      expect(lines).toBeLessThan(1100)
+      expect(recordedGroups(stateDir)).toEqual([record("stays", 1)])
+      journal.remove(1)
+      expect(journal.close()).toBeUndefined()
+      expect(fs.readdirSync(statePaths(stateDir).pidsDir)).toEqual([])
+    })
+  )
 })
 
 describe("the supervisor lock", () => {

@@ -13,6 +13,7 @@ import * as fs from "node:fs"
 import { join } from "node:path"
 import { readStartTime } from "../src/process/ProcTable.js"
 import { groupMembers } from "../src/state/ProcessIdentity.js"
+import { groupJournalPath } from "../src/state/StateRecords.js"
 import { cleanLeftovers } from "../src/state/SupervisorLock.js"
 import { cli, runCli } from "./support/Cli.js"
 import { eventually, processesMentioning } from "./support/Processes.js"
@@ -52,15 +53,15 @@ const plantedStack = (group: { pid: number; startTime: number }) => {
   const stateDir = join(dir, ".core-stack")
   fs.mkdirSync(join(stateDir, "pids"), { recursive: true, mode: 0o700 })
   fs.chmodSync(stateDir, 0o700)
-  const record = join(stateDir, "pids", `${group.pid}.json`)
-  const text = JSON.stringify({
+  const record = groupJournalPath(stateDir, 999_999_999, 1)
+  const text = `+ ${JSON.stringify({
     service: "a",
     pid: group.pid,
     startTime: group.startTime,
     notBefore: 0,
     supervisorPid: 999_999_999,
     supervisorStart: 1
-  })
+  })}\n`
   fs.writeFileSync(record, text, { mode: 0o600 })
   return { dir, stateDir, record }
 }

@@ -13,7 +13,7 @@ export const statePaths = (stateDir: string) => ({
   pidFile: path.join(stateDir, "supervisor.pid"),
   /** The `up -d` starting the stack, until its supervisor is ready or it gives up: a `SupervisorRecord`. */
   starterFile: path.join(stateDir, "starter.pid"),
-  /** One `GroupRecordFile` per spawned process group, `<pgid>.json`. */
+  /** The journal of the process groups a supervisor spawned, `<pid>-<start time>.log` (`GroupJournal`). */
   pidsDir: pidsDirOf(stateDir),
   /** The output of a background supervisor (`up -d`). */
   supervisorLog: path.join(stateDir, "supervisor.log"),
@@ -21,7 +21,7 @@ export const statePaths = (stateDir: string) => ({
   logsDir: logsDirOf(stateDir)
 })
 
-/** `statePaths(stateDir).pidsDir` alone: a path per process group is built as it starts and ends. */
+/** `statePaths(stateDir).pidsDir` alone. */
 export const pidsDirOf = (stateDir: string): string => path.join(stateDir, "pids")
 
 const logsDirOf = (stateDir: string): string => path.join(stateDir, "logs")

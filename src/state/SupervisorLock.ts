@@ -10,7 +10,13 @@ import { probeSocket } from "./ControlSocket.js"
 import { readStartTime } from "../process/ProcTable.js"
 import { isRunning, killGroup } from "./ProcessIdentity.js"
 import { ensureStateDir, removeState, StateDirError, SupervisorRunning, stackDirOf, statePaths } from "./StateDir.js"
-import { groupRecords, readStarterRecord, readSupervisorRecord, SupervisorRecord, writeRecord } from "./StateRecords.js"
+import {
+  groupJournals,
+  readStarterRecord,
+  readSupervisorRecord,
+  SupervisorRecord,
+  writeRecord
+} from "./StateRecords.js"
 
 /** What `supervisor.pid` says about a stack directory. */
 export type SupervisorProbe =
@@ -90,10 +96,10 @@ export const cleanLeftovers: (stateDir: string) => Effect.Effect<ReadonlyArray<L
   const owner = probeSupervisor(stateDir)
   if (owner._tag === "Live") return []
   const leftovers: Array<Leftover> = []
-  for (const { file, record } of groupRecords(stateDir)) {
-    if (record) {
-      // a record of another, live supervisor (one that took the lock since we looked) is not ours to end
-      if (isRunning({ pid: record.supervisorPid, startTime: record.supervisorStart })) continue
+  for (const { file, owner, records } of groupJournals(stateDir)) {
+    // the journal of another, live supervisor (one that took the lock since we looked) is not ours to end
+    if (isRunning(owner)) continue
+    for (const record of records) {
       leftovers.push({ service: record.service, pid: record.pid, killed: killGroup(record) })
     }
     removeState(file)

@@ -1,19 +1,16 @@
 /**
  * The `ProcessRegistry` of a real supervisor: it holds the supervisor lock of the stack directory, starts
- * the guardian (see Guardian.ts), and records each spawned process group in `.core-stack/pids/` and with
- * the guardian until it is unregistered. The files themselves belong to `src/state/`.
+ * the guardian (see Guardian.ts), and records each spawned process group in its journal in `.core-stack/pids/`
+ * and with the guardian until it is unregistered. The files themselves belong to `src/state/`.
  */
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import { readStartTime } from "../process/ProcTable.js"
-import { backgroundRemovals, StateDirError, type SupervisorRunning, statePaths } from "../state/StateDir.js"
-import { GroupRecordFile, groupRecordPath, writeRecordNow } from "../state/StateRecords.js"
+import { StateDirError, type SupervisorRunning, statePaths } from "../state/StateDir.js"
+import { openGroupJournal } from "../state/StateRecords.js"
 import { holdSupervisorLock } from "../state/SupervisorLock.js"
 import { startGuardian } from "./Guardian.js"
 import { ProcessRegistry, type SpawnedBy } from "../process/ProcessRegistry.js"
-
-/** How long the end of the registry waits for the records removed in the background. */
-const REMOVALS_LIMIT_MS = 1_000
 
 /**
  * How long a group of a whole stop may stay recorded once it is gone (`unregisterAfter`): a supervisor killed
@@ -34,23 +31,26 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
         try: () => fs.mkdirSync(paths.pidsDir, { recursive: true, mode: 0o700 }),
         catch: (cause) => new StateDirError({ path: paths.pidsDir, cause })
       })
+      const supervisorPid = process.pid
+      const supervisorStart = readStartTime(process.pid) ?? null
+      const journal = yield* openGroupJournal(stateDir, supervisorPid, supervisorStart)
       const guardian = yield* startGuardian.pipe(
         Effect.catchAll((e) => Effect.logWarning(e.message).pipe(Effect.as(undefined)))
       )
-      // registered after the guardian, so released before it and the lock: the records removed in the
-      // background are gone before the lock is (a record left by a stall is removed here, on the loop)
-      const removals = backgroundRemovals()
+      // registered after the guardian, so released before it and the lock: the journal is closed (and removed,
+      // with no group left in it) before the guardian ends and the lock goes
       yield* Effect.addFinalizer(() =>
-        Effect.flatMap(removals.settle(REMOVALS_LIMIT_MS), (failed) =>
-          failed.length === 0 ? Effect.void : Effect.logWarning(`cannot remove the group records ${failed.join(" ")}`)
-        )
+        Effect.suspend(() => {
+          const failed = journal.close()
+          return failed ? Effect.logWarning(`cannot close the group records: ${failed.message}`) : Effect.void
+        })
       )
       // the guardian's `del` lines of one turn leave in one write (see Guardian's `send`)
       const forget = (pids: ReadonlyArray<number>) =>
         Effect.forEach(
           pids,
           (pid) => {
-            removals.remove(groupRecordPath(stateDir, pid))
+            journal.remove(pid)
             return guardian ? guardian.forget(pid) : Effect.void
           },
           { discard: true }
@@ -70,10 +70,8 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
         holdable = undefined
         forgetHeld()
       })
-      // before the removals settle and the guardian ends, whatever a stop still running holds
+      // before the journal is closed and the guardian ends, whatever a stop still running holds
       yield* Effect.addFinalizer(() => endHold)
-      const supervisorPid = process.pid
-      const supervisorStart = readStartTime(process.pid) ?? null
       const registerNow = (service: string, pid: number, spawned?: SpawnedBy) => {
         // a pid used again while held: its new group's record and watch must not be forgotten with the old
         held.delete(pid)
@@ -83,8 +81,7 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
         // supervisor dies: the guardian also outlives the spawner (both killed at once), and ends a group
         // whose leader has exited (the spawner only kills the groups of leaders it has not reaped)
         guardian?.watch(record)
-        const file = groupRecordPath(stateDir, pid)
-        const failed = writeRecordNow(GroupRecordFile, file, { ...record, supervisorPid, supervisorStart })
+        const failed = journal.add({ ...record, supervisorPid, supervisorStart })
         if (failed) Effect.runSync(Effect.logWarning(`cannot record ${service} (pid ${pid}): ${failed.message}`))
       }
       return ProcessRegistry.of({

@@ -25,6 +25,7 @@ import {
   statusMb,
   waitAllGone
 } from "./Proc.js"
+import { recordedGroups as recordedBy } from "../../src/state/StateRecords.js"
 import { DEFAULT_SAMPLE_INTERVAL_MS, HISTORY_MS, makeResourceSampler } from "../../src/supervisor/ResourceSampler.js"
 import { type BenchService, coreCommand, httpService, PORT_PLACEHOLDER, type StackDir, writeStack } from "./Stacks.js"
 
@@ -181,16 +182,9 @@ export const detachStack = async (cleanup: Cleanup, settings: Settings): Promise
   return cleanup.dir(writeStack("detach", settings.binary, [httpService("svc", port!, 0)]))
 }
 
-/** The process groups core records in `.core-stack/pids/` (`<pgid>.json`). */
-const recordedGroups = (stack: StackDir): ReadonlyArray<number> => {
-  try {
-    return fs
-      .readdirSync(path.join(stack.dir, ".core-stack", "pids"))
-      .flatMap((f) => (/^\d+\.json$/.test(f) ? [Number.parseInt(f, 10)] : []))
-  } catch {
-    return []
-  }
-}
+/** The process groups core records in `.core-stack/pids/` (its journals, `GroupJournal`). */
+const recordedGroups = (stack: StackDir): ReadonlyArray<number> =>
+  recordedBy(path.join(stack.dir, ".core-stack")).map((record) => record.pid)
 
 /**
  * `core stack up` in the foreground: the time from the command to its "ready" line; then Ctrl-C (SIGINT),
