@@ -12,7 +12,14 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import { join } from "node:path"
 import { SupervisorIdentity } from "../src/api/ControlApi.js"
-import { getJson, identityFieldNames, isIdentity, isStatusRows, statusFieldNames } from "../src/api/PlainControl.js"
+import {
+  getJson,
+  identityFieldNames,
+  isIdentity,
+  isStatusRows,
+  parseAnswer,
+  statusFieldNames
+} from "../src/api/PlainControl.js"
 import { parseQuickDown } from "../src/cli/QuickDown.js"
 import { parseQuickVerb, quickText } from "../src/cli/QuickVerbs.js"
 import { formatStatusJson, StatusJson } from "../src/cli/StackStatus.js"
@@ -135,6 +142,45 @@ describe("the plain client checks answers against the control API's Schemas", ()
       for (const c of connections) c.destroy()
       server.close()
     }
+  })
+})
+
+describe("the plain client's reading of HTTP/1.1 answers", () => {
+  const answer = (text: string) => parseAnswer(Buffer.from(text, "latin1"))
+
+  it("reads a body by its Content-Length, or by its chunks, once it is whole", () => {
+    const json = '{"pid":1}'
+    const whole = `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nContent-Length: ${json.length}\r\n\r\n${json}`
+    expect(answer(whole)).toEqual({ status: 200, body: json })
+    for (let cut = 0; cut < whole.length; cut++) expect(answer(whole.slice(0, cut))).toBe("partial")
+    const chunked = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{"pi\r\n5;x=y\r\nd":1}\r\n0\r\n\r\n'
+    expect(answer(chunked)).toEqual({ status: 200, body: json })
+    expect(answer(chunked.slice(0, chunked.indexOf("0\r\n\r\n")))).toBe("partial")
+    // UTF-8 split across the chunks is joined before it is decoded
+    const text = Buffer.from('"é"', "utf8")
+    const split = Buffer.concat([
+      Buffer.from("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n", "latin1"),
+      text.subarray(0, 2),
+      Buffer.from("\r\n2\r\n", "latin1"),
+      text.subarray(2),
+      Buffer.from("\r\n0\r\n\r\n", "latin1")
+    ])
+    expect(parseAnswer(split)).toEqual({ status: 200, body: '"é"' })
+    expect(answer("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\n{}")).toEqual({
+      status: 503,
+      body: "{}"
+    })
+  })
+
+  it("refuses what is not such an answer", () => {
+    for (const text of [
+      "not http\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+      "HTTP/1.1 200 OK\r\n\r\n{}",
+      "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    ])
+      expect(answer(text)).toBeUndefined()
   })
 })
 
