@@ -57,21 +57,6 @@ export const recordOf = <A, I>(schema: Schema.Schema<A, I>, file: string): A | u
   return read._tag === "Found" ? read.value : undefined
 }
 
-/**
- * The JSON encoder of each record schema, built once: `Schema.parseJson(schema)` is a new schema on each call,
- * so its encoder was compiled anew for every record (one per spawned group, 200 in a burst at `up`).
- */
-const encoders = new WeakMap<Schema.Schema.Any, (value: unknown) => string>()
-
-const encoderOf = <A, I>(schema: Schema.Schema<A, I>): ((value: A) => string) => {
-  let encode = encoders.get(schema)
-  if (encode === undefined) {
-    encode = Schema.encodeSync(Schema.parseJson(schema)) as (value: unknown) => string
-    encoders.set(schema, encode)
-  }
-  return encode
-}
-
 /** Writes a record file (0600). */
 export const writeRecord = <A, I>(
   schema: Schema.Schema<A, I>,
@@ -79,7 +64,7 @@ export const writeRecord = <A, I>(
   value: A
 ): Effect.Effect<void, StateDirError> =>
   Effect.try({
-    try: () => fs.writeFileSync(file, encoderOf(schema)(value), { mode: 0o600 }),
+    try: () => fs.writeFileSync(file, Schema.encodeSync(Schema.parseJson(schema))(value), { mode: 0o600 }),
     catch: (cause) => new StateDirError({ path: file, cause })
   })
 
@@ -162,7 +147,10 @@ export const openGroupJournal = (
       }
       return {
         add: (record) => {
-          const line = `+ ${encoderOf(GroupRecordFile)(record)}\n`
+          // the Schema's fields in its order, none transformed: what its encoding gives, without its walk
+          const { service, pid, startTime, notBefore, supervisorPid, supervisorStart } = record
+          const fields = { service, pid, startTime, notBefore, supervisorPid, supervisorStart }
+          const line = `+ ${JSON.stringify(fields)}\n`
           live.set(record.pid, line)
           return append(line)
         },
