@@ -34,7 +34,7 @@ export const count: Unit = { suffix: "", decimals: 0 }
 
 /** A target: the core median must be below `limit` (computed from the row's own figures, e.g. a floor). */
 export interface Target {
-  /** How the target reads, e.g. "< floor + 150 ms". */
+  /** How the target reads, e.g. "< floor + 250 ms". */
   readonly text: string
   /** The limit the core median must stay under (or at, for `atMost`). */
   readonly limit: (row: {
