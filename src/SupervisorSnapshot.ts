@@ -77,8 +77,10 @@ if (v8.startupSnapshot.isBuildingSnapshot()) {
     if (typeof Error.stackTraceLimit !== "number") Error.stackTraceLimit = 10
     Trace.refresh()
     // the launcher that started it (`dist/core.cjs`; the file, not npm's symlink), beside the helper it spawns with
+    const launcher = process.argv[1]
     try {
-      useBundleDir(path.dirname(fs.realpathSync(process.argv[1] ?? "")))
+      // (an empty path would be the working directory's)
+      if (launcher) useBundleDir(path.dirname(fs.realpathSync(launcher)))
     } catch {
       // no such file: the build's folder stays, as before
     }

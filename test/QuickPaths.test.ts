@@ -18,6 +18,7 @@ import {
   isIdentity,
   isStatusRows,
   parseAnswer,
+  requestJson,
   statusFieldNames
 } from "../src/api/PlainControl.js"
 import { parseQuickDown } from "../src/cli/QuickDown.js"
@@ -170,6 +171,37 @@ describe("the plain client's reading of HTTP/1.1 answers", () => {
       status: 503,
       body: "{}"
     })
+  })
+
+  it("reads an answer that comes a byte at a time, by its length or its chunks; a connection closed early is 'closed'", async () => {
+    const dir = tempDir("core-quick-")
+    const json = JSON.stringify({ pid: 1, text: "é".repeat(100) })
+    const answers = [
+      `HTTP/1.1 200 OK\r\nContent-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
+      `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${Buffer.byteLength(json).toString(16)}\r\n${json}\r\n0\r\n\r\n`,
+      `HTTP/1.1 200 OK\r\nContent-Length: ${Buffer.byteLength(json)}\r\n\r\n${json.slice(0, 10)}`
+    ]
+    for (const [i, text] of answers.entries()) {
+      const socket = join(dir, `slow${i}.sock`)
+      const server = net.createServer((c) => {
+        c.on("error", () => {})
+        const bytes = Buffer.from(text)
+        let at = 0
+        const next = () => {
+          if (at >= bytes.length) return void c.end()
+          c.write(bytes.subarray(at, ++at))
+          setImmediate(next)
+        }
+        c.once("data", next)
+      })
+      await new Promise<void>((r) => server.listen(socket, r))
+      try {
+        const expected = i < 2 ? JSON.parse(json) : "closed"
+        expect(await requestJson(socket, "GET", "/hello", 10_000)).toEqual(expected)
+      } finally {
+        server.close()
+      }
+    }
   })
 
   it("refuses what is not such an answer", () => {

@@ -324,7 +324,10 @@ describe("the spawner helper", () => {
       Effect.gen(function* () {
         const scope = yield* Scope.make()
         const group = yield* quietGroup(dir, "sleep", ["3600"], 100).pipe(Scope.extend(scope))
-        const helper = parentOf(group.pid).ppid
+        const parent = parentOf(group.pid)
+        // the helper, never this process (with Node's spawn() the stop below would stop the test itself)
+        expect(parent.name).toBe("core-spawner")
+        const helper = parent.ppid
         process.kill(helper, "SIGSTOP")
         yield* Scope.close(scope, Exit.void).pipe(Effect.ensuring(Effect.sync(() => process.kill(helper, "SIGCONT"))))
         // gone: a zombie at most, which the helper reaps once it runs again

@@ -9,7 +9,6 @@ import { isRunning } from "../src/state/ProcessIdentity.js"
 import { removeState, stateDirOf, statePaths } from "../src/state/StateDir.js"
 import {
   GroupRecordFile,
-  groupJournalPath,
   groupJournals,
   openGroupJournal,
   readRecord,
@@ -75,8 +74,11 @@ describe("a supervisor's journal of its process groups", () => {
   })
   const setUp = () => {
     const stateDir = join(tempDir("core-journal-"), ".core-stack")
-    fs.mkdirSync(statePaths(stateDir).pidsDir, { recursive: true })
-    return { stateDir, file: groupJournalPath(stateDir, 42, 7) }
+    const { pidsDir } = statePaths(stateDir)
+    fs.mkdirSync(pidsDir, { recursive: true })
+    // the one journal there (named by the supervisor and how many this process opened)
+    const file = () => join(pidsDir, fs.readdirSync(pidsDir).find((f) => f.endsWith(".log"))!)
+    return { stateDir, file }
   }
 
   it.effect("replays to the groups still recorded, in order (a pid used again included); a torn line is skipped", () =>
@@ -91,12 +93,13 @@ describe("a supervisor's journal of its process groups", () => {
         journal.remove(300) // never recorded: nothing written
       ])
         expect(step).toBeUndefined()
-      fs.appendFileSync(file, '+ {"service":"torn","pid":5')
+      fs.appendFileSync(file(), '+ {"service":"torn","pid":5')
       expect(recordedGroups(stateDir)).toEqual([record("b", 200), record("a again", 100)])
       expect(groupJournals(stateDir).map((j) => j.owner)).toEqual([{ pid: 42, startTime: 7 }])
       // groups left: the journal stays for the next command's check
+      const kept = file()
       expect(journal.close()).toBeUndefined()
-      expect(fs.existsSync(file)).toBe(true)
+      expect(fs.existsSync(kept)).toBe(true)
     })
   )
 
@@ -109,7 +112,7 @@ describe("a supervisor's journal of its process groups", () => {
         journal.add(record("restarts", 2))
         journal.remove(2)
       }
-      const lines = fs.readFileSync(file, "utf8").split("\n").length
+      const lines = fs.readFileSync(file(), "utf8").split("\n").length
       expect(lines).toBeLessThan(1100)
       expect(recordedGroups(stateDir)).toEqual([record("stays", 1)])
       journal.remove(1)
@@ -117,6 +120,39 @@ describe("a supervisor's journal of its process groups", () => {
       expect(fs.readdirSync(statePaths(stateDir).pidsDir)).toEqual([])
     })
   )
+
+  it.effect("a rewrite that fails leaves the journal as it was, and is tried again later", () =>
+    Effect.gen(function* () {
+      const { stateDir, file } = setUp()
+      const journal = yield* openGroupJournal(stateDir, 42, 7)
+      // a folder where the rewrite's file goes: writing it fails (EISDIR), and it is cleared for the next try
+      fs.mkdirSync(`${file()}.tmp`)
+      expect(journal.add(record("stays", 1))).toBeUndefined()
+      for (let i = 0; i < 1500; i++) {
+        expect(journal.add(record("restarts", 2))).toBeUndefined()
+        expect(journal.remove(2)).toBeUndefined()
+      }
+      expect(recordedGroups(stateDir)).toEqual([record("stays", 1)])
+      expect(fs.readFileSync(file(), "utf8").split("\n").length).toBeLessThan(2200)
+      expect(fs.existsSync(`${file()}.tmp`)).toBe(false)
+      journal.remove(1)
+      expect(journal.close()).toBeUndefined()
+    })
+  )
+
+  it("a record file of the version before the journals counts as a journal of one group", () => {
+    const { stateDir } = setUp()
+    const legacy = { ...record("old", 300), supervisorPid: 999_999_999, supervisorStart: 1 }
+    fs.writeFileSync(join(statePaths(stateDir).pidsDir, "300.json"), JSON.stringify(legacy))
+    fs.writeFileSync(join(statePaths(stateDir).pidsDir, "42-7-1.log.tmp"), "")
+    expect(groupJournals(stateDir).map((j) => [j.owner, j.records])).toEqual(
+      expect.arrayContaining([
+        [{ pid: 999_999_999, startTime: 1 }, [legacy]],
+        [{ pid: 42, startTime: 7 }, []]
+      ])
+    )
+    expect(recordedGroups(stateDir)).toEqual([legacy])
+  })
 })
 
 describe("the supervisor lock", () => {

@@ -46,13 +46,21 @@ export const requestJson = (
     }
     const chunks: Array<Buffer> = []
     let size = 0
+    // read again once this many bytes are in: the whole head, then the whole body by its length (a chunked
+    // body at each chunk), not the whole answer again at each chunk of a large one
+    let wanted = 0
     const connection = net.connect({ path: socket })
     connection.on("data", (chunk: Buffer) => {
       chunks.push(chunk)
       size += chunk.length
       if (size > MAX_ANSWER_BYTES) return done(undefined)
-      const answer = parseAnswer(Buffer.concat(chunks))
-      if (answer === "partial") return
+      if (size < wanted) return
+      const bytes = Buffer.concat(chunks)
+      const answer = parseAnswer(bytes)
+      if (answer === "partial") {
+        wanted = bytesNeeded(bytes)
+        return
+      }
       if (answer === undefined || answer.status !== 200) return done(undefined)
       try {
         done(JSON.parse(answer.body))
@@ -97,6 +105,15 @@ export const parseAnswer = (
   if (length === undefined || !/^\d+$/.test(length)) return undefined
   const n = Number(length)
   return rest.length < n ? "partial" : { status, body: rest.subarray(0, n).toString("utf8") }
+}
+
+/** How many bytes a partial answer needs at least before it can be whole (its size plus one when unknown). */
+const bytesNeeded = (bytes: Buffer): number => {
+  const head = bytes.indexOf("\r\n\r\n")
+  if (head < 0) return bytes.length + 1
+  const headers = bytes.subarray(0, head + 2).toString("latin1")
+  const length = /\r\ncontent-length: *(\d+)\r\n/i.exec(headers)
+  return length && !/\r\ntransfer-encoding:/i.test(headers) ? head + 4 + Number(length[1]) : bytes.length + 1
 }
 
 /** A chunked body: whole once its last (empty) chunk is in, "partial" before; undefined when malformed. */

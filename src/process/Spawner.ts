@@ -103,7 +103,7 @@ const spawnError = (command: string, errno: number): NodeJS.ErrnoException => {
 /**
  * The read end of a pipe that the helper `helperPid` holds as its descriptor `helperFd`, opened for this process
  * (a description of its own, as a FIFO is opened), as a socket that owns its fd (closed if none can be made).
- * The helper is this process's child, not yet reaped while its answers are read: its pid is its own.
+ * The helper is this process's child, not reaped (checked by the caller): its pid is its own.
  */
 const openPipe = (helperPid: number, helperFd: unknown): { readonly fd: number; readonly socket: net.Socket } => {
   if (!Number.isSafeInteger(helperFd) || (helperFd as number) < 0) {
@@ -115,6 +115,19 @@ const openPipe = (helperPid: number, helperFd: unknown): { readonly fd: number; 
   } catch (error) {
     fs.closeSync(fd)
     throw error
+  }
+}
+
+/**
+ * Whether this process may open the pipes of the helper `pid`: whether it may list its descriptors, which the
+ * kernel allows on the same terms (its stdin is no pipe to try: Node gives a child a socket pair).
+ */
+const canOpenPipes = (pid: number): boolean => {
+  try {
+    fs.readdirSync(`/proc/${pid}/fd`)
+    return true
+  } catch {
+    return false
   }
 }
 
@@ -168,8 +181,8 @@ export const drain = (streams: Running["streams"]): void => {
         break // EAGAIN: nothing more now; or closed
       }
       if (n === 0) {
-        // no writer is left: the end. The socket may never see it: a pipe opened (as a FIFO is) after its last writer closed
-        // reports no hang-up to epoll (Linux), and with nothing in it, no input either
+        // no writer is left: the end. The socket may never see it: a pipe opened (as a FIFO is) after its last
+        // writer closed reports no hang-up to epoll (Linux), and with nothing in it, no input either
         socket.destroy()
         break
       }
@@ -212,6 +225,16 @@ const start = (): Helper | undefined => {
       env: { ...process.env, CORE_SPAWNER_HELPER: "1" }
     })
   } catch {
+    return
+  }
+  // the pipes are opened through its /proc/PID/fd, which a process the kernel will not let this user inspect
+  // (a helper binary that cannot be read is started undumpable) or a /proc mounted with hidepid refuses: such a
+  // helper is ended at once, and Node's spawn() starts the services instead of every one of them failing
+  if (child.pid === undefined || !canOpenPipes(child.pid)) {
+    child.once("error", () => {})
+    child.kill("SIGKILL")
+    child.stdin?.destroy()
+    child.stdout?.destroy()
     return
   }
   Trace.mark("spawner started")
@@ -269,9 +292,13 @@ const start = (): Helper | undefined => {
     }
     const streams: Array<{ readonly fd: number; readonly socket: net.Socket }> = []
     try {
+      // reaped (its last answers can still be read after its exit is): its pid may be another process's now
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw Object.assign(new Error("the spawner helper exited"), { code: "ESRCH" })
+      }
       for (const fd of [message.out, message.err]) streams.push(openPipe(child.pid!, fd))
     } catch (error) {
-      // the helper is this user's own child, alive (its answer is being read): this is not expected
+      // the helper is this user's own child, not reaped, whose descriptors could be listed: this is not expected
       for (const { socket } of streams) socket.destroy()
       opened += `O\0${message.id}\0`
       killGroup(message.pid)

@@ -13,7 +13,7 @@ export const statePaths = (stateDir: string) => ({
   pidFile: path.join(stateDir, "supervisor.pid"),
   /** The `up -d` starting the stack, until its supervisor is ready or it gives up: a `SupervisorRecord`. */
   starterFile: path.join(stateDir, "starter.pid"),
-  /** The journal of the process groups a supervisor spawned, `<pid>-<start time>.log` (`GroupJournal`). */
+  /** The journal of the process groups a supervisor spawned, `<pid>-<start time>-<n>.log` (`GroupJournal`). */
   pidsDir: pidsDirOf(stateDir),
   /** The output of a background supervisor (`up -d`). */
   supervisorLog: path.join(stateDir, "supervisor.log"),

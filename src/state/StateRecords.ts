@@ -1,12 +1,13 @@
 /**
  * The records of `.core-stack/`, decoded with Schema: `supervisor.pid` (who holds the stack directory) and
- * `pids/<pid>-<start>.log` (a supervisor's journal of the process groups it spawned, `GroupJournal`). A file that is missing and one that does
- * not decode are told apart; neither is ever trusted as a record.
+ * `pids/<pid>-<start>-<n>.log` (a supervisor's journal of the process groups it spawned, `GroupJournal`). A file
+ * that is missing and one that does not decode are told apart; neither is ever trusted as a record.
  */
 import { Effect, Either, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { pidsDirOf, removeState, StateDirError, statePaths } from "./StateDir.js"
+import type { ProcessIdentity } from "./ProcessIdentity.js"
 import { readOwnFile, untrustedStateDir } from "./Trust.js"
 
 /** What `supervisor.pid` holds: the one supervisor of a stack directory. */
@@ -81,7 +82,7 @@ export const readStarterRecord = (stateDir: string): Read<SupervisorRecord> =>
     : { _tag: "Missing" }
 
 /**
- * A supervisor's record of its process groups: one journal, `pids/<pid>-<start time>.log` (the supervisor's
+ * A supervisor's record of its process groups: one journal, `pids/<pid>-<start time>-<n>.log` (the supervisor's
  * identity), which it appends a line to per change: `+ {GroupRecordFile}` when a group is recorded, `- PGID`
  * when it is forgotten. Replayed in order, the lines give the groups still recorded. A file per group cost an
  * inode made and one freed for each, and ext4 looks past the inodes freed in the last seconds for every new
@@ -98,21 +99,39 @@ export interface GroupJournal {
   readonly close: () => StateDirError | undefined
 }
 
-/** The journal of the supervisor `pid` (started at `startTime`, clock ticks; null when unknown). */
-export const groupJournalPath = (stateDir: string, pid: number, startTime: number | null): string =>
-  path.join(pidsDirOf(stateDir), `${pid}-${startTime ?? "x"}.log`)
+/** Journals opened by this process so far: two registries of one process (the lock is re-entrant) keep apart. */
+let journalsOpened = 0
 
-/** The supervisor whose journal `name` is (`groupJournalPath`), or undefined for another file. */
-const journalOwner = (name: string): { readonly pid: number; readonly startTime: number | null } | undefined => {
-  const m = /^(\d+)-(\d+|x)\.log$/.exec(name)
+/**
+ * The journal of the supervisor `pid` (started at `startTime`, clock ticks; null when unknown), the `n`th this
+ * process opened.
+ */
+export const groupJournalPath = (stateDir: string, pid: number, startTime: number | null, n = 1): string =>
+  path.join(pidsDirOf(stateDir), `${pid}-${startTime ?? "x"}-${n}.log`)
+
+/**
+ * The supervisor whose journal `name` is (`groupJournalPath`), and whether it is one being written anew
+ * (`.tmp`); undefined for another file. A record of the version before the journals, `<pgid>.json`, is `legacy`.
+ */
+const journalFile = (
+  name: string
+):
+  | { readonly _tag: "Journal"; readonly owner: ProcessIdentity; readonly temporary: boolean }
+  | { readonly _tag: "Legacy" }
+  | undefined => {
+  if (/^\d+\.json$/.test(name)) return { _tag: "Legacy" }
+  const m = /^(\d+)-(\d+|x)-\d+\.log(\.tmp)?$/.exec(name)
   if (m === null) return undefined
-  return { pid: Number(m[1]), startTime: m[2] === "x" ? null : Number(m[2]) }
+  const owner = { pid: Number(m[1]), startTime: m[2] === "x" ? null : Number(m[2]) }
+  return { _tag: "Journal", owner, temporary: m[3] !== undefined }
 }
 
 /** Lines written past this many more than twice the live groups, the journal is written anew. */
 const JOURNAL_SLACK = 1024
 
-/** Opens (creates, 0600) the journal of this supervisor, `groupJournalPath`. */
+const APPEND = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT
+
+/** Opens (creates, 0600) a journal of this supervisor, `groupJournalPath`. */
 export const openGroupJournal = (
   stateDir: string,
   pid: number,
@@ -120,30 +139,51 @@ export const openGroupJournal = (
 ): Effect.Effect<GroupJournal, StateDirError> =>
   Effect.try({
     try: () => {
-      const file = groupJournalPath(stateDir, pid, startTime)
-      const open = () => fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o600)
-      let fd: number | undefined = open()
+      const file = groupJournalPath(stateDir, pid, startTime, ++journalsOpened)
+      let fd: number | undefined = fs.openSync(file, APPEND, 0o600)
       // each live group's line, to write the journal anew
       const live = new Map<number, string>()
       let lines = 0
+      let compactAfter = JOURNAL_SLACK
+      // a line cut short by a failed write: the next one starts on a line of its own
+      let torn = false
+      const writeAll = (text: string) => {
+        const bytes = Buffer.from(text)
+        for (let at = 0; at < bytes.length; ) at += fs.writeSync(fd!, bytes, at)
+      }
       const append = (line: string): StateDirError | undefined => {
         if (fd === undefined) return new StateDirError({ path: file, cause: new Error("the journal is closed") })
         try {
-          fs.writeSync(fd, line)
-          lines++
-          if (lines > 2 * live.size + JOURNAL_SLACK) compact()
-          return undefined
+          writeAll(torn ? `\n${line}` : line)
+          torn = false
         } catch (cause) {
+          torn = true
           return new StateDirError({ path: file, cause })
         }
+        lines++
+        if (lines > 2 * live.size + compactAfter) compact()
+        return undefined
       }
+      // the live lines into a new file, opened before it replaces the journal: a failure at any step leaves
+      // the journal and its descriptor as they were, and is tried again only after as many lines again
       const compact = () => {
-        const fresh = `${file}.${process.pid}.tmp`
-        fs.writeFileSync(fresh, [...live.values()].join(""), { mode: 0o600 })
-        fs.renameSync(fresh, file)
+        const fresh = `${file}.tmp`
+        let next: number | undefined
+        try {
+          fs.writeFileSync(fresh, [...live.values()].join(""), { mode: 0o600 })
+          next = fs.openSync(fresh, APPEND)
+          fs.renameSync(fresh, file)
+        } catch {
+          if (next !== undefined) fs.closeSync(next)
+          removeState(fresh)
+          compactAfter = lines + JOURNAL_SLACK
+          return
+        }
         fs.closeSync(fd!)
-        fd = open()
+        fd = next
         lines = live.size
+        compactAfter = JOURNAL_SLACK
+        torn = false
       }
       return {
         add: (record) => {
@@ -190,17 +230,20 @@ export const replayJournal = (text: string): ReadonlyArray<GroupRecordFile> => {
   return [...live.values()]
 }
 
-/**
- * Every group journal of a state directory: its supervisor (from its name) and the groups it leaves recorded
- * (none for a file that is not the user's own, `readOwnFile`).
- */
-export const groupJournals = (
-  stateDir: string
-): ReadonlyArray<{
+/** A group journal as read: its file, its supervisor (unknown for an invalid record) and its live groups. */
+export interface GroupJournalFile {
   readonly file: string
-  readonly owner: { readonly pid: number; readonly startTime: number | null }
+  readonly owner: ProcessIdentity | undefined
   readonly records: ReadonlyArray<GroupRecordFile>
-}> => {
+}
+
+/**
+ * Every group journal of a state directory: its file, its supervisor (from its name) and the groups it leaves
+ * recorded (none for a file that is not the user's own, `readOwnFile`, nor for one being written anew, whose
+ * journal is still there). A record file of the version before the journals (`<pgid>.json`, its supervisor in
+ * it) counts as a journal of one group, so that an upgrade does not leave a dead supervisor's groups behind.
+ */
+export const groupJournals = (stateDir: string): ReadonlyArray<GroupJournalFile> => {
   const { pidsDir } = statePaths(stateDir)
   if (untrustedStateDir(stateDir) !== undefined) return []
   let names: Array<string>
@@ -209,12 +252,18 @@ export const groupJournals = (
   } catch {
     return []
   }
-  return names.flatMap((name) => {
-    const owner = journalOwner(name)
-    if (owner === undefined) return []
+  return names.flatMap((name): Array<GroupJournalFile> => {
+    const kind = journalFile(name)
+    if (kind === undefined) return []
     const file = path.join(pidsDir, name)
+    if (kind._tag === "Legacy") {
+      const record = recordOf(GroupRecordFile, file)
+      const owner = record && { pid: record.supervisorPid, startTime: record.supervisorStart }
+      return [{ file, owner, records: record ? [record] : [] }]
+    }
+    if (kind.temporary) return [{ file, owner: kind.owner, records: [] }]
     const text = readOwnFile(file)
-    return [{ file, owner, records: text === undefined || text === "untrusted" ? [] : replayJournal(text) }]
+    return [{ file, owner: kind.owner, records: text === undefined || text === "untrusted" ? [] : replayJournal(text) }]
   })
 }
 

@@ -98,7 +98,7 @@ export const cleanLeftovers: (stateDir: string) => Effect.Effect<ReadonlyArray<L
   const leftovers: Array<Leftover> = []
   for (const { file, owner, records } of groupJournals(stateDir)) {
     // the journal of another, live supervisor (one that took the lock since we looked) is not ours to end
-    if (isRunning(owner)) continue
+    if (owner !== undefined && isRunning(owner)) continue
     for (const record of records) {
       leftovers.push({ service: record.service, pid: record.pid, killed: killGroup(record) })
     }

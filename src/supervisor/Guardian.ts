@@ -81,8 +81,11 @@ export class GuardianError extends Data.TaggedError("GuardianError")<{ readonly 
 /** A running guardian. */
 export interface Guardian {
   readonly pid: number
-  /** Watch a group: it is killed if the supervisor dies before `forget`. */
-  readonly watch: (record: GroupRecord) => void
+  /**
+   * Watch a group: it is killed if the supervisor dies before `forget`. The line leaves at the end of the turn,
+   * or at once with `now` (see `send`).
+   */
+  readonly watch: (record: GroupRecord, now?: boolean) => void
   readonly forget: (pid: number) => Effect.Effect<void>
   /**
    * Has the guardian send `signal` to each of these live groups (`kill -s N -- -PGID ...`), so that the
@@ -96,15 +99,18 @@ export interface Guardian {
 /**
  * The lines sent in one turn of the event loop leave in one write: 200 services starting (or stopping) at once
  * are one write, not 200, each of which woke the guardian's shell, which took the CPU from the supervisor's
- * thread as it did (~50 ms of a start of 200 in a CPU profile, most of it inside the writes). An `add` waits
- * for the end of its turn at most: a supervisor killed in that turn leaves its new groups to the spawner, which
- * kills what it started when the supervisor is gone, and to the record in the journal, which the next command
- * reads. A `del` lost with the supervisor only makes the guardian check a group that is gone.
+ * thread as it did (~50 ms of a start of 200 in a CPU profile, most of it inside the writes). An `add` of a
+ * group the spawner helper started waits for the end of its turn at most: a supervisor killed in that turn
+ * leaves it to the helper, which kills what it started when the supervisor is gone, and to its record in the
+ * journal, which the next command reads. One that Node's spawn() started (no helper) leaves at once, with what
+ * is held before it (`now`). A `del` lost with the supervisor only makes the guardian check a group that is gone.
  */
-const send = (child: ChildProcess, line: string): void => {
+const send = (child: ChildProcess, line: string, now = false): void => {
   const stdin = child.stdin
   if (!stdin || stdin.destroyed) return
-  if (stdin.writableCorked === 0) {
+  if (now) {
+    while (stdin.writableCorked > 0) stdin.uncork()
+  } else if (stdin.writableCorked === 0) {
     stdin.cork()
     process.nextTick(() => stdin.uncork())
   }
@@ -146,7 +152,7 @@ export const startGuardian: Effect.Effect<Guardian, GuardianError, Scope.Scope> 
   Effect.map(
     (child): Guardian => ({
       pid: child.pid!,
-      watch: (r) => send(child, `add ${r.pid} ${r.startTime ?? "-"} ${r.notBefore}`),
+      watch: (r, now) => send(child, `add ${r.pid} ${r.startTime ?? "-"} ${r.notBefore}`, now),
       forget: (pid) => Effect.sync(() => send(child, `del ${pid}`)),
       signal: (signal, pgids) => {
         const stdin = child.stdin

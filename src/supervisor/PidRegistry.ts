@@ -79,8 +79,9 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
         const record = { service, pid, startTime, notBefore: startTime ?? supervisorStart ?? 0 }
         // watched by the guardian even when the spawner started it, which kills its groups when the
         // supervisor dies: the guardian also outlives the spawner (both killed at once), and ends a group
-        // whose leader has exited (the spawner only kills the groups of leaders it has not reaped)
-        guardian?.watch(record)
+        // whose leader has exited (the spawner only kills the groups of leaders it has not reaped). From the
+        // end of this turn when the spawner started it, at once when Node's spawn() did (Guardian's `send`)
+        guardian?.watch(record, spawned === undefined)
         const failed = journal.add({ ...record, supervisorPid, supervisorStart })
         if (failed) Effect.runSync(Effect.logWarning(`cannot record ${service} (pid ${pid}): ${failed.message}`))
       }
