@@ -10,7 +10,9 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import { join, resolve } from "node:path"
 import { formatStatusJson, formatStatusTable, formatUptime, StatusJson } from "../src/cli/StackStatus.js"
+import { idleWatch, SETTLED_IDLE_MS } from "../src/app/DetachedProgress.js"
 import { failureIn, progressForwarder, progressOf, STAYED_UP_MS } from "../src/app/StackUpDetached.js"
+import type { Activity } from "../src/process/ProcTable.js"
 import type { ServiceStatus } from "../src/stack/ServiceStatus.js"
 import { eventually, liveProcesses, processesMentioning, withoutForkedCopies } from "./support/Processes.js"
 import { statusRow } from "./support/FakeSupervisor.js"
@@ -231,8 +233,45 @@ describe("pure parts", () => {
       reason: expect.stringContaining("restarted 1 time;")
     })
     const young = row({ name: "a", state: "running", startedAt: 10_000 })
-    expect(progressOf([young], [], 10_000 + STAYED_UP_MS - 1)).toEqual({ _tag: "Starting" })
+    expect(progressOf([young], [], 10_000 + STAYED_UP_MS - 1)).toEqual({ _tag: "Starting", settling: true })
     expect(progressOf([young], [], 10_000 + STAYED_UP_MS)).toEqual({ _tag: "Ready", services: ["a"] })
+    // a young one that has settled (idle) is up; the idle check is asked only once nothing else is left
+    const asked: Array<number> = []
+    const idleOnes = (pid: number) => {
+      asked.push(pid)
+      return pid === 7
+    }
+    const settled = row({ name: "a", state: "running", pid: 7, startedAt: 10_000 })
+    const busy = row({ name: "b", state: "running", pid: 8, startedAt: 10_000 })
+    expect(progressOf([settled], [], 10_001, idleOnes)).toEqual({ _tag: "Ready", services: ["a"] })
+    expect(progressOf([settled, busy], [], 10_001, idleOnes)).toEqual({ _tag: "Starting", settling: true })
+    expect(progressOf([settled, busy], [], 10_000 + STAYED_UP_MS, idleOnes)).toMatchObject({ _tag: "Ready" })
+    asked.length = 0
+    expect(progressOf([settled, row({ name: "c", state: "starting" })], [], 10_001, idleOnes)).toEqual({
+      _tag: "Starting"
+    })
+    expect(asked).toEqual([])
+  })
+
+  it("idleWatch: settled once a process's activity stays flat for SETTLED_IDLE_MS; a change of threads starts over", () => {
+    let activity: Activity | undefined = { busyNs: 5e6, members: "7" }
+    const idle = idleWatch(() => activity)
+    expect(idle(7, 0)).toBe(false)
+    expect(idle(7, SETTLED_IDLE_MS - 1)).toBe(false)
+    expect(idle(7, SETTLED_IDLE_MS)).toBe(true)
+    // ran 10 ms: busy, the quiet span starts again
+    activity = { busyNs: 15e6, members: "7" }
+    expect(idle(7, SETTLED_IDLE_MS + 1)).toBe(false)
+    expect(idle(7, 2 * SETTLED_IDLE_MS + 1)).toBe(true)
+    // a new child: starts again
+    activity = { busyNs: 15e6, members: "7 9" }
+    expect(idle(7, 2 * SETTLED_IDLE_MS + 2)).toBe(false)
+    expect(idle(7, 3 * SETTLED_IDLE_MS + 2)).toBe(true)
+    // gone: never settled, and a reading after it starts over
+    activity = undefined
+    expect(idle(7, 4 * SETTLED_IDLE_MS)).toBe(false)
+    activity = { busyNs: 15e6, members: "7 9" }
+    expect(idle(7, 5 * SETTLED_IDLE_MS)).toBe(false)
   })
 
   it("progressOf: ready when every wanted and launched service settled; failed names the service", () => {

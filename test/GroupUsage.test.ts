@@ -1,7 +1,11 @@
-import { describe, expect, it } from "@effect/vitest"
-import { type ProcStat, parseProcStat } from "../src/process/ProcTable.js"
+import { afterEach, describe, expect, it } from "@effect/vitest"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import { idleWatch, SETTLED_IDLE_MS } from "../src/app/DetachedProgress.js"
+import { type ProcStat, parseProcStat, readActivity, readProcStat } from "../src/process/ProcTable.js"
 import { groupUsage } from "../src/supervisor/GroupUsage.js"
 import { formatBytes, formatCpu } from "../src/supervisor/StatusFormat.js"
+import { eventually } from "./support/Processes.js"
 
 /** A stat line as the kernel writes it: 52 fields, the ones we read set from `o`. */
 const statLine = (o: {
@@ -127,5 +131,69 @@ describe("formatting", () => {
       "23M",
       "1.3G"
     ])
+  })
+})
+
+describe("readActivity and idleWatch: has a started process settled?", () => {
+  const started: Array<ChildProcess> = []
+  afterEach(async () => {
+    await Promise.all(
+      started.splice(0).map(
+        (child) =>
+          new Promise<void>((done) => {
+            if (child.exitCode !== null || child.signalCode !== null) return done()
+            child.once("exit", () => done())
+            // the group: the busy grandchild too
+            process.kill(-child.pid!, "SIGKILL")
+          })
+      )
+    )
+  })
+  const spawnGroup = (script: string) => {
+    const child = spawn("sh", ["-c", script], { stdio: "ignore", detached: true })
+    started.push(child)
+    return child.pid!
+  }
+
+  it("a process that waits (sleep) settles", async () => {
+    const pid = spawnGroup("sleep 60; :")
+    const idle = idleWatch()
+    expect(await eventually(() => idle(pid, Date.now()), 15_000, 10)).toBe(true)
+  })
+
+  it("a busy process never settles, nor does an idle one whose child is busy", async () => {
+    const busy = spawnGroup("while :; do :; done")
+    const parent = spawnGroup('sh -c "while :; do :; done"; :')
+    const idle = idleWatch()
+    const first = Date.now()
+    // both looked at over several times the idle span: a process that runs or waits to run is never idle
+    let seen = 0
+    await eventually(() => {
+      const now = Date.now()
+      expect(idle(busy, now)).toBe(false)
+      expect(idle(parent, now)).toBe(false)
+      seen++
+      return now - first > 6 * SETTLED_IDLE_MS && seen >= 10
+    })
+    const tree = readActivity(parent)
+    expect(tree?.members.split(" ").length).toBeGreaterThanOrEqual(2)
+  })
+
+  it("a process that is gone, or a zombie, is not read", async () => {
+    // the background `sleep 0` exits and stays a zombie: `sleep 60`, which the shell became, never reaps it
+    const pid = spawnGroup("sleep 0 & exec sleep 60")
+    let zombie = 0
+    const found = await eventually(() => {
+      const child = Number(fs.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim())
+      if (child > 0 && readProcStat(child)?.state === "Z") zombie = child
+      return zombie > 0
+    })
+    expect(found).toBe(true)
+    expect(readActivity(zombie)).toBeUndefined()
+    expect(readActivity(pid)?.members.split(" ")).toContain(String(pid))
+    const child = started[0]!
+    process.kill(-pid, "SIGKILL")
+    await new Promise((done) => child.once("exit", done))
+    expect(readActivity(pid)).toBeUndefined()
   })
 })

@@ -172,8 +172,9 @@ describe("item 5: exec probes", () => {
 describe("item 6: crash loops", () => {
   it("a service without a readiness check that exits soon after its start fails up -d at once, not 30 s later", async () => {
     // the supervisor's up is done (the service ran), so it does not end by itself: up -d used to wait 30 s for
-    // that exit before reporting; 20 s is a deadline here, far above the ~1 s it takes
-    const dir = stack({ api: sh("sleep 0.2; echo bye; exit 3") })
+    // that exit before reporting; 20 s is a deadline here, far above the ~1 s it takes. The service is busy
+    // until it exits (a loop of ~50 ms of CPU), as a process that fails at its start is: it never settles
+    const dir = stack({ api: sh("i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo bye; exit 3") })
     await expectFailedStart(dir, ["api failed to start: exited with code 3", "bye"], 20_000)
   })
 

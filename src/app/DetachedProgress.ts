@@ -5,32 +5,76 @@
  */
 import * as fs from "node:fs"
 import { settledVerdict } from "../stack/DependencyCondition.js"
+import { type Activity, readActivity } from "../process/ProcTable.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import { sizeOf } from "./SupervisorSpawn.js"
 
 /** Where a polled stack stands. */
 export type Progress =
-  | { readonly _tag: "Starting" }
+  /** `settling`: only services without a readiness check that have neither stayed up nor settled are left. */
+  | { readonly _tag: "Starting"; readonly settling?: true }
   | { readonly _tag: "Ready"; readonly services: ReadonlyArray<string> }
   /** `ending`: the supervisor ends by itself (a failed start); a service that keeps restarting does not end it. */
   | { readonly _tag: "Failed"; readonly service: string; readonly reason: string; readonly ending?: false }
 
 /**
- * How long a service without a readiness check must have been running before `up -d` calls it up: a process
- * that exits at once (a bad flag, a missing file) is then seen failing or restarting instead.
+ * How long a service without a readiness check must have been running before `up -d` calls it up, unless it
+ * has settled sooner (`SETTLED_IDLE_MS`): a process that exits at once (a bad flag, a missing file) is then seen
+ * failing or restarting instead.
  */
 export const STAYED_UP_MS = 500
 
 /**
+ * A service without a readiness check has also settled once its processes have been idle this long: neither
+ * run nor waited for a CPU (`readActivity`) for more than `IDLE_SHARE` of it. A process that exits at its
+ * start is busy until it exits; one that waits for work (a server, a `sleep`) is idle within a few ms of its
+ * start, and a long wait of the `up -d` for it only cost time (issue 14). A process starved of the CPU on a busy
+ * machine is waiting to run, which is not idle.
+ */
+export const SETTLED_IDLE_MS = 50
+
+/** The share of `SETTLED_IDLE_MS` (and of any longer quiet span) a settled process may have run or waited to run. */
+const IDLE_SHARE = 0.02
+
+/**
+ * Whether a process has settled: called at each poll with a pid and the time, it reads the process's activity
+ * (`read`, `readActivity` by default) and answers true once that has stayed idle (see `SETTLED_IDLE_MS`) since
+ * an earlier call at least `SETTLED_IDLE_MS` before. A process that cannot be read (gone, a zombie, no `/proc`)
+ * has not settled.
+ */
+export const idleWatch = (read: (pid: number) => Activity | undefined = readActivity) => {
+  const quietSince = new Map<number, { readonly at: number; readonly activity: Activity }>()
+  return (pid: number, now: number): boolean => {
+    const activity = read(pid)
+    if (activity === undefined) {
+      quietSince.delete(pid)
+      return false
+    }
+    const since = quietSince.get(pid)
+    const busyMs = since === undefined ? Infinity : (activity.busyNs - since.activity.busyNs) / 1e6
+    if (since === undefined || since.activity.members !== activity.members || busyMs > IDLE_SHARE * (now - since.at)) {
+      quietSince.set(pid, { at: now, activity })
+      return false
+    }
+    return now - since.at >= SETTLED_IDLE_MS
+  }
+}
+
+/** Where a poll of a starting stack leaves `up -d`: its next poll comes by `SETTLED_IDLE_MS` when only settling is left. */
+export const pollGapFor = (progress: Progress): number | undefined =>
+  progress._tag === "Starting" && progress.settling === true ? SETTLED_IDLE_MS : undefined
+
+/**
  * Decides from the status rows whether `up` is done: every named service (all enabled ones when none is
  * named) and every service that was launched for them has settled (`settledVerdict`), and those without a
- * readiness check have been running for `STAYED_UP_MS` (at `now`). A service that has restarted has not
- * stayed up: that is a failure.
+ * readiness check have been running for `STAYED_UP_MS` (at `now`) or are idle (`idle`, an `idleWatch`; it is
+ * asked only once everything else is done). A service that has restarted has not stayed up: that is a failure.
  */
 export const progressOf = (
   rows: ReadonlyArray<ServiceStatus>,
   selected: ReadonlyArray<string>,
-  now = Date.now()
+  now = Date.now(),
+  idle: (pid: number, now: number) => boolean = () => false
 ): Progress => {
   const wanted =
     selected.length > 0 ? rows.filter((r) => selected.includes(r.name)) : rows.filter((r) => r.state !== "disabled")
@@ -48,10 +92,15 @@ export const progressOf = (
       ending: false
     }
   }
-  const young = (r: ServiceStatus) => r.state === "running" && r.startedAt !== null && now - r.startedAt < STAYED_UP_MS
-  if (wanted.length > 0 && involved.every((r) => settledVerdict(r) === "met" && !young(r)))
-    return { _tag: "Ready", services: involved.map((r) => r.name) }
-  return { _tag: "Starting" }
+  if (wanted.length === 0 || !involved.every((r) => settledVerdict(r) === "met")) return { _tag: "Starting" }
+  const young = involved.filter(
+    (r) => r.state === "running" && r.startedAt !== null && now - r.startedAt < STAYED_UP_MS
+  )
+  // every young one is read at each poll, so that each has its earlier reading
+  const unsettled = young.filter((r) => r.pid === null || !idle(r.pid, now))
+  return unsettled.length === 0
+    ? { _tag: "Ready", services: involved.map((r) => r.name) }
+    : { _tag: "Starting", settling: true }
 }
 
 /** The supervisor's own report of a failed start (`core: NAME failed to start: REASON`), the last one. */
@@ -140,9 +189,14 @@ const POLL_GAP_MS = { least: 20, most: 100 } as const
  * service's transitions) has grown past `seen` bytes (its size before the previous poll), but at least
  * `POLL_GAP_MS.least` and at most `POLL_GAP_MS.most` from now. A stack is seen ready within a few ms of its last
  * transition, not up to a whole polling period later, and a busy supervisor is not polled more often than every
- * 20 ms. Returns a function that cancels the wait.
+ * 20 ms. `most` (at least `POLL_GAP_MS.least`) shortens the longest wait. Returns a function that cancels the wait.
  */
-export const whenChanged = (file: string, seen: number, done: () => void): (() => void) => {
+export const whenChanged = (
+  file: string,
+  seen: number,
+  done: () => void,
+  most: number = POLL_GAP_MS.most
+): (() => void) => {
   let watcher: fs.FSWatcher | undefined
   let timer: ReturnType<typeof setTimeout> | undefined
   let over = false
@@ -158,7 +212,7 @@ export const whenChanged = (file: string, seen: number, done: () => void): (() =
   }
   timer = setTimeout(() => {
     if (over) return
-    timer = setTimeout(fire, POLL_GAP_MS.most - POLL_GAP_MS.least)
+    timer = setTimeout(fire, Math.max(0, most - POLL_GAP_MS.least))
     try {
       watcher = fs.watch(file, { persistent: false }, fire)
     } catch {

@@ -13,8 +13,10 @@ import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import * as Trace from "../trace/Trace.js"
 import {
   failureIn,
+  idleWatch,
   lastLines,
   type Progress,
+  pollGapFor,
   progressForwarder,
   progressOf,
   saidReady,
@@ -49,9 +51,9 @@ export class DetachFailed extends Data.TaggedError("DetachFailed")<{
 const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null
 
 /** Waits for the next poll (`whenChanged`). */
-const nextChange = (file: string, seen: number): Effect.Effect<void> =>
+const nextChange = (file: string, seen: number, most?: number): Effect.Effect<void> =>
   Effect.async<void>((resume) => {
-    const cancel = whenChanged(file, seen, () => resume(Effect.void))
+    const cancel = whenChanged(file, seen, () => resume(Effect.void), most)
     return Effect.sync(cancel)
   })
 
@@ -134,6 +136,7 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
 
   // the launcher may have waited first (cli/QuickUp.ts): its last rows and the lines it has shown carry on
   let lastRows: ReadonlyArray<ServiceStatus> = spawned.handedOver?.lastRows ?? []
+  const idle = idleWatch()
   const poll: Effect.Effect<Progress> = Effect.scoped(
     Effect.gen(function* () {
       const client = yield* connect(root)
@@ -141,7 +144,7 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
       if (client.identity.pid !== child.pid) return { _tag: "Starting" } as const
       lastRows = yield* client.status
       Trace.count("status poll")
-      return progressOf(lastRows, services)
+      return progressOf(lastRows, services, Date.now(), idle)
     })
   ).pipe(Effect.orElseSucceed((): Progress => ({ _tag: "Starting" })))
 
@@ -158,7 +161,7 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
             const seen = sizeOf(paths.supervisorLog)
             return Effect.flatMap(poll, (p) =>
               p._tag === "Starting"
-                ? Effect.zipRight(nextChange(paths.supervisorLog, seen), waitReady)
+                ? Effect.zipRight(nextChange(paths.supervisorLog, seen, pollGapFor(p)), waitReady)
                 : Effect.succeed(p)
             )
           })

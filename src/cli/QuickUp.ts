@@ -13,7 +13,14 @@
  */
 import type { ChildProcess } from "node:child_process"
 import { getJson, helloPid, isStatusRows } from "../api/PlainControl.js"
-import { type Progress, progressForwarder, progressOf, whenChanged } from "../app/DetachedProgress.js"
+import {
+  idleWatch,
+  type Progress,
+  pollGapFor,
+  progressForwarder,
+  progressOf,
+  whenChanged
+} from "../app/DetachedProgress.js"
 import { earlyStarted, releaseEarly, sizeOf } from "../app/SupervisorSpawn.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import { removeStarter, writeStarter } from "../state/QuickState.js"
@@ -56,6 +63,7 @@ export const quickDetachedUp = (): Promise<boolean> | undefined => {
   if (!writeStarter(paths.starterFile, root)) return Promise.resolve(false)
   const forward = progressForwarder(paths.supervisorLog, logStart)
   let lastRows: ReadonlyArray<ServiceStatus> = []
+  const idle = idleWatch()
 
   /** One poll: hello (is it ours?) and status; anything short of an answer is "starting". */
   const poll = async (): Promise<Progress> => {
@@ -66,7 +74,7 @@ export const quickDetachedUp = (): Promise<boolean> | undefined => {
     if (!isStatusRows(rows)) return { _tag: "Starting" }
     lastRows = rows
     Trace.count("status poll")
-    return progressOf(rows, services)
+    return progressOf(rows, services, Date.now(), idle)
   }
 
   return new Promise<boolean>((resolve) => {
@@ -121,7 +129,8 @@ export const quickDetachedUp = (): Promise<boolean> | undefined => {
       const seen = sizeOf(paths.supervisorLog)
       void poll().then((progress) => {
         if (signals > 0) return
-        if (progress._tag === "Starting") cancelWait = whenChanged(paths.supervisorLog, seen, step)
+        if (progress._tag === "Starting")
+          cancelWait = whenChanged(paths.supervisorLog, seen, step, pollGapFor(progress))
         else if (progress._tag === "Ready") finish(progress.services)
         else handOver()
       })

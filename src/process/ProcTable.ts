@@ -83,3 +83,46 @@ export const processTable = (): ReadonlyArray<ProcStat> => {
 /** The live (non-zombie) processes of process group `pgid`. */
 export const groupProcesses = (pgid: number): ReadonlyArray<ProcStat> =>
   processTable().filter((p) => p.pgid === pgid && p.state !== "Z" && p.state !== "X")
+
+/** How much a process and its descendants have used the CPU, from `/proc` (see `readActivity`). */
+export interface Activity {
+  /** Time on a CPU plus time runnable and waiting for one, in ns, summed over every thread. */
+  readonly busyNs: number
+  /** The thread ids seen, in the order read: another set of threads or children is another activity. */
+  readonly members: string
+}
+
+/** More threads and descendants than a service's start is judged by: such a tree is not read. */
+const MAX_ACTIVITY_TASKS = 256
+
+/**
+ * What process `pid` and its descendants have run or waited to run so far: the first two numbers of each
+ * thread's `/proc/<pid>/task/<tid>/schedstat`, children found through each thread's `children` file.
+ * Undefined when the process is gone or a zombie, when `/proc` cannot tell (no schedstat, no `children`),
+ * or when the tree holds more than `MAX_ACTIVITY_TASKS` threads: whoever asks must then not call it idle.
+ */
+export const readActivity = (pid: number): Activity | undefined => {
+  const state = readProcStat(pid)?.state
+  if (state === undefined || state === "Z" || state === "X") return undefined
+  let busyNs = 0
+  const members: Array<string> = []
+  const visit = (process: number): boolean => {
+    for (const tid of fs.readdirSync(`/proc/${process}/task`)) {
+      if (members.length >= MAX_ACTIVITY_TASKS) return false
+      const task = `/proc/${process}/task/${tid}`
+      const [run, wait] = fs.readFileSync(`${task}/schedstat`, "utf8").split(" ")
+      const ns = Number(run) + Number(wait)
+      if (!Number.isFinite(ns)) return false
+      busyNs += ns
+      members.push(tid)
+      for (const child of fs.readFileSync(`${task}/children`, "utf8").split(" "))
+        if (child.trim().length > 0 && !visit(Number(child))) return false
+    }
+    return true
+  }
+  try {
+    return visit(pid) ? { busyNs, members: members.join(" ") } : undefined
+  } catch {
+    return undefined
+  }
+}

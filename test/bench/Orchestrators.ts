@@ -51,7 +51,7 @@ export interface UpOptions {
   /**
    * Also poll the stack's API every `pollMs` from the command's start and report when every service was first
    * seen running (or ready, or completed): what the process-compose figure is, for core too (core's `up -d`
-   * returns later, once each service without a readiness check has stayed up 500 ms).
+   * returns later, once each service without a readiness check has settled: idle for 50 ms, or up 500 ms).
    */
   readonly pollRunning?: boolean
   /** Called once the supervisor's pid is known, possibly before `up` resolves. */
