@@ -60,9 +60,14 @@ export const idleWatch = (read: (pid: number) => Activity | undefined = readActi
   }
 }
 
-/** Where a poll of a starting stack leaves `up -d`: its next poll comes by `SETTLED_IDLE_MS` when only settling is left. */
-export const pollGapFor = (progress: Progress): number | undefined =>
-  progress._tag === "Starting" && progress.settling === true ? SETTLED_IDLE_MS : undefined
+/**
+ * When `up -d` polls next (see `whenChanged`): when only settling is left, `SETTLED_IDLE_MS` after this poll,
+ * when the services read now can be judged (a line of the supervisor's output does not bring it sooner).
+ */
+export const pollGapFor = (progress: Progress): { readonly least: number; readonly most: number } =>
+  progress._tag === "Starting" && progress.settling === true
+    ? { least: SETTLED_IDLE_MS, most: SETTLED_IDLE_MS }
+    : POLL_GAP_MS
 
 /**
  * Decides from the status rows whether `up` is done: every named service (all enabled ones when none is
@@ -189,13 +194,13 @@ const POLL_GAP_MS = { least: 20, most: 100 } as const
  * service's transitions) has grown past `seen` bytes (its size before the previous poll), but at least
  * `POLL_GAP_MS.least` and at most `POLL_GAP_MS.most` from now. A stack is seen ready within a few ms of its last
  * transition, not up to a whole polling period later, and a busy supervisor is not polled more often than every
- * 20 ms. `most` (at least `POLL_GAP_MS.least`) shortens the longest wait. Returns a function that cancels the wait.
+ * 20 ms. `gap` replaces those bounds (`pollGapFor`). Returns a function that cancels the wait.
  */
 export const whenChanged = (
   file: string,
   seen: number,
   done: () => void,
-  most: number = POLL_GAP_MS.most
+  gap: { readonly least: number; readonly most: number } = POLL_GAP_MS
 ): (() => void) => {
   let watcher: fs.FSWatcher | undefined
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -212,7 +217,7 @@ export const whenChanged = (
   }
   timer = setTimeout(() => {
     if (over) return
-    timer = setTimeout(fire, Math.max(0, most - POLL_GAP_MS.least))
+    timer = setTimeout(fire, Math.max(0, gap.most - gap.least))
     try {
       watcher = fs.watch(file, { persistent: false }, fire)
     } catch {
@@ -220,6 +225,6 @@ export const whenChanged = (
     }
     // written during the previous poll, or before the watch began
     if (sizeOf(file) !== seen) fire()
-  }, POLL_GAP_MS.least)
+  }, gap.least)
   return stop
 }

@@ -51,9 +51,13 @@ export class DetachFailed extends Data.TaggedError("DetachFailed")<{
 const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null
 
 /** Waits for the next poll (`whenChanged`). */
-const nextChange = (file: string, seen: number, most?: number): Effect.Effect<void> =>
+const nextChange = (
+  file: string,
+  seen: number,
+  gap: { readonly least: number; readonly most: number }
+): Effect.Effect<void> =>
   Effect.async<void>((resume) => {
-    const cancel = whenChanged(file, seen, () => resume(Effect.void), most)
+    const cancel = whenChanged(file, seen, () => resume(Effect.void), gap)
     return Effect.sync(cancel)
   })
 
