@@ -141,16 +141,24 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
   // the launcher may have waited first (cli/QuickUp.ts): its last rows and the lines it has shown carry on
   let lastRows: ReadonlyArray<ServiceStatus> = spawned.handedOver?.lastRows ?? []
   const idle = idleWatch()
-  const poll: Effect.Effect<Progress> = Effect.scoped(
+  let settling = false
+  const asked: Effect.Effect<Progress> = Effect.scoped(
     Effect.gen(function* () {
       const client = yield* connect(root)
       // another supervisor that won the directory is not ours: ours will exit and say so
       if (client.identity.pid !== child.pid) return { _tag: "Starting" } as const
       lastRows = yield* client.status
       Trace.count("status poll")
-      return progressOf(lastRows, services, Date.now(), idle)
+      const progress = progressOf(lastRows, services, Date.now(), idle)
+      settling = progress._tag === "Starting" && progress.settling === true
+      return progress
     })
   ).pipe(Effect.orElseSucceed((): Progress => ({ _tag: "Starting" })))
+  // when only settling was left, the rows already read are judged again first (the services' activity is new)
+  const poll: Effect.Effect<Progress> = Effect.suspend(() => {
+    const again = settling ? progressOf(lastRows, services, Date.now(), idle) : undefined
+    return again?._tag === "Ready" ? Effect.succeed(again) : asked
+  })
 
   // the supervisor's own lines before any service starts (provisioning can take minutes) are shown
   const forwarder = spawned.handedOver?.forward ?? progressForwarder(paths.supervisorLog, logStart)

@@ -65,8 +65,16 @@ export const quickDetachedUp = (): Promise<boolean> | undefined => {
   let lastRows: ReadonlyArray<ServiceStatus> = []
   const idle = idleWatch()
 
-  /** One poll: hello (is it ours?) and status; anything short of an answer is "starting". */
+  let settling = false
+  /**
+   * One poll: hello (is it ours?) and status; anything short of an answer is "starting". When only settling
+   * was left, the rows already read are judged again first: what changed is the services' activity, read now.
+   */
   const poll = async (): Promise<Progress> => {
+    if (settling) {
+      const again = progressOf(lastRows, services, Date.now(), idle)
+      if (again._tag === "Ready") return again
+    }
     const hello = await getJson(paths.socket, "/hello", ANSWER_TIMEOUT_MS)
     // another supervisor that won the directory is not ours: ours will exit and say so
     if (helloPid(hello) !== child.pid) return { _tag: "Starting" }
@@ -74,7 +82,9 @@ export const quickDetachedUp = (): Promise<boolean> | undefined => {
     if (!isStatusRows(rows)) return { _tag: "Starting" }
     lastRows = rows
     Trace.count("status poll")
-    return progressOf(rows, services, Date.now(), idle)
+    const progress = progressOf(rows, services, Date.now(), idle)
+    settling = progress._tag === "Starting" && progress.settling === true
+    return progress
   }
 
   return new Promise<boolean>((resolve) => {
