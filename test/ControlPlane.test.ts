@@ -10,7 +10,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import { join, resolve } from "node:path"
 import { formatStatusJson, formatStatusTable, formatUptime, StatusJson } from "../src/cli/StackStatus.js"
-import { idleWatch, SETTLED_IDLE_MS } from "../src/app/DetachedProgress.js"
+import { idleWatch, progressAgain, SETTLED_IDLE_MS } from "../src/app/DetachedProgress.js"
 import { failureIn, progressForwarder, progressOf, STAYED_UP_MS } from "../src/app/StackUpDetached.js"
 import type { Activity } from "../src/process/ProcTable.js"
 import type { ServiceStatus } from "../src/stack/ServiceStatus.js"
@@ -237,7 +237,7 @@ describe("pure parts", () => {
     expect(progressOf([young], [], 10_000 + STAYED_UP_MS)).toEqual({ _tag: "Ready", services: ["a"] })
     // a young one that has settled (idle) is up; the idle check is asked only once nothing else is left
     const asked: Array<number> = []
-    const idleOnes = (pid: number) => {
+    const idleOnes = ({ pid }: { readonly pid: number }) => {
       asked.push(pid)
       return pid === 7
     }
@@ -253,25 +253,57 @@ describe("pure parts", () => {
     expect(asked).toEqual([])
   })
 
-  it("idleWatch: settled once a process's activity stays flat for SETTLED_IDLE_MS; a change of threads starts over", () => {
-    let activity: Activity | undefined = { busyNs: 5e6, members: "7" }
-    const idle = idleWatch(() => activity)
-    expect(idle(7, 0)).toBe(false)
-    expect(idle(7, SETTLED_IDLE_MS - 1)).toBe(false)
-    expect(idle(7, SETTLED_IDLE_MS)).toBe(true)
-    // ran 10 ms: busy, the quiet span starts again
-    activity = { busyNs: 15e6, members: "7" }
-    expect(idle(7, SETTLED_IDLE_MS + 1)).toBe(false)
-    expect(idle(7, 2 * SETTLED_IDLE_MS + 1)).toBe(true)
-    // a new child: starts again
-    activity = { busyNs: 15e6, members: "7 9" }
-    expect(idle(7, 2 * SETTLED_IDLE_MS + 2)).toBe(false)
-    expect(idle(7, 3 * SETTLED_IDLE_MS + 2)).toBe(true)
-    // gone: never settled, and a reading after it starts over
+  it("idleWatch: settled once two quiet readings are SETTLED_IDLE_MS apart; busy, awake or other threads start over", () => {
+    let activity: Activity | undefined = { busyNs: 5e6, members: "7", asleep: true }
+    let now = 0
+    let living = true
+    const idle = idleWatch(
+      () => activity,
+      () => now,
+      () => living
+    )
+    const p = { pid: 7, startedAt: 1 }
+    // each step: the reading, its time in idle spans, and the verdict
+    const steps: ReadonlyArray<readonly [number, string, boolean, number, boolean]> = [
+      [5e6, "7", true, 0, false],
+      [5e6, "7", true, 0.98, false],
+      // ran 10 ms: the quiet span starts again
+      [15e6, "7", true, 1, false],
+      // a thread runnable at the reading (maybe starved of the CPU, which schedstat shows only later): not quiet
+      [15e6, "7", false, 2, false],
+      [15e6, "7", true, 3, false],
+      // a new child: starts again
+      [15e6, "7 9", true, 4, false],
+      // less than it had (a thread ended, or another process): starts again
+      [14e6, "7 9", true, 5, false],
+      [14e6, "7 9", true, 6, true]
+    ]
+    for (const [busyNs, members, asleep, spans, verdict] of steps) {
+      activity = { busyNs, members, asleep }
+      now = spans * SETTLED_IDLE_MS
+      expect(idle(p), `at ${spans} spans`).toBe(verdict)
+    }
+    // settled: only its life is checked from then on; the same pid started anew is another process
     activity = undefined
-    expect(idle(7, 4 * SETTLED_IDLE_MS)).toBe(false)
-    activity = { busyNs: 15e6, members: "7 9" }
-    expect(idle(7, 5 * SETTLED_IDLE_MS)).toBe(false)
+    expect(idle(p)).toBe(true)
+    expect(idle({ pid: 7, startedAt: 2 })).toBe(false)
+    living = false
+    expect(idle(p)).toBe(false)
+    living = true
+    activity = { busyNs: 14e6, members: "7 9", asleep: true }
+    expect(idle(p)).toBe(false)
+  })
+
+  it("progressAgain: the previous rows are ready again only while every service's process lives", () => {
+    const old = Date.now() - 10 * STAYED_UP_MS
+    const living = row({ name: "a", state: "running", pid: process.pid, startedAt: old })
+    // no such pid (above any pid_max)
+    const gone = row({ name: "b", state: "ready", pid: 999_999_999, startedAt: old })
+    expect(progressAgain([living], [], () => false)).toEqual({ _tag: "Ready", services: ["a"] })
+    expect(progressAgain([living, gone], [], () => false)).toBeUndefined()
+    const young = row({ name: "c", state: "running", pid: process.pid, startedAt: Date.now() })
+    expect(progressAgain([living, young], [], () => false)).toBeUndefined()
+    expect(progressAgain([living, young], [], () => true)).toMatchObject({ _tag: "Ready" })
   })
 
   it("progressOf: ready when every wanted and launched service settled; failed names the service", () => {

@@ -158,20 +158,23 @@ describe("readActivity and idleWatch: has a started process settled?", () => {
   it("a process that waits (sleep) settles", async () => {
     const pid = spawnGroup("sleep 60; :")
     const idle = idleWatch()
-    expect(await eventually(() => idle(pid, Date.now()), 15_000, 10)).toBe(true)
+    expect(await eventually(() => idle({ pid, startedAt: 0 }), 15_000, 10)).toBe(true)
   })
 
-  it("a busy process never settles, nor does an idle one whose child is busy", async () => {
+  it("a busy process never settles, nor does an idle one whose child is busy, nor a stopped one", async () => {
     const busy = spawnGroup("while :; do :; done")
     const parent = spawnGroup('sh -c "while :; do :; done"; :')
+    const stopped = spawnGroup("while :; do :; done")
+    process.kill(stopped, "SIGSTOP")
     const idle = idleWatch()
     const first = Date.now()
-    // both looked at over several times the idle span: a process that runs or waits to run is never idle
+    // looked at over several times the idle span: a process that runs, waits to run or is stopped never settles
     let seen = 0
     await eventually(() => {
       const now = Date.now()
-      expect(idle(busy, now)).toBe(false)
-      expect(idle(parent, now)).toBe(false)
+      expect(idle({ pid: busy, startedAt: 0 })).toBe(false)
+      expect(idle({ pid: parent, startedAt: 0 })).toBe(false)
+      expect(idle({ pid: stopped, startedAt: 0 })).toBe(false)
       seen++
       return now - first > 6 * SETTLED_IDLE_MS && seen >= 10
     })

@@ -5,8 +5,9 @@
  */
 import * as fs from "node:fs"
 import { settledVerdict } from "../stack/DependencyCondition.js"
-import { type Activity, readActivity } from "../process/ProcTable.js"
+import { type Activity, readActivity, readProcStat } from "../process/ProcTable.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
+import * as Trace from "../trace/Trace.js"
 import { sizeOf } from "./SupervisorSpawn.js"
 
 /** Where a polled stack stands. */
@@ -25,38 +26,60 @@ export type Progress =
 export const STAYED_UP_MS = 500
 
 /**
- * A service without a readiness check has also settled once its processes have been idle this long: neither
- * run nor waited for a CPU (`readActivity`) for more than `IDLE_SHARE` of it. A process that exits at its
- * start is busy until it exits; one that waits for work (a server, a `sleep`) is idle within a few ms of its
- * start, and a long wait of the `up -d` for it only cost time (issue 14). A process starved of the CPU on a busy
- * machine is waiting to run, which is not idle.
+ * A service without a readiness check has also settled once its processes have been quiet this long: asleep
+ * (waiting for an event) at two readings this far apart, and between them neither run nor waited for a CPU
+ * (`readActivity`) for more than `IDLE_SHARE` of the span. A process that fails at its start is busy until it
+ * exits, and one starved of the CPU is runnable, so neither settles; one that waits for work (a server, a
+ * `sleep`) is quiet within a few ms of its start, and waiting 500 ms for it only cost time (issue 14).
  */
 export const SETTLED_IDLE_MS = 50
 
-/** The share of `SETTLED_IDLE_MS` (and of any longer quiet span) a settled process may have run or waited to run. */
+/** The share of the quiet span a settled process may have run or waited to run (a timer's wake-up, say). */
 const IDLE_SHARE = 0.02
 
+/** Whether a process is alive (not gone, not a zombie). */
+const alive = (pid: number): boolean => {
+  const state = readProcStat(pid)?.state
+  return state !== undefined && state !== "Z" && state !== "X"
+}
+
 /**
- * Whether a process has settled: called at each poll with a pid and the time, it reads the process's activity
- * (`read`, `readActivity` by default) and answers true once that has stayed idle (see `SETTLED_IDLE_MS`) since
- * an earlier call at least `SETTLED_IDLE_MS` before. A process that cannot be read (gone, a zombie, no `/proc`)
- * has not settled.
+ * Whether a service's process has settled: asked at each poll, it reads the process's activity (`read`,
+ * `readActivity` by default) and answers true once two readings at least `SETTLED_IDLE_MS` apart found it quiet
+ * (see there). A process that cannot be read (gone, a zombie, no `/proc`) has not settled. Once settled, a
+ * process is only checked to be alive. Processes are told apart by pid and start time (`startedAt`).
  */
-export const idleWatch = (read: (pid: number) => Activity | undefined = readActivity) => {
-  const quietSince = new Map<number, { readonly at: number; readonly activity: Activity }>()
-  return (pid: number, now: number): boolean => {
-    const activity = read(pid)
-    if (activity === undefined) {
-      quietSince.delete(pid)
+export const idleWatch = (
+  read: (pid: number) => Activity | undefined = readActivity,
+  clock: () => number = () => performance.now(),
+  isAlive: (pid: number) => boolean = alive
+) => {
+  const quietSince = new Map<string, { readonly at: number; readonly activity: Activity }>()
+  const settled = new Set<string>()
+  return (process: { readonly pid: number; readonly startedAt: number | null }): boolean => {
+    const key = `${process.pid}@${process.startedAt}`
+    if (settled.has(key)) {
+      if (isAlive(process.pid)) return true
+      settled.delete(key)
       return false
     }
-    const since = quietSince.get(pid)
-    const busyMs = since === undefined ? Infinity : (activity.busyNs - since.activity.busyNs) / 1e6
-    if (since === undefined || since.activity.members !== activity.members || busyMs > IDLE_SHARE * (now - since.at)) {
-      quietSince.set(pid, { at: now, activity })
+    const now = clock()
+    const activity = Trace.timed("activity of a process read", () => read(process.pid))
+    const since = quietSince.get(key)
+    if (activity === undefined || !activity.asleep) {
+      quietSince.delete(key)
       return false
     }
-    return now - since.at >= SETTLED_IDLE_MS
+    const busyMs = since === undefined ? Number.NaN : (activity.busyNs - since.activity.busyNs) / 1e6
+    // NaN (no earlier reading) fails both comparisons: a quiet span starts here
+    if (since?.activity.members !== activity.members || !(busyMs >= 0 && busyMs <= IDLE_SHARE * (now - since.at))) {
+      quietSince.set(key, { at: now, activity })
+      return false
+    }
+    if (now - since.at < SETTLED_IDLE_MS) return false
+    quietSince.delete(key)
+    settled.add(key)
+    return true
   }
 }
 
@@ -79,7 +102,7 @@ export const progressOf = (
   rows: ReadonlyArray<ServiceStatus>,
   selected: ReadonlyArray<string>,
   now = Date.now(),
-  idle: (pid: number, now: number) => boolean = () => false
+  idle: (process: { readonly pid: number; readonly startedAt: number | null }) => boolean = () => false
 ): Progress => {
   const wanted =
     selected.length > 0 ? rows.filter((r) => selected.includes(r.name)) : rows.filter((r) => r.state !== "disabled")
@@ -102,10 +125,25 @@ export const progressOf = (
     (r) => r.state === "running" && r.startedAt !== null && now - r.startedAt < STAYED_UP_MS
   )
   // every young one is read at each poll, so that each has its earlier reading
-  const unsettled = young.filter((r) => r.pid === null || !idle(r.pid, now))
+  const unsettled = young.filter((r) => r.pid === null || !idle({ pid: r.pid, startedAt: r.startedAt }))
   return unsettled.length === 0
     ? { _tag: "Ready", services: involved.map((r) => r.name) }
     : { _tag: "Starting", settling: true }
+}
+
+/**
+ * The rows of the previous poll judged again, when only settling was left then: what changed since is the
+ * services' activity, read now. Ready only when every service with a process still has it alive (a service
+ * that exited or restarted since shows in the next poll); otherwise undefined, and the supervisor is asked.
+ */
+export const progressAgain = (
+  rows: ReadonlyArray<ServiceStatus>,
+  selected: ReadonlyArray<string>,
+  idle: (process: { readonly pid: number; readonly startedAt: number | null }) => boolean
+): Progress | undefined => {
+  const again = progressOf(rows, selected, Date.now(), idle)
+  const living = (r: ServiceStatus) => r.pid === null || !(r.state === "running" || r.state === "ready") || alive(r.pid)
+  return again._tag === "Ready" && rows.every(living) ? again : undefined
 }
 
 /** The supervisor's own report of a failed start (`core: NAME failed to start: REASON`), the last one. */

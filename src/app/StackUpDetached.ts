@@ -17,6 +17,7 @@ import {
   lastLines,
   type Progress,
   pollGapFor,
+  progressAgain,
   progressForwarder,
   progressOf,
   saidReady,
@@ -156,8 +157,8 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
   ).pipe(Effect.orElseSucceed((): Progress => ({ _tag: "Starting" })))
   // when only settling was left, the rows already read are judged again first (the services' activity is new)
   const poll: Effect.Effect<Progress> = Effect.suspend(() => {
-    const again = settling ? progressOf(lastRows, services, Date.now(), idle) : undefined
-    return again?._tag === "Ready" ? Effect.succeed(again) : asked
+    const again = settling ? progressAgain(lastRows, services, idle) : undefined
+    return again !== undefined ? Effect.succeed(again) : asked
   })
 
   // the supervisor's own lines before any service starts (provisioning can take minutes) are shown

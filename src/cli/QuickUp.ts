@@ -17,6 +17,7 @@ import {
   idleWatch,
   type Progress,
   pollGapFor,
+  progressAgain,
   progressForwarder,
   progressOf,
   whenChanged
@@ -71,10 +72,8 @@ export const quickDetachedUp = (): Promise<boolean> | undefined => {
    * was left, the rows already read are judged again first: what changed is the services' activity, read now.
    */
   const poll = async (): Promise<Progress> => {
-    if (settling) {
-      const again = progressOf(lastRows, services, Date.now(), idle)
-      if (again._tag === "Ready") return again
-    }
+    const again = settling ? progressAgain(lastRows, services, idle) : undefined
+    if (again !== undefined) return again
     const hello = await getJson(paths.socket, "/hello", ANSWER_TIMEOUT_MS)
     // another supervisor that won the directory is not ours: ours will exit and say so
     if (helloPid(hello) !== child.pid) return { _tag: "Starting" }

@@ -90,6 +90,12 @@ export interface Activity {
   readonly busyNs: number
   /** The thread ids seen, in the order read: another set of threads or children is another activity. */
   readonly members: string
+  /**
+   * Whether every thread was asleep (`S`: waiting for an event) at the reading. A runnable thread waiting for
+   * a CPU is not counted in `busyNs` until it gets one, so a reading with one (`R`), or one in disk wait (`D`),
+   * stopped (`T`) or just ended (`Z`), is not a quiet one.
+   */
+  readonly asleep: boolean
 }
 
 /** More threads and descendants than a service's start is judged by: such a tree is not read. */
@@ -97,32 +103,56 @@ const MAX_ACTIVITY_TASKS = 256
 
 /**
  * What process `pid` and its descendants have run or waited to run so far: the first two numbers of each
- * thread's `/proc/<pid>/task/<tid>/schedstat`, children found through each thread's `children` file.
- * Undefined when the process is gone or a zombie, when `/proc` cannot tell (no schedstat, no `children`),
- * or when the tree holds more than `MAX_ACTIVITY_TASKS` threads: whoever asks must then not call it idle.
+ * thread's `/proc/<pid>/task/<tid>/schedstat`, children found through each thread's `children` file (a child
+ * that was handed to another parent is not seen), and each thread's state. Undefined when the process is gone
+ * or a zombie, when `/proc` cannot tell (no schedstat or no `children` file; a kernel that keeps no scheduler
+ * statistics shows no run of the process at all), or when the tree holds more than `MAX_ACTIVITY_TASKS`
+ * threads: whoever asks must then not call it idle.
  */
 export const readActivity = (pid: number): Activity | undefined => {
-  const state = readProcStat(pid)?.state
-  if (state === undefined || state === "Z" || state === "X") return undefined
   let busyNs = 0
+  let asleep = true
   const members: Array<string> = []
   const visit = (process: number): boolean => {
     for (const tid of fs.readdirSync(`/proc/${process}/task`)) {
       if (members.length >= MAX_ACTIVITY_TASKS) return false
       const task = `/proc/${process}/task/${tid}`
-      const [run, wait] = fs.readFileSync(`${task}/schedstat`, "utf8").split(" ")
+      const stat = readSmall(`${task}/stat`)
+      const state = stat.charAt(stat.lastIndexOf(")") + 2)
+      const [run, wait, runs] = readSmall(`${task}/schedstat`).split(" ")
       const ns = Number(run) + Number(wait)
       if (!Number.isFinite(ns)) return false
+      if (members.length === 0 && (state === "Z" || state === "X" || !(Number(runs) > 0))) return false
+      if (state !== "S") asleep = false
       busyNs += ns
       members.push(tid)
-      for (const child of fs.readFileSync(`${task}/children`, "utf8").split(" "))
+      for (const child of readSmall(`${task}/children`).split(" "))
         if (child.trim().length > 0 && !visit(Number(child))) return false
     }
     return true
   }
   try {
-    return visit(pid) ? { busyNs, members: members.join(" ") } : undefined
+    return visit(pid) ? { busyNs, members: members.join(" "), asleep } : undefined
   } catch {
     return undefined
+  }
+}
+
+/** One buffer for `readSmall`. */
+const smallBuffer = Buffer.alloc(4096)
+
+/**
+ * A small `/proc` file read whole with one `read` (`readFileSync` asks its size first, which `/proc` does not
+ * tell, then reads until an empty read). Throws when it cannot be opened or read, or fills the buffer (a
+ * `children` file of hundreds of children: more than `readActivity` reads anyway).
+ */
+const readSmall = (path: string): string => {
+  const fd = fs.openSync(path, "r")
+  try {
+    const read = fs.readSync(fd, smallBuffer, 0, smallBuffer.length, null)
+    if (read === smallBuffer.length) throw new Error(`${path}: longer than ${smallBuffer.length} bytes`)
+    return smallBuffer.toString("latin1", 0, read)
+  } finally {
+    fs.closeSync(fd)
   }
 }
