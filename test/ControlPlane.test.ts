@@ -302,7 +302,10 @@ describe("pure parts", () => {
     expect(progressAgain([living], [], () => false)).toEqual({ _tag: "Ready", services: ["a"] })
     expect(progressAgain([living, gone], [], () => false)).toBeUndefined()
     const young = row({ name: "c", state: "running", pid: process.pid, startedAt: Date.now() })
-    expect(progressAgain([living, young], [], () => false)).toBeUndefined()
+    // still settling, everything alive: judged again without asking; one gone: the supervisor is asked
+    expect(progressAgain([living, young], [], () => false)).toEqual({ _tag: "Starting", settling: true })
+    expect(progressAgain([young, gone], [], () => false)).toBeUndefined()
+    expect(progressAgain([row({ name: "d", state: "starting" })], [], () => true)).toBeUndefined()
     expect(progressAgain([living, young], [], () => true)).toMatchObject({ _tag: "Ready" })
   })
 

@@ -133,8 +133,9 @@ export const progressOf = (
 
 /**
  * The rows of the previous poll judged again, when only settling was left then: what changed since is the
- * services' activity, read now. Ready only when every service with a process still has it alive (a service
- * that exited or restarted since shows in the next poll); otherwise undefined, and the supervisor is asked.
+ * services' activity, read now. Given only while every service with a process still has it alive (a service
+ * that exited or restarted since shows in the next poll of the supervisor), and only when it is ready or still
+ * settling; otherwise undefined, and the supervisor is asked.
  */
 export const progressAgain = (
   rows: ReadonlyArray<ServiceStatus>,
@@ -143,8 +144,12 @@ export const progressAgain = (
 ): Progress | undefined => {
   const again = progressOf(rows, selected, Date.now(), idle)
   const living = (r: ServiceStatus) => r.pid === null || !(r.state === "running" || r.state === "ready") || alive(r.pid)
-  return again._tag === "Ready" && rows.every(living) ? again : undefined
+  const judged = again._tag === "Ready" || (again._tag === "Starting" && again.settling === true)
+  return judged && rows.every(living) ? again : undefined
 }
+
+/** How many polls in a row may judge the rows of the last poll of the supervisor again (`progressAgain`). */
+export const REJUDGED_POLLS = 2
 
 /** The supervisor's own report of a failed start (`core: NAME failed to start: REASON`), the last one. */
 export const failureIn = (

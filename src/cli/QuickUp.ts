@@ -20,6 +20,7 @@ import {
   progressAgain,
   progressForwarder,
   progressOf,
+  REJUDGED_POLLS,
   whenChanged
 } from "../app/DetachedProgress.js"
 import { earlyStarted, releaseEarly, sizeOf } from "../app/SupervisorSpawn.js"
@@ -66,13 +67,13 @@ export const quickDetachedUp = (): Promise<boolean> | undefined => {
   let lastRows: ReadonlyArray<ServiceStatus> = []
   const idle = idleWatch()
 
-  let settling = false
+  let rejudged = 0
   /**
    * One poll: hello (is it ours?) and status; anything short of an answer is "starting". When only settling
    * was left, the rows already read are judged again first: what changed is the services' activity, read now.
    */
   const poll = async (): Promise<Progress> => {
-    const again = settling ? progressAgain(lastRows, services, idle) : undefined
+    const again = rejudged-- > 0 ? progressAgain(lastRows, services, idle) : undefined
     if (again !== undefined) return again
     const hello = await getJson(paths.socket, "/hello", ANSWER_TIMEOUT_MS)
     // another supervisor that won the directory is not ours: ours will exit and say so
@@ -82,7 +83,7 @@ export const quickDetachedUp = (): Promise<boolean> | undefined => {
     lastRows = rows
     Trace.count("status poll")
     const progress = progressOf(rows, services, Date.now(), idle)
-    settling = progress._tag === "Starting" && progress.settling === true
+    rejudged = progress._tag === "Starting" && progress.settling === true ? REJUDGED_POLLS : 0
     return progress
   }
 
