@@ -10,7 +10,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import { join, resolve } from "node:path"
 import { formatStatusJson, formatStatusTable, formatUptime, StatusJson } from "../src/cli/StackStatus.js"
-import { idleWatch, progressAgain, SETTLED_IDLE_MS } from "../src/app/DetachedProgress.js"
+import { idleWatch, pollGapFor, progressAgain, SETTLED_IDLE_MS } from "../src/app/DetachedProgress.js"
 import { failureIn, progressForwarder, progressOf, STAYED_UP_MS } from "../src/app/StackUpDetached.js"
 import type { Activity } from "../src/process/ProcTable.js"
 import type { ServiceStatus } from "../src/stack/ServiceStatus.js"
@@ -278,6 +278,18 @@ describe("pure parts", () => {
       [14e6, "7 9", true, 5, false],
       [14e6, "7 9", true, 6, true]
     ]
+    // a span is judged once due: the next poll is timed from the first reading of a span, not the last
+    activity = { busyNs: 5e6, members: "7", asleep: true }
+    expect(idle.waitMs()).toBe(0)
+    expect(idle({ pid: 8, startedAt: 1 })).toBe(false)
+    now = 10
+    expect(idle.waitMs()).toBe(SETTLED_IDLE_MS - 10)
+    expect(pollGapFor({ _tag: "Starting", settling: true }, idle).least).toBeGreaterThanOrEqual(SETTLED_IDLE_MS - 10)
+    expect(pollGapFor({ _tag: "Starting" }, idle).least).toBeLessThan(SETTLED_IDLE_MS - 10)
+    now = SETTLED_IDLE_MS
+    expect(idle({ pid: 8, startedAt: 1 })).toBe(true)
+    expect(idle.waitMs()).toBe(0)
+    now = 0
     for (const [busyNs, members, asleep, spans, verdict] of steps) {
       activity = { busyNs, members, asleep }
       now = spans * SETTLED_IDLE_MS

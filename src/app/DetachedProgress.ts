@@ -56,7 +56,7 @@ export const idleWatch = (
 ) => {
   const quietSince = new Map<string, { readonly at: number; readonly activity: Activity }>()
   const settled = new Set<string>()
-  return (process: { readonly pid: number; readonly startedAt: number | null }): boolean => {
+  const judge = (process: { readonly pid: number; readonly startedAt: number | null }): boolean => {
     const key = `${process.pid}@${process.startedAt}`
     if (settled.has(key)) {
       if (isAlive(process.pid)) return true
@@ -64,8 +64,10 @@ export const idleWatch = (
       return false
     }
     const now = clock()
-    const activity = Trace.timed("activity of a process read", () => read(process.pid))
     const since = quietSince.get(key)
+    // a quiet span that cannot be judged yet goes on unread
+    if (since !== undefined && now - since.at < SETTLED_IDLE_MS) return false
+    const activity = Trace.timed("activity of a process read", () => read(process.pid))
     if (activity === undefined || !activity.asleep) {
       quietSince.delete(key)
       return false
@@ -76,21 +78,40 @@ export const idleWatch = (
       quietSince.set(key, { at: now, activity })
       return false
     }
-    if (now - since.at < SETTLED_IDLE_MS) return false
     quietSince.delete(key)
     settled.add(key)
     return true
   }
+  /**
+   * How long until the first quiet span can be judged (0 when none is waiting). The spans of one poll begin
+   * one after the other as its readings go, and a poll that comes when the first is due finds the next ones
+   * due as it reads them: the wait is `SETTLED_IDLE_MS` from the first reading, not from the last.
+   */
+  const waitMs = (): number => {
+    const now = clock()
+    let due = Number.POSITIVE_INFINITY
+    for (const { at } of quietSince.values()) due = Math.min(due, at + SETTLED_IDLE_MS)
+    return Number.isFinite(due) ? Math.max(0, due - now) : 0
+  }
+  return Object.assign(judge, { waitMs })
 }
 
+/** An `idleWatch`. */
+export type IdleWatch = ReturnType<typeof idleWatch>
+
 /**
- * When `up -d` polls next (see `whenChanged`): when only settling is left, `SETTLED_IDLE_MS` after this poll,
- * when the services read now can be judged (a line of the supervisor's output does not bring it sooner).
+ * When `up -d` polls next (see `whenChanged`): when only settling is left, once the first quiet span can be
+ * judged (`waitMs`; `SETTLED_IDLE_MS` without a watch), a few ms later; a line of the supervisor's output does
+ * not bring it sooner.
  */
-export const pollGapFor = (progress: Progress): { readonly least: number; readonly most: number } =>
-  progress._tag === "Starting" && progress.settling === true
-    ? { least: SETTLED_IDLE_MS, most: SETTLED_IDLE_MS }
-    : POLL_GAP_MS
+export const pollGapFor = (progress: Progress, idle?: IdleWatch): { readonly least: number; readonly most: number } => {
+  if (progress._tag !== "Starting" || progress.settling !== true) return POLL_GAP_MS
+  const wait = (idle?.waitMs() ?? SETTLED_IDLE_MS) + SETTLE_SLACK_MS
+  return { least: wait, most: wait }
+}
+
+/** See `pollGapFor`: a poll that comes this much after a span is due finds it so whatever the clocks' rounding. */
+const SETTLE_SLACK_MS = 2
 
 /**
  * Decides from the status rows whether `up` is done: every named service (all enabled ones when none is
@@ -148,8 +169,8 @@ export const progressAgain = (
   return judged && rows.every(living) ? again : undefined
 }
 
-/** How many polls in a row may judge the rows of the last poll of the supervisor again (`progressAgain`). */
-export const REJUDGED_POLLS = 2
+/** How long the rows of the last poll of the supervisor may be judged again (`progressAgain`), in ms. */
+export const REJUDGED_FOR_MS = STAYED_UP_MS
 
 /** The supervisor's own report of a failed start (`core: NAME failed to start: REASON`), the last one. */
 export const failureIn = (

@@ -20,7 +20,7 @@ import {
   progressAgain,
   progressForwarder,
   progressOf,
-  REJUDGED_POLLS,
+  REJUDGED_FOR_MS,
   saidReady,
   whenChanged
 } from "./DetachedProgress.js"
@@ -143,7 +143,7 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
   // the launcher may have waited first (cli/QuickUp.ts): its last rows and the lines it has shown carry on
   let lastRows: ReadonlyArray<ServiceStatus> = spawned.handedOver?.lastRows ?? []
   const idle = idleWatch()
-  let rejudged = 0
+  let rejudgeUntil = 0
   const asked: Effect.Effect<Progress> = Effect.scoped(
     Effect.gen(function* () {
       const client = yield* connect(root)
@@ -152,13 +152,13 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
       lastRows = yield* client.status
       Trace.count("status poll")
       const progress = progressOf(lastRows, services, Date.now(), idle)
-      rejudged = progress._tag === "Starting" && progress.settling === true ? REJUDGED_POLLS : 0
+      rejudgeUntil = progress._tag === "Starting" && progress.settling === true ? Date.now() + REJUDGED_FOR_MS : 0
       return progress
     })
   ).pipe(Effect.orElseSucceed((): Progress => ({ _tag: "Starting" })))
   // when only settling was left, the rows already read are judged again first (the services' activity is new)
   const poll: Effect.Effect<Progress> = Effect.suspend(() => {
-    const again = rejudged-- > 0 ? progressAgain(lastRows, services, idle) : undefined
+    const again = Date.now() < rejudgeUntil ? progressAgain(lastRows, services, idle) : undefined
     return again !== undefined ? Effect.succeed(again) : asked
   })
 
@@ -175,7 +175,7 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
             const seen = sizeOf(paths.supervisorLog)
             return Effect.flatMap(poll, (p) =>
               p._tag === "Starting"
-                ? Effect.zipRight(nextChange(paths.supervisorLog, seen, pollGapFor(p)), waitReady)
+                ? Effect.zipRight(nextChange(paths.supervisorLog, seen, pollGapFor(p, idle)), waitReady)
                 : Effect.succeed(p)
             )
           })

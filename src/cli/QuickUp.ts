@@ -20,7 +20,7 @@ import {
   progressAgain,
   progressForwarder,
   progressOf,
-  REJUDGED_POLLS,
+  REJUDGED_FOR_MS,
   whenChanged
 } from "../app/DetachedProgress.js"
 import { earlyStarted, releaseEarly, sizeOf } from "../app/SupervisorSpawn.js"
@@ -67,13 +67,14 @@ export const quickDetachedUp = (): Promise<boolean> | undefined => {
   let lastRows: ReadonlyArray<ServiceStatus> = []
   const idle = idleWatch()
 
-  let rejudged = 0
+  /** Until when the last rows may be judged again (only settling was left in them). */
+  let rejudgeUntil = 0
   /**
    * One poll: hello (is it ours?) and status; anything short of an answer is "starting". When only settling
    * was left, the rows already read are judged again first: what changed is the services' activity, read now.
    */
   const poll = async (): Promise<Progress> => {
-    const again = rejudged-- > 0 ? progressAgain(lastRows, services, idle) : undefined
+    const again = Date.now() < rejudgeUntil ? progressAgain(lastRows, services, idle) : undefined
     if (again !== undefined) return again
     const hello = await getJson(paths.socket, "/hello", ANSWER_TIMEOUT_MS)
     // another supervisor that won the directory is not ours: ours will exit and say so
@@ -83,7 +84,7 @@ export const quickDetachedUp = (): Promise<boolean> | undefined => {
     lastRows = rows
     Trace.count("status poll")
     const progress = progressOf(rows, services, Date.now(), idle)
-    rejudged = progress._tag === "Starting" && progress.settling === true ? REJUDGED_POLLS : 0
+    rejudgeUntil = progress._tag === "Starting" && progress.settling === true ? Date.now() + REJUDGED_FOR_MS : 0
     return progress
   }
 
@@ -140,7 +141,7 @@ export const quickDetachedUp = (): Promise<boolean> | undefined => {
       void poll().then((progress) => {
         if (signals > 0) return
         if (progress._tag === "Starting")
-          cancelWait = whenChanged(paths.supervisorLog, seen, step, pollGapFor(progress))
+          cancelWait = whenChanged(paths.supervisorLog, seen, step, pollGapFor(progress, idle))
         else if (progress._tag === "Ready") finish(progress.services)
         else handOver()
       })
