@@ -10,7 +10,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import { join, resolve } from "node:path"
 import { formatStatusJson, formatStatusTable, formatUptime, StatusJson } from "../src/cli/StackStatus.js"
-import { idleWatch, pollGapFor, progressAgain, SETTLED_IDLE_MS } from "../src/app/DetachedProgress.js"
+import { idleWatch, mayJudgeAgain, pollGapFor, progressAgain, SETTLED_IDLE_MS } from "../src/app/DetachedProgress.js"
 import { failureIn, progressForwarder, progressOf, STAYED_UP_MS } from "../src/app/StackUpDetached.js"
 import type { Activity } from "../src/process/ProcTable.js"
 import type { ServiceStatus } from "../src/stack/ServiceStatus.js"
@@ -254,56 +254,93 @@ describe("pure parts", () => {
   })
 
   it("idleWatch: settled once two quiet readings are SETTLED_IDLE_MS apart; busy, awake or other threads start over", () => {
-    let activity: Activity | undefined = { busyNs: 5e6, members: "7", asleep: true }
+    const reading = (busyNs: number, members: string, asleep = true, startTime = 100): Activity => ({
+      busyNs,
+      members,
+      asleep,
+      startTime
+    })
+    let activity: Activity | undefined = reading(5e6, "7")
     let now = 0
+    let wallNow = 1
     let living = true
+    const aliveAsked: Array<number | undefined> = []
     const idle = idleWatch(
       () => activity,
       () => now,
-      () => living
+      (_pid, startTime) => {
+        aliveAsked.push(startTime)
+        return living
+      },
+      () => wallNow
     )
-    const p = { pid: 7, startedAt: 1 }
-    // each step: the reading, its time in idle spans, and the verdict
-    const steps: ReadonlyArray<readonly [number, string, boolean, number, boolean]> = [
-      [5e6, "7", true, 0, false],
-      [5e6, "7", true, 0.98, false],
-      // ran 10 ms: the quiet span starts again
-      [15e6, "7", true, 1, false],
-      // a thread runnable at the reading (maybe starved of the CPU, which schedstat shows only later): not quiet
-      [15e6, "7", false, 2, false],
-      [15e6, "7", true, 3, false],
-      // a new child: starts again
-      [15e6, "7 9", true, 4, false],
-      // less than it had (a thread ended, or another process): starts again
-      [14e6, "7 9", true, 5, false],
-      [14e6, "7 9", true, 6, true]
-    ]
     // a span is judged once due: the next poll is timed from the first reading of a span, not the last
-    activity = { busyNs: 5e6, members: "7", asleep: true }
-    expect(idle.waitMs()).toBe(0)
+    expect(idle.waitMs()).toBe(SETTLED_IDLE_MS)
     expect(idle({ pid: 8, startedAt: 1 })).toBe(false)
     now = 10
     expect(idle.waitMs()).toBe(SETTLED_IDLE_MS - 10)
     expect(pollGapFor({ _tag: "Starting", settling: true }, idle).least).toBeGreaterThanOrEqual(SETTLED_IDLE_MS - 10)
     expect(pollGapFor({ _tag: "Starting" }, idle).least).toBeLessThan(SETTLED_IDLE_MS - 10)
-    now = SETTLED_IDLE_MS
-    expect(idle({ pid: 8, startedAt: 1 })).toBe(true)
-    expect(idle.waitMs()).toBe(0)
-    now = 0
-    for (const [busyNs, members, asleep, spans, verdict] of steps) {
-      activity = { busyNs, members, asleep }
+    // never a wait shorter than a few ms, whatever is overdue
+    now = 10 * SETTLED_IDLE_MS
+    expect(idle.waitMs()).toBeGreaterThanOrEqual(10)
+    // the span of a service no longer young is dropped: it is not asked again
+    wallNow = 1 + STAYED_UP_MS
+    expect(idle.waitMs()).toBe(SETTLED_IDLE_MS)
+    wallNow = 1
+    const p = { pid: 7, startedAt: 1 }
+    // each step: the reading, its time in idle spans, and the verdict
+    const steps: ReadonlyArray<readonly [Activity, number, boolean]> = [
+      [reading(5e6, "7"), 0, false],
+      [reading(5e6, "7"), 0.98, false],
+      // ran 10 ms: the quiet span starts again
+      [reading(15e6, "7"), 1, false],
+      // a thread runnable at the reading (maybe starved of the CPU, which schedstat shows only later): not quiet
+      [reading(15e6, "7", false), 2, false],
+      [reading(15e6, "7"), 3, false],
+      // a new child: starts again
+      [reading(15e6, "7 9"), 4, false],
+      // less than it had (a thread ended, or another process): starts again
+      [reading(14e6, "7 9"), 5, false],
+      // another process under the same pid (its start time): starts again
+      [reading(14e6, "7 9", true, 101), 6, false],
+      [reading(14e6, "7 9", true, 101), 7, true]
+    ]
+    for (const [next, spans, verdict] of steps) {
+      activity = next
       now = spans * SETTLED_IDLE_MS
       expect(idle(p), `at ${spans} spans`).toBe(verdict)
     }
-    // settled: only its life is checked from then on; the same pid started anew is another process
+    // settled: only its life (as the same process) is checked from then on; the same pid started anew is another
     activity = undefined
     expect(idle(p)).toBe(true)
+    expect(aliveAsked).toEqual([101])
     expect(idle({ pid: 7, startedAt: 2 })).toBe(false)
     living = false
     expect(idle(p)).toBe(false)
     living = true
-    activity = { busyNs: 14e6, members: "7 9", asleep: true }
+    activity = reading(14e6, "7 9")
     expect(idle(p)).toBe(false)
+  })
+
+  it("mayJudgeAgain: only while the rows are young, the supervisor lives and has noted nothing since", () => {
+    const log = join(tempDir("core-judge-"), "supervisor.log")
+    fs.writeFileSync(log, "a    | [core] running\n")
+    const from = fs.statSync(log).size
+    const since = performance.now()
+    expect(mayJudgeAgain(since, process.pid, log, from)).toBe(true)
+    // what a service prints, a trace line and the supervisor's ready line do not count
+    fs.appendFileSync(log, "a    | listening on 80\ncore trace   +1 ms  x\ncore: 1 service(s) ready in 5 ms\n")
+    expect(mayJudgeAgain(since, process.pid, log, from)).toBe(true)
+    expect(mayJudgeAgain(since - STAYED_UP_MS, process.pid, log, from)).toBe(false)
+    expect(mayJudgeAgain(since, 999_999_999, log, from)).toBe(false)
+    expect(mayJudgeAgain(since, undefined, log, from)).toBe(false)
+    // a transition of a service, or a line of the supervisor's own
+    fs.appendFileSync(log, "a    | [core] stopping\n")
+    expect(mayJudgeAgain(since, process.pid, log, from)).toBe(false)
+    expect(mayJudgeAgain(since, process.pid, log, fs.statSync(log).size)).toBe(true)
+    fs.appendFileSync(log, "core: stopping every service\n")
+    expect(mayJudgeAgain(since, process.pid, log, from)).toBe(false)
   })
 
   it("progressAgain: the previous rows are ready again only while every service's process lives", () => {

@@ -37,29 +37,37 @@ export const SETTLED_IDLE_MS = 50
 /** The share of the quiet span a settled process may have run or waited to run (a timer's wake-up, say). */
 const IDLE_SHARE = 0.02
 
-/** Whether a process is alive (not gone, not a zombie). */
-const alive = (pid: number): boolean => {
-  const state = readProcStat(pid)?.state
-  return state !== undefined && state !== "Z" && state !== "X"
+/** Whether a process is alive (not gone, not a zombie), and the same one when its start time is given. */
+export const alive = (pid: number, startTime?: number): boolean => {
+  const stat = readProcStat(pid)
+  if (stat === undefined || stat.state === "Z" || stat.state === "X") return false
+  return startTime === undefined || stat.startTime === startTime
 }
 
 /**
  * Whether a service's process has settled: asked at each poll, it reads the process's activity (`read`,
  * `readActivity` by default) and answers true once two readings at least `SETTLED_IDLE_MS` apart found it quiet
- * (see there). A process that cannot be read (gone, a zombie, no `/proc`) has not settled. Once settled, a
- * process is only checked to be alive. Processes are told apart by pid and start time (`startedAt`).
+ * (see there); a span that is not due yet is not read again. A process that cannot be read (gone, a zombie, no
+ * `/proc`) has not settled. Once settled, a process is only checked to be alive and the same. Processes are told
+ * apart by pid and spawn time (`startedAt`) and by their start time in `/proc`. `clock` times the spans; `wall`
+ * is the clock of `startedAt`.
  */
 export const idleWatch = (
   read: (pid: number) => Activity | undefined = readActivity,
   clock: () => number = () => performance.now(),
-  isAlive: (pid: number) => boolean = alive
+  isAlive: (pid: number, startTime?: number) => boolean = alive,
+  wall: () => number = Date.now
 ) => {
-  const quietSince = new Map<string, { readonly at: number; readonly activity: Activity }>()
-  const settled = new Set<string>()
+  const quietSince = new Map<
+    string,
+    { readonly at: number; readonly activity: Activity; readonly startedAt: number | null }
+  >()
+  const settled = new Map<string, number>()
   const judge = (process: { readonly pid: number; readonly startedAt: number | null }): boolean => {
     const key = `${process.pid}@${process.startedAt}`
-    if (settled.has(key)) {
-      if (isAlive(process.pid)) return true
+    const settledStart = settled.get(key)
+    if (settledStart !== undefined) {
+      if (isAlive(process.pid, settledStart)) return true
       settled.delete(key)
       return false
     }
@@ -73,31 +81,41 @@ export const idleWatch = (
       return false
     }
     const busyMs = since === undefined ? Number.NaN : (activity.busyNs - since.activity.busyNs) / 1e6
+    const same = since?.activity.members === activity.members && since.activity.startTime === activity.startTime
     // NaN (no earlier reading) fails both comparisons: a quiet span starts here
-    if (since?.activity.members !== activity.members || !(busyMs >= 0 && busyMs <= IDLE_SHARE * (now - since.at))) {
-      quietSince.set(key, { at: now, activity })
+    if (!same || !(busyMs >= 0 && busyMs <= IDLE_SHARE * (now - since!.at))) {
+      quietSince.set(key, { at: now, activity, startedAt: process.startedAt })
       return false
     }
     quietSince.delete(key)
-    settled.add(key)
+    settled.set(key, activity.startTime)
     return true
   }
   /**
-   * How long until the first quiet span can be judged (0 when none is waiting). The spans of one poll begin
-   * one after the other as its readings go, and a poll that comes when the first is due finds the next ones
-   * due as it reads them: the wait is `SETTLED_IDLE_MS` from the first reading, not from the last.
+   * How long until the first quiet span can be judged: `SETTLED_IDLE_MS` when none is waiting, and never less
+   * than `MIN_SETTLE_GAP_MS`. The spans of one poll begin one after the other as its readings go, and a poll that
+   * comes when the first is due finds the next ones due as it reads them: the wait is `SETTLED_IDLE_MS` from the
+   * first reading, not from the last. The spans of services no longer young (see `progressOf`), which are not
+   * asked again, are dropped.
    */
   const waitMs = (): number => {
     const now = clock()
+    const wallNow = wall()
     let due = Number.POSITIVE_INFINITY
-    for (const { at } of quietSince.values()) due = Math.min(due, at + SETTLED_IDLE_MS)
-    return Number.isFinite(due) ? Math.max(0, due - now) : 0
+    for (const [key, span] of quietSince) {
+      if (span.startedAt !== null && wallNow - span.startedAt >= STAYED_UP_MS) quietSince.delete(key)
+      else due = Math.min(due, span.at + SETTLED_IDLE_MS)
+    }
+    return Number.isFinite(due) ? Math.max(MIN_SETTLE_GAP_MS, due - now) : SETTLED_IDLE_MS
   }
   return Object.assign(judge, { waitMs })
 }
 
 /** An `idleWatch`. */
 export type IdleWatch = ReturnType<typeof idleWatch>
+
+/** The shortest wait between two polls while settling (see `waitMs`): a poll reads processes, which costs CPU. */
+const MIN_SETTLE_GAP_MS = 10
 
 /**
  * When `up -d` polls next (see `whenChanged`): when only settling is left, once the first quiet span can be
@@ -145,7 +163,7 @@ export const progressOf = (
   const young = involved.filter(
     (r) => r.state === "running" && r.startedAt !== null && now - r.startedAt < STAYED_UP_MS
   )
-  // every young one is read at each poll, so that each has its earlier reading
+  // every young one is asked at each poll (a span not due yet is not read), so that each has its earlier reading
   const unsettled = young.filter((r) => r.pid === null || !idle({ pid: r.pid, startedAt: r.startedAt }))
   return unsettled.length === 0
     ? { _tag: "Ready", services: involved.map((r) => r.name) }
@@ -154,23 +172,52 @@ export const progressOf = (
 
 /**
  * The rows of the previous poll judged again, when only settling was left then: what changed since is the
- * services' activity, read now. Given only while every service with a process still has it alive (a service
- * that exited or restarted since shows in the next poll of the supervisor), and only when it is ready or still
- * settling; otherwise undefined, and the supervisor is asked.
+ * services' activity, read now. Given only while the rows may stand for the supervisor's (`mayJudgeAgain`) and
+ * every service with a process still has it alive, and only when it is ready or still settling; otherwise
+ * undefined, and the supervisor is asked.
  */
 export const progressAgain = (
   rows: ReadonlyArray<ServiceStatus>,
   selected: ReadonlyArray<string>,
   idle: (process: { readonly pid: number; readonly startedAt: number | null }) => boolean
 ): Progress | undefined => {
-  const again = progressOf(rows, selected, Date.now(), idle)
   const living = (r: ServiceStatus) => r.pid === null || !(r.state === "running" || r.state === "ready") || alive(r.pid)
-  const judged = again._tag === "Ready" || (again._tag === "Starting" && again.settling === true)
-  return judged && rows.every(living) ? again : undefined
+  if (!rows.every(living)) return undefined
+  const again = progressOf(rows, selected, Date.now(), idle)
+  return again._tag === "Ready" || (again._tag === "Starting" && again.settling === true) ? again : undefined
 }
 
 /** How long the rows of the last poll of the supervisor may be judged again (`progressAgain`), in ms. */
 export const REJUDGED_FOR_MS = STAYED_UP_MS
+
+/**
+ * Whether the rows of the last poll of the supervisor may still stand for its own (`progressAgain`): they are
+ * less than `REJUDGED_FOR_MS` old (`since`, on `performance.now()`), the supervisor lives, and it has noted
+ * nothing since (`logFrom`: its output's size at that poll). The supervisor notes every transition of a service
+ * (`NAME | [core] ...`), a failure and a stop there; what the services print, and its own "ready" line, do not
+ * count.
+ */
+export const mayJudgeAgain = (since: number, supervisorPid: number | undefined, log: string, logFrom: number) =>
+  performance.now() - since < REJUDGED_FOR_MS &&
+  supervisorPid !== undefined &&
+  alive(supervisorPid) &&
+  !supervisorNoted(log, logFrom)
+
+/** A line of the supervisor's own about a service (`NAME | [core] ...`): a transition. */
+const transitionLine = /^\S+\s+\| \[core\] /
+
+/** Whether `file` holds, from byte `from` on, a line of the supervisor's own (see `mayJudgeAgain`). */
+const supervisorNoted = (file: string, from: number): boolean =>
+  readFrom(file, from)
+    .toString("utf8")
+    .split("\n")
+    .some(
+      (line) =>
+        line.length > 0 &&
+        !traceLine.test(line) &&
+        !readyLine.test(line) &&
+        (!serviceLine.test(line) || transitionLine.test(line))
+    )
 
 /** The supervisor's own report of a failed start (`core: NAME failed to start: REASON`), the last one. */
 export const failureIn = (
@@ -281,7 +328,9 @@ export const whenChanged = (
   }
   timer = setTimeout(() => {
     if (over) return
-    timer = setTimeout(fire, Math.max(0, gap.most - gap.least))
+    // a fixed gap (settling): the output does not bring the poll sooner
+    if (gap.most <= gap.least) return fire()
+    timer = setTimeout(fire, gap.most - gap.least)
     try {
       watcher = fs.watch(file, { persistent: false }, fire)
     } catch {

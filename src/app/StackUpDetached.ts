@@ -19,8 +19,8 @@ import {
   pollGapFor,
   progressAgain,
   progressForwarder,
+  mayJudgeAgain,
   progressOf,
-  REJUDGED_FOR_MS,
   saidReady,
   whenChanged
 } from "./DetachedProgress.js"
@@ -143,22 +143,29 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
   // the launcher may have waited first (cli/QuickUp.ts): its last rows and the lines it has shown carry on
   let lastRows: ReadonlyArray<ServiceStatus> = spawned.handedOver?.lastRows ?? []
   const idle = idleWatch()
-  let rejudgeUntil = 0
+  /** The last poll of the supervisor that left only settling (`performance.now()`, output size), if any. */
+  let settlingSince: { readonly at: number; readonly logSize: number } | undefined
   const asked: Effect.Effect<Progress> = Effect.scoped(
     Effect.gen(function* () {
       const client = yield* connect(root)
       // another supervisor that won the directory is not ours: ours will exit and say so
       if (client.identity.pid !== child.pid) return { _tag: "Starting" } as const
+      const logSize = sizeOf(paths.supervisorLog)
       lastRows = yield* client.status
       Trace.count("status poll")
       const progress = progressOf(lastRows, services, Date.now(), idle)
-      rejudgeUntil = progress._tag === "Starting" && progress.settling === true ? Date.now() + REJUDGED_FOR_MS : 0
+      settlingSince =
+        progress._tag === "Starting" && progress.settling === true ? { at: performance.now(), logSize } : undefined
       return progress
     })
   ).pipe(Effect.orElseSucceed((): Progress => ({ _tag: "Starting" })))
   // when only settling was left, the rows already read are judged again first (the services' activity is new)
   const poll: Effect.Effect<Progress> = Effect.suspend(() => {
-    const again = Date.now() < rejudgeUntil ? progressAgain(lastRows, services, idle) : undefined
+    const again =
+      settlingSince !== undefined &&
+      mayJudgeAgain(settlingSince.at, child.pid, paths.supervisorLog, settlingSince.logSize)
+        ? progressAgain(lastRows, services, idle)
+        : undefined
     return again !== undefined ? Effect.succeed(again) : asked
   })
 

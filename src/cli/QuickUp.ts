@@ -19,8 +19,8 @@ import {
   pollGapFor,
   progressAgain,
   progressForwarder,
+  mayJudgeAgain,
   progressOf,
-  REJUDGED_FOR_MS,
   whenChanged
 } from "../app/DetachedProgress.js"
 import { earlyStarted, releaseEarly, sizeOf } from "../app/SupervisorSpawn.js"
@@ -67,24 +67,30 @@ export const quickDetachedUp = (): Promise<boolean> | undefined => {
   let lastRows: ReadonlyArray<ServiceStatus> = []
   const idle = idleWatch()
 
-  /** Until when the last rows may be judged again (only settling was left in them). */
-  let rejudgeUntil = 0
+  /** The last poll of the supervisor that left only settling (`performance.now()`, output size), if any. */
+  let settlingSince: { readonly at: number; readonly logSize: number } | undefined
   /**
    * One poll: hello (is it ours?) and status; anything short of an answer is "starting". When only settling
    * was left, the rows already read are judged again first: what changed is the services' activity, read now.
    */
   const poll = async (): Promise<Progress> => {
-    const again = Date.now() < rejudgeUntil ? progressAgain(lastRows, services, idle) : undefined
+    const again =
+      settlingSince !== undefined &&
+      mayJudgeAgain(settlingSince.at, child.pid, paths.supervisorLog, settlingSince.logSize)
+        ? progressAgain(lastRows, services, idle)
+        : undefined
     if (again !== undefined) return again
     const hello = await getJson(paths.socket, "/hello", ANSWER_TIMEOUT_MS)
     // another supervisor that won the directory is not ours: ours will exit and say so
     if (helloPid(hello) !== child.pid) return { _tag: "Starting" }
+    const logSize = sizeOf(paths.supervisorLog)
     const rows = await getJson(paths.socket, "/status", ANSWER_TIMEOUT_MS)
     if (!isStatusRows(rows)) return { _tag: "Starting" }
     lastRows = rows
     Trace.count("status poll")
     const progress = progressOf(rows, services, Date.now(), idle)
-    rejudgeUntil = progress._tag === "Starting" && progress.settling === true ? Date.now() + REJUDGED_FOR_MS : 0
+    settlingSince =
+      progress._tag === "Starting" && progress.settling === true ? { at: performance.now(), logSize } : undefined
     return progress
   }
 

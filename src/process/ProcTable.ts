@@ -90,6 +90,8 @@ export interface Activity {
   readonly busyNs: number
   /** The thread ids seen, in the order read: another set of threads or children is another activity. */
   readonly members: string
+  /** The process's start time in clock ticks since boot (see `ProcStat.startTime`): tells a reused pid. */
+  readonly startTime: number
   /**
    * Whether every thread was asleep (`S`: waiting for an event) at the reading. A runnable thread waiting for
    * a CPU is not counted in `busyNs` until it gets one, so a reading with one (`R`), or one in disk wait (`D`),
@@ -112,6 +114,7 @@ const MAX_ACTIVITY_TASKS = 256
 export const readActivity = (pid: number): Activity | undefined => {
   let busyNs = 0
   let asleep = true
+  let startTime = Number.NaN
   const members: Array<string> = []
   const visit = (process: number): boolean => {
     for (const tid of fs.readdirSync(`/proc/${process}/task`)) {
@@ -119,6 +122,7 @@ export const readActivity = (pid: number): Activity | undefined => {
       const task = `/proc/${process}/task/${tid}`
       const stat = readSmall(`${task}/stat`)
       const state = stat.charAt(stat.lastIndexOf(")") + 2)
+      if (members.length === 0) startTime = parseProcStat(stat)?.startTime ?? Number.NaN
       const [run, wait, runs] = readSmall(`${task}/schedstat`).split(" ")
       const ns = Number(run) + Number(wait)
       if (!Number.isFinite(ns)) return false
@@ -132,7 +136,9 @@ export const readActivity = (pid: number): Activity | undefined => {
     return true
   }
   try {
-    return visit(pid) ? { busyNs, members: members.join(" "), asleep } : undefined
+    return visit(pid) && Number.isSafeInteger(startTime)
+      ? { busyNs, members: members.join(" "), asleep, startTime }
+      : undefined
   } catch {
     return undefined
   }
