@@ -5,8 +5,9 @@
  */
 import * as fs from "node:fs"
 import { settledVerdict } from "../stack/DependencyCondition.js"
-import { type Activity, readActivity, readProcStat } from "../process/ProcTable.js"
+import { type Activity, readActivity } from "../process/ProcTable.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
+import { isRunning } from "../state/ProcessIdentity.js"
 import * as Trace from "../trace/Trace.js"
 import { sizeOf } from "./SupervisorSpawn.js"
 
@@ -37,12 +38,8 @@ export const SETTLED_IDLE_MS = 50
 /** The share of the quiet span a settled process may have run or waited to run (a timer's wake-up, say). */
 const IDLE_SHARE = 0.02
 
-/** Whether a process is alive (not gone, not a zombie), and the same one when its start time is given. */
-export const alive = (pid: number, startTime?: number): boolean => {
-  const stat = readProcStat(pid)
-  if (stat === undefined || stat.state === "Z" || stat.state === "X") return false
-  return startTime === undefined || stat.startTime === startTime
-}
+/** Whether process `pid` runs (not a zombie), and is the same one when its start time is given (`isRunning`). */
+const alive = (pid: number, startTime?: number): boolean => isRunning({ pid, startTime: startTime ?? null })
 
 /**
  * Whether a service's process has settled: asked at each poll, it reads the process's activity (`read`,
@@ -218,6 +215,34 @@ const supervisorNoted = (file: string, from: number): boolean =>
         !readyLine.test(line) &&
         (!serviceLine.test(line) || transitionLine.test(line))
     )
+
+/**
+ * How `up -d` judges its polls, in both of its waits (the launcher's `QuickUp`, the CLI's `StackUpDetached`):
+ * the rows of each poll of the supervisor with `progressOf` and one `idleWatch`, and, while only settling is
+ * left, the rows of the last such poll judged again instead of asking it (`progressAgain`, while they may
+ * stand: `mayJudgeAgain`). `log` is the supervisor's output, `supervisorPid` its pid.
+ */
+export const pollJudge = (selected: ReadonlyArray<string>, log: string, supervisorPid: number | undefined) => {
+  const idle = idleWatch()
+  // the last poll of the supervisor that left only settling: when (`performance.now()`) and its output's size
+  let settlingSince: { readonly at: number; readonly logSize: number } | undefined
+  return {
+    /** The rows of the last poll judged again, or undefined: the supervisor is to be asked. */
+    again: (rows: ReadonlyArray<ServiceStatus>): Progress | undefined =>
+      settlingSince !== undefined && mayJudgeAgain(settlingSince.at, supervisorPid, log, settlingSince.logSize)
+        ? progressAgain(rows, selected, idle)
+        : undefined,
+    /** The rows the supervisor just gave, asked when its output was `logSize` bytes. */
+    judge: (rows: ReadonlyArray<ServiceStatus>, logSize: number): Progress => {
+      const progress = progressOf(rows, selected, Date.now(), idle)
+      settlingSince =
+        progress._tag === "Starting" && progress.settling === true ? { at: performance.now(), logSize } : undefined
+      return progress
+    },
+    /** When to poll after `progress` (`whenChanged`'s gap). */
+    gap: (progress: Progress) => pollGapFor(progress, idle)
+  }
+}
 
 /** The supervisor's own report of a failed start (`core: NAME failed to start: REASON`), the last one. */
 export const failureIn = (

@@ -13,13 +13,10 @@ import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import * as Trace from "../trace/Trace.js"
 import {
   failureIn,
-  idleWatch,
   lastLines,
   type Progress,
-  pollGapFor,
-  progressAgain,
+  pollJudge,
   progressForwarder,
-  mayJudgeAgain,
   progressOf,
   saidReady,
   whenChanged
@@ -142,9 +139,7 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
 
   // the launcher may have waited first (cli/QuickUp.ts): its last rows and the lines it has shown carry on
   let lastRows: ReadonlyArray<ServiceStatus> = spawned.handedOver?.lastRows ?? []
-  const idle = idleWatch()
-  /** The last poll of the supervisor that left only settling (`performance.now()`, output size), if any. */
-  let settlingSince: { readonly at: number; readonly logSize: number } | undefined
+  const judge = pollJudge(services, paths.supervisorLog, child.pid)
   const asked: Effect.Effect<Progress> = Effect.scoped(
     Effect.gen(function* () {
       const client = yield* connect(root)
@@ -153,19 +148,12 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
       const logSize = sizeOf(paths.supervisorLog)
       lastRows = yield* client.status
       Trace.count("status poll")
-      const progress = progressOf(lastRows, services, Date.now(), idle)
-      settlingSince =
-        progress._tag === "Starting" && progress.settling === true ? { at: performance.now(), logSize } : undefined
-      return progress
+      return judge.judge(lastRows, logSize)
     })
   ).pipe(Effect.orElseSucceed((): Progress => ({ _tag: "Starting" })))
-  // when only settling was left, the rows already read are judged again first (the services' activity is new)
+  // when only settling was left, the rows already read are judged again first (`pollJudge`)
   const poll: Effect.Effect<Progress> = Effect.suspend(() => {
-    const again =
-      settlingSince !== undefined &&
-      mayJudgeAgain(settlingSince.at, child.pid, paths.supervisorLog, settlingSince.logSize)
-        ? progressAgain(lastRows, services, idle)
-        : undefined
+    const again = judge.again(lastRows)
     return again !== undefined ? Effect.succeed(again) : asked
   })
 
@@ -182,7 +170,7 @@ export const upDetached = Effect.fn("StackUpDetached.upDetached")(function* (
             const seen = sizeOf(paths.supervisorLog)
             return Effect.flatMap(poll, (p) =>
               p._tag === "Starting"
-                ? Effect.zipRight(nextChange(paths.supervisorLog, seen, pollGapFor(p, idle)), waitReady)
+                ? Effect.zipRight(nextChange(paths.supervisorLog, seen, judge.gap(p)), waitReady)
                 : Effect.succeed(p)
             )
           })

@@ -13,16 +13,7 @@
  */
 import type { ChildProcess } from "node:child_process"
 import { getJson, helloPid, isStatusRows } from "../api/PlainControl.js"
-import {
-  idleWatch,
-  type Progress,
-  pollGapFor,
-  progressAgain,
-  progressForwarder,
-  mayJudgeAgain,
-  progressOf,
-  whenChanged
-} from "../app/DetachedProgress.js"
+import { type Progress, pollJudge, progressForwarder, whenChanged } from "../app/DetachedProgress.js"
 import { earlyStarted, releaseEarly, sizeOf } from "../app/SupervisorSpawn.js"
 import type { ServiceStatus } from "../stack/ServiceStatus.js"
 import { removeStarter, writeStarter } from "../state/QuickState.js"
@@ -65,20 +56,14 @@ export const quickDetachedUp = (): Promise<boolean> | undefined => {
   if (!writeStarter(paths.starterFile, root)) return Promise.resolve(false)
   const forward = progressForwarder(paths.supervisorLog, logStart)
   let lastRows: ReadonlyArray<ServiceStatus> = []
-  const idle = idleWatch()
+  const judge = pollJudge(services, paths.supervisorLog, child.pid)
 
-  /** The last poll of the supervisor that left only settling (`performance.now()`, output size), if any. */
-  let settlingSince: { readonly at: number; readonly logSize: number } | undefined
   /**
    * One poll: hello (is it ours?) and status; anything short of an answer is "starting". When only settling
-   * was left, the rows already read are judged again first: what changed is the services' activity, read now.
+   * was left, the rows already read are judged again first (`pollJudge`).
    */
   const poll = async (): Promise<Progress> => {
-    const again =
-      settlingSince !== undefined &&
-      mayJudgeAgain(settlingSince.at, child.pid, paths.supervisorLog, settlingSince.logSize)
-        ? progressAgain(lastRows, services, idle)
-        : undefined
+    const again = judge.again(lastRows)
     if (again !== undefined) return again
     const hello = await getJson(paths.socket, "/hello", ANSWER_TIMEOUT_MS)
     // another supervisor that won the directory is not ours: ours will exit and say so
@@ -88,10 +73,7 @@ export const quickDetachedUp = (): Promise<boolean> | undefined => {
     if (!isStatusRows(rows)) return { _tag: "Starting" }
     lastRows = rows
     Trace.count("status poll")
-    const progress = progressOf(rows, services, Date.now(), idle)
-    settlingSince =
-      progress._tag === "Starting" && progress.settling === true ? { at: performance.now(), logSize } : undefined
-    return progress
+    return judge.judge(rows, logSize)
   }
 
   return new Promise<boolean>((resolve) => {
@@ -146,8 +128,7 @@ export const quickDetachedUp = (): Promise<boolean> | undefined => {
       const seen = sizeOf(paths.supervisorLog)
       void poll().then((progress) => {
         if (signals > 0) return
-        if (progress._tag === "Starting")
-          cancelWait = whenChanged(paths.supervisorLog, seen, step, pollGapFor(progress, idle))
+        if (progress._tag === "Starting") cancelWait = whenChanged(paths.supervisorLog, seen, step, judge.gap(progress))
         else if (progress._tag === "Ready") finish(progress.services)
         else handOver()
       })
