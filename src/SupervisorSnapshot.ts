@@ -1,14 +1,16 @@
 /**
  * Entry of the background supervisor's V8 startup snapshot (`dist/core-supervisor.blob`, built by
- * `SupervisorSnapshotBuild.ts`). Building it evaluates the whole CLI once; `up -d` then starts the
- * supervisor from the snapshot (`node --snapshot-blob`), which deserializes that heap instead of compiling and
- * evaluating the 1.2 MB bundle.
+ * `SupervisorSnapshotBuild.ts`). Building it evaluates the supervisor's program once (`SupervisorMain`: the
+ * foreground `up` without the CLI); `up -d` then starts the supervisor from the snapshot (`node
+ * --snapshot-blob`), which deserializes that heap instead of compiling and evaluating the CLI bundle. It runs
+ * only `stack up --dir ROOT [SERVICE...]` (`supervisorArguments`); `spawnSupervisor` starts any other command
+ * line from the CLI bundle.
  *
- * The build also runs `core stack generate` on a small stack of its own (in a temporary folder, removed
- * after): the snapshot keeps the bytecode of every function that run compiled (the CLI's parser, manifest
- * loading and its Schemas, the compose file). A probe saw a warmed function's first call take 2.3 ms instead
- * of 4.1; on the start of 200 services, with and without the warm-up, the first spawn came at the same time
- * within the noise (4 runs each). It is kept because it costs nothing at run time, and it checks the build.
+ * The build also loads a small stack of its own and writes its process-compose file (in a temporary folder,
+ * removed after): the snapshot keeps the bytecode of every function that run compiled (manifest loading and its
+ * Schemas, the compose file). A probe saw a warmed function's first call take 2.3 ms instead of 4.1; on the
+ * start of 200 services, with and without the warm-up, the first spawn came at the same time within the noise
+ * (4 runs each). It is kept because it costs nothing at run time, and it checks the build.
  *
  * Module state is the build's: whatever reads the environment at load must read it again here (`Trace`), and
  * `__dirname` is the build's `dist/` (the helper's folder is set again, `useBundleDir`).
@@ -22,9 +24,12 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as v8 from "node:v8"
 import { Effect } from "effect"
-import { main } from "./Main.js"
+import { loadSelection } from "./app/StackUp.js"
+import { supervisorArguments } from "./app/SupervisorSpawn.js"
+import { writeComposeFile } from "./deploy/ComposeFile.js"
 import { useBundleDir } from "./process/Spawner.js"
-import { start } from "./Start.js"
+import { runAsProcess } from "./Program.js"
+import { mainSupervisor, SupervisorLive } from "./SupervisorMain.js"
 import * as Trace from "./trace/Trace.js"
 
 /** A stack that uses what a supervisor's start uses: placeholders, a probe, a dependency, a shutdown. */
@@ -52,7 +57,7 @@ const WARM_UP_SERVICES: Record<string, unknown> = {
   }
 }
 
-/** Runs `core stack generate` once on `WARM_UP_SERVICES` in a temporary folder. */
+/** Loads `WARM_UP_SERVICES` in a temporary folder and writes their process-compose file, once. */
 const warmUp = async (): Promise<void> => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "core-snapshot-"))
   try {
@@ -60,9 +65,14 @@ const warmUp = async (): Promise<void> => {
       fs.mkdirSync(path.join(dir, "services", name), { recursive: true })
       fs.writeFileSync(path.join(dir, "services", name, "service.json"), JSON.stringify(manifest))
     }
-    await Effect.runPromise(main(["node", "core", "stack", "generate", "--dir", dir]))
-    // a warm-up that failed (its message is on stderr) fails the build: no blob rather than a cold one
-    if (process.exitCode !== undefined && process.exitCode !== 0) throw new Error("the snapshot's warm-up failed")
+    // a warm-up that fails fails the build: no blob rather than a cold one
+    await Effect.runPromise(
+      loadSelection(dir, []).pipe(
+        Effect.tap(({ stack }) => Effect.sync(() => fs.mkdirSync(stack.stateDir, { recursive: true }))),
+        Effect.flatMap(({ stack }) => writeComposeFile(stack)),
+        Effect.provide(SupervisorLive)
+      )
+    )
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
@@ -85,6 +95,13 @@ if (v8.startupSnapshot.isBuildingSnapshot()) {
       // no such file: the build's folder stays, as before
     }
     Trace.mark("node started from the supervisor snapshot")
-    start(process.argv)
+    const args = supervisorArguments(process.argv)
+    if (args === undefined) {
+      // not what `spawnSupervisor` starts from here: a command line for the CLI bundle
+      process.stderr.write(`core: the supervisor's snapshot runs only \`stack up --dir ROOT [SERVICE...]\`\n`)
+      process.exitCode = 2
+      return
+    }
+    runAsProcess(() => mainSupervisor(args))
   })
 }

@@ -4,7 +4,7 @@
  * ControlPlane) exercise end to end.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { supervisorArguments } from "../src/Main.js"
+import { supervisorArguments } from "../src/app/SupervisorSpawn.js"
 
 const argv = (...args: Array<string>) => ["/usr/bin/node", "/opt/core/core-main.cjs", ...args]
 

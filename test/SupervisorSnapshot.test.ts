@@ -104,6 +104,35 @@ describe("the background supervisor's startup snapshot", () => {
     expect(log).not.toMatch(/supervisor +bundle compiled/)
   })
 
+  it("holds the supervisor's program and no CLI: any other command line is refused, and up -d never starts one from it", () => {
+    // the bundle it is built from has no CLI command (the CLI bundle has them all, with their descriptions)
+    const description = "Start the stack, or the named services and their dependencies"
+    expect(fs.readFileSync(join(dist, "core-main.cjs"), "utf8")).toContain(description)
+    const bundle = fs.readFileSync(join(dist, "core-supervisor.cjs"), "utf8")
+    expect(bundle).not.toContain(description)
+    expect(bundle).toContain("node started from the supervisor snapshot")
+    const flags = ["--max-semi-space-size=1", "--v8-pool-size=1", "--heap-growing-percent=100"]
+    const run = (...args: Array<string>) =>
+      spawnSync(
+        process.execPath,
+        [...flags, "--snapshot-blob", join(dist, "core-supervisor.blob"), join(dist, "core.cjs"), ...args],
+        {
+          encoding: "utf8",
+          timeout: 60_000,
+          env: { PATH: process.env.PATH, CORE_SUPERVISOR: "1" }
+        }
+      )
+    for (const args of [
+      ["stack", "status"],
+      ["stack", "up", "--dir", "relative"],
+      ["stack", "up", "--dir", "/tmp", "--detach"]
+    ]) {
+      const refused = run(...args)
+      expect(refused.status, refused.stderr).toBe(2)
+      expect(refused.stderr).toContain("the supervisor's snapshot runs only `stack up --dir ROOT [SERVICE...]`")
+    }
+  })
+
   it("starts the supervisor with glibc's arena limit, which its services do not inherit; the user's own value they do", async () => {
     const ours = await upStatusDown(setUp())
     expect(ours.environ).toContain("MALLOC_ARENA_MAX=1")

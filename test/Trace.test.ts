@@ -3,7 +3,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
-import { readySummary } from "../src/cli/StackUp.js"
+import { readySummary } from "../src/cli/Foreground.js"
 import { eventually, processesMentioning } from "./support/Processes.js"
 
 const cli = path.resolve(import.meta.dirname, "..", "dist", "core.cjs")

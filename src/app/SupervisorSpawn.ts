@@ -119,6 +119,25 @@ export const supervisorSnapshot = (script: string): string | undefined => {
   }
 }
 
+/** What a background supervisor is asked: `stack up --dir ROOT [SERVICE...]`. */
+export interface SupervisorArguments {
+  readonly dir: string
+  readonly services: ReadonlyArray<string>
+}
+
+/**
+ * What a background supervisor was asked, when its arguments are exactly what `spawnSupervisor` writes:
+ * `stack up --dir ROOT [SERVICE...]`, ROOT absolute, no option among the services. Anything else is
+ * undefined: the supervisor then starts from the CLI bundle and goes through the CLI's parser.
+ */
+export const supervisorArguments = (argv: ReadonlyArray<string>): SupervisorArguments | undefined => {
+  const [, , stack, up, dirFlag, dir, ...services] = argv
+  if (stack !== "stack" || up !== "up" || dirFlag !== "--dir" || dir === undefined || !path.isAbsolute(dir))
+    return undefined
+  if (services.some((name) => name.startsWith("-"))) return undefined
+  return { dir: path.resolve(dir), services }
+}
+
 /** A background supervisor just started. */
 export interface SpawnedSupervisor {
   readonly child: ChildProcess
@@ -162,25 +181,23 @@ export const spawnSupervisor = (
   const log = fs.openSync(supervisorLog, "a", 0o600)
   try {
     const script = process.argv[1]!
-    const snapshot = supervisorSnapshot(script)
+    const args = ["stack", "up", "--dir", root, ...services]
+    // the snapshot holds no CLI parser: it runs only the arguments `supervisorArguments` reads (`SupervisorMain`)
+    const snapshot = supervisorArguments([process.execPath, script, ...args]) && supervisorSnapshot(script)
     const node = snapshot === undefined ? process.execArgv : ["--snapshot-blob", snapshot]
-    const child = spawn(
-      process.execPath,
-      [...SUPERVISOR_NODE_FLAGS, ...node, script, "stack", "up", "--dir", root, ...services],
-      {
-        cwd: root,
-        detached: true,
-        stdio: ["ignore", log, log],
-        env: {
-          ...process.env,
-          ...env,
-          ...supervisorOnlyEnv(),
-          CORE_SUPERVISOR: "1",
-          NO_COLOR: "1",
-          ...Trace.childEnv()
-        }
+    const child = spawn(process.execPath, [...SUPERVISOR_NODE_FLAGS, ...node, script, ...args], {
+      cwd: root,
+      detached: true,
+      stdio: ["ignore", log, log],
+      env: {
+        ...process.env,
+        ...env,
+        ...supervisorOnlyEnv(),
+        CORE_SUPERVISOR: "1",
+        NO_COLOR: "1",
+        ...Trace.childEnv()
       }
-    )
+    })
     const spawned: SpawnedSupervisor = { child, logStart, began, spawnError: undefined }
     child.once("error", (e) => {
       spawned.spawnError = e

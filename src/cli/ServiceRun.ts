@@ -7,7 +7,7 @@ import { FileSystem, Path } from "@effect/platform"
 import { Effect } from "effect"
 import { RESERVED_SERVICE_NAMES } from "../manifest/StackLoader.js"
 import { dataOption, dirOption } from "./CliOptions.js"
-import { foreground } from "./StackUp.js"
+import { foreground } from "./Foreground.js"
 
 const noDeps = Options.boolean("no-deps").pipe(Options.withDescription("start this service alone"))
 
