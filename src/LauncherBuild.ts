@@ -9,6 +9,7 @@
  * (ExtraCaCerts). Run by Node (`node dist/core.cjs`), the first line is a hashbang and the second a string and
  * a comment: nothing changes.
  */
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as esbuild from "esbuild"
@@ -29,6 +30,11 @@ export const LAUNCHER_HEADER = `#!/bin/sh\n":" //; ${moveCaCerts} exec node "$0"
 
 const dist = path.resolve(process.argv[2] ?? "dist")
 const outfile = path.join(dist, "core.cjs")
+// the digest of the CLI bundle built just before: the launcher checks the supervisor snapshot's key with it
+// (`SupervisorSpawn.bundleDigest`) instead of reading and hashing that bundle at every `up -d`
+const mainDigest = createHash("sha256")
+  .update(fs.readFileSync(path.join(dist, "core-main.cjs")))
+  .digest("hex")
 await esbuild.build({
   entryPoints: [path.join(import.meta.dirname, "launcher.ts")],
   bundle: true,
@@ -38,6 +44,7 @@ await esbuild.build({
   minify: true,
   logLevel: "warning",
   banner: { js: LAUNCHER_HEADER.trimEnd() },
+  define: { CORE_MAIN_DIGEST: JSON.stringify(mainDigest) },
   outfile
 })
 fs.chmodSync(outfile, 0o755)

@@ -2,7 +2,7 @@
  * Builds the background supervisor's V8 startup snapshot (`npm run build`): bundles `SupervisorSnapshot.ts`
  * into `dist/core-supervisor.cjs`, runs it under `node --build-snapshot` with the supervisor's Node flags, and
  * writes `dist/core-supervisor.blob` with its key beside it (`.key`: Node version, architecture, flags and the
- * digest of `dist/core-main.cjs`, built before it; checked by `SupervisorSpawn` before it uses the blob; Node
+ * digest and size of `dist/core-main.cjs`, built before it; checked by `SupervisorSpawn` before it uses the blob; Node
  * itself refuses a blob of another V8 or flags).
  *
  * Node 20 cannot snapshot every built-in module: `http`, `https` and `tls` hold native state that does not
@@ -20,6 +20,7 @@
  * A failure leaves no blob: the supervisor then starts the usual way (launcher and CLI bundle).
  */
 import { spawnSync } from "node:child_process"
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
@@ -130,7 +131,8 @@ const main = async (): Promise<void> => {
     return
   }
   fs.renameSync(tmp, blob)
-  fs.writeFileSync(keyFile, snapshotKey(fs.readFileSync(path.join(dist, "core-main.cjs"))))
+  const cli = fs.readFileSync(path.join(dist, "core-main.cjs"))
+  fs.writeFileSync(keyFile, snapshotKey(createHash("sha256").update(cli).digest("hex"), cli.length))
 }
 
 await main()

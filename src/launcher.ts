@@ -17,7 +17,7 @@
  *
  * Plain Node on purpose: nothing here may cost start-up time.
  */
-import * as crypto from "node:crypto"
+import type * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import Module from "node:module"
 import * as os from "node:os"
@@ -33,7 +33,12 @@ import * as Trace from "./trace/Trace.js"
 const bundle = path.join(__dirname, "core-main.cjs")
 const uid = process.geteuid?.() ?? -1
 
-const sha256 = (data: crypto.BinaryLike): string => crypto.createHash("sha256").update(data).digest("hex")
+/**
+ * `node:crypto` is loaded here, on first use, and not with the bundle: loading it is 2-4 ms of a start, and the
+ * quick paths (`up -d`, `status`, `down`) hash nothing. (This file is only ever bundled as CommonJS.)
+ */
+const sha256 = (data: crypto.BinaryLike): string =>
+  (require("node:crypto") as typeof crypto).createHash("sha256").update(data).digest("hex")
 
 /** This user's cache folder, created 0700 when missing; undefined when it is not safely ours. */
 const userCacheDir = (): string | undefined => {
