@@ -30,6 +30,10 @@ export const LAUNCHER_HEADER = `#!/bin/sh\n":" //; ${moveCaCerts} exec node "$0"
 
 const dist = path.resolve(process.argv[2] ?? "dist")
 const outfile = path.join(dist, "core.cjs")
+// the supervisor's snapshot of the build before goes first (its build, the last step, writes a new one): a build
+// that stops between here and there must not leave it beside a launcher and a CLI bundle it was not made with
+for (const file of ["core-supervisor.blob", "core-supervisor.blob.key"])
+  fs.rmSync(path.join(dist, file), { force: true })
 // the digest of the CLI bundle built just before: the launcher checks the supervisor snapshot's key with it
 // (`SupervisorSpawn.bundleDigest`) instead of reading and hashing that bundle at every `up -d`
 const mainDigest = createHash("sha256")

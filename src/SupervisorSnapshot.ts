@@ -67,8 +67,8 @@ const warmUp = async (): Promise<void> => {
     }
     // a warm-up that fails fails the build: no blob rather than a cold one
     await Effect.runPromise(
+      // (writeComposeFile makes the state folder, 0700 whatever the umask: one made here would fail its check)
       loadSelection(dir, []).pipe(
-        Effect.tap(({ stack }) => Effect.sync(() => fs.mkdirSync(stack.stateDir, { recursive: true }))),
         Effect.flatMap(({ stack }) => writeComposeFile(stack)),
         Effect.provide(SupervisorLive)
       )

@@ -130,9 +130,12 @@ const main = async (): Promise<void> => {
     )
     return
   }
+  // writable by its owner alone whatever the umask: `supervisorSnapshot` uses no blob or key that others may change
+  fs.chmodSync(tmp, 0o644)
   fs.renameSync(tmp, blob)
   const cli = fs.readFileSync(path.join(dist, "core-main.cjs"))
-  fs.writeFileSync(keyFile, snapshotKey(createHash("sha256").update(cli).digest("hex"), cli.length))
+  fs.writeFileSync(keyFile, snapshotKey(createHash("sha256").update(cli).digest("hex"), cli.length), { mode: 0o644 })
+  fs.chmodSync(keyFile, 0o644)
 }
 
 await main()

@@ -10,7 +10,7 @@ const srcDir = path.resolve(import.meta.dirname, "../src")
 
 /**
  * The layers, top to bottom. Folders of one layer may not import each other, except where a layer says
- * `peers` (manifest and stack use each other). The files directly in `src/` (bin, Main, Start, index, launcher, SupervisorSnapshot and its build)
+ * `peers` (manifest and stack use each other). The files directly in `src/` (bin, Main, Start, Program, index, launcher, SupervisorMain, SupervisorSnapshot and its build)
  * are above every layer.
  */
 const layers: ReadonlyArray<{ readonly folders: ReadonlyArray<string>; readonly peers?: true }> = [

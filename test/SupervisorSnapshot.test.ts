@@ -204,5 +204,16 @@ describe("the background supervisor's startup snapshot", () => {
       expect(log).toMatch(/supervisor +bundle evaluated/)
       expect(log).not.toMatch(/from the supervisor snapshot/)
     }
+    // a bundle of the same size with other bytes, on the CLI's path (`--data`), which hashes the bundle (the
+    // launcher has the digest from its build, and checks the size only)
+    const sameSize = setUp()
+    const cli = join(sameSize.bin, "core-main.cjs")
+    const text = fs.readFileSync(cli, "utf8")
+    const description = "Start the stack, or the named services"
+    expect(text).toContain(description)
+    fs.writeFileSync(cli, text.replace(description, description.toLowerCase()))
+    const { cmdline, log } = await upStatusDown(sameSize, "--data", join(sameSize.root, "data"))
+    expect(cmdline).not.toContain("--snapshot-blob")
+    expect(log).toMatch(/supervisor +bundle evaluated/)
   })
 })

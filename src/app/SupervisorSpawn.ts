@@ -63,7 +63,7 @@ const supervisorOnlyEnv = (): Record<string, string | undefined> => ({
 })
 
 /**
- * As the CLI bundle or the supervisor's snapshot starts (`Start`): undoes what `spawnSupervisor` set for the
+ * As the CLI bundle or the supervisor's snapshot starts (`Program.runAsProcess`): undoes what `spawnSupervisor` set for the
  * supervisor alone (`supervisorOnlyEnv`) and what the installed command's first lines deferred. The launcher's
  * quick paths before it start nothing that needs the variable (a supervisor it starts inherits the deferred one).
  */
@@ -97,13 +97,15 @@ declare const CORE_MAIN_DIGEST: string | undefined
 /**
  * The SHA-256 of the CLI bundle at `file`: the launcher's build gave it (the launcher then neither reads the
  * 1.3 MB file nor loads `node:crypto`: ~5 ms of every `up -d` before the supervisor's spawn, traced), otherwise
- * hashed here. `node:crypto` is got on first use, not imported, so that the launcher's bundle does not load it;
- * a Node without `process.getBuiltinModule` (older than 20.16) gives no digest, and the supervisor starts from
- * the CLI bundle.
+ * hashed here. `node:crypto` is got on first use, not imported, so that the launcher's bundle does not load it:
+ * through `process.getBuiltinModule` (Node 20.16 and later), else `require` (the CommonJS bundles); an ES module
+ * on an older Node gets no digest, and its supervisor starts from the CLI bundle.
  */
 const bundleDigest = (file: string): string | undefined => {
   if (typeof CORE_MAIN_DIGEST === "string") return CORE_MAIN_DIGEST
-  const crypto = process.getBuiltinModule?.("node:crypto")
+  const crypto =
+    process.getBuiltinModule?.("node:crypto") ??
+    (typeof require === "function" ? (require("node:crypto") as typeof import("node:crypto")) : undefined)
   return crypto?.createHash("sha256").update(fs.readFileSync(file)).digest("hex")
 }
 
