@@ -6,8 +6,11 @@
  * itself refuses a blob of another V8 or flags).
  *
  * Node 20 cannot snapshot every built-in module: `http`, `https` and `tls` hold native state that does not
- * serialize (and a few others are "not verified"). The bundle therefore gets those modules as proxies that
- * load the real module on first use, after deserialization; their export names are listed at build time so
+ * serialize (and a few others are "not verified"). The bundle therefore gets those modules (and three the
+ * supervisor loads late or never) as proxies that load the real module on first use, after deserialization;
+ * `net` and `child_process` are loaded at the build, whose warm-up starts and stops a stack (SupervisorSnapshot:
+ * Node warns that `child_process` is not verified in a snapshot, and every process and socket of that run is
+ * closed before the snapshot is taken). Their export names are listed at build time so
  * that `import * as` works without loading them. `ws` (the WebSocket server behind `@effect/platform-node`'s
  * HTTP upgrade, which the supervisor never serves) reads `http` at load and is replaced by a stub that throws.
  * So are four packages that nothing in `core` calls but that their importers load anyway: `yaml` and `toml`
@@ -33,7 +36,7 @@ const blob = path.join(dist, "core-supervisor.blob")
 const keyFile = `${blob}.key`
 
 /** Built-in modules loaded on first use instead of at build time. */
-const LAZY = ["http", "https", "tls", "net", "child_process", "readline", "perf_hooks", "zlib"]
+const LAZY = ["http", "https", "tls", "readline", "perf_hooks", "zlib"]
 
 const builtin = createRequire(import.meta.url)
 
