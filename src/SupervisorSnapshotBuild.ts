@@ -123,8 +123,17 @@ const main = async (): Promise<void> => {
     process.execPath,
     [...SUPERVISOR_NODE_FLAGS, "--snapshot-blob", tmp, "--build-snapshot", bundle],
     // no NODE_OPTIONS: its V8 flags would be built into the blob, and V8 refuses a blob started with other
-    // flags (the supervisor is never started from it with NODE_OPTIONS set)
-    { encoding: "utf8", env: { ...process.env, CORE_TRACE: "", NODE_OPTIONS: "" } }
+    // flags (the supervisor is never started from it with NODE_OPTIONS set). No CORE_* variable either: the
+    // warm-up's stack must not take a state or data folder of the builder's (CORE_STATE_DIR, CORE_DATA_DIR).
+    // A warm-up that hangs ends the build's snapshot, not the build
+    {
+      encoding: "utf8",
+      timeout: 120_000,
+      env: {
+        ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("CORE_"))),
+        NODE_OPTIONS: ""
+      }
+    }
   )
   if (built.status !== 0 || !fs.existsSync(tmp)) {
     fs.rmSync(tmp, { force: true })

@@ -16,7 +16,7 @@ import { ProcessRegistry, type SpawnedBy } from "../process/ProcessRegistry.js"
  * How long a group of a whole stop may stay recorded once it is gone (`unregisterAfter`): a supervisor killed
  * meanwhile leaves the guardian and the next command to check it, a scan of `/proc` each when its leader is gone.
  */
-const HOLD_LIMIT_MS = 200
+export const HOLD_LIMIT_MS = 200
 
 /**
  * Releasing it ends the guardian (which kills whatever is still registered) and then removes the lock.
