@@ -17,8 +17,9 @@
  *   timer set for that list's time. In a supervisor started from the snapshot, no timer due later was ever set,
  *   so none kept the event loop alive. The supervisor ended when its loop ran dry in the middle of its stop, and
  *   left its pid file (4-7 of 8 `down`s of 200 services).
- * - **The fix.** The run ends by waiting past every timer it set, so Node goes through those lists and deletes
- *   them. A test checks Node's timer lists after this function under `--expose-internals`.
+ * - **The fix.** The run ends by waiting past the time of every unref'd timer it set, so Node goes through
+ *   those lists and deletes them. A test checks Node's timer lists after this function under
+ *   `--expose-internals`: a new unref'd timer longer than the wait would be caught there.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -30,9 +31,6 @@ import { writeComposeFile } from "./deploy/ComposeFile.js"
 import { HOLD_LIMIT_MS } from "./supervisor/PidRegistry.js"
 import { SupervisorLive } from "./SupervisorMain.js"
 
-/** In the command line of the warm-up's services, so that a test can tell whether any is left. */
-export const WARM_UP_MARK = "core-snapshot-warm-up"
-
 /**
  * A stack that uses what a supervisor's start and stop use: placeholders, probes, a dependency, a ready line, a
  * shutdown. Its processes run until stopped, so that stopping them is warmed up too.
@@ -41,8 +39,9 @@ const WARM_UP_SERVICES: Record<string, unknown> = {
   first: {
     process: {
       command: "sh",
-      args: ["-c", "sleep 60; :", WARM_UP_MARK],
-      env: { GREETING: "${env.HOME}", DATA: "${data}" },
+      // its data folder (in the run's temporary folder) in its command line: a test looks for what is left
+      args: ["-c", "sleep 60; :", "${data}"],
+      env: { GREETING: "${env.HOME:-/}", DATA: "${data}" },
       compose: {
         readiness_probe: { exec: { command: "true" }, period_seconds: 1 },
         liveness_probe: { exec: { command: "true" }, period_seconds: 10 },
@@ -54,25 +53,33 @@ const WARM_UP_SERVICES: Record<string, unknown> = {
   second: {
     process: {
       command: "sh",
-      args: ["-c", "echo ready; sleep 60; :", WARM_UP_MARK],
+      args: ["-c", "echo ready; sleep 60; :", "${data}"],
       compose: { depends_on: { first: { condition: "process_healthy" } }, ready_log_line: "ready" }
     }
   }
 }
 
-/** Longer than any timer the run may leave pending, unref'd or cleared (the registry's hold timer is the longest). */
+/**
+ * Longer than any unref'd timer the run sets (the registry's hold timer, the only one): Node deletes a cleared
+ * ref'd timer's list at once, an unref'd one's only when its time has come.
+ */
 const TIMERS_DONE_MS = 2 * HOLD_LIMIT_MS
 
 /** The process's listeners of the events a supervisor listens to. */
 const processListeners = (): number =>
   ["SIGINT", "SIGTERM", "exit", "beforeExit"].reduce((sum, event) => sum + process.listenerCount(event), 0)
 
-/** The handles that keep this process's event loop alive, but for its standard input and output. */
-const handlesLeft = (): ReadonlyArray<string> =>
-  (process as unknown as { _getActiveHandles: () => ReadonlyArray<unknown> })
+/**
+ * What keeps this process's event loop alive, but for its standard input and output: handles (a socket or pipe
+ * of the run's would be one), and timers and requests (which Node lists by kind only).
+ */
+const handlesLeft = (): ReadonlyArray<string> => [
+  ...(process as unknown as { _getActiveHandles: () => ReadonlyArray<unknown> })
     ._getActiveHandles()
     .filter((handle) => !(handle instanceof net.Socket && [0, 1, 2].includes((handle as { fd?: number }).fd ?? -1)))
-    .map((handle) => (handle as object).constructor.name)
+    .map((handle) => (handle as object).constructor.name),
+  ...process.getActiveResourcesInfo().filter((kind) => kind !== "PipeWrap" && kind !== "TTYWrap")
+]
 
 /**
  * Runs `WARM_UP_SERVICES` once in a temporary folder, as described above. Fails when the run fails, or leaves
@@ -101,7 +108,7 @@ export const warmUp = async (): Promise<void> => {
   const left = handlesLeft()
   if (processListeners() !== listeners || left.length > 0) {
     throw new Error(
-      `the warm-up left ${processListeners() - listeners} listener(s) and ${left.length} handle(s) (${left.join(", ")})`
+      `the warm-up left ${processListeners() - listeners} listener(s) and ${left.length} handle(s) or timer(s) (${left.join(", ")})`
     )
   }
 }

@@ -8,7 +8,7 @@
  * Node 20 cannot snapshot every built-in module: `http`, `https` and `tls` hold native state that does not
  * serialize (and a few others are "not verified"). The bundle therefore gets those modules (and three the
  * supervisor loads late or never) as proxies that load the real module on first use, after deserialization;
- * `net` and `child_process` are loaded at the build, whose warm-up starts and stops a stack (SupervisorSnapshot:
+ * `net` and `child_process` are loaded at the build, whose warm-up starts and stops a stack (SnapshotWarmUp:
  * Node warns that `child_process` is not verified in a snapshot, and every process and socket of that run is
  * closed before the snapshot is taken). Their export names are listed at build time so
  * that `import * as` works without loading them. `ws` (the WebSocket server behind `@effect/platform-node`'s
@@ -138,7 +138,7 @@ const main = async (): Promise<void> => {
   if (built.status !== 0 || !fs.existsSync(tmp)) {
     fs.rmSync(tmp, { force: true })
     process.stderr.write(
-      `core build: no supervisor snapshot (the supervisor will start from its bundle): node --build-snapshot exited ${built.status ?? built.signal}\n${built.stderr}`
+      `core build: no supervisor snapshot (the supervisor will start from its bundle): node --build-snapshot ${built.error ? `failed: ${built.error.message}` : `exited ${built.status ?? built.signal}`}\n${built.stderr}`
     )
     return
   }

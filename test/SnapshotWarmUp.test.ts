@@ -6,35 +6,37 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
 import { join } from "node:path"
-import { WARM_UP_MARK } from "../src/SnapshotWarmUp.js"
-import { processesMentioning } from "./support/Processes.js"
+import { eventually, processesMentioning } from "./support/Processes.js"
+import { tempDir } from "./support/Specs.js"
 
 const script = `
-import * as timers from "internal/timers"
+import { createRequire } from "node:module"
 import { warmUp } from ${JSON.stringify(join(import.meta.dirname, "..", "src", "SnapshotWarmUp.ts"))}
-process.on("beforeExit", () => {
-  const lists = timers.timerListMap ?? timers.default?.timerListMap
-  process.stdout.write(JSON.stringify(Object.keys(lists)))
-})
+const { timerListMap } = createRequire(import.meta.url)("internal/timers")
+process.on("beforeExit", () => process.stdout.write(JSON.stringify(Object.keys(timerListMap))))
 await warmUp()
 `
 
 describe("the supervisor snapshot's warm-up", () => {
-  it("runs a stack up and down and leaves no timer list or process behind (the warm-up itself fails on a handle or listener left)", () => {
-    const run = spawnSync(
-      process.execPath,
-      ["--expose-internals", "--import", "tsx", "--input-type=module", "-e", script],
-      {
-        encoding: "utf8",
-        timeout: 60_000,
-        env: { PATH: process.env.PATH, HOME: process.env.HOME }
-      }
-    )
-    expect(run.status, run.stderr).toBe(0)
-    // an unref'd timer cleared during the run left its list: Node then never set a later timer of the snapshot's
-    // supervisor (SnapshotWarmUp's header)
-    expect(JSON.parse(run.stdout)).toEqual([])
-    expect(processesMentioning(WARM_UP_MARK)).toEqual([])
+  it("runs a stack up and down and leaves no timer list or process behind (it fails itself on a handle or listener left)", async () => {
+    // its own temporary folder: the services' command lines hold their data folder, inside it
+    const tmp = tempDir("core-warm-up-test-")
+    try {
+      const run = spawnSync(
+        process.execPath,
+        ["--expose-internals", "--import", "tsx", "--input-type=module", "-e", script],
+        { encoding: "utf8", timeout: 60_000, env: { PATH: process.env.PATH, TMPDIR: tmp } }
+      )
+      expect(run.status, run.stderr).toBe(0)
+      // an unref'd timer cleared during the run left its list: Node then never set a later timer of the
+      // snapshot's supervisor (SnapshotWarmUp's header)
+      expect(JSON.parse(run.stdout)).toEqual([])
+      expect(processesMentioning(tmp)).toEqual([])
+    } finally {
+      expect(await eventually(() => processesMentioning(tmp).length === 0)).toBe(true)
+      fs.rmSync(tmp, { recursive: true, force: true })
+    }
   })
 })
