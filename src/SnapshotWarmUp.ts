@@ -1,7 +1,8 @@
 /**
  * What the supervisor snapshot's build runs before the snapshot is taken (`SupervisorSnapshot`): a small stack
- * of its own, up and down, in a temporary folder removed after. Its manifests are loaded, its process-compose
- * file written, its two services started through the guardian and the spawner, one probed, and stopped. The
+ * of its own, up and down, in a temporary folder removed after. Its manifests are loaded, its port checked,
+ * its process-compose file written, its two services started through the guardian and the spawner, probed
+ * (HTTP, exec), and stopped. The
  * snapshot keeps the bytecode of every function that run compiled, so the supervisor does not compile them
  * lazily on their first call (a probe: 300 small functions took 8.3-9.6 ms on their first call from a snapshot
  * whose build had not run them, 1.0-1.2 ms from one whose build had). Measured against a build that ran only the
@@ -32,23 +33,25 @@ import { HOLD_LIMIT_MS } from "./supervisor/PidRegistry.js"
 import { SupervisorLive } from "./SupervisorMain.js"
 
 /**
- * A stack that uses what a supervisor's start and stop use: placeholders, probes, a dependency, a ready line, a
- * shutdown. Its processes run until stopped, so that stopping them is warmed up too.
+ * A stack that uses what a supervisor's start and stop use: a port and its placeholder, a command by path and
+ * one found on PATH, an HTTP readiness probe (answered by `answerHttp`), an exec liveness probe, a dependency, a
+ * ready line, a shutdown. Its processes run until stopped, so that stopping them is warmed up too.
  */
-const WARM_UP_SERVICES: Record<string, unknown> = {
+const warmUpServices = (port: number, httpPort: number): Record<string, unknown> => ({
   first: {
     process: {
-      command: "sh",
+      command: "/bin/sh",
       // its data folder (in the run's temporary folder) in its command line: a test looks for what is left
-      args: ["-c", "sleep 60; :", "${data}"],
-      env: { GREETING: "${env.HOME:-/}", DATA: "${data}" },
+      args: ["-c", "sleep 60; :", "${data}", "${port.http}"],
+      env: { GREETING: "${env.HOME:-/}", DATA: "${data}", PORT: "${port.http}" },
       compose: {
-        readiness_probe: { exec: { command: "true" }, period_seconds: 1 },
+        readiness_probe: { http_get: { host: "127.0.0.1", port: httpPort, path: "/" }, period_seconds: 1 },
         liveness_probe: { exec: { command: "true" }, period_seconds: 10 },
         shutdown: { signal: 15, timeout_seconds: 5 },
         availability: { restart: "on_failure", backoff_seconds: 1 }
       }
-    }
+    },
+    ports: { http: port }
   },
   second: {
     process: {
@@ -57,6 +60,27 @@ const WARM_UP_SERVICES: Record<string, unknown> = {
       compose: { depends_on: { first: { condition: "process_healthy" } }, ready_log_line: "ready" }
     }
   }
+})
+
+/** A server on a free port of 127.0.0.1 that answers any request with 200: what the warm-up's probe asks. */
+const answerHttp = (): Promise<net.Server> =>
+  new Promise((resolve, reject) => {
+    const server = net.createServer((socket) => {
+      socket.on("error", () => {})
+      socket.once("data", () => socket.end("HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"))
+    })
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => resolve(server))
+  })
+
+const portOf = (server: net.Server): number => (server.address() as net.AddressInfo).port
+
+/** A port free on 127.0.0.1 a moment ago (the run's ports check binds it again, and fails the build if taken). */
+const freePort = async (): Promise<number> => {
+  const server = await answerHttp()
+  const port = portOf(server)
+  await new Promise((resolve) => server.close(resolve))
+  return port
 }
 
 /**
@@ -82,27 +106,32 @@ const handlesLeft = (): ReadonlyArray<string> => [
 ]
 
 /**
- * Runs `WARM_UP_SERVICES` once in a temporary folder, as described above. Fails when the run fails, or leaves
+ * Runs `warmUpServices` once in a temporary folder, as described above. Fails when the run fails, or leaves
  * a process listener or a handle.
  */
 export const warmUp = async (): Promise<void> => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "core-snapshot-"))
   const listeners = processListeners()
+  const answering = await answerHttp()
+  let dir: string | undefined
   try {
-    for (const [name, manifest] of Object.entries(WARM_UP_SERVICES)) {
-      fs.mkdirSync(path.join(dir, "services", name), { recursive: true })
-      fs.writeFileSync(path.join(dir, "services", name, "service.json"), JSON.stringify(manifest))
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "core-snapshot-"))
+    dir = root
+    const services = warmUpServices(await freePort(), portOf(answering))
+    for (const [name, manifest] of Object.entries(services)) {
+      fs.mkdirSync(path.join(root, "services", name), { recursive: true })
+      fs.writeFileSync(path.join(root, "services", name, "service.json"), JSON.stringify(manifest))
     }
     await Effect.runPromise(
       // (writeComposeFile makes the state folder, 0700 whatever the umask: one made here would fail its check)
-      loadSelection(dir, []).pipe(
+      loadSelection(root, []).pipe(
         Effect.flatMap(({ stack }) => writeComposeFile(stack)),
-        Effect.zipRight(Effect.scoped(runStack({ dir, services: [], serve: false }))),
+        Effect.zipRight(Effect.scoped(runStack({ dir: root, services: [], serve: false }))),
         Effect.provide(SupervisorLive)
       )
     )
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true })
+    if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true })
+    await new Promise((resolve) => answering.close(resolve))
   }
   await new Promise((resolve) => setTimeout(resolve, TIMERS_DONE_MS))
   const left = handlesLeft()
