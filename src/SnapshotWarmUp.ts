@@ -2,9 +2,8 @@
  * What the supervisor snapshot's build runs before the snapshot is taken (`SupervisorSnapshot`): a small stack
  * of its own, up and down, in a temporary folder removed after. Its manifests are loaded, its port checked,
  * its process-compose file written, its two services started through the guardian and the spawner, probed
- * (HTTP, exec), and stopped. The
- * snapshot keeps the bytecode of every function that run compiled, so the supervisor does not compile them
- * lazily on their first call (a probe: 300 small functions took 8.3-9.6 ms on their first call from a snapshot
+ * (HTTP, exec), and stopped. The snapshot keeps the bytecode of every function that run compiled, so the
+ * supervisor does not compile them lazily on their first call (a probe: 300 small functions took 8.3-9.6 ms on their first call from a snapshot
  * whose build had not run them, 1.0-1.2 ms from one whose build had). Measured against a build that ran only the
  * manifests' loading and the compose file (alternated `up -d`s, `CORE_TRACE=1`): the 3-level chain's first spawn
  * came 15-24 ms sooner after the supervisor's first line; 200 services that only run were ready 21-68 ms sooner.
@@ -14,13 +13,12 @@
  *   leaves no blob.
  * - **No timer state of its own.** Node deletes the list of an unref'd timer that is cleared only when the
  *   list's time comes, "because unrefed ones are incredibly likely to come from http". The registry's hold timer
- *   (`PidRegistry`, unref'd, cleared when a whole stop ends) left such a list. Node then believed its native
- *   timer set for that list's time. In a supervisor started from the snapshot, no timer due later was ever set,
- *   so none kept the event loop alive. The supervisor ended when its loop ran dry in the middle of its stop, and
- *   left its pid file (4-7 of 8 `down`s of 200 services).
- * - **The fix.** The run ends by waiting past the time of every unref'd timer it set, so Node goes through
- *   those lists and deletes them. A test checks Node's timer lists after this function under
- *   `--expose-internals`: a new unref'd timer longer than the wait would be caught there.
+ *   (`PidRegistry`, cleared when a whole stop ends) was unref'd and left such a list. Node then believed its
+ *   native timer set for that list's time. In a supervisor started from the snapshot, no timer due later was
+ *   ever set, so none kept the event loop alive. The supervisor ended when its loop ran dry in the middle of its
+ *   stop, and left its pid file (4-7 of 8 `down`s of 200 services).
+ * - **The fix.** That timer is ref'd now, and the supervisor's code sets no unref'd timer. A test reads Node's
+ *   timer lists after this function under `--expose-internals`, and would catch a new one.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -29,7 +27,6 @@ import * as net from "node:net"
 import { Effect } from "effect"
 import { loadSelection, runStack } from "./app/StackUp.js"
 import { writeComposeFile } from "./deploy/ComposeFile.js"
-import { HOLD_LIMIT_MS } from "./supervisor/PidRegistry.js"
 import { SupervisorLive } from "./SupervisorMain.js"
 
 /**
@@ -83,11 +80,8 @@ const freePort = async (): Promise<number> => {
   return port
 }
 
-/**
- * Longer than any unref'd timer the run sets (the registry's hold timer, the only one): Node deletes a cleared
- * ref'd timer's list at once, an unref'd one's only when its time has come.
- */
-const TIMERS_DONE_MS = 2 * HOLD_LIMIT_MS
+/** How many 10 ms turns the run's last handles get to close before the check fails the build. */
+const HANDLES_GONE_TURNS = 100
 
 /** The process's listeners of the events a supervisor listens to. */
 const processListeners = (): number =>
@@ -133,7 +127,10 @@ export const warmUp = async (): Promise<void> => {
     if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true })
     await new Promise((resolve) => answering.close(resolve))
   }
-  await new Promise((resolve) => setTimeout(resolve, TIMERS_DONE_MS))
+  // what the run closed at its end (the ports check's servers) goes within a few turns of the event loop
+  for (let turn = 0; turn < HANDLES_GONE_TURNS && handlesLeft().length > 0; turn++) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
   const left = handlesLeft()
   if (processListeners() !== listeners || left.length > 0) {
     throw new Error(

@@ -16,7 +16,7 @@ import { ProcessRegistry, type SpawnedBy } from "../process/ProcessRegistry.js"
  * How long a group of a whole stop may stay recorded once it is gone (`unregisterAfter`): a supervisor killed
  * meanwhile leaves the guardian and the next command to check it, a scan of `/proc` each when its leader is gone.
  */
-export const HOLD_LIMIT_MS = 200
+const HOLD_LIMIT_MS = 200
 
 /**
  * Releasing it ends the guardian (which kills whatever is still registered) and then removes the lock.
@@ -92,7 +92,10 @@ export const layer = (stateDir: string): Layer.Layer<ProcessRegistry, Supervisor
           Effect.suspend(() => {
             if (!holdable?.has(pid)) return forget([pid])
             held.add(pid)
-            if (timer === undefined) timer = setTimeout(forgetHeld, HOLD_LIMIT_MS).unref()
+            // ref'd: a whole stop clears it when it ends (`endHold`), and Node deletes the list of a cleared timer at
+            // once only when it is ref'd. An unref'd one's emptied list stayed queued, and in the supervisor's
+            // snapshot, whose build runs a stop (SnapshotWarmUp), it kept Node from arming any later timer
+            if (timer === undefined) timer = setTimeout(forgetHeld, HOLD_LIMIT_MS)
             return Effect.void
           }),
         signalGroups: (signal, pgids) => guardian?.signal(signal, pgids) ?? false,
